@@ -1,0 +1,150 @@
+//! Scaled dot-product attention over heads, with padding and causal masks.
+//!
+//! - `q`: `(rows, d)` `i8`; `k`, `v`: `(n_keys, d)` `i8` (a KV cache or the cross-attention
+//!   memory); heads split `d` into `heads` contiguous slices of `d / heads`.
+//! - `scores = q · kᵀ` in `i32`; `1/sqrt(d_head)` and the scales live in the softmax multiplier.
+//! - probabilities are `u8` in 1/256 ([`softmax_u8`]); `ctx = p · v` in `i32`, requantized to
+//!   `i16` by `ctx`.
+//!
+//! Query row `r` sees key `j` when `j < key_len` (padding) and, if causal, `j ≤ q_pos0 + r`.
+//! A row that sees no key gets a zero context.
+
+use super::softmax::softmax_u8;
+use crate::quant::{sat_i16, Requant};
+
+/// Quantization parameters of one attention block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AttentionParams {
+    /// Score difference (`s_q · s_k` units) to Q6 base-2 exponent: `s_q·s_k/sqrt(dh)·log2(e)·64`.
+    pub softmax: Requant,
+    /// `p · v` (units `s_v / 256`) to the context scale `s_ctx`.
+    pub ctx: Requant,
+}
+
+/// Which keys each query row may attend to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mask {
+    /// Keys at or past `key_len` are padding.
+    pub key_len: usize,
+    /// Whether key `j` is hidden from query rows before it.
+    pub causal: bool,
+    /// Absolute position of query row 0 (for the causal mask with a KV cache).
+    pub q_pos0: usize,
+}
+
+/// Attention for `rows = q.len() / d` query rows. `scores` and `probs` are scratch of at least
+/// `n_keys = k.len() / d` entries; shorter scratch limits the keys seen, never panics.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    p: &AttentionParams,
+    heads: usize,
+    d: usize,
+    q: &[i8],
+    k: &[i8],
+    v: &[i8],
+    mask: Mask,
+    scores: &mut [i32],
+    probs: &mut [u8],
+    out: &mut [i16],
+) {
+    if d == 0 || heads == 0 || d % heads != 0 {
+        return;
+    }
+    let dh = d / heads;
+    let n_keys = (k.len() / d).min(v.len() / d).min(scores.len()).min(probs.len());
+    for (r, (qr, outr)) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)).enumerate() {
+        let mut valid = n_keys.min(mask.key_len);
+        if mask.causal {
+            valid = valid.min(mask.q_pos0.saturating_add(r).saturating_add(1));
+        }
+        let (scores, probs) = (&mut scores[..valid], &mut probs[..valid]);
+        for (h, (qh, outh)) in qr.chunks_exact(dh).zip(outr.chunks_exact_mut(dh)).enumerate() {
+            let off = h * dh;
+            // scores = q_h · k_hᵀ
+            for (s, kj) in scores.iter_mut().zip(k.chunks_exact(d)) {
+                let kh = kj.get(off..off + dh).unwrap_or(&[]);
+                *s = dot_i8(qh, kh);
+            }
+            softmax_u8(scores, p.softmax, probs);
+            // ctx_h = p · v_h
+            for (i, o) in outh.iter_mut().enumerate() {
+                let mut acc: i32 = 0;
+                for (&pj, vj) in probs.iter().zip(v.chunks_exact(d)) {
+                    let vji = vj.get(off + i).copied().unwrap_or(0);
+                    acc = acc.wrapping_add(pj as i32 * vji as i32);
+                }
+                *o = sat_i16(p.ctx.apply(acc as i64));
+            }
+        }
+    }
+}
+
+/// `Σ a_i · b_i` over the shorter of the two.
+#[inline(always)]
+fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    a.iter().zip(b).fold(0i32, |acc, (&x, &y)| acc.wrapping_add(x as i32 * y as i32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> AttentionParams {
+        // one score unit = one Q6 step; ctx = p·v / 256 exactly (in units of v)
+        AttentionParams { softmax: Requant::from_real(1.0), ctx: Requant::from_real(1.0 / 256.0) }
+    }
+
+    #[test]
+    fn one_key_copies_value() {
+        let mut out = [0i16; 4];
+        let mut s = [0i32; 4];
+        let mut pr = [0u8; 4];
+        let mask = Mask { key_len: 1, causal: false, q_pos0: 0 };
+        attention(&params(), 2, 4, &[1, 2, 3, 4], &[5, 6, 7, 8], &[10, -20, 30, -128], mask, &mut s, &mut pr, &mut out);
+        // p = 255/256 -> ctx = round(v · 255/256), half up: -127.5 -> -127
+        assert_eq!(out, [10, -20, 30, -127]);
+    }
+
+    #[test]
+    fn causal_and_padding_masks() {
+        // 2 query rows, 3 keys, 1 head of d = 1; q·k equal for all keys -> uniform over visible keys
+        let q = [0i8, 0];
+        let k = [1i8, 1, 1];
+        let v = [64i8, -64, 127];
+        let mut out = [0i16; 2];
+        let (mut s, mut pr) = ([0i32; 3], [0u8; 3]);
+        let causal = Mask { key_len: 3, causal: true, q_pos0: 0 };
+        attention(&params(), 1, 1, &q, &k, &v, causal, &mut s, &mut pr, &mut out);
+        // row 0 sees key 0 (p = 255): 64·255/256 = 63.75 -> 64; row 1 sees keys 0,1 (p = 128 each): 0
+        assert_eq!(out, [64, 0]);
+        let pad = Mask { key_len: 2, causal: false, q_pos0: 0 };
+        attention(&params(), 1, 1, &q, &k, &v, pad, &mut s, &mut pr, &mut out);
+        assert_eq!(out, [0, 0]);
+        // KV cache: query at absolute position 2 sees all three keys (p = 85 each)
+        let cached = Mask { key_len: 3, causal: true, q_pos0: 2 };
+        attention(&params(), 1, 1, &q[..1], &k, &v, cached, &mut s, &mut pr, &mut out[..1]);
+        assert_eq!(out[0], ((64 - 64 + 127) * 85 + 128) >> 8);
+    }
+
+    #[test]
+    fn fully_masked_row_is_zero() {
+        let mut out = [5i16; 2];
+        let (mut s, mut pr) = ([0i32; 2], [0u8; 2]);
+        let none = Mask { key_len: 0, causal: false, q_pos0: 0 };
+        attention(&params(), 1, 2, &[1, 1], &[1, 1, 1, 1], &[9, 9, 9, 9], none, &mut s, &mut pr, &mut out);
+        assert_eq!(out, [0, 0]);
+    }
+
+    #[test]
+    fn heads_are_independent() {
+        // head 0 prefers key 0, head 1 prefers key 1 (score gap of 64·16 -> exactly zero weight)
+        let q = [32i8, 32];
+        let k = [32i8, 0, 0, 32];
+        let v = [100i8, -100, -50, 50];
+        let mut out = [0i16; 2];
+        let (mut s, mut pr) = ([0i32; 2], [0u8; 2]);
+        let mask = Mask { key_len: 2, causal: false, q_pos0: 0 };
+        attention(&params(), 2, 2, &q, &k, &v, mask, &mut s, &mut pr, &mut out);
+        assert_eq!(out, [100, 50]);
+    }
+}

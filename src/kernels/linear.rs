@@ -1,0 +1,107 @@
+//! int8 linear layer with per-output-channel requantization.
+//!
+//! `y[r, o] = sat(rq[o](bias[o] + Σ_k x[r, k] · w[o, k]))`
+//!
+//! - `x`: `(rows, k)` `i16` activations, any range;
+//! - `w`: `(n, k)` `i8` weights, symmetric per output channel;
+//! - `bias`: `(n,)` `i32` in the accumulator's scale (`s_x · s_w[o]`);
+//! - `rq`: `(n,)` multipliers `s_x · s_w[o] / s_y`;
+//! - `y`: `(rows, n)`, `i8`, `i16` or `i32`.
+//!
+//! The accumulator wraps on overflow (as SMLAD does); with `|x| ≤ 2^15` and `k ≤ 512` it cannot.
+
+use crate::quant::{Activation, Requant};
+
+/// The weights of one linear layer, as views into the blob.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Linear<'a> {
+    /// `(n, k)` row-major.
+    pub w: &'a [i8],
+    /// `(n,)`.
+    pub bias: &'a [i32],
+    /// `(n,)`.
+    pub rq: &'a [Requant],
+    /// Input features.
+    pub k: usize,
+}
+
+impl<'a> Linear<'a> {
+    /// Output features.
+    #[inline]
+    pub fn n(&self) -> usize {
+        self.bias.len()
+    }
+
+    /// Run the layer on `rows = x.len() / k` rows.
+    #[inline]
+    pub fn forward<O: Activation>(&self, x: &[i16], y: &mut [O]) {
+        linear_ref(self, x, y)
+    }
+}
+
+/// The plain reference: one output at a time.
+pub fn linear_ref<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
+    let (k, n) = (l.k, l.n());
+    if k == 0 || n == 0 {
+        return;
+    }
+    for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
+        for (((yo, wo), &b), &rq) in yr.iter_mut().zip(l.w.chunks_exact(k)).zip(l.bias).zip(l.rq) {
+            let mut acc = b;
+            for (&xi, &wi) in xr.iter().zip(wo) {
+                acc = acc.wrapping_add((xi as i32).wrapping_mul(wi as i32));
+            }
+            *yo = O::saturate(rq.apply(acc as i64));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed() {
+        // 2 rows, k = 3, n = 2
+        let w = [1i8, 2, 3, -1, 0, 127];
+        let bias = [10i32, -5];
+        let one = Requant::from_real(1.0);
+        let half = Requant::from_real(0.5);
+        let rq = [one, half];
+        let l = Linear { w: &w, bias: &bias, rq: &rq, k: 3 };
+        let x = [1i16, 1, 1, -2, 100, 3];
+        let mut y = [0i16; 4];
+        l.forward(&x, &mut y);
+        // row 0: 10 + 1+2+3 = 16; (-5 -1 + 0 + 127) = 121 * 0.5 = 60.5 -> 61
+        // row 1: 10 + (-2 + 200 + 9) = 217; (-5 + 2 + 0 + 381) = 378 * 0.5 = 189
+        assert_eq!(y, [16, 61, 217, 189]);
+        let mut y8 = [0i8; 4];
+        l.forward(&x, &mut y8);
+        assert_eq!(y8, [16, 61, 127, 127]);
+    }
+
+    #[test]
+    fn saturates_both_ways() {
+        let w = [127i8; 4];
+        let bias = [0i32];
+        let rq = [Requant::from_real(1.0)];
+        let l = Linear { w: &w, bias: &bias, rq: &rq, k: 4 };
+        let mut y = [0i8; 2];
+        l.forward(&[1, 0, 0, 0, -1, -1, 0, 0], &mut y);
+        assert_eq!(y, [127, -128]);
+        let mut y16 = [0i16; 2];
+        l.forward(&[i16::MAX; 8].map(|v| v), &mut y16);
+        assert_eq!(y16, [i16::MAX, i16::MAX]);
+        l.forward(&[i16::MIN; 8], &mut y16);
+        assert_eq!(y16, [i16::MIN, i16::MIN]);
+    }
+
+    #[test]
+    fn short_slices_do_not_panic() {
+        let l = Linear { w: &[1; 5], bias: &[0; 3], rq: &[Requant::default(); 1], k: 2 };
+        let mut y = [0i8; 1];
+        l.forward(&[1; 3], &mut y);
+        let l0 = Linear { w: &[], bias: &[], rq: &[], k: 0 };
+        l0.forward::<i8>(&[], &mut []);
+    }
+}

@@ -1,0 +1,15 @@
+//! Integer kernels, one file per family. Each has a plain scalar reference; fast paths sit
+//! beside it and are tested bit-exact against it.
+//!
+//! Conventions: activations are row-major `(rows, features)`; weights are `(out, in)` as in
+//! PyTorch; kernels take slices and never panic: shapes are checked by the caller (the model
+//! verifies them once, at parse time) and the loops use iterators that stop at the shortest
+//! slice.
+
+pub mod activation;
+pub mod attention;
+pub mod embedding;
+pub mod layernorm;
+pub mod linear;
+pub mod residual;
+pub mod softmax;

@@ -1,0 +1,138 @@
+//! Integer softmax over a row of `i32` scores, to `u8` probabilities in units of 1/256.
+//!
+//! With `m = max(scores)`, each score becomes a base-2 exponent in Q6 (1/64 steps):
+//!
+//! ```text
+//! t_j = rq(m - s_j)                          rq = s_score · log2(e) · 64, t_j ≥ 0
+//! e_j = EXP2_Q15[t_j mod 64] >> (t_j / 64)   2^(-t_j/64) in Q15, 0 once t_j ≥ 16·64
+//! p_j = min(255, (e_j · ⌊2^32 / Σe⌋ + 2^23) >> 24)
+//! ```
+//!
+//! The largest score always gets `e = 2^15`, so `Σe ≥ 2^15` and nothing divides by zero. An empty
+//! row (every key masked) has no probabilities: the caller writes zeros, and attention over it
+//! yields a zero context. Exact for any row length up to 2^16 and any score range (the
+//! difference `m - s_j` is taken in 64 bits).
+
+use crate::quant::Requant;
+
+/// `round(2^15 · 2^(-f/64))` for `f` in `0..64`.
+pub const EXP2_Q15: [u16; 64] = [
+    32768, 32415, 32066, 31720, 31379, 31041, 30706, 30376, 30048, 29725, 29405, 29088, 28774,
+    28464, 28158, 27855, 27554, 27258, 26964, 26674, 26386, 26102, 25821, 25543, 25268, 24995,
+    24726, 24460, 24196, 23936, 23678, 23423, 23170, 22921, 22674, 22430, 22188, 21949, 21713,
+    21479, 21247, 21019, 20792, 20568, 20347, 20127, 19911, 19696, 19484, 19274, 19066, 18861,
+    18658, 18457, 18258, 18061, 17867, 17674, 17484, 17296, 17109, 16925, 16743, 16562,
+];
+
+/// Exponents at or beyond `16 · 64` give `e = 0`.
+const T_LIMIT: u64 = 16 * 64;
+
+/// `2^(-t/64)` in Q15 for a Q6 exponent `t ≥ 0`.
+#[inline(always)]
+pub fn exp2_neg_q15(t: u64) -> u32 {
+    if t >= T_LIMIT {
+        return 0;
+    }
+    let f = (t & 63) as usize;
+    // f < 64 always; `get` keeps the function panic-free without a bounds panic path.
+    let base = EXP2_Q15.get(f).copied().unwrap_or(0) as u32;
+    base >> (t >> 6)
+}
+
+/// Softmax of `scores` into `p` (same length; extra entries of either are ignored).
+/// `rq` maps a score difference to the Q6 base-2 exponent, see the module doc.
+pub fn softmax_u8(scores: &[i32], rq: Requant, p: &mut [u8]) {
+    let Some(&m) = scores.iter().max() else {
+        return;
+    };
+    let mut sum: u32 = 0;
+    for &s in scores.iter().take(p.len()) {
+        sum = sum.wrapping_add(exp2_neg_q15(exponent(m, s, rq)));
+    }
+    let recip = (1u64 << 32) / (sum.max(1) as u64);
+    for (pj, &s) in p.iter_mut().zip(scores) {
+        let e = exp2_neg_q15(exponent(m, s, rq)) as u64;
+        *pj = ((e * recip + (1 << 23)) >> 24).min(255) as u8;
+    }
+}
+
+/// `rq(m - s)` as a non-negative Q6 exponent, computed in 64 bits.
+#[inline(always)]
+fn exponent(m: i32, s: i32, rq: Requant) -> u64 {
+    let diff = (m as i64 - s as i64) as u64; // ≥ 0, < 2^32
+    let shift = (rq.shift & 63) as u32;
+    let mult = rq.mult.max(0) as u64; // < 2^31, so diff · mult < 2^63
+    (diff * mult + ((1u64 << shift) >> 1)) >> shift
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 1/64 per score unit: a difference of 64 halves the weight.
+    fn unit() -> Requant {
+        Requant::from_real(1.0)
+    }
+
+    #[test]
+    fn uniform_row() {
+        let mut p = [0u8; 4];
+        softmax_u8(&[7, 7, 7, 7], unit(), &mut p);
+        assert_eq!(p, [64; 4]);
+    }
+
+    #[test]
+    fn halves_and_peaks() {
+        let mut p = [0u8; 2];
+        // exponents 0 and 64: weights 1 and 1/2 -> 2/3, 1/3
+        softmax_u8(&[64, 0], unit(), &mut p);
+        assert_eq!(p, [171, 85]);
+        // a single element is certain: 256 saturates to 255
+        let mut p1 = [0u8; 1];
+        softmax_u8(&[-5], unit(), &mut p1);
+        assert_eq!(p1, [255]);
+        // far below the max: exactly zero
+        softmax_u8(&[i32::MAX, i32::MIN], unit(), &mut p);
+        assert_eq!(p, [255, 0]);
+    }
+
+    #[test]
+    fn long_near_uniform_rows() {
+        // CMSIS-NN's arm_softmax_s8 goes wrong on long near-uniform rows. Here 1/1000 is below
+        // the u8 resolution (1/256) and rounds to 0, consistently ...
+        let s = [3i32; 1000];
+        let mut p = [9u8; 1000];
+        softmax_u8(&s, unit(), &mut p);
+        assert!(p.iter().all(|&v| v == 0));
+        // ... while 1/100 is 2.56/256 and rounds to 3.
+        let s = [3i32; 100];
+        let mut p = [0u8; 100];
+        softmax_u8(&s, unit(), &mut p);
+        assert!(p.iter().all(|&v| v == 3)); // ... and 2.56 rounds to 3
+        // One score 64 units above 99 others: 2 / 101 of the mass -> 5, the rest 1/101 -> 3.
+        let mut s = [0i32; 100];
+        s[42] = 64;
+        softmax_u8(&s, unit(), &mut p);
+        assert_eq!(p[42], 5);
+        assert_eq!(p.iter().filter(|&&v| v == 3).count(), 99);
+    }
+
+    #[test]
+    fn empty_row_is_defined() {
+        let mut p: [u8; 0] = [];
+        softmax_u8(&[], unit(), &mut p);
+    }
+
+    #[test]
+    fn exp_table_is_monotone() {
+        let mut prev = u32::MAX;
+        for t in 0..T_LIMIT + 10 {
+            let e = exp2_neg_q15(t);
+            assert!(e <= prev);
+            prev = e;
+        }
+        assert_eq!(exp2_neg_q15(0), 32768);
+        assert_eq!(exp2_neg_q15(64), 16384);
+        assert_eq!(exp2_neg_q15(T_LIMIT), 0);
+    }
+}

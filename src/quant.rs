@@ -1,0 +1,228 @@
+//! Fixed-point requantization: the one rounding rule used everywhere.
+//!
+//! A real multiplier `M > 0` is stored as `M ≈ mult · 2^-shift` with `mult` a Q31 mantissa in
+//! `[2^30, 2^31)` (or 0 for `M = 0`) and `shift` in `1..=62`. Applying it to an integer `x` is
+//!
+//! ```text
+//! y = (x · mult + 2^(shift-1)) >> shift        (i64, arithmetic shift: round half up)
+//! ```
+//!
+//! followed by saturation to the output type. The host computes `mult` and `shift` once; the
+//! device never sees a float.
+
+/// A real multiplier in fixed point: `mult · 2^-shift`. See the module doc for the rule.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Requant {
+    /// Q31 mantissa, `0` or in `[2^30, 2^31)`.
+    pub mult: i32,
+    /// Right shift, `1..=62`.
+    pub shift: i32,
+}
+
+// SAFETY: `Requant` is `repr(C)`, two `i32`s, no padding; every bit pattern is a valid value.
+unsafe impl bytemuck::Zeroable for Requant {}
+// SAFETY: as above.
+unsafe impl bytemuck::Pod for Requant {}
+const _: () = assert!(core::mem::size_of::<Requant>() == 8);
+
+impl Requant {
+    /// The smallest and largest shifts a valid `Requant` may have.
+    pub const SHIFT_MIN: i32 = 1;
+    pub const SHIFT_MAX: i32 = 62;
+
+    /// Whether `mult` and `shift` are in their documented ranges.
+    #[inline]
+    pub const fn is_valid(self) -> bool {
+        self.shift >= Self::SHIFT_MIN
+            && self.shift <= Self::SHIFT_MAX
+            && (self.mult == 0 || self.mult >= (1 << 30))
+    }
+
+    /// `round(x · M)` in 64 bits, unsaturated. `shift` is masked to `0..=63`, so an invalid
+    /// `Requant` gives a wrong value, never a panic.
+    #[inline(always)]
+    pub fn apply(self, x: i64) -> i64 {
+        let s = (self.shift & 63) as u32;
+        let round = (1i64 << s) >> 1;
+        x.wrapping_mul(self.mult as i64).wrapping_add(round) >> s
+    }
+
+    /// Requantize an `i32` accumulator to `i8`, saturating to `-128..=127`.
+    #[inline(always)]
+    pub fn to_i8(self, acc: i32) -> i8 {
+        sat_i8(self.apply(acc as i64))
+    }
+
+    /// Requantize an `i32` accumulator to `i16`, saturating to `-32768..=32767`.
+    #[inline(always)]
+    pub fn to_i16(self, acc: i32) -> i16 {
+        sat_i16(self.apply(acc as i64))
+    }
+
+    /// Requantize an `i32` accumulator to `i32`, saturating.
+    #[inline(always)]
+    pub fn to_i32(self, acc: i32) -> i32 {
+        sat_i32(self.apply(acc as i64))
+    }
+
+    /// Host side: the nearest `Requant` to a real multiplier `m ≥ 0`. `m` must be below `2^30`.
+    #[cfg(any(feature = "reference", test))]
+    pub fn from_real(m: f64) -> Requant {
+        if !(m > 0.0) || !m.is_finite() {
+            return Requant { mult: 0, shift: Self::SHIFT_MIN };
+        }
+        // m = f · 2^e with f in [0.5, 1)
+        let mut e = 0i32;
+        let mut f = m;
+        while f >= 1.0 {
+            f /= 2.0;
+            e += 1;
+        }
+        while f < 0.5 {
+            f *= 2.0;
+            e -= 1;
+        }
+        let mut mult = libm_round(f * (1u64 << 31) as f64) as i64;
+        if mult == 1i64 << 31 {
+            mult >>= 1;
+            e += 1;
+        }
+        let mut shift = 31 - e;
+        if shift > Self::SHIFT_MAX {
+            // Too small to represent: flush towards zero by shifting the mantissa down.
+            let extra = shift - Self::SHIFT_MAX;
+            mult = if extra >= 63 { 0 } else { mult >> extra };
+            shift = Self::SHIFT_MAX;
+            if mult < (1 << 30) {
+                mult = 0;
+            }
+        }
+        let shift = shift.max(Self::SHIFT_MIN);
+        Requant { mult: mult as i32, shift }
+    }
+
+    /// Host side: the real value this multiplier stands for.
+    #[cfg(any(feature = "reference", test))]
+    pub fn to_real(self) -> f64 {
+        self.mult as f64 / (1u64 << self.shift.clamp(0, 62)) as f64
+    }
+}
+
+#[cfg(any(feature = "reference", test))]
+fn libm_round(x: f64) -> f64 {
+    // round half away from zero, without std
+    let t = x as i64 as f64;
+    if x - t >= 0.5 {
+        t + 1.0
+    } else if t - x >= 0.5 {
+        t - 1.0
+    } else {
+        t
+    }
+}
+
+/// Saturate to `i8`.
+#[inline(always)]
+pub fn sat_i8(x: i64) -> i8 {
+    x.clamp(i8::MIN as i64, i8::MAX as i64) as i8
+}
+
+/// Saturate to `i16`.
+#[inline(always)]
+pub fn sat_i16(x: i64) -> i16 {
+    x.clamp(i16::MIN as i64, i16::MAX as i64) as i16
+}
+
+/// Saturate to `i32`.
+#[inline(always)]
+pub fn sat_i32(x: i64) -> i32 {
+    x.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}
+
+/// An activation type a kernel can write: `i8` or `i16`, saturating.
+pub trait Activation: Copy + Default + bytemuck::Pod {
+    /// Saturate a 64-bit value into this type.
+    fn saturate(x: i64) -> Self;
+    /// Widen to `i32`.
+    fn widen(self) -> i32;
+}
+
+impl Activation for i8 {
+    #[inline(always)]
+    fn saturate(x: i64) -> Self {
+        sat_i8(x)
+    }
+    #[inline(always)]
+    fn widen(self) -> i32 {
+        self as i32
+    }
+}
+
+impl Activation for i16 {
+    #[inline(always)]
+    fn saturate(x: i64) -> Self {
+        sat_i16(x)
+    }
+    #[inline(always)]
+    fn widen(self) -> i32 {
+        self as i32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_half_up_and_saturates() {
+        // M = 0.5: mult 2^30, shift 31
+        let half = Requant { mult: 1 << 30, shift: 31 };
+        assert_eq!(half.apply(3), 2); // 1.5 -> 2
+        assert_eq!(half.apply(-3), -1); // -1.5 -> -1 (half up)
+        assert_eq!(half.apply(5), 3);
+        assert_eq!(half.to_i8(1000), 127);
+        assert_eq!(half.to_i8(-1000), -128);
+        assert_eq!(half.to_i8(255), 127); // 127.5 -> 128 -> saturates
+        assert_eq!(half.to_i8(-256), -128);
+        assert_eq!(half.to_i16(70000), 32767);
+        assert_eq!(half.to_i16(-70000), -32768);
+    }
+
+    #[test]
+    fn from_real_round_trips() {
+        for &m in &[1e-9, 3.1e-5, 0.001234, 0.25, 0.5, 0.999, 1.0, 3.7, 1000.5] {
+            let r = Requant::from_real(m);
+            assert!(r.is_valid(), "{m}: {r:?}");
+            assert!((r.to_real() - m).abs() / m < 1e-9, "{m}: {}", r.to_real());
+        }
+        let z = Requant::from_real(0.0);
+        assert!(z.is_valid());
+        assert_eq!(z.apply(123456), 0);
+    }
+
+    #[test]
+    fn extreme_multipliers() {
+        let big = Requant::from_real(1.0e9);
+        assert!(big.is_valid());
+        assert_eq!(big.to_i16(1), 32767);
+        assert_eq!(big.to_i32(3), i32::MAX);
+        let tiny = Requant::from_real(1e-15);
+        assert!(tiny.is_valid());
+        assert_eq!(tiny.to_i16(i32::MAX), 0);
+        // An invalid shift never panics.
+        let bad = Requant { mult: i32::MAX, shift: 1000 };
+        let _ = bad.to_i8(i32::MIN);
+    }
+}
+
+impl Activation for i32 {
+    #[inline(always)]
+    fn saturate(x: i64) -> Self {
+        sat_i32(x)
+    }
+    #[inline(always)]
+    fn widen(self) -> i32 {
+        self
+    }
+}

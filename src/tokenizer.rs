@@ -1,0 +1,752 @@
+//! SentencePiece unigram tokenizer: encode (normalize + Viterbi) and streaming decode, with no
+//! allocation and no floats.
+//!
+//! Bit-compatible with SentencePiece's `EncodeOptimized` for models trained with the `identity`
+//! normalization rule and only NORMAL, CONTROL and UNKNOWN pieces:
+//!
+//! 1. normalize: optionally drop leading spaces, collapse runs of `' '` and drop trailing `▁`;
+//!    optionally prepend `▁` (dummy prefix); every `' '` becomes `▁` (U+2581). Only ASCII
+//!    space is whitespace; other characters pass through unchanged.
+//! 2. Viterbi over the UTF-8 bytes: at each character boundary every NORMAL piece that is a
+//!    prefix of the rest competes; a character with no one-character piece gets an `unk` node
+//!    scored `min_score − 10`. Ties keep the candidate found first (earlier start, then shorter
+//!    piece), as SentencePiece does.
+//! 3. Runs of consecutive `unk` tokens are merged into one, as `SentencePieceProcessor` does.
+
+use crate::{Error, TokenId};
+use core::fmt;
+
+/// Piece scores are fixed point: `score_fixed = round(score_f32 · 2^SCORE_SCALE_BITS)`.
+///
+/// With 24 bits every `f32` score of magnitude ≥ 1 is exact, and smaller ones are within
+/// 2^-25. Scores must lie in `[-128, 128)` to fit an `i32`; path sums are `i64`.
+pub const SCORE_SCALE_BITS: u32 = 24;
+
+/// The unknown-piece penalty below the smallest NORMAL score (SentencePiece `kUnkPenalty`),
+/// in fixed point.
+pub const UNK_PENALTY: i64 = 10 << SCORE_SCALE_BITS;
+
+/// What an `unk` id decodes to (SentencePiece's default `unk_surface`, `" ⁇ "`).
+pub const UNK_SURFACE: &str = " \u{2047} ";
+
+/// The whitespace marker, U+2581, as UTF-8.
+const SPACE_MARK: &[u8] = "\u{2581}".as_bytes();
+
+/// Node index meaning "not reached yet".
+const NONE: u32 = u32::MAX;
+
+/// The tokenizer tables, as zero-copy views into the model blob. `V` is the vocabulary size.
+#[derive(Debug, Clone, Copy)]
+pub struct Vocab<'a> {
+    /// `(V + 1,)` byte offsets of each piece in `bytes`, non-decreasing; piece `i` is
+    /// `bytes[offsets[i]..offsets[i + 1]]`.
+    pub offsets: &'a [u32],
+    /// UTF-8 piece strings, concatenated; spaces appear as `▁` (U+2581).
+    pub bytes: &'a [u8],
+    /// `(V,)` piece scores (log-probabilities) in fixed point, see [`SCORE_SCALE_BITS`].
+    pub scores: &'a [i32],
+    /// Ids of the NORMAL pieces only, sorted by their bytes (strictly increasing). Control,
+    /// unknown and unused pieces are absent, so encode never produces them.
+    pub sorted: &'a [u16],
+    pub unk: TokenId,
+    pub bos: TokenId,
+    pub eos: TokenId,
+    pub pad: TokenId,
+    /// Prepend `▁` to the normalized text.
+    pub add_dummy_prefix: bool,
+    /// Drop leading/trailing spaces and collapse runs of spaces.
+    pub remove_extra_whitespaces: bool,
+}
+
+/// One Viterbi cell of the encode scratch: the best path ending at this byte of the
+/// normalized text. Encode needs `normalized_len + 1` of them; [`Tokenizer::scratch_len`]
+/// gives a bound from the input length.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Node {
+    /// Best path score ending here (fixed point, [`SCORE_SCALE_BITS`]).
+    score: i64,
+    /// Byte where the last piece of that path starts, or `NONE`.
+    start: u32,
+    /// Id of that last piece.
+    id: TokenId,
+    /// The normalized text byte at this position.
+    byte: u8,
+}
+
+/// A validated tokenizer. Encode and decode cannot panic or index out of bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Tokenizer<'a> {
+    v: Vocab<'a>,
+    /// Score of an `unk` node: smallest NORMAL score minus [`UNK_PENALTY`].
+    unk_score: i64,
+}
+
+/// Streaming decode state: feed every id of one sentence through [`Tokenizer::decode_piece`]
+/// with the same state. `Default` starts a new sentence.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeState {
+    /// SentencePiece's `is_bos_ws`: nothing visible has been written yet and no leading `▁`
+    /// has been consumed.
+    at_start: bool,
+    /// The previous piece consumed the leading `▁` (only when `remove_extra_whitespaces` is off).
+    bos_ws_seen: bool,
+}
+
+impl Default for DecodeState {
+    fn default() -> Self {
+        Self {
+            at_start: true,
+            bos_ws_seen: false,
+        }
+    }
+}
+
+/// The decoded text of one piece, as chunks: runs of text, and `" "` for each `▁`.
+#[derive(Debug, Clone)]
+pub struct Surface<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for Surface<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        if let Some(r) = self.rest.strip_prefix('\u{2581}') {
+            self.rest = r;
+            return Some(" ");
+        }
+        let cut = self.rest.find('\u{2581}').unwrap_or(self.rest.len());
+        let (head, tail) = self.rest.split_at_checked(cut)?;
+        self.rest = tail;
+        Some(head)
+    }
+}
+
+impl<'a> Tokenizer<'a> {
+    /// Validate the tables once; afterwards every lookup is in range.
+    pub fn new(v: Vocab<'a>) -> Result<Self, Error> {
+        let bad = |reason| Err(Error::BadVocab { reason });
+        let n = v.scores.len();
+        if n == 0 || n > usize::from(TokenId::MAX) + 1 {
+            return bad("vocabulary size not in 1..=65536");
+        }
+        if v.offsets.len() != n + 1 {
+            return bad("offsets length is not vocabulary size + 1");
+        }
+        let mut prev = 0u32;
+        for &o in v.offsets {
+            if o < prev {
+                return bad("piece offsets decrease");
+            }
+            prev = o;
+        }
+        if usize::try_from(prev).map_or(true, |end| end > v.bytes.len()) {
+            return bad("piece offsets past the end of the piece bytes");
+        }
+        let t = Tokenizer { v, unk_score: 0 };
+        for id in 0..n {
+            let Some(p) = t.piece_bytes_at(id) else {
+                return bad("piece offsets out of range");
+            };
+            if core::str::from_utf8(p).is_err() {
+                return bad("piece is not valid UTF-8");
+            }
+        }
+        for s in [v.unk, v.bos, v.eos, v.pad] {
+            if usize::from(s) >= n {
+                return bad("special id out of range");
+            }
+        }
+        if v.unk == v.bos || v.unk == v.eos || v.unk == v.pad {
+            return bad("unk id shared with another special id");
+        }
+        if v.sorted.is_empty() {
+            return bad("no normal pieces");
+        }
+        let mut min_score = i64::MAX;
+        let mut last: Option<&[u8]> = None;
+        for &id in v.sorted {
+            if usize::from(id) >= n {
+                return bad("sorted id out of range");
+            }
+            if [v.unk, v.bos, v.eos, v.pad].contains(&id) {
+                return bad("special id in the sorted normal pieces");
+            }
+            let p = t.piece(id);
+            if p.is_empty() {
+                return bad("empty normal piece");
+            }
+            if last.is_some_and(|l| l >= p) {
+                return bad("normal pieces not strictly sorted");
+            }
+            last = Some(p);
+            let s = v.scores.get(usize::from(id)).copied().unwrap_or(0);
+            min_score = min_score.min(i64::from(s));
+        }
+        Ok(Tokenizer {
+            v,
+            unk_score: min_score - UNK_PENALTY,
+        })
+    }
+
+    /// The tables this tokenizer was built from.
+    pub fn vocab(&self) -> &Vocab<'a> {
+        &self.v
+    }
+
+    /// Vocabulary size `V`.
+    pub fn vocab_size(&self) -> usize {
+        self.v.scores.len()
+    }
+
+    /// Scratch nodes that suffice for any text of `text_len` bytes (each space may grow to a
+    /// 3-byte `▁`, plus the dummy prefix and the end node).
+    pub const fn scratch_len(text_len: usize) -> usize {
+        text_len.saturating_mul(3).saturating_add(4)
+    }
+
+    fn piece_bytes_at(&self, id: usize) -> Option<&'a [u8]> {
+        let a = usize::try_from(*self.v.offsets.get(id)?).ok()?;
+        let b = usize::try_from(*self.v.offsets.get(id + 1)?).ok()?;
+        self.v.bytes.get(a..b)
+    }
+
+    /// Piece bytes (empty for an out-of-range id, which validation rules out).
+    fn piece(&self, id: TokenId) -> &'a [u8] {
+        self.piece_bytes_at(usize::from(id)).unwrap_or(&[])
+    }
+
+    /// The piece string of `id`, as stored (with `▁`).
+    pub fn piece_str(&self, id: TokenId) -> Option<&'a str> {
+        if usize::from(id) >= self.vocab_size() {
+            return None;
+        }
+        core::str::from_utf8(self.piece(id)).ok()
+    }
+
+    /// The id of a NORMAL piece (spelled with `▁`), by binary search.
+    pub fn id_of(&self, piece: &str) -> Option<TokenId> {
+        let key = piece.as_bytes();
+        let i = self
+            .v
+            .sorted
+            .binary_search_by(|&id| self.piece(id).cmp(key))
+            .ok()?;
+        self.v.sorted.get(i).copied()
+    }
+
+    /// Normalize `text` into `nodes[..].byte`; returns the normalized length. Bytes past the
+    /// end of `nodes` are counted but not stored.
+    fn normalize(&self, text: &str, nodes: &mut [Node]) -> usize {
+        let remove = self.v.remove_extra_whitespaces;
+        let text = if remove {
+            text.trim_start_matches(' ')
+        } else {
+            text
+        };
+        if text.is_empty() {
+            return 0;
+        }
+        let mut len = 0usize;
+        // Length up to the last byte that is not part of a trailing `▁` run.
+        let mut kept = 0usize;
+        let mut emit = |bytes: &[u8], nodes: &mut [Node]| {
+            for &b in bytes {
+                if let Some(n) = nodes.get_mut(len) {
+                    n.byte = b;
+                }
+                len += 1;
+            }
+            if bytes != SPACE_MARK {
+                kept = len;
+            }
+        };
+        if self.v.add_dummy_prefix {
+            emit(SPACE_MARK, nodes);
+        }
+        let mut prev_space = remove;
+        let mut buf = [0u8; 4];
+        for c in text.chars() {
+            if c == ' ' {
+                if !(remove && prev_space) {
+                    emit(SPACE_MARK, nodes);
+                }
+                prev_space = true;
+            } else {
+                emit(c.encode_utf8(&mut buf).as_bytes(), nodes);
+                prev_space = false;
+            }
+            if !remove {
+                prev_space = false;
+            }
+        }
+        if remove {
+            kept
+        } else {
+            len
+        }
+    }
+
+    /// Encode `text` into `out`; returns the number of ids written. No bos/eos is added; text
+    /// that normalizes to nothing gives `Ok(0)`.
+    ///
+    /// `scratch` needs one [`Node`] per normalized byte plus one ([`Self::scratch_len`] of
+    /// the text length always suffices), else [`Error::InputTooLong`] with the needed length;
+    /// too small an `out` gives [`Error::OutputFull`].
+    pub fn encode(
+        &self,
+        text: &str,
+        scratch: &mut [Node],
+        out: &mut [TokenId],
+    ) -> Result<usize, Error> {
+        // normalize
+        let n = self.normalize(text, scratch);
+        if n == 0 {
+            return Ok(0);
+        }
+        let too_long = Error::InputTooLong {
+            len: n + 1,
+            max: scratch.len(),
+        };
+        if n >= NONE as usize {
+            return Err(too_long);
+        }
+        let nodes = scratch.get_mut(..=n).ok_or(too_long)?;
+        for node in nodes.iter_mut() {
+            node.score = 0;
+            node.start = NONE;
+            node.id = self.v.unk;
+        }
+
+        // viterbi, lattice built on the fly
+        let mut start = 0usize;
+        while start < n {
+            let lead = nodes.get(start).map_or(0, |x| x.byte);
+            let char_len = utf8_len(lead).min(n - start);
+            let base = nodes.get(start).map_or(0, |x| x.score);
+            let mut has_single = false;
+            // All sorted pieces in [lo, hi) share the prefix text[start..end].
+            let (mut lo, mut hi) = (0usize, self.v.sorted.len());
+            let mut end = start;
+            while let Some(c) = nodes.get(end).map(|x| x.byte).filter(|_| end < n) {
+                let depth = end - start;
+                let range = self.v.sorted.get(lo..hi).unwrap_or(&[]);
+                let byte_at = |id: &u16| self.piece(*id).get(depth).copied().unwrap_or(0);
+                let a = range.partition_point(|id| byte_at(id) < c);
+                let b = range.partition_point(|id| byte_at(id) <= c);
+                (lo, hi) = (lo + a, lo + b);
+                if lo >= hi {
+                    break;
+                }
+                end += 1;
+                let Some(&id) = self.v.sorted.get(lo) else {
+                    break;
+                };
+                if self.piece(id).len() == end - start {
+                    // The one piece equal to the prefix sorts first; the rest are longer.
+                    lo += 1;
+                    let s = self.v.scores.get(usize::from(id)).copied().unwrap_or(0);
+                    relax(nodes, start, end, id, base.saturating_add(i64::from(s)));
+                    has_single |= end - start == char_len;
+                }
+            }
+            if !has_single {
+                let unk = base.saturating_add(self.unk_score);
+                relax(nodes, start, start + char_len, self.v.unk, unk);
+            }
+            start += char_len.max(1);
+        }
+
+        // backtrack: count merged tokens, then write them right to left
+        let count = self.backtrack(nodes, n, |_| {});
+        let capacity = out.len();
+        let out = out.get_mut(..count).ok_or(Error::OutputFull { capacity })?;
+        let mut i = count;
+        self.backtrack(nodes, n, |id| {
+            i = i.saturating_sub(1);
+            if let Some(o) = out.get_mut(i) {
+                *o = id;
+            }
+        });
+        Ok(count)
+    }
+
+    /// Walk the best path from the end, merging runs of `unk`; calls `put(id)` right to
+    /// left and returns the token count.
+    fn backtrack(&self, nodes: &[Node], n: usize, mut put: impl FnMut(TokenId)) -> usize {
+        let mut count = 0usize;
+        let mut end = n;
+        let mut prev_unk = false;
+        while let Some(node) = nodes.get(end).filter(|_| end > 0) {
+            let is_unk = node.id == self.v.unk;
+            if !(is_unk && prev_unk) {
+                count += 1;
+                put(node.id);
+            }
+            prev_unk = is_unk;
+            // Starts strictly decrease on a reached path; stop on anything else.
+            if node.start as usize >= end {
+                break;
+            }
+            end = node.start as usize;
+        }
+        count
+    }
+
+    /// The decoded text of one id, updating `state`, exactly as `sp.decode` renders it in
+    /// sequence: bos/eos/pad give nothing, `unk` gives [`UNK_SURFACE`], `▁` becomes `' '`,
+    /// and the leading `▁` of the first visible piece is dropped.
+    pub fn surface(&self, id: TokenId, state: &mut DecodeState) -> Result<Surface<'a>, Error> {
+        let vocab = self.vocab_size();
+        let text = self.piece_str(id).ok_or(Error::TokenOutOfRange {
+            id: u32::from(id),
+            vocab: u32::try_from(vocab).unwrap_or(u32::MAX),
+        })?;
+        if state.bos_ws_seen {
+            state.at_start = false;
+        }
+        let is_bos_ws = state.at_start;
+        let v = &self.v;
+        let text = if id == v.bos || id == v.eos || id == v.pad {
+            state.bos_ws_seen = false;
+            ""
+        } else if id == v.unk {
+            state.bos_ws_seen = false;
+            UNK_SURFACE
+        } else if is_bos_ws && (v.add_dummy_prefix || v.remove_extra_whitespaces) {
+            let stripped = text.strip_prefix('\u{2581}');
+            state.bos_ws_seen = stripped.is_some() && !v.remove_extra_whitespaces;
+            stripped.unwrap_or(text)
+        } else {
+            state.bos_ws_seen = false;
+            text
+        };
+        if !text.is_empty() {
+            state.at_start = false;
+        }
+        Ok(Surface { rest: text })
+    }
+
+    /// Stream the decoded text of one id into `sink` (see [`Self::surface`]). A sink error
+    /// becomes [`Error::OutputFull`] with capacity 0.
+    pub fn decode_piece(
+        &self,
+        id: TokenId,
+        state: &mut DecodeState,
+        sink: &mut impl fmt::Write,
+    ) -> Result<(), Error> {
+        for chunk in self.surface(id, state)? {
+            sink.write_str(chunk)
+                .map_err(|_| Error::OutputFull { capacity: 0 })?;
+        }
+        Ok(())
+    }
+
+    /// Decode `ids` into `out`, matching python `sp.decode(ids)`.
+    pub fn decode<'o>(&self, ids: &[TokenId], out: &'o mut [u8]) -> Result<&'o str, Error> {
+        let mut state = DecodeState::default();
+        let capacity = out.len();
+        let mut len = 0usize;
+        for &id in ids {
+            for chunk in self.surface(id, &mut state)? {
+                let dst = out
+                    .get_mut(len..len + chunk.len())
+                    .ok_or(Error::OutputFull { capacity })?;
+                dst.copy_from_slice(chunk.as_bytes());
+                len += chunk.len();
+            }
+        }
+        let text = out.get(..len).ok_or(Error::OutputFull { capacity })?;
+        core::str::from_utf8(text).map_err(|_| Error::BadVocab {
+            reason: "piece is not UTF-8",
+        })
+    }
+}
+
+/// Keep the first best candidate for the path ending at `end` (strictly greater replaces).
+fn relax(nodes: &mut [Node], start: usize, end: usize, id: TokenId, score: i64) {
+    if let Some(t) = nodes.get_mut(end) {
+        if t.start == NONE || score > t.score {
+            t.score = score;
+            t.start = start as u32;
+            t.id = id;
+        }
+    }
+}
+
+/// Length of a UTF-8 sequence from its lead byte (SentencePiece `OneCharLen`).
+fn utf8_len(lead: u8) -> usize {
+    match lead {
+        0x00..=0x7f => 1,
+        0xf0..=0xff => 4,
+        0xe0..=0xef => 3,
+        0xc0..=0xdf => 2,
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+
+    const S: i32 = 1 << SCORE_SCALE_BITS;
+
+    /// Owned tables for a hand-made vocabulary: (piece, score in whole units ×4).
+    struct Tables {
+        offsets: Vec<u32>,
+        bytes: Vec<u8>,
+        scores: Vec<i32>,
+        sorted: Vec<u16>,
+    }
+
+    fn tables(pieces: &[(&str, i32)]) -> Tables {
+        let mut t = Tables {
+            offsets: vec![0],
+            bytes: vec![],
+            scores: vec![],
+            sorted: vec![],
+        };
+        for (i, (p, s)) in pieces.iter().enumerate() {
+            t.bytes.extend_from_slice(p.as_bytes());
+            t.offsets.push(t.bytes.len() as u32);
+            t.scores.push(s * S / 4);
+            if i >= 4 {
+                t.sorted.push(i as u16);
+            }
+        }
+        t.sorted
+            .sort_by_key(|&i| pieces[usize::from(i)].0.as_bytes());
+        t
+    }
+
+    fn vocab(t: &Tables) -> Vocab<'_> {
+        Vocab {
+            offsets: &t.offsets,
+            bytes: &t.bytes,
+            scores: &t.scores,
+            sorted: &t.sorted,
+            unk: 1,
+            bos: 2,
+            eos: 3,
+            pad: 0,
+            add_dummy_prefix: true,
+            remove_extra_whitespaces: true,
+        }
+    }
+
+    const PIECES: &[(&str, i32)] = &[
+        ("<pad>", 0),
+        ("<unk>", 0),
+        ("<s>", 0),
+        ("</s>", 0),
+        ("▁", -8),    // 4
+        ("a", -12),   // 5
+        ("b", -12),   // 6
+        ("ab", -10),  // 7
+        ("▁a", -6),   // 8
+        ("ä", -16),   // 9
+        ("▁ab", -24), // 10: loses to ▁a + b (-18)
+        ("\t", -20),  // 11
+        ("b▁", -4),   // 12: never at the end (trailing ▁ is trimmed)
+        ("c", -4),    // 13
+        ("cc", -8),   // 14: ties with c + c
+    ];
+
+    fn enc(tok: &Tokenizer, text: &str) -> Vec<TokenId> {
+        let mut scratch = vec![Node::default(); Tokenizer::scratch_len(text.len())];
+        let mut out = vec![0; text.len() + 2];
+        let n = tok.encode(text, &mut scratch, &mut out).unwrap();
+        out.truncate(n);
+        out
+    }
+
+    fn dec(tok: &Tokenizer, ids: &[TokenId]) -> String {
+        let mut out = [0u8; 256];
+        tok.decode(ids, &mut out).unwrap().to_owned()
+    }
+
+    #[test]
+    fn empty_and_spaces() {
+        let t = tables(PIECES);
+        let tok = Tokenizer::new(vocab(&t)).unwrap();
+        assert!(enc(&tok, "").is_empty());
+        assert!(enc(&tok, "    ").is_empty());
+        // A literal trailing `▁` is trimmed like a space, dummy prefix included.
+        assert!(enc(&tok, "▁").is_empty());
+        assert_eq!(enc(&tok, "  a   b  "), enc(&tok, "a b"));
+        assert_eq!(enc(&tok, "a b"), vec![8, 4, 6]);
+    }
+
+    #[test]
+    fn viterbi_picks_best_sum() {
+        let t = tables(PIECES);
+        let tok = Tokenizer::new(vocab(&t)).unwrap();
+        assert_eq!(enc(&tok, "a"), vec![8]);
+        assert_eq!(enc(&tok, "a\tb"), vec![8, 11, 6]);
+        assert_eq!(enc(&tok, "bab"), vec![4, 6, 7]);
+    }
+
+    #[test]
+    fn ties_keep_the_first_candidate() {
+        let t = tables(PIECES);
+        let tok = Tokenizer::new(vocab(&t)).unwrap();
+        // Candidates for a node arrive by start position, and a strictly greater score is
+        // needed to replace one. "▁cc": ▁+cc (start 3) and ▁+c+c (start 4) tie at -16/4.
+        assert_eq!(enc(&tok, "cc"), vec![4, 14]);
+        // "▁ab": ▁ab = -24/4 is first, ▁+ab = -18/4 replaces it, ▁a+b = -18/4 only ties.
+        assert_eq!(enc(&tok, "ab"), vec![4, 7]);
+    }
+
+    #[test]
+    fn unknowns_merge() {
+        let t = tables(PIECES);
+        let tok = Tokenizer::new(vocab(&t)).unwrap();
+        assert_eq!(enc(&tok, "x"), vec![4, 1]);
+        assert_eq!(enc(&tok, "xy☃z"), vec![4, 1]);
+        assert_eq!(enc(&tok, "axyb"), vec![8, 1, 6]);
+        assert_eq!(enc(&tok, "x y"), vec![4, 1, 4, 1]);
+        assert_eq!(dec(&tok, &[4, 1, 4, 1]), " ⁇   ⁇ ");
+    }
+
+    #[test]
+    fn multibyte() {
+        let t = tables(PIECES);
+        let tok = Tokenizer::new(vocab(&t)).unwrap();
+        assert_eq!(enc(&tok, "ä"), vec![4, 9]);
+        assert_eq!(enc(&tok, "äö"), vec![4, 9, 1]);
+        assert_eq!(dec(&tok, &[4, 9, 1]), "ä ⁇ ");
+    }
+
+    #[test]
+    fn decode_like_sentencepiece() {
+        let t = tables(PIECES);
+        let tok = Tokenizer::new(vocab(&t)).unwrap();
+        assert_eq!(dec(&tok, &[]), "");
+        assert_eq!(dec(&tok, &[2, 8, 6, 4, 7, 3, 0]), "ab ab");
+        // With remove_extra_whitespaces every leading `▁` is dropped until text appears.
+        assert_eq!(dec(&tok, &[4, 4, 8]), "a");
+        assert_eq!(dec(&tok, &[1, 8]), " ⁇  a");
+        let mut v = vocab(&t);
+        v.remove_extra_whitespaces = false;
+        let tok = Tokenizer::new(v).unwrap();
+        assert_eq!(dec(&tok, &[4, 4, 8]), "  a");
+        assert_eq!(dec(&tok, &[4, 2, 8]), " a");
+        let mut s = String::new();
+        let mut st = DecodeState::default();
+        for id in [8, 12, 6] {
+            tok.decode_piece(id, &mut st, &mut s).unwrap();
+        }
+        assert_eq!(s, "ab b");
+    }
+
+    #[test]
+    fn errors() {
+        let t = tables(PIECES);
+        let tok = Tokenizer::new(vocab(&t)).unwrap();
+        let mut scratch = [Node::default(); 4];
+        let mut out = [0; 8];
+        assert_eq!(
+            tok.encode("abcd", &mut scratch, &mut out),
+            Err(Error::InputTooLong { len: 8, max: 4 })
+        );
+        let mut scratch = [Node::default(); 32];
+        assert_eq!(
+            tok.encode("x a x a", &mut scratch, &mut out[..3]),
+            Err(Error::OutputFull { capacity: 3 })
+        );
+        assert_eq!(
+            tok.decode(&[15], &mut [0; 8]),
+            Err(Error::TokenOutOfRange { id: 15, vocab: 15 })
+        );
+        assert_eq!(
+            tok.decode(&[8, 8, 8], &mut [0; 4]),
+            Err(Error::OutputFull { capacity: 4 })
+        );
+        assert_eq!(tok.id_of("▁a"), Some(8));
+        assert_eq!(tok.id_of("<unk>"), None);
+    }
+
+    #[test]
+    fn bad_vocab() {
+        let t = tables(PIECES);
+        let bad = |v: Vocab| matches!(Tokenizer::new(v), Err(Error::BadVocab { .. }));
+        let mut v = vocab(&t);
+        v.unk = 15;
+        assert!(bad(v));
+        let mut v = vocab(&t);
+        v.offsets = &t.offsets[..10];
+        assert!(bad(v));
+        let mut v = vocab(&t);
+        v.bytes = &t.bytes[..t.bytes.len() - 1];
+        assert!(bad(v));
+        let mut sorted = t.sorted.clone();
+        sorted.swap(0, 1);
+        let mut v = vocab(&t);
+        v.sorted = &sorted;
+        assert!(bad(v));
+        let sorted = [1u16, 5];
+        let mut v = vocab(&t);
+        v.sorted = &sorted;
+        assert!(bad(v));
+        // "ä" cut in half is not UTF-8.
+        let mut offsets = t.offsets.clone();
+        offsets[10] -= 1;
+        let mut v = vocab(&t);
+        v.offsets = &offsets;
+        assert!(bad(v));
+    }
+
+    #[test]
+    fn random_text_never_panics() {
+        let t = tables(PIECES);
+        let tok = Tokenizer::new(vocab(&t)).unwrap();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = ["a", "b", "c", " ", "▁", "ä", "\t", "☃", "x", "\0"];
+        let mut scratch = vec![Node::default(); 256];
+        let mut out = vec![0; 64];
+        let mut text = vec![0u8; 512];
+        for round in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let s: String = if round % 2 == 0 {
+                let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                String::from_utf8_lossy(&bytes).into_owned()
+            } else {
+                (0..len)
+                    .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                    .collect()
+            };
+            let n = tok.encode(&s, &mut scratch, &mut out).unwrap();
+            let d = tok.decode(&out[..n], &mut text).unwrap();
+            // Round trip up to unknowns and whitespace clean-up.
+            if round % 2 == 1 && !s.contains(['x', '☃', '\0', '▁']) {
+                assert_eq!(
+                    d,
+                    s.split(' ')
+                        .filter(|w| !w.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+            }
+            let random: Vec<TokenId> = (0..8).map(|_| (next() % 15) as TokenId).collect();
+            tok.decode(&random, &mut text).unwrap();
+            // Undersized buffers error, never panic.
+            let _ = tok.encode(&s, &mut scratch[..(next() % 8) as usize], &mut out);
+            let _ = tok.encode(&s, &mut scratch, &mut out[..(next() % 4) as usize]);
+        }
+    }
+}

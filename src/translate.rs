@@ -1,0 +1,473 @@
+//! Translation sessions: encode a source once, then decode greedily (streaming, one token at a
+//! time) or with beam search. All memory comes from the caller's arena.
+//!
+//! ```text
+//! arena (8-byte aligned, Translator::arena_bytes(model, beam) bytes):
+//! ┌─────────────── scratch ───────────────┬─ cross K/V ─┬── self K/V cache ──┬ logits ┬ beam ┐
+//! │ x h a ctx (S,d) i16 · q k v (S,d) i8  │ (L,S,d) i8  │ (beam,L,T,d) i8 ×2 │ (V) i32│ …    │
+//! │ ff (S,d_ff) i16 · scores, probs (S)   │ ×2          │                    │        │      │
+//! └───────────────────────────────────────┴─────────────┴────────────────────┴────────┴──────┘
+//! S = T = max_len, L = decoder layers; the decoder reuses row 0 of the scratch.
+//! ```
+
+use crate::arena::Arena;
+use crate::forward::{decode_step, encode, DecoderMemory, Scratch};
+use crate::kernels::softmax::exp2_neg_q15;
+use crate::model::Model;
+use crate::observe::{NoObserver, Observer};
+use crate::{Error, TokenId};
+
+/// Beam bookkeeping, `W` = beam capacity, `T` = max_len.
+struct BeamState<'a> {
+    /// `(W, T)` tokens of the live beams, and the next step's.
+    tokens: &'a mut [u16],
+    next_tokens: &'a mut [u16],
+    /// `(W,)` summed log-probabilities (Q10 base-2) of the live beams, and the next step's.
+    score: &'a mut [i64],
+    next_score: &'a mut [i64],
+    /// `(W,)` the KV-cache slot of each live beam, and the next step's.
+    slot: &'a mut [u16],
+    next_slot: &'a mut [u16],
+    /// `(W·W,)` candidates: total score, parent beam, token.
+    cand_score: &'a mut [i64],
+    cand_parent: &'a mut [u16],
+    cand_token: &'a mut [u16],
+    /// `(W, T)` finished hypotheses, their lengths and length-normalized scores.
+    done_tokens: &'a mut [u16],
+    done_len: &'a mut [u16],
+    done_score: &'a mut [i64],
+}
+
+/// A translation session over one model and one arena.
+pub struct Translator<'m, 'a> {
+    model: &'m Model<'m>,
+    s: Scratch<'a>,
+    cross_k: &'a mut [i8],
+    cross_v: &'a mut [i8],
+    self_k: &'a mut [i8],
+    self_v: &'a mut [i8],
+    logits: &'a mut [i32],
+    beam: BeamState<'a>,
+    beam_cap: usize,
+    /// Source tokens encoded (0: nothing encoded yet).
+    src_len: usize,
+    /// Greedy stream: next position and the token to feed there.
+    pos: usize,
+    last: TokenId,
+    finished: bool,
+}
+
+/// Carve every buffer from `a`, in one fixed order.
+#[allow(clippy::type_complexity)]
+fn carve<'a>(m: &Model<'_>, beam: usize, a: &mut Arena<'a>) -> Result<(Scratch<'a>, [&'a mut [i8]; 4], &'a mut [i32], BeamState<'a>), Error> {
+    let c = &m.config;
+    let (s, d, l) = (c.max_len, c.d_model, c.n_dec);
+    let scratch = Scratch {
+        x: a.take(s * d)?,
+        h: a.take(s * d)?,
+        a: a.take(s * d)?,
+        ctx: a.take(s * d)?,
+        q: a.take(s * d)?,
+        k: a.take(s * d)?,
+        v: a.take(s * d)?,
+        ff: a.take(s * c.d_ff)?,
+        scores: a.take(s)?,
+        probs: a.take(s)?,
+    };
+    let kv = [a.take(l * s * d)?, a.take(l * s * d)?, a.take(beam * l * s * d)?, a.take(beam * l * s * d)?];
+    let logits = a.take(c.vocab)?;
+    let b = BeamState {
+        tokens: a.take(beam * s)?,
+        next_tokens: a.take(beam * s)?,
+        score: a.take(beam)?,
+        next_score: a.take(beam)?,
+        slot: a.take(beam)?,
+        next_slot: a.take(beam)?,
+        cand_score: a.take(beam * beam)?,
+        cand_parent: a.take(beam * beam)?,
+        cand_token: a.take(beam * beam)?,
+        done_tokens: a.take(beam * s)?,
+        done_len: a.take(beam)?,
+        done_score: a.take(beam)?,
+    };
+    Ok((scratch, kv, logits, b))
+}
+
+/// Largest beam capacity accepted (keeps the candidate bookkeeping small).
+pub const MAX_BEAM: usize = 16;
+
+impl<'m, 'a> Translator<'m, 'a> {
+    /// Exact arena bytes `model` needs for beams up to `beam_cap` (1 for greedy only).
+    pub fn arena_bytes(model: &Model<'_>, beam_cap: usize) -> usize {
+        let mut a = Arena::dry();
+        let _ = carve(model, beam_cap.clamp(1, MAX_BEAM), &mut a);
+        a.used()
+    }
+
+    /// A session whose buffers live in `arena` (8-byte aligned, at least
+    /// [`Translator::arena_bytes`] bytes). `beam_cap` is the largest beam width it will run.
+    pub fn new(model: &'m Model<'m>, arena: &'a mut [u8], beam_cap: usize) -> Result<Self, Error> {
+        if beam_cap == 0 || beam_cap > MAX_BEAM {
+            return Err(Error::BadBeamWidth { requested: beam_cap, capacity: MAX_BEAM });
+        }
+        let needed = Self::arena_bytes(model, beam_cap);
+        if arena.len() < needed {
+            return Err(Error::ArenaTooSmall { needed, got: arena.len() });
+        }
+        let mut a = Arena::new(arena)?;
+        let (s, [cross_k, cross_v, self_k, self_v], logits, beam) = carve(model, beam_cap, &mut a)?;
+        Ok(Translator {
+            model,
+            s,
+            cross_k,
+            cross_v,
+            self_k,
+            self_v,
+            logits,
+            beam,
+            beam_cap,
+            src_len: 0,
+            pos: 0,
+            last: 0,
+            finished: true,
+        })
+    }
+
+    /// The model this session runs.
+    pub fn model(&self) -> &'m Model<'m> {
+        self.model
+    }
+
+    /// Encode a source sentence: token ids, eos included, `1..=max_len` of them. Resets the
+    /// decoder to its first step.
+    pub fn encode(&mut self, src: &[TokenId]) -> Result<(), Error> {
+        self.encode_observed(src, &mut NoObserver)
+    }
+
+    /// [`Translator::encode`], reporting every activation site to `obs`.
+    pub fn encode_observed<O: Observer>(&mut self, src: &[TokenId], obs: &mut O) -> Result<(), Error> {
+        let c = &self.model.config;
+        if src.is_empty() {
+            return Err(Error::EmptyInput);
+        }
+        if src.len() > c.max_len {
+            return Err(Error::InputTooLong { len: src.len(), max: c.max_len });
+        }
+        self.check_ids(src)?;
+        encode(self.model, src, &mut self.s, self.cross_k, self.cross_v, obs);
+        self.src_len = src.len();
+        self.pos = 0;
+        self.last = c.bos;
+        self.finished = false;
+        Ok(())
+    }
+
+    fn check_ids(&self, ids: &[TokenId]) -> Result<(), Error> {
+        let vocab = self.model.config.vocab;
+        match ids.iter().find(|&&id| id as usize >= vocab) {
+            Some(&id) => Err(Error::TokenOutOfRange { id: id as u32, vocab: vocab as u32 }),
+            None => Ok(()),
+        }
+    }
+
+    /// Run one decoder step on KV slot `slot`: feed `token` at `pos`, leaving logits in
+    /// [`Translator::logits`].
+    fn step<O: Observer>(&mut self, slot: usize, token: TokenId, pos: usize, obs: &mut O) -> Result<(), Error> {
+        let c = &self.model.config;
+        if self.src_len == 0 || pos >= c.max_len || slot >= self.beam_cap {
+            return Err(Error::DecoderState);
+        }
+        self.check_ids(&[token])?;
+        let per_slot = c.n_dec * c.max_len * c.d_model;
+        let range = slot * per_slot..(slot + 1) * per_slot;
+        let (Some(self_k), Some(self_v)) = (self.self_k.get_mut(range.clone()), self.self_v.get_mut(range)) else {
+            return Err(Error::DecoderState);
+        };
+        let mut mem = DecoderMemory { cross_k: self.cross_k, cross_v: self.cross_v, src_len: self.src_len, self_k, self_v };
+        decode_step(self.model, token, pos, &mut mem, &mut self.s, self.logits, obs);
+        Ok(())
+    }
+
+    /// The `(vocab,)` logits of the last decoder step.
+    pub fn logits(&self) -> &[i32] {
+        self.logits
+    }
+
+    /// Greedy decoding, streamed: the next target token, or `None` once eos is produced or
+    /// `max_len - 1` tokens have been emitted. Call [`Translator::encode`] first.
+    pub fn next_token(&mut self) -> Result<Option<TokenId>, Error> {
+        self.next_token_observed(&mut NoObserver)
+    }
+
+    /// [`Translator::next_token`], reporting every activation site to `obs`. Unlike
+    /// `next_token`, eos itself is returned (as `Some(eos)`) before the stream ends.
+    pub fn next_token_observed<O: Observer>(&mut self, obs: &mut O) -> Result<Option<TokenId>, Error> {
+        let tok = self.greedy_step(obs)?;
+        Ok(tok.filter(|&t| t != self.model.config.eos))
+    }
+
+    fn greedy_step<O: Observer>(&mut self, obs: &mut O) -> Result<Option<TokenId>, Error> {
+        if self.src_len == 0 {
+            return Err(Error::DecoderState);
+        }
+        if self.finished || self.pos + 1 >= self.model.config.max_len {
+            self.finished = true;
+            return Ok(None);
+        }
+        self.step(0, self.last, self.pos, obs)?;
+        let tok = argmax(self.logits) as TokenId;
+        self.pos += 1;
+        self.last = tok;
+        if tok == self.model.config.eos {
+            self.finished = true;
+        }
+        Ok(Some(tok))
+    }
+
+    /// Greedy decoding into `out`; returns the number of ids written, eos included if it was
+    /// produced.
+    pub fn greedy(&mut self, out: &mut [TokenId]) -> Result<usize, Error> {
+        self.greedy_observed(out, &mut NoObserver)
+    }
+
+    /// [`Translator::greedy`], reporting every activation site to `obs`.
+    pub fn greedy_observed<O: Observer>(&mut self, out: &mut [TokenId], obs: &mut O) -> Result<usize, Error> {
+        let mut n = 0;
+        while let Some(tok) = self.greedy_step(obs)? {
+            let slot = out.get_mut(n).ok_or(Error::OutputFull { capacity: n })?;
+            *slot = tok;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Beam search of `width` (`1..=beam_cap`) with length normalisation: hypotheses are ranked
+    /// by mean log-probability per token, eos included. Writes the best hypothesis (eos included
+    /// when produced) to `out` and returns its length. Call [`Translator::encode`] first.
+    pub fn beam_search(&mut self, width: usize, out: &mut [TokenId]) -> Result<usize, Error> {
+        if width == 0 || width > self.beam_cap {
+            return Err(Error::BadBeamWidth { requested: width, capacity: self.beam_cap });
+        }
+        if self.src_len == 0 {
+            return Err(Error::DecoderState);
+        }
+        let c = self.model.config;
+        let (t_max, eos) = (c.max_len, c.eos);
+        let per_slot = c.n_dec * c.max_len * c.d_model;
+        let mut live = 1usize;
+        let mut done = 0usize;
+        self.beam.score[0] = 0;
+        self.beam.slot[0] = 0;
+        for pos in 0..t_max - 1 {
+            // expand every live beam into its `width` best next tokens
+            let mut n_cand = 0usize;
+            for b in 0..live {
+                let slot = self.beam.slot.get(b).copied().unwrap_or(0) as usize;
+                let prev = if pos == 0 { c.bos } else { self.beam.tokens.get(b * t_max + pos - 1).copied().unwrap_or(eos) };
+                self.step(slot, prev, pos, &mut NoObserver)?;
+                let base = self.beam.score.get(b).copied().unwrap_or(0);
+                let lse = log_sum_exp_q10(self.logits, self.model.log_softmax);
+                let m = self.logits.iter().copied().max().unwrap_or(0);
+                for (tok, lp) in top_k(self.logits, width) {
+                    let logp = -(exponent_q10(m, lp, self.model.log_softmax) as i64) - lse;
+                    if let (Some(cs), Some(cp), Some(ct)) =
+                        (self.beam.cand_score.get_mut(n_cand), self.beam.cand_parent.get_mut(n_cand), self.beam.cand_token.get_mut(n_cand))
+                    {
+                        *cs = base + logp;
+                        *cp = b as u16;
+                        *ct = tok as u16;
+                        n_cand += 1;
+                    }
+                }
+            }
+            // keep the `width` best candidates: finished ones leave the beam
+            let mut next_live = 0usize;
+            for _ in 0..n_cand {
+                let Some(best) = best_index(self.beam.cand_score.get(..n_cand).unwrap_or(&[])) else { break };
+                let (score, parent, tok) = (self.beam.cand_score[best], self.beam.cand_parent[best] as usize, self.beam.cand_token[best]);
+                self.beam.cand_score[best] = i64::MIN;
+                if score == i64::MIN || next_live >= width || done >= width {
+                    break;
+                }
+                let hist = self.beam.tokens.get(parent * t_max..parent * t_max + pos).unwrap_or(&[]);
+                if tok == eos || pos + 2 >= t_max {
+                    let len = pos + 1;
+                    let norm = score / len as i64;
+                    let dst = self.beam.done_tokens.get_mut(done * t_max..(done + 1) * t_max).unwrap_or(&mut []);
+                    for (d, &s) in dst.iter_mut().zip(hist.iter().chain(core::iter::once(&tok))) {
+                        *d = s;
+                    }
+                    self.beam.done_len[done] = len as u16;
+                    self.beam.done_score[done] = norm;
+                    done += 1;
+                } else {
+                    let dst = self.beam.next_tokens.get_mut(next_live * t_max..(next_live + 1) * t_max).unwrap_or(&mut []);
+                    for (d, &s) in dst.iter_mut().zip(hist.iter().chain(core::iter::once(&tok))) {
+                        *d = s;
+                    }
+                    self.beam.next_score[next_live] = score;
+                    // parent index, mapped to its slot below
+                    self.beam.next_slot[next_live] = parent as u16;
+                    next_live += 1;
+                }
+            }
+            if next_live == 0 || done >= width {
+                break;
+            }
+            // give every new beam a KV slot: the first child keeps its parent's slot, later
+            // children copy the parent's cache (positions 0..=pos) into a free slot
+            let mut claimed = [false; MAX_BEAM];
+            let mut need_copy = [false; MAX_BEAM];
+            for j in 0..next_live {
+                let ps = self.beam.slot[self.beam.next_slot[j] as usize] as usize;
+                if claimed[ps] {
+                    need_copy[j] = true;
+                    self.beam.next_slot[j] = ps as u16; // source slot for now
+                } else {
+                    claimed[ps] = true;
+                    self.beam.next_slot[j] = ps as u16;
+                }
+            }
+            for j in 0..next_live {
+                if !need_copy[j] {
+                    continue;
+                }
+                let src = self.beam.next_slot[j] as usize;
+                let Some(free) = (0..self.beam_cap).find(|&s| !claimed[s]) else { return Err(Error::DecoderState) };
+                claimed[free] = true;
+                for l in 0..c.n_dec {
+                    let off = l * c.max_len * c.d_model;
+                    let n = (pos + 1) * c.d_model;
+                    let from = src * per_slot + off;
+                    let to = free * per_slot + off;
+                    self.self_k.copy_within(from..from + n, to);
+                    self.self_v.copy_within(from..from + n, to);
+                }
+                self.beam.next_slot[j] = free as u16;
+            }
+            core::mem::swap(&mut self.beam.tokens, &mut self.beam.next_tokens);
+            core::mem::swap(&mut self.beam.score, &mut self.beam.next_score);
+            core::mem::swap(&mut self.beam.slot, &mut self.beam.next_slot);
+            live = next_live;
+        }
+        // no hypothesis finished: fall back to the live beams at max length
+        if done == 0 {
+            return Err(Error::DecoderState);
+        }
+        let best = best_index(self.beam.done_score.get(..done).unwrap_or(&[])).unwrap_or(0);
+        let len = self.beam.done_len[best] as usize;
+        let src = self.beam.done_tokens.get(best * t_max..best * t_max + len).unwrap_or(&[]);
+        let capacity = out.len();
+        let dst = out.get_mut(..len).ok_or(Error::OutputFull { capacity })?;
+        dst.copy_from_slice(src);
+        self.finished = true;
+        Ok(len)
+    }
+}
+
+/// Index of the first maximum.
+pub fn argmax(v: &[i32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v.get(best).copied().unwrap_or(i32::MIN) {
+            best = i;
+        }
+    }
+    best
+}
+
+fn best_index(v: &[i64]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, &x) in v.iter().enumerate() {
+        if best.is_none_or(|b| x > v.get(b).copied().unwrap_or(i64::MIN)) {
+            best = Some(i);
+        }
+    }
+    best
+}
+
+/// The `k` largest logits as `(index, value)`, best first (ties: lower index first).
+fn top_k(v: &[i32], k: usize) -> impl Iterator<Item = (usize, i32)> {
+    let mut top = [(0usize, i32::MIN); MAX_BEAM];
+    let k = k.min(MAX_BEAM).min(v.len());
+    let mut n = 0usize;
+    for (i, &x) in v.iter().enumerate() {
+        if n < k {
+            n += 1;
+        } else if x <= top[k - 1].1 {
+            continue;
+        }
+        let mut j = n - 1;
+        while j > 0 && top[j - 1].1 < x {
+            top[j] = top[j - 1];
+            j -= 1;
+        }
+        top[j] = (i, x);
+    }
+    top.into_iter().take(n)
+}
+
+/// `rq(m - x)`, the base-2 exponent of a logit below the max, in Q10.
+fn exponent_q10(m: i32, x: i32, rq: crate::quant::Requant) -> u64 {
+    let diff = (m as i64 - x as i64) as u64;
+    let shift = (rq.shift & 63) as u32;
+    let mult = rq.mult.max(0) as u64;
+    (diff * mult + ((1u64 << shift) >> 1)) >> shift
+}
+
+/// `log2(Σ 2^(-t_j))` in Q10 over all logits, with `t_j` the Q10 exponents below the max.
+fn log_sum_exp_q10(logits: &[i32], rq: crate::quant::Requant) -> i64 {
+    let m = logits.iter().copied().max().unwrap_or(0);
+    let sum: u64 = logits.iter().map(|&x| exp2_neg_q15(exponent_q10(m, x, rq) >> 4) as u64).sum();
+    log2_q10(sum) - 15 * 1024
+}
+
+/// `log2(x)` in Q10 for `x ≥ 1`: the integer part from the leading bit, ten fractional bits by
+/// repeated squaring.
+pub fn log2_q10(x: u64) -> i64 {
+    if x == 0 {
+        return 0;
+    }
+    let n = 63 - x.leading_zeros() as i64;
+    // y in [1, 2) as Q30
+    let mut y = if n >= 30 { x >> (n - 30) } else { x << (30 - n) };
+    let mut frac = 0i64;
+    for _ in 0..10 {
+        y = (y * y) >> 30;
+        frac <<= 1;
+        if y >= 2 << 30 {
+            y >>= 1;
+            frac |= 1;
+        }
+    }
+    n * 1024 + frac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log2_is_exact_on_powers_and_monotone() {
+        assert_eq!(log2_q10(1), 0);
+        assert_eq!(log2_q10(2), 1024);
+        assert_eq!(log2_q10(1 << 40), 40 * 1024);
+        assert_eq!(log2_q10(3), 1623); // log2(3) · 1024 = 1622.9997: within one step
+        let mut prev = -1;
+        for x in 1..5000u64 {
+            let v = log2_q10(x);
+            assert!(v >= prev);
+            prev = v;
+        }
+    }
+
+    #[test]
+    fn top_k_and_argmax() {
+        let v = [3, 9, -1, 9, 4, 8];
+        assert_eq!(argmax(&v), 1);
+        let t: Vec<_> = top_k(&v, 3).collect();
+        assert_eq!(t, [(1, 9), (3, 9), (5, 8)]);
+        let t: Vec<_> = top_k(&v, 10).collect();
+        assert_eq!(t.len(), 6);
+    }
+}
