@@ -361,92 +361,94 @@ pub fn read_entry(b: &[u8], i: usize) -> Option<Entry> {
     })
 }
 
-/// Host side: assemble a blob from a config and tensors given in [`expected_tensors`] order.
-#[cfg(feature = "alloc")]
-pub mod writer {
-    extern crate alloc;
-    use super::*;
-    use alloc::vec::Vec;
+/// One tensor to write: its spec and raw little-endian bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct TensorData<'a> {
+    pub spec: TensorSpec,
+    pub data: &'a [u8],
+}
 
-    /// Tensor data to write, raw little-endian bytes.
-    pub struct Tensor {
-        pub spec: TensorSpec,
-        pub data: Vec<u8>,
+fn align_up(n: usize) -> usize {
+    n.div_ceil(ALIGN) * ALIGN
+}
+
+fn put(out: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), Error> {
+    let end = at.checked_add(bytes.len()).ok_or(Error::OutputFull { capacity: out.len() })?;
+    let capacity = out.len();
+    out.get_mut(at..end).ok_or(Error::OutputFull { capacity })?.copy_from_slice(bytes);
+    Ok(())
+}
+
+/// Assemble a blob from a config and tensors given in [`expected_tensors`] order, into `out`.
+/// Returns the blob's length; [`blob_len`] tells how large `out` must be. No allocation, so
+/// tests and tools on any target can craft blobs.
+pub fn write(config: &Config, tensors: &[TensorData<'_>], out: &mut [u8]) -> Result<usize, Error> {
+    config.validate()?;
+    let find = |tag: u32| tensors.iter().find(|t| t.spec.tag == tag).map_or(0, |t| t.data.len());
+    let tok_bytes = find(tag::make(tag::TOK, 0, tag::TOK_BYTES));
+    let tok_normal = find(tag::make(tag::TOK, 0, tag::TOK_SORTED)) / 2;
+    let table_end = HEADER_LEN + ENTRY_LEN * tensors.len();
+    let mut offset = align_up(table_end);
+    let mut i = 0usize;
+    expected_tensors(config, tok_bytes, tok_normal, |spec| {
+        let t = tensors.get(i).ok_or(Error::BadConfig { field: "tensor count" })?;
+        if t.spec != spec {
+            return Err(Error::UnexpectedTensor { index: i, expected: spec.tag, found: t.spec.tag });
+        }
+        if t.data.len() != spec.bytes() {
+            return Err(Error::BadTensorShape { tag: spec.tag });
+        }
+        let o = HEADER_LEN + ENTRY_LEN * i;
+        put(out, o, &spec.tag.to_le_bytes())?;
+        put(out, o + 4, &(spec.dtype as u16).to_le_bytes())?;
+        put(out, o + 6, &0u16.to_le_bytes())?;
+        put(out, o + 8, &(spec.dims[0] as u32).to_le_bytes())?;
+        put(out, o + 12, &(spec.dims[1] as u32).to_le_bytes())?;
+        put(out, o + 16, &(offset as u32).to_le_bytes())?;
+        put(out, o + 20, &(t.data.len() as u32).to_le_bytes())?;
+        put(out, offset, t.data)?;
+        let end = offset + t.data.len();
+        offset = align_up(end);
+        // zero the padding
+        for p in end..offset {
+            put(out, p, &[0])?;
+        }
+        i += 1;
+        Ok(())
+    })?;
+    if i != tensors.len() {
+        return Err(Error::BadConfig { field: "tensor count" });
     }
-
-    /// Serialize. Fails if the tensors do not match [`expected_tensors`] for `config`.
-    pub fn write(config: &Config, tensors: &[Tensor]) -> Result<Vec<u8>, Error> {
-        config.validate()?;
-        let tok_bytes = find(tensors, tag::make(tag::TOK, 0, tag::TOK_BYTES)).map_or(0, |t| t.data.len());
-        let tok_normal =
-            find(tensors, tag::make(tag::TOK, 0, tag::TOK_SORTED)).map_or(0, |t| t.data.len() / 2);
-        let mut specs = Vec::new();
-        expected_tensors(config, tok_bytes, tok_normal, |s| {
-            specs.push(s);
-            Ok(())
-        })?;
-        if specs.len() != tensors.len() {
-            return Err(Error::BadConfig { field: "tensor count" });
-        }
-        let table_end = HEADER_LEN + ENTRY_LEN * tensors.len();
-        let mut out = Vec::new();
-        out.resize(align_up(table_end), 0u8);
-        let mut entries = Vec::new();
-        for (i, (spec, t)) in specs.iter().zip(tensors).enumerate() {
-            if t.spec != *spec {
-                return Err(Error::UnexpectedTensor { index: i, expected: spec.tag, found: t.spec.tag });
-            }
-            if t.data.len() != spec.bytes() {
-                return Err(Error::BadTensorShape { tag: spec.tag });
-            }
-            let offset = out.len();
-            out.extend_from_slice(&t.data);
-            out.resize(align_up(out.len()), 0);
-            entries.push((spec, offset, t.data.len()));
-        }
-        let total = out.len();
-        out[0..4].copy_from_slice(&MAGIC);
-        out[4..6].copy_from_slice(&VERSION.to_le_bytes());
-        out[6..8].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
-        out[8..12].copy_from_slice(&(total as u32).to_le_bytes());
-        let c = config;
-        for (i, v) in [c.d_model, c.nhead, c.n_enc, c.n_dec, c.d_ff, c.vocab, c.max_len].iter().enumerate() {
-            out[16 + 4 * i..20 + 4 * i].copy_from_slice(&(*v as u32).to_le_bytes());
-        }
-        for (i, v) in [c.pad, c.unk, c.bos, c.eos].iter().enumerate() {
-            out[44 + 2 * i..46 + 2 * i].copy_from_slice(&v.to_le_bytes());
-        }
-        out[52..56].copy_from_slice(&c.flags.to_le_bytes());
-        out[56..60].copy_from_slice(&(tensors.len() as u32).to_le_bytes());
-        out[60..64].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
-        for (i, (spec, offset, bytes)) in entries.iter().enumerate() {
-            let o = HEADER_LEN + ENTRY_LEN * i;
-            out[o..o + 4].copy_from_slice(&spec.tag.to_le_bytes());
-            out[o + 4..o + 6].copy_from_slice(&(spec.dtype as u16).to_le_bytes());
-            out[o + 6..o + 8].copy_from_slice(&0u16.to_le_bytes());
-            out[o + 8..o + 12].copy_from_slice(&(spec.dims[0] as u32).to_le_bytes());
-            out[o + 12..o + 16].copy_from_slice(&(spec.dims[1] as u32).to_le_bytes());
-            out[o + 16..o + 20].copy_from_slice(&(*offset as u32).to_le_bytes());
-            out[o + 20..o + 24].copy_from_slice(&(*bytes as u32).to_le_bytes());
-        }
-        let crc = CRC.checksum(&out[16..]);
-        out[12..16].copy_from_slice(&crc.to_le_bytes());
-        Ok(out)
+    let total = offset;
+    put(out, 0, &MAGIC)?;
+    put(out, 4, &VERSION.to_le_bytes())?;
+    put(out, 6, &(HEADER_LEN as u16).to_le_bytes())?;
+    put(out, 8, &(total as u32).to_le_bytes())?;
+    let c = config;
+    for (i, v) in [c.d_model, c.nhead, c.n_enc, c.n_dec, c.d_ff, c.vocab, c.max_len].iter().enumerate() {
+        put(out, 16 + 4 * i, &(*v as u32).to_le_bytes())?;
     }
+    for (i, v) in [c.pad, c.unk, c.bos, c.eos].iter().enumerate() {
+        put(out, 44 + 2 * i, &v.to_le_bytes())?;
+    }
+    put(out, 52, &c.flags.to_le_bytes())?;
+    put(out, 56, &(tensors.len() as u32).to_le_bytes())?;
+    put(out, 60, &(HEADER_LEN as u32).to_le_bytes())?;
+    reseal(out.get_mut(..total).unwrap_or(&mut []));
+    Ok(total)
+}
 
-    /// Recompute the checksum after editing a blob (tests craft hostile blobs with it).
-    pub fn reseal(blob: &mut [u8]) {
-        if blob.len() >= 16 {
-            let crc = CRC.checksum(&blob[16..]);
-            blob[12..16].copy_from_slice(&crc.to_le_bytes());
+/// The length [`write`] will produce.
+pub fn blob_len(tensors: &[TensorData<'_>]) -> usize {
+    tensors.iter().fold(align_up(HEADER_LEN + ENTRY_LEN * tensors.len()), |o, t| align_up(o + t.data.len()))
+}
+
+/// Recompute the checksum after editing a blob (tests craft hostile blobs with it).
+pub fn reseal(blob: &mut [u8]) {
+    if let Some(body) = blob.get(16..) {
+        let crc = CRC.checksum(body);
+        if let Some(c) = blob.get_mut(12..16) {
+            c.copy_from_slice(&crc.to_le_bytes());
         }
-    }
-
-    fn find(tensors: &[Tensor], tag: u32) -> Option<&Tensor> {
-        tensors.iter().find(|t| t.spec.tag == tag)
-    }
-
-    fn align_up(n: usize) -> usize {
-        n.div_ceil(ALIGN) * ALIGN
     }
 }

@@ -1,6 +1,9 @@
 #![cfg_attr(not(test), no_std)]
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 mod arena;
 pub mod blob;
 mod error;
@@ -13,6 +16,7 @@ pub mod quant;
 pub mod reference;
 pub mod tokenizer;
 mod translate;
+pub mod vectors;
 
 pub use error::Error;
 pub use model::Model;

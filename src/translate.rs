@@ -196,17 +196,14 @@ impl<'m, 'a> Translator<'m, 'a> {
     /// Greedy decoding, streamed: the next target token, or `None` once eos is produced or
     /// `max_len - 1` tokens have been emitted. Call [`Translator::encode`] first.
     pub fn next_token(&mut self) -> Result<Option<TokenId>, Error> {
-        self.next_token_observed(&mut NoObserver)
-    }
-
-    /// [`Translator::next_token`], reporting every activation site to `obs`. Unlike
-    /// `next_token`, eos itself is returned (as `Some(eos)`) before the stream ends.
-    pub fn next_token_observed<O: Observer>(&mut self, obs: &mut O) -> Result<Option<TokenId>, Error> {
-        let tok = self.greedy_step(obs)?;
+        let tok = self.greedy_step(&mut NoObserver)?;
         Ok(tok.filter(|&t| t != self.model.config.eos))
     }
 
-    fn greedy_step<O: Observer>(&mut self, obs: &mut O) -> Result<Option<TokenId>, Error> {
+    /// One greedy step, reporting every activation site to `obs`: the chosen token, eos
+    /// included, or `None` once decoding has finished. [`Translator::logits`] holds the step's
+    /// logits.
+    pub fn greedy_step<O: Observer>(&mut self, obs: &mut O) -> Result<Option<TokenId>, Error> {
         if self.src_len == 0 {
             return Err(Error::DecoderState);
         }
@@ -222,6 +219,18 @@ impl<'m, 'a> Translator<'m, 'a> {
             self.finished = true;
         }
         Ok(Some(tok))
+    }
+
+    /// Teacher forcing: feed `token` at the next position instead of the model's own choice,
+    /// and return that step's logits (for scoring a given translation, or comparing layers).
+    pub fn force_observed<O: Observer>(&mut self, token: TokenId, obs: &mut O) -> Result<&[i32], Error> {
+        if self.src_len == 0 || self.pos + 1 >= self.model.config.max_len {
+            return Err(Error::DecoderState);
+        }
+        self.step(0, token, self.pos, obs)?;
+        self.pos += 1;
+        self.last = token;
+        Ok(self.logits)
     }
 
     /// Greedy decoding into `out`; returns the number of ids written, eos included if it was

@@ -1,0 +1,340 @@
+//! `picoformer convert`: export → checked f32 → calibrated int8 blob + vectors + report.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use picoformer::observe::{Data, NoObserver, Observer, Site};
+use picoformer::reference::FloatModel;
+use picoformer::tokenizer::Tokenizer;
+use picoformer::vectors::Fnv1a;
+use picoformer::{Model, TokenId, Translator};
+use safetensors::SafeTensors;
+
+use crate::export::{floats, ints};
+use crate::host::{detok, pieces, read_lines, source_ids, Aligned, Float, Int8};
+use crate::quantize::{Ranges, Scales};
+
+pub struct ConvertOpts {
+    pub export: PathBuf,
+    pub out: PathBuf,
+    pub calib_src: PathBuf,
+    pub calib_tgt: PathBuf,
+    pub calib_count: usize,
+    pub test_src: Option<PathBuf>,
+    pub test_ref: Option<PathBuf>,
+    pub vectors: usize,
+    pub layer_sentences: usize,
+}
+
+pub fn bar(n: usize, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(n as u64);
+    pb.set_style(ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+    pb.set_message(what.to_owned());
+    pb
+}
+
+/// Check the f32 forward pass against PyTorch's `reference.safetensors`.
+pub fn check_reference(fm: &FloatModel<'_>, dir: &Path) -> Result<f32> {
+    let path = dir.join("reference.safetensors");
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let st = SafeTensors::deserialize(&bytes).with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    let mut fl = Float::new(fm);
+    let mut worst = 0f32;
+    let mut i = 0;
+    while st.tensor(&format!("src_ids.{i}")).is_ok() {
+        let src: Vec<TokenId> = ints(&st, &format!("src_ids.{i}"), &path)?.iter().map(|&v| v as TokenId).collect();
+        let (memory, _) = floats(&st, &format!("memory.{i}"), &path)?;
+        let greedy: Vec<TokenId> = ints(&st, &format!("greedy.{i}"), &path)?.iter().map(|&v| v as TokenId).collect();
+        let (logits, shape) = floats(&st, &format!("logits.{i}"), &path)?;
+        let mut state = fl.state();
+        fm.encode(&src, &mut state, &mut NoObserver);
+        let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        let dm = diff(fm.memory(&state), &memory);
+        let v = fm.config.vocab;
+        let mut dl = 0f32;
+        let mut last = fm.config.bos;
+        for t in 0..shape.first().copied().unwrap_or(0) {
+            fm.decode_step(last, t, &mut state, &mut NoObserver);
+            dl = dl.max(diff(state.logits(), &logits[t * v..(t + 1) * v]));
+            last = greedy.get(t).copied().unwrap_or(0);
+        }
+        drop(state);
+        let ours = fl.greedy(&src);
+        if dm > 1e-3 || dl > 1e-3 {
+            bail!("{}: sentence {i}: f32 forward disagrees with PyTorch (memory max |Δ| {dm:.2e}, logits max |Δ| {dl:.2e}): the weight mapping is wrong", path.display());
+        }
+        if ours != greedy {
+            bail!("{}: sentence {i}: f32 greedy {:?} differs from PyTorch {:?}", path.display(), ours, greedy);
+        }
+        worst = worst.max(dm).max(dl);
+        i += 1;
+    }
+    if i == 0 {
+        bail!("{}: no `src_ids.0` tensor", path.display());
+    }
+    println!("f32 forward matches PyTorch on {i} reference sentences: max |Δ| {worst:.2e} (memory and logits), greedy ids identical");
+    Ok(worst)
+}
+
+/// Run the f32 model over `n` sentence pairs (teacher-forced) and record every site's range.
+pub fn calibrate(fm: &FloatModel<'_>, tok: &Tokenizer<'_>, src: &[String], tgt: &[String]) -> Result<Ranges> {
+    let c = fm.config;
+    let mut ranges = Ranges::default();
+    let mut fl = Float::new(fm);
+    let pb = bar(src.len(), "calibrate");
+    for (s, t) in src.iter().zip(tgt) {
+        let ids = source_ids(tok, s, c.max_len, c.eos)?;
+        let mut tgt_ids = pieces(tok, t)?;
+        tgt_ids.truncate(c.max_len - 1);
+        let mut st = fl.state();
+        fm.encode(&ids, &mut st, &mut ranges);
+        let mut last = c.bos;
+        for (pos, &next) in tgt_ids.iter().chain(std::iter::once(&c.eos)).enumerate().take(c.max_len - 1) {
+            fm.decode_step(last, pos, &mut st, &mut ranges);
+            last = next;
+        }
+        pb.inc(1);
+    }
+    pb.finish();
+    Ok(ranges)
+}
+
+/// Collects int8 values dequantized, or f32 values, per site, in order.
+#[derive(Default)]
+pub struct Collect<'s> {
+    pub scales: Option<&'s Scales>,
+    pub data: HashMap<Site, Vec<f32>>,
+}
+
+impl Observer for Collect<'_> {
+    fn observe(&mut self, site: Site, data: Data<'_>) {
+        let s = self.scales.and_then(|sc| sc.s.get(&site).copied()).unwrap_or(1.0) as f32;
+        let v = self.data.entry(site).or_default();
+        match data {
+            Data::I8(x) => v.extend(x.iter().map(|&q| q as f32 * s)),
+            Data::I16(x) => v.extend(x.iter().map(|&q| q as f32 * s)),
+            Data::I32(x) => v.extend(x.iter().map(|&q| q as f32 * s)),
+            Data::F32(x) => v.extend_from_slice(x),
+        }
+    }
+}
+
+/// Raw int8 values per site, for test vectors.
+#[derive(Default)]
+pub struct Raw {
+    pub data: Vec<(Site, Vec<i32>, u8)>,
+}
+
+impl Observer for Raw {
+    fn observe(&mut self, site: Site, data: Data<'_>) {
+        let (v, bits): (Vec<i32>, u8) = match data {
+            Data::I8(x) => (x.iter().map(|&q| q as i32).collect(), 8),
+            Data::I16(x) => (x.iter().map(|&q| q as i32).collect(), 16),
+            Data::I32(x) => (x.to_vec(), 32),
+            Data::F32(_) => return,
+        };
+        match self.data.iter_mut().find(|(s, _, _)| *s == site) {
+            Some((_, d, _)) => d.extend(v),
+            None => self.data.push((site, v, bits)),
+        }
+    }
+}
+
+/// Per-site error of int8 against f32.
+#[derive(Debug, Clone)]
+pub struct SiteError {
+    pub site: Site,
+    pub sqnr_db: f64,
+    pub cosine: f64,
+    pub values: usize,
+}
+
+/// Teacher-force both models on the float greedy output of each sentence and compare sites.
+pub fn layer_errors(model: &Model<'_>, fm: &FloatModel<'_>, scales: &Scales, srcs: &[Vec<TokenId>]) -> Result<Vec<SiteError>> {
+    let mut acc: HashMap<Site, (f64, f64, f64, f64, usize)> = HashMap::new();
+    let mut i8s = Int8::new(model, 1);
+    let mut fl = Float::new(fm);
+    let c = model.config;
+    for src in srcs {
+        let out = fl.greedy(src);
+        let mut fobs = Collect::default();
+        let mut st = fl.state();
+        fm.encode(src, &mut st, &mut fobs);
+        let mut last = c.bos;
+        for (pos, &t) in out.iter().enumerate() {
+            fm.decode_step(last, pos, &mut st, &mut fobs);
+            last = t;
+        }
+        drop(st);
+        let mut qobs = Collect { scales: Some(scales), data: HashMap::new() };
+        let mut sess = i8s.session()?;
+        sess.encode_observed(src, &mut qobs).map_err(|e| anyhow!("{e}"))?;
+        let mut last = c.bos;
+        for &t in &out {
+            sess.force_observed(last, &mut qobs).map_err(|e| anyhow!("{e}"))?;
+            last = t;
+        }
+        for (site, f) in &fobs.data {
+            let Some(q) = qobs.data.get(site) else { continue };
+            let e = acc.entry(*site).or_default();
+            for (&a, &b) in f.iter().zip(q) {
+                let (a, b) = (a as f64, b as f64);
+                e.0 += a * a;
+                e.1 += (a - b) * (a - b);
+                e.2 += a * b;
+                e.3 += b * b;
+                e.4 += 1;
+            }
+        }
+    }
+    let mut out: Vec<SiteError> = acc
+        .into_iter()
+        .map(|(site, (ss, ee, ab, bb, n))| SiteError {
+            site,
+            sqnr_db: 10.0 * (ss / ee.max(1e-30)).log10(),
+            cosine: ab / (ss.sqrt() * bb.sqrt()).max(1e-30),
+            values: n,
+        })
+        .collect();
+    out.sort_by_key(|e| e.site);
+    Ok(out)
+}
+
+/// Agreement and BLEU of int8 against float over a test set.
+pub struct Agreement {
+    pub sentences: usize,
+    pub identical: usize,
+    pub prefix_tokens: usize,
+    pub float_tokens: usize,
+    pub bleu_int8: crate::bleu::Bleu,
+    pub bleu_float: crate::bleu::Bleu,
+    pub int8_hyps: Vec<String>,
+    pub float_hyps: Vec<String>,
+    pub seconds_int8: f64,
+    pub seconds_float: f64,
+}
+
+/// Translate `src` with both models (greedy) and score against `refs`.
+pub fn agreement(model: &Model<'_>, fm: &FloatModel<'_>, tok: &Tokenizer<'_>, src: &[String], refs: &[String]) -> Result<Agreement> {
+    let c = model.config;
+    let ids: Vec<Vec<TokenId>> = src.iter().map(|s| source_ids(tok, s, c.max_len, c.eos)).collect::<Result<_>>()?;
+    let pb = bar(ids.len(), "int8");
+    let t0 = Instant::now();
+    let mut q = Int8::new(model, 1);
+    let mut qout = Vec::new();
+    for s in &ids {
+        qout.push(q.translate_ids(s, 1)?);
+        pb.inc(1);
+    }
+    pb.finish();
+    let seconds_int8 = t0.elapsed().as_secs_f64();
+    let pb = bar(ids.len(), "float");
+    let t0 = Instant::now();
+    let mut fl = Float::new(fm);
+    let mut fout = Vec::new();
+    for s in &ids {
+        fout.push(fl.greedy(s));
+        pb.inc(1);
+    }
+    pb.finish();
+    let seconds_float = t0.elapsed().as_secs_f64();
+    let mut identical = 0;
+    let mut prefix_tokens = 0;
+    let mut float_tokens = 0;
+    for (a, b) in qout.iter().zip(&fout) {
+        identical += (a == b) as usize;
+        prefix_tokens += a.iter().zip(b).take_while(|(x, y)| x == y).count();
+        float_tokens += b.len();
+    }
+    let int8_hyps: Vec<String> = qout.iter().map(|o| detok(tok, o)).collect();
+    let float_hyps: Vec<String> = fout.iter().map(|o| detok(tok, o)).collect();
+    Ok(Agreement {
+        sentences: ids.len(),
+        identical,
+        prefix_tokens,
+        float_tokens,
+        bleu_int8: crate::bleu::corpus_bleu(&int8_hyps, refs),
+        bleu_float: crate::bleu::corpus_bleu(&float_hyps, refs),
+        int8_hyps,
+        float_hyps,
+        seconds_int8,
+        seconds_float,
+    })
+}
+
+/// A case of the test vectors: ids, greedy output, every step's logits digest, and raw sites.
+pub struct Case {
+    pub text: String,
+    pub src: Vec<TokenId>,
+    pub out: Vec<TokenId>,
+    pub logits_digest: u32,
+    pub first_logits: Vec<i32>,
+    pub float_first_logits: Vec<f32>,
+    pub sites: Raw,
+}
+
+/// Run the int8 model (the integer simulation the firmware must match) on `texts`.
+pub fn vector_cases(model: &Model<'_>, fm: &FloatModel<'_>, texts: &[String]) -> Result<Vec<Case>> {
+    let c = model.config;
+    let tok = model.tokenizer();
+    let mut q = Int8::new(model, 1);
+    let mut fl = Float::new(fm);
+    let mut cases = Vec::new();
+    for text in texts {
+        let src = source_ids(tok, text, c.max_len, c.eos)?;
+        let mut sites = Raw::default();
+        let mut digest = Fnv1a::default();
+        let mut first_logits = Vec::new();
+        let mut out = Vec::new();
+        {
+            let mut sess = q.session()?;
+            sess.encode_observed(&src, &mut sites).map_err(|e| anyhow!("{e}"))?;
+            while let Some(t) = sess.greedy_step(&mut sites).map_err(|e| anyhow!("{e}"))? {
+                digest.i32s(sess.logits());
+                if first_logits.is_empty() {
+                    first_logits = sess.logits().to_vec();
+                }
+                out.push(t);
+            }
+        }
+        let mut st = fl.state();
+        fm.encode(&src, &mut st, &mut NoObserver);
+        fm.decode_step(c.bos, 0, &mut st, &mut NoObserver);
+        let float_first_logits = st.logits().to_vec();
+        cases.push(Case { text: text.clone(), src, out, logits_digest: digest.0, first_logits, float_first_logits, sites });
+    }
+    Ok(cases)
+}
+
+/// Greedy int8 ids and the logits digest of one sentence: what the firmware recomputes.
+pub fn digest_run(sess: &mut Translator<'_, '_>, src: &[TokenId]) -> Result<(Vec<TokenId>, u32)> {
+    sess.encode(src).map_err(|e| anyhow!("{e}"))?;
+    let mut digest = Fnv1a::default();
+    let mut out = Vec::new();
+    while let Some(t) = sess.greedy_step(&mut NoObserver).map_err(|e| anyhow!("{e}"))? {
+        digest.i32s(sess.logits());
+        out.push(t);
+    }
+    Ok((out, digest.0))
+}
+
+/// Load and verify a blob file.
+pub fn load_blob(path: &Path) -> Result<Aligned> {
+    let a = Aligned::read(path)?;
+    Model::parse(a.bytes()).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok(a)
+}
+
+pub fn read_pair(src: &Path, tgt: &Path, n: usize) -> Result<(Vec<String>, Vec<String>)> {
+    let mut s = read_lines(src)?;
+    let mut t = read_lines(tgt)?;
+    if s.len() != t.len() {
+        bail!("{} has {} lines but {} has {}", src.display(), s.len(), tgt.display(), t.len());
+    }
+    s.truncate(n);
+    t.truncate(n);
+    Ok((s, t))
+}

@@ -1,0 +1,123 @@
+//! Host helpers around the runtime: aligned blob loading, text ↔ ids, int8 and f32 greedy.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use picoformer::reference::{FloatModel, FloatState};
+use picoformer::tokenizer::{Node, Tokenizer};
+use picoformer::{Model, TokenId, Translator};
+
+/// Bytes with 8-byte alignment, as the runtime wants its blob and arena.
+pub struct Aligned {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl Aligned {
+    pub fn zeroed(len: usize) -> Aligned {
+        Aligned { words: vec![0; len.div_ceil(8)], len }
+    }
+    pub fn from_bytes(b: &[u8]) -> Aligned {
+        let mut a = Aligned::zeroed(b.len());
+        a.bytes_mut().copy_from_slice(b);
+        a
+    }
+    pub fn read(path: &Path) -> Result<Aligned> {
+        let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(Aligned::from_bytes(&b))
+    }
+    pub fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.words)[..self.len]
+    }
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut bytemuck::cast_slice_mut(&mut self.words)[..self.len]
+    }
+}
+
+/// Source ids for `text`: pieces cut at `max_len - 1`, then eos (DESIGN §2).
+pub fn source_ids(tok: &Tokenizer<'_>, text: &str, max_len: usize, eos: TokenId) -> Result<Vec<TokenId>> {
+    let mut ids = pieces(tok, text)?;
+    ids.truncate(max_len - 1);
+    ids.push(eos);
+    Ok(ids)
+}
+
+/// All pieces of `text`, no eos.
+pub fn pieces(tok: &Tokenizer<'_>, text: &str) -> Result<Vec<TokenId>> {
+    let mut scratch = vec![Node::default(); Tokenizer::scratch_len(text.len())];
+    let mut ids = vec![0; text.len() + 2];
+    let n = tok.encode(text, &mut scratch, &mut ids).map_err(|e| anyhow!("tokenizing {text:?}: {e}"))?;
+    ids.truncate(n);
+    Ok(ids)
+}
+
+/// Decode ids (eos and other control ids print nothing).
+pub fn detok(tok: &Tokenizer<'_>, ids: &[TokenId]) -> String {
+    let mut buf = vec![0u8; 16 * ids.len() + 16];
+    tok.decode(ids, &mut buf).map(str::to_owned).unwrap_or_default()
+}
+
+/// An int8 session with its own arena.
+pub struct Int8<'m> {
+    pub model: &'m Model<'m>,
+    arena: Aligned,
+    beam_cap: usize,
+}
+
+impl<'m> Int8<'m> {
+    pub fn new(model: &'m Model<'m>, beam_cap: usize) -> Int8<'m> {
+        Int8 { model, arena: Aligned::zeroed(Translator::arena_bytes(model, beam_cap)), beam_cap }
+    }
+
+    pub fn session(&mut self) -> Result<Translator<'m, '_>> {
+        Translator::new(self.model, self.arena.bytes_mut(), self.beam_cap).map_err(|e| anyhow!("{e}"))
+    }
+
+    /// Greedy (beam 1) or beam search ids of `src`, eos included when produced.
+    pub fn translate_ids(&mut self, src: &[TokenId], beam: usize) -> Result<Vec<TokenId>> {
+        let max = self.model.config.max_len;
+        let mut t = self.session()?;
+        t.encode(src).map_err(|e| anyhow!("{e}"))?;
+        let mut out = vec![0; max];
+        let n = if beam <= 1 { t.greedy(&mut out) } else { t.beam_search(beam, &mut out) }.map_err(|e| anyhow!("{e}"))?;
+        out.truncate(n);
+        Ok(out)
+    }
+}
+
+/// A float session with its own state memory.
+pub struct Float<'m> {
+    pub model: &'m FloatModel<'m>,
+    mem: Aligned,
+}
+
+impl<'m> Float<'m> {
+    pub fn new(model: &'m FloatModel<'m>) -> Float<'m> {
+        Float { model, mem: Aligned::zeroed(FloatState::bytes(&model.config)) }
+    }
+
+    pub fn state(&mut self) -> FloatState<'_> {
+        FloatState::new(&self.model.config, self.mem.bytes_mut()).unwrap_or_else(|e| panic!("float state: {e}"))
+    }
+
+    pub fn greedy(&mut self, src: &[TokenId]) -> Vec<TokenId> {
+        let m = self.model;
+        let mut st = self.state();
+        m.encode(src, &mut st, &mut picoformer::observe::NoObserver);
+        let mut out = vec![0; m.config.max_len];
+        let n = m.greedy(&mut st, &mut out);
+        out.truncate(n);
+        out
+    }
+}
+
+/// Read a text file of one sentence per line (plain, or gzip when the name ends in `.gz`).
+pub fn read_lines(path: &Path) -> Result<Vec<String>> {
+    let text = if path.extension().is_some_and(|e| e == "gz") {
+        let out = std::process::Command::new("gzip").arg("-dc").arg(path).output().with_context(|| format!("running gzip -dc {}", path.display()))?;
+        String::from_utf8(out.stdout).with_context(|| format!("{}: not UTF-8", path.display()))?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    };
+    Ok(text.lines().map(str::to_owned).collect())
+}

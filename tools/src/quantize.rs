@@ -1,0 +1,335 @@
+//! Calibration and quantization (DESIGN §3): f32 export + activation ranges → blob tensors.
+//!
+//! Activation types: residual stream, LayerNorm outputs, attention contexts and FFN values are
+//! `i16`; Q, K, V are `i8`; logits `i32`. Weights are `i8` per output channel, biases `i32` in
+//! the accumulator's scale. Every real multiplier becomes a [`Requant`].
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Result};
+use picoformer::blob::{self, tag, Config, DType, TensorSpec};
+use picoformer::kernels::activation::TABLE_LEN;
+use picoformer::observe::{Block, Data, Observer, Point, Site};
+use picoformer::quant::Requant;
+use picoformer::reference::{gelu, sinusoid, FAttention, FLayerNorm, FLinear, FloatModel};
+
+use crate::spm::VocabTables;
+
+/// Largest absolute value seen at each site.
+#[derive(Default, Debug, Clone)]
+pub struct Ranges {
+    pub max: HashMap<Site, f32>,
+}
+
+impl Observer for Ranges {
+    fn observe(&mut self, site: Site, data: Data<'_>) {
+        if let Data::F32(v) = data {
+            let m = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let e = self.max.entry(site).or_insert(0.0);
+            *e = e.max(m);
+        }
+    }
+}
+
+/// The integer type a site is stored in.
+pub fn site_qmax(site: Site) -> f32 {
+    match site {
+        Site::Enc { point: Point::Q | Point::K | Point::V, .. } | Site::Dec { point: Point::Q | Point::K | Point::V, .. } => 127.0,
+        Site::Logits => (1 << 24) as f32,
+        _ => 32767.0,
+    }
+}
+
+/// Scale of every site: `max / qmax`, with the tied constraints applied.
+#[derive(Debug, Clone)]
+pub struct Scales {
+    pub s: HashMap<Site, f64>,
+}
+
+impl Scales {
+    pub fn from_ranges(r: &Ranges, c: &Config) -> Scales {
+        let mut s: HashMap<Site, f64> = HashMap::new();
+        for (&site, &m) in &r.max {
+            s.insert(site, (m.max(1e-6) / site_qmax(site)) as f64);
+        }
+        // The position table is shared: one scale for both embeddings.
+        let emb = s.get(&Site::SrcEmb).copied().unwrap_or(1.0).max(s.get(&Site::TgtEmb).copied().unwrap_or(1.0));
+        s.insert(Site::SrcEmb, emb);
+        s.insert(Site::TgtEmb, emb);
+        // ReLU is a clamp: the hidden values keep the pre-activation's scale, which only needs
+        // to cover the positive side.
+        if !c.gelu() {
+            let sites: Vec<Site> = s.keys().copied().collect();
+            for site in sites {
+                let pre = match site {
+                    Site::Enc { layer, block, point: Point::Hidden } => Site::Enc { layer, block, point: Point::PreAct },
+                    Site::Dec { layer, block, point: Point::Hidden } => Site::Dec { layer, block, point: Point::PreAct },
+                    _ => continue,
+                };
+                let h = s[&site];
+                s.insert(pre, h);
+            }
+        }
+        Scales { s }
+    }
+
+    pub fn get(&self, site: Site) -> Result<f64> {
+        match self.s.get(&site) {
+            Some(&v) => Ok(v),
+            None => bail!("no calibration range for site {site}"),
+        }
+    }
+}
+
+/// An owned tensor: spec and little-endian bytes.
+pub struct Tensor {
+    pub spec: TensorSpec,
+    pub data: Vec<u8>,
+}
+
+/// Serialize tensors (in blob order) into a blob.
+pub fn write_blob(c: &Config, tensors: &[Tensor]) -> Result<Vec<u8>> {
+    let refs: Vec<blob::TensorData<'_>> = tensors.iter().map(|t| blob::TensorData { spec: t.spec, data: &t.data }).collect();
+    let mut out = vec![0u8; blob::blob_len(&refs)];
+    let n = blob::write(c, &refs, &mut out).map_err(|e| anyhow::anyhow!("writing blob: {e}"))?;
+    out.truncate(n);
+    Ok(out)
+}
+
+fn bytes_i8(v: &[i8]) -> Vec<u8> {
+    v.iter().map(|&x| x as u8).collect()
+}
+fn bytes_i16(v: &[i16]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+fn bytes_i32(v: &[i32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+fn bytes_rq(v: &[Requant]) -> Vec<u8> {
+    v.iter().flat_map(|r| r.mult.to_le_bytes().into_iter().chain(r.shift.to_le_bytes())).collect()
+}
+
+/// Symmetric per-row int8: `(q, scale per row)`.
+pub fn quantize_rows(w: &[f32], k: usize) -> (Vec<i8>, Vec<f64>) {
+    let mut q = Vec::with_capacity(w.len());
+    let mut scales = Vec::new();
+    for row in w.chunks_exact(k) {
+        let m = row.iter().fold(0f32, |m, x| m.max(x.abs())) as f64;
+        let s = if m > 0.0 { m / 127.0 } else { 1.0 };
+        scales.push(s);
+        q.extend(row.iter().map(|&x| (x as f64 / s).round().clamp(-127.0, 127.0) as i8));
+    }
+    (q, scales)
+}
+
+/// `(shift, m_a, m_b)` for `y = a·ma + b·mb >> shift` with real multipliers `ra`, `rb`.
+fn residual(ra: f64, rb: f64) -> [i32; 3] {
+    let big = ra.max(rb).max(1e-30);
+    let shift = ((2f64.powi(30) / big).log2().floor() as i32).clamp(1, 62);
+    let m = |r: f64| (r * 2f64.powi(shift)).round().min(i32::MAX as f64) as i32;
+    [m(ra), m(rb), shift]
+}
+
+/// The blob tensors, built in [`blob::expected_tensors`] order.
+pub struct Builder<'m> {
+    pub fm: &'m FloatModel<'m>,
+    pub scales: &'m Scales,
+    tensors: HashMap<u32, Tensor>,
+}
+
+impl<'m> Builder<'m> {
+    pub fn new(fm: &'m FloatModel<'m>, scales: &'m Scales) -> Self {
+        Builder { fm, scales, tensors: HashMap::new() }
+    }
+
+    fn put(&mut self, group: u32, layer: usize, kind: u32, dtype: DType, dims: [usize; 2], data: Vec<u8>) {
+        let tag = tag::make(group, layer as u32, kind);
+        self.tensors.insert(tag, Tensor { spec: TensorSpec { tag, dtype, dims }, data });
+    }
+
+    /// A linear from input scale `sx` to output scale `sy`, per-row weight scales.
+    fn linear(&mut self, group: u32, layer: usize, base: u32, l: &FLinear<'_>, sx: f64, sy: f64) {
+        let (q, sw) = quantize_rows(l.w, l.k);
+        self.linear_q(group, layer, base, &q, &sw, l.b, l.k, sx, sy, true);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn linear_q(&mut self, group: u32, layer: usize, base: u32, q: &[i8], sw: &[f64], b: &[f32], k: usize, sx: f64, sy: f64, write_w: bool) {
+        let n = sw.len();
+        let bias: Vec<i32> = b.iter().zip(sw).map(|(&b, &s)| (b as f64 / (sx * s)).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32).collect();
+        let rq: Vec<Requant> = sw.iter().map(|&s| Requant::from_real(sx * s / sy)).collect();
+        if write_w {
+            self.put(group, layer, base, DType::I8, [n, k], bytes_i8(q));
+        }
+        self.put(group, layer, base + 1, DType::I32, [n, 1], bytes_i32(&bias));
+        self.put(group, layer, base + 2, DType::Requant, [n, 1], bytes_rq(&rq));
+    }
+
+    fn layer_norm(&mut self, group: u32, layer: usize, kind: u32, ln: &FLayerNorm<'_>, s_in: f64, s_out: f64) {
+        let gmax = ln.g.iter().fold(0f64, |m, &g| m.max((g as f64 / s_out).abs())).max(1e-30);
+        let shift = (16 + (2f64.powi(30) / gmax).log2().floor() as i32).clamp(1, 62);
+        let mut v: Vec<i32> = ln.g.iter().map(|&g| (g as f64 / s_out * 2f64.powi(shift - 16)).round() as i32).collect();
+        v.extend(ln.b.iter().map(|&b| (b as f64 / s_out).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32));
+        v.push(shift);
+        v.push(((ln.eps as f64) / (s_in * s_in)).round().clamp(1.0, i32::MAX as f64) as i32);
+        let n = v.len();
+        self.put(group, layer, kind, DType::I32, [n, 1], bytes_i32(&v));
+    }
+
+    /// Q, K, V and output projections plus `(softmax, ctx)` scalars of one attention block.
+    fn attention(&mut self, group: u32, layer: usize, cross: bool, a: &FAttention<'_>, s_in: f64, s_mem: f64, site: impl Fn(Point) -> Site) -> Result<[i32; 4]> {
+        let c = self.fm.config;
+        let (sq, sk, sv, sctx, sout) = (self.scales.get(site(Point::Q))?, self.scales.get(site(Point::K))?, self.scales.get(site(Point::V))?, self.scales.get(site(Point::Ctx))?, self.scales.get(site(Point::Out))?);
+        let base = if cross { tag::CA_Q } else { tag::SA_Q };
+        self.linear(group, layer, base, &a.q, s_in, sq);
+        let s_kv_in = if cross { s_mem } else { s_in };
+        self.linear(group, layer, base + 4, &a.k, s_kv_in, sk);
+        self.linear(group, layer, base + 8, &a.v, s_kv_in, sv);
+        self.linear(group, layer, base + 12, &a.o, sctx, sout);
+        let dh = c.d_head() as f64;
+        let sm = Requant::from_real(sq * sk / dh.sqrt() * std::f64::consts::LOG2_E * 64.0);
+        let ctx = Requant::from_real(sv / 256.0 / sctx);
+        Ok([sm.mult, sm.shift, ctx.mult, ctx.shift])
+    }
+
+    fn ffn(&mut self, group: u32, layer: usize, f1: &FLinear<'_>, f2: &FLinear<'_>, s_in: f64, site: impl Fn(Point) -> Site) -> Result<()> {
+        let (su, sh, so) = (self.scales.get(site(Point::PreAct))?, self.scales.get(site(Point::Hidden))?, self.scales.get(site(Point::Out))?);
+        self.linear(group, layer, tag::FF1, f1, s_in, su);
+        self.linear(group, layer, tag::FF2, f2, sh, so);
+        if self.fm.config.gelu() {
+            let t: Vec<i16> = (0..TABLE_LEN)
+                .map(|i| {
+                    let u = (256 * i as i64 - 32768) as f64 * su;
+                    (gelu(u as f32) as f64 / sh).round().clamp(-32768.0, 32767.0) as i16
+                })
+                .collect();
+            self.put(group, layer, tag::ACT_TABLE, DType::I16, [TABLE_LEN, 1], bytes_i16(&t));
+        }
+        Ok(())
+    }
+
+    /// Build every tensor; returns them in blob order.
+    pub fn build(mut self, vocab: &VocabTables) -> Result<Vec<Tensor>> {
+        let fm = self.fm;
+        let c = fm.config;
+        let (d, v) = (c.d_model, c.vocab);
+        let sc = self.scales;
+        let s_emb = sc.get(Site::SrcEmb)?;
+        let emb_mult = if fm.scale_embedding { (d as f64).sqrt() } else { 1.0 };
+
+        // embeddings and positions
+        let (src_q, src_s) = quantize_rows(fm.src_emb, d);
+        let rq = |s: &[f64]| -> Vec<Requant> { s.iter().map(|&s| Requant::from_real(s * emb_mult / s_emb)).collect() };
+        self.put(tag::GLOBAL, 0, tag::SRC_EMB, DType::I8, [v, d], bytes_i8(&src_q));
+        self.put(tag::GLOBAL, 0, tag::SRC_EMB_RQ, DType::Requant, [v, 1], bytes_rq(&rq(&src_s)));
+        if !c.tied() {
+            let (tgt_q, tgt_s) = quantize_rows(fm.tgt_emb, d);
+            self.put(tag::GLOBAL, 0, tag::TGT_EMB, DType::I8, [v, d], bytes_i8(&tgt_q));
+            self.put(tag::GLOBAL, 0, tag::TGT_EMB_RQ, DType::Requant, [v, 1], bytes_rq(&rq(&tgt_s)));
+        }
+        let pos: Vec<i16> = (0..c.max_len * d).map(|i| (sinusoid(i / d, i % d, d) as f64 / s_emb).round().clamp(-32768.0, 32767.0) as i16).collect();
+        self.put(tag::GLOBAL, 0, tag::POS, DType::I16, [c.max_len, d], bytes_i16(&pos));
+
+        // encoder
+        let enc = |layer: usize, block, point| Site::Enc { layer: layer as u8, block, point };
+        let mut stream = s_emb;
+        for l in 0..c.n_enc {
+            let layer = fm.enc[l];
+            let pre = c.norm_first();
+            // self-attention block
+            let s_in = if pre { sc.get(enc(l, Block::SelfAttn, Point::Norm))? } else { stream };
+            if pre {
+                self.layer_norm(tag::ENC, l, tag::LN1, &layer.ln1, stream, s_in);
+            }
+            let attn = self.attention(tag::ENC, l, false, &layer.sa, s_in, 0.0, |p| enc(l, Block::SelfAttn, p))?;
+            let s_sum = sc.get(enc(l, Block::SelfAttn, Point::Sum))?;
+            let res1 = residual(stream / s_sum, sc.get(enc(l, Block::SelfAttn, Point::Out))? / s_sum);
+            stream = if pre { s_sum } else {
+                let s_norm = sc.get(enc(l, Block::SelfAttn, Point::Norm))?;
+                self.layer_norm(tag::ENC, l, tag::LN1, &layer.ln1, s_sum, s_norm);
+                s_norm
+            };
+            // feed-forward block
+            let s_in = if pre { sc.get(enc(l, Block::FeedForward, Point::Norm))? } else { stream };
+            if pre {
+                self.layer_norm(tag::ENC, l, tag::LN2, &layer.ln2, stream, s_in);
+            }
+            self.ffn(tag::ENC, l, &layer.ff1, &layer.ff2, s_in, |p| enc(l, Block::FeedForward, p))?;
+            let s_sum = sc.get(enc(l, Block::FeedForward, Point::Sum))?;
+            let res2 = residual(stream / s_sum, sc.get(enc(l, Block::FeedForward, Point::Out))? / s_sum);
+            stream = if pre { s_sum } else {
+                let s_norm = sc.get(enc(l, Block::FeedForward, Point::Norm))?;
+                self.layer_norm(tag::ENC, l, tag::LN2, &layer.ln2, s_sum, s_norm);
+                s_norm
+            };
+            let mut scalars = attn.to_vec();
+            scalars.extend(res1);
+            scalars.extend(res2);
+            self.put(tag::ENC, l, tag::SCALARS, DType::I32, [scalars.len(), 1], bytes_i32(&scalars));
+        }
+        let s_mem = sc.get(Site::EncNorm)?;
+        self.layer_norm(tag::GLOBAL, 0, tag::ENC_NORM, &fm.enc_norm, stream, s_mem);
+
+        // decoder
+        let dec = |layer: usize, block, point| Site::Dec { layer: layer as u8, block, point };
+        let mut stream = s_emb;
+        for l in 0..c.n_dec {
+            let layer = fm.dec[l];
+            let pre = c.norm_first();
+            let mut scalars = Vec::new();
+            for (block, ln_kind, ln) in [(Block::SelfAttn, tag::LN1, &layer.ln1), (Block::CrossAttn, tag::LN2, &layer.ln2), (Block::FeedForward, tag::LN3, &layer.ln3)] {
+                let s_in = if pre { sc.get(dec(l, block, Point::Norm))? } else { stream };
+                if pre {
+                    self.layer_norm(tag::DEC, l, ln_kind, ln, stream, s_in);
+                }
+                match block {
+                    Block::SelfAttn => scalars.extend(self.attention(tag::DEC, l, false, &layer.sa, s_in, 0.0, |p| dec(l, block, p))?),
+                    Block::CrossAttn => scalars.extend(self.attention(tag::DEC, l, true, &layer.ca, s_in, s_mem, |p| dec(l, block, p))?),
+                    Block::FeedForward => self.ffn(tag::DEC, l, &layer.ff1, &layer.ff2, s_in, |p| dec(l, block, p))?,
+                }
+                let s_sum = sc.get(dec(l, block, Point::Sum))?;
+                scalars.extend(residual(stream / s_sum, sc.get(dec(l, block, Point::Out))? / s_sum));
+                stream = if pre { s_sum } else {
+                    let s_norm = sc.get(dec(l, block, Point::Norm))?;
+                    self.layer_norm(tag::DEC, l, ln_kind, ln, s_sum, s_norm);
+                    s_norm
+                };
+            }
+            self.put(tag::DEC, l, tag::SCALARS, DType::I32, [scalars.len(), 1], bytes_i32(&scalars));
+        }
+        let s_dn = sc.get(Site::DecNorm)?;
+        self.layer_norm(tag::GLOBAL, 0, tag::DEC_NORM, &fm.dec_norm, stream, s_dn);
+
+        // output projection: tied reuses the source table and its row scales
+        let s_logit = sc.get(Site::Logits)?;
+        if c.tied() {
+            self.linear_q(tag::GLOBAL, 0, tag::GEN_W, &src_q, &src_s, fm.generator.b, d, s_dn, s_logit, false);
+        } else {
+            self.linear(tag::GLOBAL, 0, tag::GEN_W, &fm.generator, s_dn, s_logit);
+        }
+        let lsm = Requant::from_real(s_logit * std::f64::consts::LOG2_E * 1024.0);
+        self.put(tag::GLOBAL, 0, tag::SCALARS, DType::I32, [2, 1], bytes_i32(&[lsm.mult, lsm.shift]));
+
+        // tokenizer
+        self.put(tag::TOK, 0, tag::TOK_OFFSETS, DType::U32, [v + 1, 1], vocab.offsets.iter().flat_map(|x| x.to_le_bytes()).collect());
+        self.put(tag::TOK, 0, tag::TOK_BYTES, DType::U8, [vocab.bytes.len(), 1], vocab.bytes.clone());
+        self.put(tag::TOK, 0, tag::TOK_SCORES, DType::I32, [v, 1], bytes_i32(&vocab.scores));
+        self.put(tag::TOK, 0, tag::TOK_SORTED, DType::U16, [vocab.sorted.len(), 1], vocab.sorted.iter().flat_map(|x| x.to_le_bytes()).collect());
+
+        // blob order
+        let mut order = Vec::new();
+        blob::expected_tensors(&c, vocab.bytes.len(), vocab.sorted.len(), |s| {
+            order.push(s.tag);
+            Ok(())
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut out = Vec::new();
+        for t in order {
+            match self.tensors.remove(&t) {
+                Some(x) => out.push(x),
+                None => bail!("internal: tensor {t:#010x} was not built"),
+            }
+        }
+        Ok(out)
+    }
+}
