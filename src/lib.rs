@@ -1,5 +1,8 @@
 #![cfg_attr(not(test), no_std)]
 #![doc = include_str!("../README.md")]
+// The runtime must not panic on any input: no unwrap, expect, panic or unchecked indexing
+// outside tests (issue: untrusted blobs and inputs).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
@@ -13,6 +16,7 @@ pub mod model;
 pub mod observe;
 pub mod quant;
 #[cfg(feature = "reference")]
+#[allow(clippy::indexing_slicing)] // host/FPU-board reference over converter-checked shapes
 pub mod reference;
 pub mod tokenizer;
 mod translate;

@@ -205,7 +205,7 @@ fn check_entry<'a>(blob: &'a [u8], index: usize, spec: &TensorSpec, e: &Entry, d
     blob.get(start..end).ok_or(range_err)
 }
 
-fn cast<'a, T: bytemuck::Pod>(tag: u32, bytes: &'a [u8]) -> Result<&'a [T], Error> {
+fn cast<T: bytemuck::Pod>(tag: u32, bytes: &[u8]) -> Result<&[T], Error> {
     bytemuck::try_cast_slice(bytes).map_err(|_| Error::BadTensorRange { tag })
 }
 

@@ -66,10 +66,10 @@ impl Requant {
         sat_i32(self.apply(acc as i64))
     }
 
-    /// Host side: the nearest `Requant` to a real multiplier `m ≥ 0`. `m` must be below `2^30`.
-    #[cfg(any(feature = "reference", test))]
+    /// Host side (converter, tests): the nearest `Requant` to a real multiplier `m ≥ 0`, below
+    /// `2^30`. Never called by the forward path.
     pub fn from_real(m: f64) -> Requant {
-        if !(m > 0.0) || !m.is_finite() {
+        if m.is_nan() || m <= 0.0 || !m.is_finite() {
             return Requant { mult: 0, shift: Self::SHIFT_MIN };
         }
         // m = f · 2^e with f in [0.5, 1)
@@ -103,13 +103,11 @@ impl Requant {
     }
 
     /// Host side: the real value this multiplier stands for.
-    #[cfg(any(feature = "reference", test))]
     pub fn to_real(self) -> f64 {
         self.mult as f64 / (1u64 << self.shift.clamp(0, 62)) as f64
     }
 }
 
-#[cfg(any(feature = "reference", test))]
 fn libm_round(x: f64) -> f64 {
     // round half away from zero, without std
     let t = x as i64 as f64;

@@ -215,6 +215,7 @@ fn attend(heads: usize, d: usize, q: &[f32], k: &[f32], v: &[f32], n: usize, lim
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn ffn<O: Observer>(ff1: &FLinear<'_>, ff2: &FLinear<'_>, gelu_act: bool, h: &[f32], ff: &mut [f32], a: &mut [f32], at: impl Fn(Point) -> Site, obs: &mut O) {
     ff1.forward(h, ff);
     if gelu_act {

@@ -17,25 +17,13 @@ use crate::model::Model;
 use crate::observe::{NoObserver, Observer};
 use crate::{Error, TokenId};
 
-/// Beam bookkeeping, `W` = beam capacity, `T` = max_len.
+/// Beam token histories, `W` = beam capacity, `T` = max_len.
 struct BeamState<'a> {
     /// `(W, T)` tokens of the live beams, and the next step's.
     tokens: &'a mut [u16],
     next_tokens: &'a mut [u16],
-    /// `(W,)` summed log-probabilities (Q10 base-2) of the live beams, and the next step's.
-    score: &'a mut [i64],
-    next_score: &'a mut [i64],
-    /// `(W,)` the KV-cache slot of each live beam, and the next step's.
-    slot: &'a mut [u16],
-    next_slot: &'a mut [u16],
-    /// `(W·W,)` candidates: total score, parent beam, token.
-    cand_score: &'a mut [i64],
-    cand_parent: &'a mut [u16],
-    cand_token: &'a mut [u16],
-    /// `(W, T)` finished hypotheses, their lengths and length-normalized scores.
+    /// `(W, T)` finished hypotheses.
     done_tokens: &'a mut [u16],
-    done_len: &'a mut [u16],
-    done_score: &'a mut [i64],
 }
 
 /// A translation session over one model and one arena.
@@ -79,16 +67,7 @@ fn carve<'a>(m: &Model<'_>, beam: usize, a: &mut Arena<'a>) -> Result<(Scratch<'
     let b = BeamState {
         tokens: a.take(beam * s)?,
         next_tokens: a.take(beam * s)?,
-        score: a.take(beam)?,
-        next_score: a.take(beam)?,
-        slot: a.take(beam)?,
-        next_slot: a.take(beam)?,
-        cand_score: a.take(beam * beam)?,
-        cand_parent: a.take(beam * beam)?,
-        cand_token: a.take(beam * beam)?,
         done_tokens: a.take(beam * s)?,
-        done_len: a.take(beam)?,
-        done_score: a.take(beam)?,
     };
     Ok((scratch, kv, logits, b))
 }
@@ -253,6 +232,10 @@ impl<'m, 'a> Translator<'m, 'a> {
     /// Beam search of `width` (`1..=beam_cap`) with length normalisation: hypotheses are ranked
     /// by mean log-probability per token, eos included. Writes the best hypothesis (eos included
     /// when produced) to `out` and returns its length. Call [`Translator::encode`] first.
+    ///
+    /// Each step expands every live beam into its `width` best tokens and keeps the `2·width`
+    /// best candidates overall; finished ones (eos, or `max_len - 1` tokens) leave the beam,
+    /// and the search stops once `width` hypotheses have finished.
     pub fn beam_search(&mut self, width: usize, out: &mut [TokenId]) -> Result<usize, Error> {
         if width == 0 || width > self.beam_cap {
             return Err(Error::BadBeamWidth { requested: width, capacity: self.beam_cap });
@@ -263,114 +246,190 @@ impl<'m, 'a> Translator<'m, 'a> {
         let c = self.model.config;
         let (t_max, eos) = (c.max_len, c.eos);
         let per_slot = c.n_dec * c.max_len * c.d_model;
-        let mut live = 1usize;
-        let mut done = 0usize;
-        self.beam.score[0] = 0;
-        self.beam.slot[0] = 0;
+        let lsm = self.model.log_softmax;
+        let mut live = Beams::default();
+        live.push(0, 0);
+        let mut done = Finished::default();
         for pos in 0..t_max - 1 {
             // expand every live beam into its `width` best next tokens
-            let mut n_cand = 0usize;
-            for b in 0..live {
-                let slot = self.beam.slot.get(b).copied().unwrap_or(0) as usize;
+            let mut cands = Candidates::new(2 * width);
+            for b in 0..live.len {
                 let prev = if pos == 0 { c.bos } else { self.beam.tokens.get(b * t_max + pos - 1).copied().unwrap_or(eos) };
-                self.step(slot, prev, pos, &mut NoObserver)?;
-                let base = self.beam.score.get(b).copied().unwrap_or(0);
-                let lse = log_sum_exp_q10(self.logits, self.model.log_softmax);
+                self.step(live.slot(b), prev, pos, &mut NoObserver)?;
                 let m = self.logits.iter().copied().max().unwrap_or(0);
-                for (tok, lp) in top_k(self.logits, width) {
-                    let logp = -(exponent_q10(m, lp, self.model.log_softmax) as i64) - lse;
-                    if let (Some(cs), Some(cp), Some(ct)) =
-                        (self.beam.cand_score.get_mut(n_cand), self.beam.cand_parent.get_mut(n_cand), self.beam.cand_token.get_mut(n_cand))
-                    {
-                        *cs = base + logp;
-                        *cp = b as u16;
-                        *ct = tok as u16;
-                        n_cand += 1;
-                    }
+                let lse = log_sum_exp_q10(self.logits, lsm);
+                for (tok, logit) in top_k(self.logits, width) {
+                    let logp = -(exponent_q10(m, logit, lsm) as i64) - lse;
+                    cands.insert(Cand { score: live.score(b).saturating_add(logp), parent: b as u16, token: tok as u16 });
                 }
             }
-            // keep the `width` best candidates: finished ones leave the beam
-            let mut next_live = 0usize;
-            for _ in 0..n_cand {
-                let Some(best) = best_index(self.beam.cand_score.get(..n_cand).unwrap_or(&[])) else { break };
-                let (score, parent, tok) = (self.beam.cand_score[best], self.beam.cand_parent[best] as usize, self.beam.cand_token[best]);
-                self.beam.cand_score[best] = i64::MIN;
-                if score == i64::MIN || next_live >= width || done >= width {
+            // the best candidates: finished ones leave, the rest form the next beam
+            let mut next = Beams::default();
+            for cand in cands.iter() {
+                if next.len >= width || done.len >= width {
                     break;
                 }
+                let parent = cand.parent as usize;
                 let hist = self.beam.tokens.get(parent * t_max..parent * t_max + pos).unwrap_or(&[]);
-                if tok == eos || pos + 2 >= t_max {
-                    let len = pos + 1;
-                    let norm = score / len as i64;
-                    let dst = self.beam.done_tokens.get_mut(done * t_max..(done + 1) * t_max).unwrap_or(&mut []);
-                    for (d, &s) in dst.iter_mut().zip(hist.iter().chain(core::iter::once(&tok))) {
-                        *d = s;
-                    }
-                    self.beam.done_len[done] = len as u16;
-                    self.beam.done_score[done] = norm;
-                    done += 1;
+                let dst = if cand.token == eos || pos + 2 >= t_max {
+                    done.push(cand.score / (pos as i64 + 1), pos + 1);
+                    self.beam.done_tokens.get_mut((done.len - 1) * t_max..done.len * t_max)
                 } else {
-                    let dst = self.beam.next_tokens.get_mut(next_live * t_max..(next_live + 1) * t_max).unwrap_or(&mut []);
-                    for (d, &s) in dst.iter_mut().zip(hist.iter().chain(core::iter::once(&tok))) {
-                        *d = s;
-                    }
-                    self.beam.next_score[next_live] = score;
-                    // parent index, mapped to its slot below
-                    self.beam.next_slot[next_live] = parent as u16;
-                    next_live += 1;
+                    // parent index for now; slots are assigned below
+                    next.push(cand.score, parent as u16);
+                    self.beam.next_tokens.get_mut((next.len - 1) * t_max..next.len * t_max)
+                };
+                for (d, &s) in dst.unwrap_or(&mut []).iter_mut().zip(hist.iter().chain(core::iter::once(&cand.token))) {
+                    *d = s;
                 }
             }
-            if next_live == 0 || done >= width {
+            if next.len == 0 || done.len >= width {
                 break;
             }
-            // give every new beam a KV slot: the first child keeps its parent's slot, later
-            // children copy the parent's cache (positions 0..=pos) into a free slot
+            // KV slots: the first child keeps its parent's slot, later children copy the
+            // parent's cache (positions 0..=pos) into a free slot
             let mut claimed = [false; MAX_BEAM];
-            let mut need_copy = [false; MAX_BEAM];
-            for j in 0..next_live {
-                let ps = self.beam.slot[self.beam.next_slot[j] as usize] as usize;
-                if claimed[ps] {
-                    need_copy[j] = true;
-                    self.beam.next_slot[j] = ps as u16; // source slot for now
-                } else {
-                    claimed[ps] = true;
-                    self.beam.next_slot[j] = ps as u16;
+            let mut copy_from = [None; MAX_BEAM];
+            for (j, copy) in copy_from.iter_mut().enumerate().take(next.len) {
+                let ps = live.slot(next.slot(j));
+                match claimed.get_mut(ps) {
+                    Some(c) if !*c => {
+                        *c = true;
+                        next.set_slot(j, ps);
+                    }
+                    _ => *copy = Some(ps),
                 }
             }
-            for j in 0..next_live {
-                if !need_copy[j] {
-                    continue;
+            for (j, src) in copy_from.iter().enumerate().take(next.len) {
+                let Some(src) = *src else { continue };
+                let free = (0..self.beam_cap).find(|&s| claimed.get(s) == Some(&false)).ok_or(Error::DecoderState)?;
+                if let Some(c) = claimed.get_mut(free) {
+                    *c = true;
                 }
-                let src = self.beam.next_slot[j] as usize;
-                let Some(free) = (0..self.beam_cap).find(|&s| !claimed[s]) else { return Err(Error::DecoderState) };
-                claimed[free] = true;
+                let n = (pos + 1) * c.d_model;
                 for l in 0..c.n_dec {
                     let off = l * c.max_len * c.d_model;
-                    let n = (pos + 1) * c.d_model;
-                    let from = src * per_slot + off;
-                    let to = free * per_slot + off;
-                    self.self_k.copy_within(from..from + n, to);
-                    self.self_v.copy_within(from..from + n, to);
+                    let (from, to) = (src * per_slot + off, free * per_slot + off);
+                    if from + n <= self.self_k.len() && to + n <= self.self_k.len() && self.self_k.len() == self.self_v.len() {
+                        self.self_k.copy_within(from..from + n, to);
+                        self.self_v.copy_within(from..from + n, to);
+                    }
                 }
-                self.beam.next_slot[j] = free as u16;
+                next.set_slot(j, free);
             }
             core::mem::swap(&mut self.beam.tokens, &mut self.beam.next_tokens);
-            core::mem::swap(&mut self.beam.score, &mut self.beam.next_score);
-            core::mem::swap(&mut self.beam.slot, &mut self.beam.next_slot);
-            live = next_live;
+            live = next;
         }
-        // no hypothesis finished: fall back to the live beams at max length
-        if done == 0 {
-            return Err(Error::DecoderState);
-        }
-        let best = best_index(self.beam.done_score.get(..done).unwrap_or(&[])).unwrap_or(0);
-        let len = self.beam.done_len[best] as usize;
+        self.finished = true;
+        let best = done.best().ok_or(Error::DecoderState)?;
+        let len = done.len_of(best);
         let src = self.beam.done_tokens.get(best * t_max..best * t_max + len).unwrap_or(&[]);
         let capacity = out.len();
-        let dst = out.get_mut(..len).ok_or(Error::OutputFull { capacity })?;
-        dst.copy_from_slice(src);
-        self.finished = true;
+        out.get_mut(..len).ok_or(Error::OutputFull { capacity })?.copy_from_slice(src);
         Ok(len)
+    }
+}
+
+/// The live beams of one step: summed log-probabilities (Q10 base-2) and KV slots.
+#[derive(Default, Clone, Copy)]
+struct Beams {
+    score: [i64; MAX_BEAM],
+    slot: [u16; MAX_BEAM],
+    len: usize,
+}
+
+impl Beams {
+    fn push(&mut self, score: i64, slot: u16) {
+        if let (Some(s), Some(k)) = (self.score.get_mut(self.len), self.slot.get_mut(self.len)) {
+            *s = score;
+            *k = slot;
+            self.len += 1;
+        }
+    }
+    fn score(&self, b: usize) -> i64 {
+        self.score.get(b).copied().unwrap_or(i64::MIN)
+    }
+    fn slot(&self, b: usize) -> usize {
+        self.slot.get(b).copied().unwrap_or(0) as usize
+    }
+    fn set_slot(&mut self, b: usize, s: usize) {
+        if let Some(k) = self.slot.get_mut(b) {
+            *k = s as u16;
+        }
+    }
+}
+
+/// Finished hypotheses: length-normalized scores and lengths (tokens live in the arena).
+#[derive(Default)]
+struct Finished {
+    score: [i64; MAX_BEAM],
+    len_: [u16; MAX_BEAM],
+    len: usize,
+}
+
+impl Finished {
+    fn push(&mut self, score: i64, len: usize) {
+        if let (Some(s), Some(l)) = (self.score.get_mut(self.len), self.len_.get_mut(self.len)) {
+            *s = score;
+            *l = len as u16;
+            self.len += 1;
+        }
+    }
+    fn len_of(&self, i: usize) -> usize {
+        self.len_.get(i).copied().unwrap_or(0) as usize
+    }
+    /// The first best-scoring hypothesis.
+    fn best(&self) -> Option<usize> {
+        let scores = self.score.get(..self.len)?;
+        let mut best = None;
+        for (i, &s) in scores.iter().enumerate() {
+            if best.is_none_or(|(_, b)| s > b) {
+                best = Some((i, s));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Cand {
+    score: i64,
+    parent: u16,
+    token: u16,
+}
+
+/// The best candidates seen, sorted best first (ties keep arrival order), at most `cap`.
+struct Candidates {
+    c: [Cand; 2 * MAX_BEAM],
+    len: usize,
+    cap: usize,
+}
+
+impl Candidates {
+    fn new(cap: usize) -> Self {
+        Candidates { c: [Cand { score: i64::MIN, parent: 0, token: 0 }; 2 * MAX_BEAM], len: 0, cap: cap.min(2 * MAX_BEAM) }
+    }
+    fn insert(&mut self, x: Cand) {
+        let mut i = self.len;
+        if i == self.cap {
+            match self.c.get(i.wrapping_sub(1)) {
+                Some(last) if last.score < x.score => i -= 1,
+                _ => return,
+            }
+        } else {
+            self.len += 1;
+        }
+        // shift worse entries down and place x
+        while i > 0 && self.c.get(i - 1).is_some_and(|p| p.score < x.score) {
+            self.c.swap(i - 1, i);
+            i -= 1;
+        }
+        if let Some(slot) = self.c.get_mut(i) {
+            *slot = x;
+        }
+    }
+    fn iter(&self) -> impl Iterator<Item = &Cand> {
+        self.c.iter().take(self.len)
     }
 }
 
@@ -385,33 +444,28 @@ pub fn argmax(v: &[i32]) -> usize {
     best
 }
 
-fn best_index(v: &[i64]) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    for (i, &x) in v.iter().enumerate() {
-        if best.is_none_or(|b| x > v.get(b).copied().unwrap_or(i64::MIN)) {
-            best = Some(i);
-        }
-    }
-    best
-}
-
 /// The `k` largest logits as `(index, value)`, best first (ties: lower index first).
 fn top_k(v: &[i32], k: usize) -> impl Iterator<Item = (usize, i32)> {
     let mut top = [(0usize, i32::MIN); MAX_BEAM];
     let k = k.min(MAX_BEAM).min(v.len());
     let mut n = 0usize;
+    if k == 0 {
+        return top.into_iter().take(0);
+    }
     for (i, &x) in v.iter().enumerate() {
         if n < k {
             n += 1;
-        } else if x <= top[k - 1].1 {
+        } else if top.get(k - 1).is_some_and(|t| x <= t.1) {
             continue;
         }
         let mut j = n - 1;
-        while j > 0 && top[j - 1].1 < x {
-            top[j] = top[j - 1];
+        while j > 0 && top.get(j - 1).is_some_and(|t| t.1 < x) {
+            top.swap(j - 1, j);
             j -= 1;
         }
-        top[j] = (i, x);
+        if let Some(t) = top.get_mut(j) {
+            *t = (i, x);
+        }
     }
     top.into_iter().take(n)
 }

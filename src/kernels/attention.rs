@@ -57,7 +57,9 @@ pub fn attention(
         if mask.causal {
             valid = valid.min(mask.q_pos0.saturating_add(r).saturating_add(1));
         }
-        let (scores, probs) = (&mut scores[..valid], &mut probs[..valid]);
+        let (Some(scores), Some(probs)) = (scores.get_mut(..valid), probs.get_mut(..valid)) else {
+            return;
+        };
         for (h, (qh, outh)) in qr.chunks_exact(dh).zip(outr.chunks_exact_mut(dh)).enumerate() {
             let off = h * dh;
             // scores = q_h · k_hᵀ
