@@ -13,9 +13,14 @@ use picoformer::vectors::Fnv1a;
 use picoformer::{Model, TokenId, Translator};
 use safetensors::SafeTensors;
 
-use crate::export::{floats, ints};
+use picoformer::blob;
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+
+use crate::export::{floats, ints, Export};
 use crate::host::{detok, pieces, read_lines, source_ids, Aligned, Float, Int8};
-use crate::quantize::{Ranges, Scales};
+use crate::quantize::{write_blob, Builder, Ranges, Scales};
+use crate::report::{self, ReportInput, Sizes};
 
 pub struct ConvertOpts {
     pub export: PathBuf,
@@ -338,3 +343,166 @@ pub fn read_pair(src: &Path, tgt: &Path, n: usize) -> Result<(Vec<String>, Vec<S
     t.truncate(n);
     Ok((s, t))
 }
+
+/// What a conversion produced.
+pub struct Converted {
+    pub blob: Vec<u8>,
+    pub scales: Scales,
+    pub reference_diff: f32,
+}
+
+/// Load, check, calibrate and quantize: the blob bytes, without writing anything.
+pub fn build(export: &Path, calib_src: &Path, calib_tgt: &Path, calib_count: usize) -> Result<(Export, Converted, usize, usize, usize)> {
+    let ex = Export::load(export)?;
+    let fm = ex.float_model();
+    let c = ex.blob_config;
+    let reference_diff = check_reference(&fm, export)?;
+    let tables = ex.spm.tables()?;
+    let host_tok = Tokenizer::new(ex.spm.vocab(&tables)).map_err(|e| anyhow!("{}: {e}", export.join("tokenizer.model").display()))?;
+    let (cs, ct) = read_pair(calib_src, calib_tgt, calib_count)?;
+    let ranges = calibrate(&fm, &host_tok, &cs, &ct)?;
+    let scales = Scales::from_ranges(&ranges, &c);
+    let tensors = Builder::new(&fm, &scales).build(&tables)?;
+    let vocab_bytes: usize = tensors.iter().filter(|t| t.spec.tag >> 24 == blob::tag::TOK).map(|t| t.data.len()).sum();
+    let weight_bytes: usize = tensors.iter().filter(|t| t.spec.tag >> 24 != blob::tag::TOK).map(|t| t.data.len()).sum();
+    let blob = write_blob(&c, &tensors)?;
+    drop(fm);
+    Ok((ex, Converted { blob, scales, reference_diff }, weight_bytes, vocab_bytes, cs.len()))
+}
+
+/// `picoformer convert`: the blob, its vectors and its report, written beside `o.out`.
+pub fn run(o: ConvertOpts) -> Result<Converted> {
+    let t0 = Instant::now();
+    let (ex, converted, weight_bytes, vocab_bytes, calib_sentences) = build(&o.export, &o.calib_src, &o.calib_tgt, o.calib_count)?;
+    let fm = ex.float_model();
+    let c = ex.blob_config;
+    let scales = &converted.scales;
+    let bytes = &converted.blob;
+    println!(
+        "{}: d_model {} heads {} layers {}+{} ff {} {} {} vocab {} max_len {}{}",
+        o.export.display(),
+        c.d_model,
+        c.nhead,
+        c.n_enc,
+        c.n_dec,
+        c.d_ff,
+        ex.config.activation,
+        if c.norm_first() { "pre-norm" } else { "post-norm" },
+        c.vocab,
+        c.max_len,
+        if c.tied() { " tied" } else { " untied" }
+    );
+    std::fs::write(&o.out, bytes).with_context(|| format!("writing {}", o.out.display()))?;
+    let blob = Aligned::from_bytes(bytes);
+    let model = Model::parse(blob.bytes()).map_err(|e| anyhow!("the blob just written does not parse: {e}"))?;
+    let beam = 4;
+    let sizes = Sizes {
+        blob: bytes.len(),
+        weights: weight_bytes,
+        vocab: vocab_bytes,
+        arena_greedy: Translator::arena_bytes(&model, 1),
+        arena_beam: Translator::arena_bytes(&model, beam),
+        beam,
+    };
+    println!("wrote {} ({} bytes); arena {} bytes greedy, {} bytes beam {beam}", o.out.display(), bytes.len(), sizes.arena_greedy, sizes.arena_beam);
+
+    // test vectors, per-site errors and agreement on the test set
+    let stem = o.out.with_extension("");
+    let (test_src, test_ref) = match (&o.test_src, &o.test_ref) {
+        (Some(s), Some(r)) => (read_lines(s)?, read_lines(r)?),
+        _ => read_pair(&o.calib_src, &o.calib_tgt, o.calib_count)?,
+    };
+    let texts: Vec<String> = test_src.iter().take(o.vectors).cloned().collect();
+    let cases = vector_cases(&model, &fm, &texts)?;
+    write_vectors(&stem, &cases)?;
+    let ids: Vec<Vec<u16>> = test_src
+        .iter()
+        .take(o.layer_sentences)
+        .map(|s| source_ids(model.tokenizer(), s, c.max_len, c.eos))
+        .collect::<Result<_>>()?;
+    let errors = layer_errors(&model, &fm, scales, &ids)?;
+    let agreement = match (&o.test_src, &o.test_ref) {
+        (Some(_), Some(_)) => Some(agreement(&model, &fm, model.tokenizer(), &test_src, &test_ref)?),
+        _ => None,
+    };
+    if let Some(a) = &agreement {
+        println!(
+            "test set: int8 BLEU {:.2}, float BLEU {:.2}, identical {}/{} ({:.1}%)",
+            a.bleu_int8.score,
+            a.bleu_float.score,
+            a.identical,
+            a.sentences,
+            100.0 * a.identical as f64 / a.sentences as f64
+        );
+        std::fs::write(stem.with_extension("int8.en"), a.int8_hyps.join("\n") + "\n")?;
+    }
+    let svg_path = stem.with_extension("sqnr.svg");
+    std::fs::write(&svg_path, report::svg(&errors))?;
+    let input = ReportInput {
+        model_name: o.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        config_line: format!(
+            "d_model {}, {} heads, {} encoder + {} decoder layers, FFN {} ({}), {}, vocabulary {}, max_len {}, {} embeddings.",
+            c.d_model,
+            c.nhead,
+            c.n_enc,
+            c.n_dec,
+            c.d_ff,
+            ex.config.activation,
+            if c.norm_first() { "pre-norm" } else { "post-norm" },
+            c.vocab,
+            c.max_len,
+            if c.tied() { "tied" } else { "untied" }
+        ),
+        reference_diff: converted.reference_diff,
+        calib_sentences,
+        errors: &errors,
+        layer_sentences: ids.len(),
+        agreement: agreement.as_ref(),
+        sizes,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    let svg_name = svg_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let md_path = stem.with_extension("report.md");
+    std::fs::write(&md_path, report::markdown(&input, &svg_name))?;
+    println!("wrote {} and {} in {:.1} s", md_path.display(), svg_path.display(), t0.elapsed().as_secs_f64());
+    drop(fm);
+    Ok(converted)
+}
+
+/// `<stem>.vectors.bin` (compact, for firmware) and `<stem>.vectors.safetensors` (full).
+fn write_vectors(stem: &Path, cases: &[Case]) -> Result<()> {
+    let compact: Vec<(&str, &[u16], &[u16], u32)> = cases.iter().map(|c| (c.text.as_str(), c.src.as_slice(), c.out.as_slice(), c.logits_digest)).collect();
+    std::fs::write(stem.with_extension("vectors.bin"), picoformer::vectors::write(&compact))?;
+
+    let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    let le16 = |v: &[u16]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let le32 = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    for (i, c) in cases.iter().enumerate() {
+        owned.push((format!("case.{i}.src"), Dtype::U16, vec![c.src.len()], le16(&c.src)));
+        owned.push((format!("case.{i}.greedy"), Dtype::U16, vec![c.out.len()], le16(&c.out)));
+        owned.push((format!("case.{i}.logits_digest"), Dtype::U32, vec![1], c.logits_digest.to_le_bytes().to_vec()));
+        owned.push((format!("case.{i}.logits0"), Dtype::I32, vec![c.first_logits.len()], le32(&c.first_logits)));
+        owned.push((format!("case.{i}.float_logits0"), Dtype::F32, vec![c.float_first_logits.len()], c.float_first_logits.iter().flat_map(|x| x.to_le_bytes()).collect()));
+        for (site, data, bits) in &c.sites.data {
+            let mut d = picoformer::vectors::Fnv1a::default();
+            d.i32s(data);
+            owned.push((format!("case.{i}.digest.{site}"), Dtype::U32, vec![1], d.0.to_le_bytes().to_vec()));
+            if i == 0 {
+                let (dtype, bytes) = match bits {
+                    8 => (Dtype::I8, data.iter().map(|&v| v as i8 as u8).collect()),
+                    16 => (Dtype::I16, data.iter().flat_map(|&v| (v as i16).to_le_bytes()).collect()),
+                    _ => (Dtype::I32, le32(data)),
+                };
+                owned.push((format!("case.{i}.site.{site}"), dtype, vec![data.len()], bytes));
+            }
+        }
+    }
+    let views: Vec<(String, TensorView<'_>)> = owned
+        .iter()
+        .map(|(n, dt, shape, data)| Ok((n.clone(), TensorView::new(*dt, shape.clone(), data).map_err(|e| anyhow!("{n}: {e}"))?)))
+        .collect::<Result<_>>()?;
+    let path = stem.with_extension("vectors.safetensors");
+    safetensors::serialize_to_file(views, None, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+

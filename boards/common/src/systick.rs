@@ -1,0 +1,61 @@
+//! An instruction counter from the Cortex-M SysTick timer, shared by the mps2 boards.
+//!
+//! Under QEMU `-icount shift=0` virtual time advances 1 ns per instruction, so a SysTick clocked at
+//! 25 MHz (the mps2 boards) ticks every 40 instructions. The counter is 24 bits and counts down;
+//! the SysTick exception counts wraps and [`SysTickClock`] combines both into a 64-bit count.
+//! The board's `#[exception] fn SysTick()` must call [`on_wrap`].
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use cortex_m::peripheral::{syst::SystClkSource, SYST};
+
+use crate::Platform;
+
+/// Full 24-bit reload: the counter runs 2^24 ticks between exceptions.
+const RELOAD: u32 = 0x00FF_FFFF;
+
+static WRAPS: AtomicU32 = AtomicU32::new(0);
+
+/// Call from the SysTick exception handler.
+pub fn on_wrap() {
+    WRAPS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A running SysTick, read as instructions.
+pub struct SysTickClock {
+    instructions_per_tick: u64,
+}
+
+impl SysTickClock {
+    /// Starts SysTick on the core clock with its exception enabled, and waits for the first
+    /// reload (QEMU reads the current value as 0 until then).
+    pub fn start(mut syst: SYST, instructions_per_tick: u32) -> SysTickClock {
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(RELOAD);
+        syst.clear_current();
+        syst.enable_interrupt();
+        syst.enable_counter();
+        while SYST::get_current() == 0 {}
+        WRAPS.store(0, Ordering::Relaxed);
+        SysTickClock {
+            instructions_per_tick: instructions_per_tick as u64,
+        }
+    }
+
+    /// Ticks since the first reload.
+    fn ticks(&self) -> u64 {
+        loop {
+            let wraps = WRAPS.load(Ordering::Relaxed);
+            let current = SYST::get_current();
+            if WRAPS.load(Ordering::Relaxed) == wraps {
+                return wraps as u64 * (RELOAD as u64 + 1) + (RELOAD - current) as u64;
+            }
+        }
+    }
+}
+
+impl Platform for SysTickClock {
+    fn instructions(&mut self) -> u64 {
+        self.ticks() * self.instructions_per_tick
+    }
+}
