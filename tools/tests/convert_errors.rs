@@ -1,0 +1,106 @@
+//! Bad exports get clear messages naming the file and the field.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use picoformer_tools::export::Export;
+use safetensors::tensor::TensorView;
+use safetensors::SafeTensors;
+
+fn variant() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/variants/prenorm_relu_untied")).to_path_buf()
+}
+
+/// A copy of the variant export in a fresh temp dir.
+fn copy(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("picoformer-bad-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.model", "reference.safetensors"] {
+        std::fs::copy(variant().join(f), dir.join(f)).unwrap();
+    }
+    dir
+}
+
+fn edit_config(dir: &Path, from: &str, to: &str) {
+    let p = dir.join("config.json");
+    let s = std::fs::read_to_string(&p).unwrap();
+    assert!(s.contains(from), "{from} not in {s}");
+    std::fs::write(&p, s.replacen(from, to, 1)).unwrap();
+}
+
+/// Rewrite model.safetensors with `f` applied to the (name → (shape, f32 data)) map.
+fn edit_tensors(dir: &Path, f: impl FnOnce(&mut HashMap<String, (Vec<usize>, Vec<u8>)>)) {
+    let p = dir.join("model.safetensors");
+    let bytes = std::fs::read(&p).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut m: HashMap<String, (Vec<usize>, Vec<u8>)> = st.tensors().into_iter().map(|(n, v)| (n, (v.shape().to_vec(), v.data().to_vec()))).collect();
+    f(&mut m);
+    let views: Vec<(String, TensorView<'_>)> = m.iter().map(|(n, (s, d))| (n.clone(), TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap())).collect();
+    safetensors::serialize_to_file(views, None, &p).unwrap();
+}
+
+fn error_of(dir: &Path) -> String {
+    match Export::load(dir) {
+        Ok(_) => panic!("{} loaded", dir.display()),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn the_unmodified_variant_loads() {
+    Export::load(&copy("ok")).unwrap();
+}
+
+#[test]
+fn unknown_activation() {
+    let d = copy("act");
+    edit_config(&d, "\"relu\"", "\"swish\"");
+    let e = error_of(&d);
+    assert!(e.contains("config.json") && e.contains("activation") && e.contains("swish"), "{e}");
+}
+
+#[test]
+fn missing_tensor() {
+    let d = copy("missing");
+    edit_tensors(&d, |m| {
+        m.remove("transformer.decoder.layers.0.norm2.weight");
+    });
+    let e = error_of(&d);
+    assert!(e.contains("model.safetensors") && e.contains("missing tensor `transformer.decoder.layers.0.norm2.weight`"), "{e}");
+}
+
+#[test]
+fn wrong_shape() {
+    let d = copy("shape");
+    edit_tensors(&d, |m| {
+        let t = m.get_mut("transformer.encoder.layers.0.linear1.weight").unwrap();
+        t.0 = vec![t.0[0] - 1, t.0[1]];
+        t.1.truncate(t.0[0] * t.0[1] * 4);
+    });
+    let e = error_of(&d);
+    assert!(e.contains("model.safetensors") && e.contains("transformer.encoder.layers.0.linear1.weight") && e.contains("shape"), "{e}");
+}
+
+#[test]
+fn config_disagrees_with_weights() {
+    let d = copy("layers");
+    edit_config(&d, "\"num_encoder_layers\": 1", "\"num_encoder_layers\": 2");
+    let e = error_of(&d);
+    assert!(e.contains("missing tensor `transformer.encoder.layers.1"), "{e}");
+    let d = copy("tied");
+    edit_config(&d, "\"tie_embeddings\": false", "\"tie_embeddings\": true");
+    let e = error_of(&d);
+    assert!(e.contains("missing tensor `embedding.weight`"), "{e}");
+    let d = copy("vocab");
+    edit_config(&d, "\"vocab_size\": 800", "\"vocab_size\": 801");
+    let e = error_of(&d);
+    assert!(e.contains("vocab_size") && e.contains("tokenizer.model"), "{e}");
+}
+
+#[test]
+fn missing_field() {
+    let d = copy("field");
+    edit_config(&d, "\"norm_first\": true,", "");
+    let e = error_of(&d);
+    assert!(e.contains("config.json") && e.contains("norm_first"), "{e}");
+}
