@@ -35,7 +35,48 @@ impl<'a> Linear<'a> {
     /// Run the layer on `rows = x.len() / k` rows.
     #[inline]
     pub fn forward<O: Activation>(&self, x: &[i16], y: &mut [O]) {
-        linear_ref(self, x, y)
+        linear_4rows(self, x, y)
+    }
+}
+
+/// Portable fast path: four output channels per pass, so each input value is loaded once for
+/// four weights. Bit-exact with [`linear_ref`]: the same products, summed with wrapping.
+pub fn linear_4rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
+    let (k, n) = (l.k, l.n());
+    if k == 0 || n == 0 {
+        return;
+    }
+    let quads = n / 4;
+    for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
+        let ys = yr.chunks_exact_mut(4);
+        let ws = l.w.chunks_exact(4 * k);
+        let bs = l.bias.chunks_exact(4);
+        let rqs = l.rq.chunks_exact(4);
+        for (((y4, w4), b4), rq4) in ys.zip(ws).zip(bs).zip(rqs) {
+            let (w0, rest) = w4.split_at(k);
+            let (w1, rest) = rest.split_at(k);
+            let (w2, w3) = rest.split_at(k);
+            let mut acc = [0i32; 4];
+            for (acc, b) in acc.iter_mut().zip(b4) {
+                *acc = *b;
+            }
+            for ((((&xi, &a), &b), &c), &d) in xr.iter().zip(w0).zip(w1).zip(w2).zip(w3) {
+                let xi = xi as i32;
+                acc[0] = acc[0].wrapping_add(xi.wrapping_mul(a as i32));
+                acc[1] = acc[1].wrapping_add(xi.wrapping_mul(b as i32));
+                acc[2] = acc[2].wrapping_add(xi.wrapping_mul(c as i32));
+                acc[3] = acc[3].wrapping_add(xi.wrapping_mul(d as i32));
+            }
+            for ((yo, a), rq) in y4.iter_mut().zip(acc).zip(rq4) {
+                *yo = O::saturate(rq.apply(a as i64));
+            }
+        }
+        // the last n % 4 channels, one at a time
+        let tail = quads * 4;
+        if let (Some(yt), Some(wt), Some(bt), Some(rt)) = (yr.get_mut(tail..), l.w.get(tail * k..), l.bias.get(tail..), l.rq.get(tail..)) {
+            let t = Linear { w: wt, bias: bt, rq: rt, k };
+            linear_ref(&t, xr, yt);
+        }
     }
 }
 
@@ -94,6 +135,37 @@ mod tests {
         assert_eq!(y16, [i16::MAX, i16::MAX]);
         l.forward(&[i16::MIN; 8], &mut y16);
         assert_eq!(y16, [i16::MIN, i16::MIN]);
+    }
+
+    /// Random shapes (including n % 4 != 0), weights, inputs at both extremes and scales:
+    /// the fast path equals the reference bit for bit.
+    #[test]
+    fn fast_path_is_bit_exact() {
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for _ in 0..200 {
+            let k = 1 + (next() % 70) as usize;
+            let n = 1 + (next() % 23) as usize;
+            let rows = 1 + (next() % 4) as usize;
+            let w: Vec<i8> = (0..n * k).map(|_| next() as i8).collect();
+            let bias: Vec<i32> = (0..n).map(|_| (next() as i32) >> (next() % 32)).collect();
+            let rq: Vec<Requant> = (0..n).map(|_| Requant::from_real(((next() % 1000) as f64 + 1.0) * 10f64.powi(-((next() % 8) as i32)))).collect();
+            let x: Vec<i16> = (0..rows * k).map(|_| match next() % 4 { 0 => i16::MAX, 1 => i16::MIN, _ => next() as i16 }).collect();
+            let l = Linear { w: &w, bias: &bias, rq: &rq, k };
+            let (mut a, mut b) = (vec![0i16; rows * n], vec![0i16; rows * n]);
+            linear_ref(&l, &x, &mut a);
+            linear_4rows(&l, &x, &mut b);
+            assert_eq!(a, b);
+            let (mut a, mut b) = (vec![0i32; rows * n], vec![0i32; rows * n]);
+            linear_ref(&l, &x, &mut a);
+            linear_4rows(&l, &x, &mut b);
+            assert_eq!(a, b);
+        }
     }
 
     #[test]

@@ -1,0 +1,171 @@
+//! The committed de-en int8 model against the converter's test vectors, bit for bit, and its
+//! tokenizer against python `sentencepiece` on all 1,000 test2016 sentences.
+
+mod common;
+
+use common::Aligned;
+use picoformer::observe::{Data, NoObserver, Observer, Site};
+use picoformer::tokenizer::Node;
+use picoformer::vectors::{Fnv1a, Vectors};
+use picoformer::{Model, TokenId, Translator};
+use safetensors::SafeTensors;
+
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/de-en");
+
+fn read(name: &str) -> Vec<u8> {
+    let p = format!("{DIR}/{name}");
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e} (run the converter: see README)"))
+}
+
+fn blob() -> Aligned {
+    Aligned::from(&read("de-en.pico"))
+}
+
+fn u16s(st: &SafeTensors<'_>, name: &str) -> Vec<u16> {
+    st.tensor(name).unwrap_or_else(|_| panic!("{name}")).data().chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect()
+}
+
+fn ints(st: &SafeTensors<'_>, name: &str) -> Vec<i32> {
+    let t = st.tensor(name).unwrap_or_else(|_| panic!("{name}"));
+    match t.dtype() {
+        safetensors::Dtype::I8 => t.data().iter().map(|&b| b as i8 as i32).collect(),
+        safetensors::Dtype::I16 => t.data().chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as i32).collect(),
+        _ => t.data().chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap())).collect(),
+    }
+}
+
+fn source(m: &Model<'_>, text: &str) -> Vec<TokenId> {
+    let mut scratch = vec![Node::default(); picoformer::tokenizer::Tokenizer::scratch_len(text.len())];
+    let mut ids = vec![0; text.len() + 2];
+    let n = m.tokenizer().encode(text, &mut scratch, &mut ids).unwrap();
+    ids.truncate(n.min(m.config.max_len - 1));
+    ids.push(m.config.eos);
+    ids
+}
+
+/// Every site's raw values, in the order the forward pass reports them.
+#[derive(Default)]
+struct Sites(Vec<(Site, Vec<i32>)>);
+
+impl Observer for Sites {
+    fn observe(&mut self, site: Site, data: Data<'_>) {
+        let v: Vec<i32> = match data {
+            Data::I8(x) => x.iter().map(|&q| q as i32).collect(),
+            Data::I16(x) => x.iter().map(|&q| q as i32).collect(),
+            Data::I32(x) => x.to_vec(),
+        };
+        match self.0.iter_mut().find(|(s, _)| *s == site) {
+            Some((_, d)) => d.extend(v),
+            None => self.0.push((site, v)),
+        }
+    }
+}
+
+#[test]
+fn int8_forward_matches_the_converter_vectors_bit_for_bit() {
+    let blob = blob();
+    let m = Model::parse(blob.bytes()).unwrap();
+    let vec_bytes = read("de-en.vectors.safetensors");
+    let st = SafeTensors::deserialize(&vec_bytes).unwrap();
+    let compact = read("de-en.vectors.bin");
+    let cases = Vectors::parse(&compact).expect("de-en.vectors.bin");
+    assert!(cases.len() >= 8);
+    let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 1));
+    let mut t = Translator::new(&m, arena.bytes_mut(), 1).unwrap();
+    let mut checked_sites = 0;
+    for (i, case) in cases.enumerate() {
+        // the device tokenizer gives the vector's source ids
+        let src = source(&m, case.text);
+        assert_eq!(src, case.src().collect::<Vec<_>>(), "case {i}: source ids");
+        assert_eq!(src, u16s(&st, &format!("case.{i}.src")));
+        let mut sites = Sites::default();
+        t.encode_observed(&src, &mut sites).unwrap();
+        let mut digest = Fnv1a::default();
+        let mut out = Vec::new();
+        while let Some(tok) = t.greedy_step(&mut sites).unwrap() {
+            if out.is_empty() {
+                assert_eq!(t.logits(), &ints(&st, &format!("case.{i}.logits0"))[..], "case {i}: first logits");
+            }
+            digest.i32s(t.logits());
+            out.push(tok);
+        }
+        assert_eq!(out, case.out().collect::<Vec<_>>(), "case {i}: greedy ids");
+        assert_eq!(out, u16s(&st, &format!("case.{i}.greedy")));
+        assert_eq!(digest.0, case.logits_digest, "case {i}: logits digest");
+        // every layer's activations
+        for (site, data) in &sites.0 {
+            let mut d = Fnv1a::default();
+            d.i32s(data);
+            let want = ints(&st, &format!("case.{i}.digest.{site}"))[0] as u32;
+            assert_eq!(d.0, want, "case {i}: site {site}");
+            if i == 0 {
+                assert_eq!(data, &ints(&st, &format!("case.0.site.{site}")), "case 0: site {site}");
+            }
+            checked_sites += 1;
+        }
+    }
+    assert!(checked_sites > 8 * 40, "{checked_sites}");
+}
+
+#[test]
+fn translates_test2016_as_the_report_says() {
+    let blob = blob();
+    let m = Model::parse(blob.bytes()).unwrap();
+    let src = String::from_utf8(read("test2016.de")).unwrap();
+    let hyps = String::from_utf8(read("de-en.int8.en")).unwrap();
+    let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 1));
+    let mut t = Translator::new(&m, arena.bytes_mut(), 1).unwrap();
+    let mut buf = vec![0u8; 4096];
+    for (i, (s, h)) in src.lines().zip(hyps.lines()).take(100).enumerate() {
+        t.encode(&source(&m, s)).unwrap();
+        let mut out = vec![0; m.config.max_len];
+        let n = t.greedy(&mut out).unwrap();
+        let text = m.tokenizer().decode(&out[..n], &mut buf).unwrap();
+        assert_eq!(text, h, "sentence {i}: {s}");
+    }
+}
+
+#[test]
+fn tokenizer_matches_sentencepiece_on_all_of_test2016() {
+    let blob = blob();
+    let m = Model::parse(blob.bytes()).unwrap();
+    let src = String::from_utf8(read("test2016.de")).unwrap();
+    let ids = String::from_utf8(read("tokenizer_test2016.txt")).unwrap();
+    let decoded = String::from_utf8(read("tokenizer_test2016_decoded.txt")).unwrap();
+    let mut n = 0;
+    let mut buf = vec![0u8; 4096];
+    for ((s, want), dec) in src.lines().zip(ids.lines()).zip(decoded.lines()) {
+        let want: Vec<TokenId> = want.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        let mut scratch = vec![Node::default(); picoformer::tokenizer::Tokenizer::scratch_len(s.len())];
+        let mut got = vec![0; s.len() + 2];
+        let k = m.tokenizer().encode(s, &mut scratch, &mut got).unwrap();
+        assert_eq!(&got[..k], &want[..], "{s}");
+        assert_eq!(m.tokenizer().decode(&want, &mut buf).unwrap(), dec);
+        n += 1;
+    }
+    assert_eq!(n, 1000);
+}
+
+#[test]
+fn beam_search_runs_on_the_real_model() {
+    let blob = blob();
+    let m = Model::parse(blob.bytes()).unwrap();
+    let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 4));
+    let mut t = Translator::new(&m, arena.bytes_mut(), 4).unwrap();
+    let src = source(&m, "Ein Hund rennt durch den Schnee.");
+    t.encode(&src).unwrap();
+    let mut greedy = vec![0; 64];
+    let g = t.greedy(&mut greedy).unwrap();
+    t.encode(&src).unwrap();
+    let mut b1 = vec![0; 64];
+    let n1 = t.beam_search(1, &mut b1).unwrap();
+    assert_eq!(&b1[..n1], &greedy[..g]);
+    t.encode(&src).unwrap();
+    let mut b4 = vec![0; 64];
+    let n4 = t.beam_search(4, &mut b4).unwrap();
+    assert_eq!(b4[n4 - 1], m.config.eos);
+    let mut buf = vec![0u8; 512];
+    let text = m.tokenizer().decode(&b4[..n4], &mut buf).unwrap();
+    assert!(text.to_lowercase().contains("dog"), "{text}");
+    let _ = NoObserver;
+}
