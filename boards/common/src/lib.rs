@@ -4,12 +4,12 @@
 //! instruction counter (its [`Platform`] impl) and the exit. It calls [`run`] and exits with code 0
 //! if `run` returned `true`, 1 otherwise; a panic exits with code 101 (the handler lives here).
 //!
-//! The workload is a PLACEHOLDER ([`workload`]): integer matrix-vector products over a static
-//! table, checked against digests computed independently on the host. It will be replaced by
-//! translating test sentences with the int8 model and comparing token ids and a logits digest with
-//! host vectors; the report format (one line per item, then totals, RAM and stack) stays.
+//! The workload ([`workload`]) translates the test-vector sentences with the int8 model embedded
+//! in flash ([`assets`]) and checks source ids, output ids and a digest of every decoder step's
+//! logits against the host's. The report: one block per sentence, then totals, RAM and stack.
 #![no_std]
 
+pub mod assets;
 pub mod mem;
 #[cfg(target_arch = "arm")]
 pub mod systick;
@@ -26,8 +26,13 @@ pub trait Platform {
     fn instructions(&mut self) -> u64;
 }
 
-/// Runs the workload, logs one line per item and a summary, and returns `true` only if every
-/// check passed.
+/// Test-vector cases run on target: at most the first `TARGET_CASES` (the converter writes 8 by
+/// default). Eight sentences of a de-en-sized model (d_model 128, 2+2 layers, 4000 pieces) that
+/// never emits eos, 63 decoder steps each, take 3-7 s per board under QEMU.
+pub const TARGET_CASES: usize = 8;
+
+/// Runs the workload, logs one block per sentence and a summary, and returns `true` only if
+/// every check passed (and there was at least one).
 ///
 /// Paints the free stack first (see [`mem`]), so the reported high-water mark covers everything
 /// `run` does.
@@ -35,44 +40,107 @@ pub fn run<P: Platform>(p: &mut P) -> bool {
     let ram = mem::Ram::from_linker();
     // SAFETY: called once, before anything else lives below the caller's stack frame.
     unsafe { mem::paint_stack(&ram) };
-
-    defmt::println!(
-        "picoformer board app: placeholder workload, {=usize} items",
-        workload::ITEMS.len()
-    );
-    let mut passed = 0usize;
-    let start = p.instructions();
-    for (i, item) in workload::ITEMS.iter().enumerate() {
-        let t0 = p.instructions();
-        let got = workload::run_item(item);
-        let t1 = p.instructions();
-        let ok = got == item.expected;
-        passed += ok as usize;
-        defmt::println!(
-            "item {=usize}: token {=u16} digest {=u32:#010x} (expected token {=u16} digest {=u32:#010x}) {=str} instructions {=u64}",
-            i,
-            got.token,
-            got.digest,
-            item.expected.token,
-            item.expected.digest,
-            if ok { "ok" } else { "MISMATCH" },
-            t1 - t0
-        );
-    }
-    let total = p.instructions() - start;
-    let all = passed == workload::ITEMS.len();
-
-    defmt::println!("instructions total {=u64}", total);
+    let (passed, failed) = translate_all(p);
     defmt::println!("static RAM {=usize} bytes", ram.static_bytes());
     defmt::println!(
         "stack high-water {=usize} bytes of {=usize}",
         mem::stack_high_water(&ram),
         ram.stack_bytes()
     );
+    defmt::println!("{=usize} passed, {=usize} failed", passed, failed);
+    failed == 0 && passed > 0
+}
+
+/// Parses the vectors and the blob, sizes the arena, and runs the cases: `(passed, failed)`.
+/// Anything that stops the run before the cases counts as one failure per case (at least one).
+fn translate_all<P: Platform>(p: &mut P) -> (usize, usize) {
+    use picoformer::{vectors::Vectors, Model, Translator};
+
+    let Some(vectors) = Vectors::parse(assets::VECTORS) else {
+        defmt::println!(
+            "test vectors: malformed ({=usize} bytes)",
+            assets::VECTORS.len()
+        );
+        return (0, 1);
+    };
+    let run_cases = vectors.len().min(TARGET_CASES);
     defmt::println!(
-        "{=usize} passed, {=usize} failed",
-        passed,
-        workload::ITEMS.len() - passed
+        "picoformer board app: int8 translation, {=usize} of {=usize} test-vector cases on target",
+        run_cases,
+        vectors.len()
     );
-    all
+    if run_cases == 0 {
+        defmt::println!("test vectors: no cases");
+        return (0, 1);
+    }
+
+    let t0 = p.instructions();
+    let model = match Model::parse(assets::BLOB) {
+        Ok(m) => m,
+        Err(e) => {
+            defmt::println!("blob: {}", defmt::Display2Format(&e));
+            return (0, run_cases);
+        }
+    };
+    let parse = p.instructions() - t0;
+    let c = &model.config;
+    defmt::println!(
+        "blob: {=usize} bytes in flash; d_model {=usize}, {=usize}+{=usize} layers, vocabulary {=usize}, max_len {=usize}; verified in {=u64} instructions",
+        assets::BLOB.len(),
+        c.d_model,
+        c.n_enc,
+        c.n_dec,
+        c.vocab,
+        c.max_len,
+        parse
+    );
+
+    let needed = Translator::arena_bytes(&model, 1);
+    defmt::println!(
+        "arena: {=usize} bytes needed (greedy) of {=usize}",
+        needed,
+        assets::ARENA_BYTES
+    );
+    let Some(memory) = assets::take_memory() else {
+        defmt::println!("arena: already taken");
+        return (0, run_cases);
+    };
+    let mut t = match Translator::new(&model, memory.arena, 1) {
+        Ok(t) => t,
+        Err(e) => {
+            defmt::println!("arena: {}", defmt::Display2Format(&e));
+            return (0, run_cases);
+        }
+    };
+
+    let mut passed = 0usize;
+    // cost of the sentences that ran to the end
+    let mut total = workload::Cost::default();
+    let mut measured = 0u64;
+    for (i, case) in vectors.take(run_cases).enumerate() {
+        match workload::run_case(p, &model, &mut t, memory.scratch, i, &case) {
+            Ok(o) => {
+                let ok = o.ok(&case);
+                passed += ok as usize;
+                defmt::println!("  {=str}", if ok { "ok" } else { "FAILED" });
+                total.tokenize += o.cost.tokenize;
+                total.encode += o.cost.encode;
+                total.decode += o.cost.decode;
+                total.steps += o.cost.steps;
+                measured += 1;
+            }
+            Err(e) => defmt::println!("  FAILED: {}", defmt::Display2Format(&e)),
+        }
+    }
+    defmt::println!(
+        "instructions: {=u64} for {=u64} sentences, {=u64} per sentence (tokenize {=u64}, encode {=u64}, decode {=u64}); {=u64} per decoder step",
+        total.total(),
+        measured,
+        total.total() / measured.max(1),
+        total.tokenize / measured.max(1),
+        total.encode / measured.max(1),
+        total.decode / measured.max(1),
+        total.decode / total.steps.max(1) as u64
+    );
+    (passed, run_cases - passed)
 }

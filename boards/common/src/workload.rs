@@ -1,124 +1,208 @@
-//! PLACEHOLDER workload: int8 matrix-vector products over a static table.
+//! The workload: translate the test-vector sentences with the int8 model, on the device, and
+//! check every step bit for bit against the host (`tools/src/convert.rs`, `digest_run`).
 //!
-//! Each item multiplies the static weight table `W` (`(ROWS, COLS)` int8, row-major) by its own
-//! int8 input `x` (`(COLS,)`), giving `y = W x` (`(ROWS,)` i32). Its result is the arg-max of `y`
-//! as a token id and the 32-bit FNV-1a digest of `y` as little-endian bytes. The expected values
-//! were computed independently on the host (a Python transcription of this file).
-//!
-//! All values come from xorshift32: weights from seed [`W_SEED`], item `k`'s input from its seed.
+//! Per case: tokenize the German text and compare the source ids (pieces truncated to
+//! `max_len - 1`, then eos) with the vector's; encode; decode greedily one step at a time,
+//! streaming each token's text; fold every step's `(vocab,)` i32 logits into a 32-bit FNV-1a
+//! digest (little-endian bytes, in step order); compare the output ids (eos included) and the
+//! digest with the vector's.
 
-use picoformer::TokenId;
+use core::fmt;
 
-/// Rows of `W` (outputs).
-pub const ROWS: usize = 128;
-/// Columns of `W` (inputs).
-pub const COLS: usize = 128;
-/// Seed of the weight table.
-pub const W_SEED: u32 = 0x1234_5678;
+use picoformer::observe::NoObserver;
+use picoformer::tokenizer::{DecodeState, Node, Tokenizer};
+use picoformer::vectors::{Case, Fnv1a};
+use picoformer::{Error, Model, TokenId, Translator};
 
-/// What an item produces, and what it is checked against.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, defmt::Format)]
-pub struct Output {
-    /// Index of the largest `y[r]` (the first one on ties).
-    pub token: TokenId,
-    /// FNV-1a (32-bit) of `y` as little-endian bytes.
+use crate::assets::MAX_TEXT_BYTES;
+use crate::Platform;
+
+/// Bytes of translated text kept for printing; longer translations are cut (the checks are not).
+pub const MAX_OUT_TEXT_BYTES: usize = 512;
+
+/// Instructions spent on one sentence, by stage.
+#[derive(Clone, Copy, Default)]
+pub struct Cost {
+    pub tokenize: u64,
+    pub encode: u64,
+    /// Every greedy step, the final eos step included; digest and printing excluded.
+    pub decode: u64,
+    pub steps: usize,
+}
+
+impl Cost {
+    /// Tokenize, encode and decode.
+    pub fn total(&self) -> u64 {
+        self.tokenize + self.encode + self.decode
+    }
+}
+
+/// What one case produced and whether it matched.
+pub struct Outcome {
+    pub src_ok: bool,
+    pub out_ok: bool,
     pub digest: u32,
+    pub cost: Cost,
 }
 
-/// One checked item.
-pub struct Item {
-    /// Seed of this item's input vector.
-    pub seed: u32,
-    /// The host's result.
-    pub expected: Output,
+impl Outcome {
+    pub fn ok(&self, case: &Case<'_>) -> bool {
+        self.src_ok && self.out_ok && self.digest == case.logits_digest
+    }
 }
 
-impl Item {
-    const fn new(seed: u32, token: TokenId, digest: u32) -> Item {
-        Item {
-            seed,
-            expected: Output { token, digest },
+/// A fixed text buffer that keeps whole chunks until one does not fit, then drops the rest;
+/// writing never fails.
+struct TextBuf<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+    truncated: bool,
+}
+
+impl<const N: usize> TextBuf<N> {
+    fn new() -> Self {
+        TextBuf {
+            buf: [0; N],
+            len: 0,
+            truncated: false,
         }
     }
+
+    /// The text from byte `from` on (only whole UTF-8 chunks are ever stored).
+    fn since(&self, from: usize) -> &str {
+        let bytes = self.buf.get(from..self.len).unwrap_or(&[]);
+        core::str::from_utf8(bytes).unwrap_or("")
+    }
 }
 
-/// The items, with the host's expected outputs: `(seed, token, digest)`.
-pub static ITEMS: [Item; 4] = [
-    Item::new(1, 77, 0xFE43_3C2C),
-    Item::new(2, 98, 0xDB3A_D24D),
-    Item::new(3, 92, 0xDDA7_2290),
-    Item::new(0xDEAD_BEEF, 60, 0xCA35_C7FC),
-];
-
-/// The weight table, `(ROWS, COLS)` row-major, built at compile time into flash.
-pub static W: [[i8; COLS]; ROWS] = weights();
-
-const fn xorshift32(mut s: u32) -> u32 {
-    s ^= s << 13;
-    s ^= s >> 17;
-    s ^= s << 5;
-    s
-}
-
-const fn weights() -> [[i8; COLS]; ROWS] {
-    let mut w = [[0i8; COLS]; ROWS];
-    let mut s = W_SEED;
-    let mut r = 0;
-    while r < ROWS {
-        let mut c = 0;
-        while c < COLS {
-            s = xorshift32(s);
-            w[r][c] = (s >> 24) as u8 as i8;
-            c += 1;
+impl<const N: usize> fmt::Write for TextBuf<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self.buf.get_mut(self.len..self.len + s.len()) {
+            Some(dst) if !self.truncated => {
+                dst.copy_from_slice(s.as_bytes());
+                self.len += s.len();
+            }
+            _ => self.truncated = true,
         }
-        r += 1;
-    }
-    w
-}
-
-/// Item input `x` (`(COLS,)`, full int8 range) from its seed.
-pub fn input(seed: u32) -> [i8; COLS] {
-    let mut x = [0i8; COLS];
-    let mut s = seed;
-    for v in x.iter_mut() {
-        s = xorshift32(s);
-        *v = (s >> 24) as u8 as i8;
-    }
-    x
-}
-
-/// `y = W x`: `y[r] = sum_c W[r][c] * x[c]`, exact in i32 (|y| <= 128 * 128 * 128).
-pub fn matvec(w: &[[i8; COLS]; ROWS], x: &[i8; COLS], y: &mut [i32; ROWS]) {
-    for (yr, wr) in y.iter_mut().zip(w) {
-        *yr = wr.iter().zip(x).map(|(&a, &b)| a as i32 * b as i32).sum();
+        Ok(())
     }
 }
 
-/// 32-bit FNV-1a over the little-endian bytes of `y`.
-pub fn fnv1a(y: &[i32]) -> u32 {
-    let mut h: u32 = 0x811C_9DC5;
-    for v in y {
-        for b in v.to_le_bytes() {
-            h ^= b as u32;
-            h = h.wrapping_mul(0x0100_0193);
+/// Source ids of `text` as the host makes them: pieces truncated to `max_len - 1`, then eos.
+/// Returns the number of ids written to `ids`.
+fn source_ids(
+    tok: &Tokenizer<'_>,
+    text: &str,
+    max_len: usize,
+    eos: TokenId,
+    scratch: &mut [Node],
+    ids: &mut [TokenId],
+) -> Result<usize, Error> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(Error::InputTooLong {
+            len: text.len(),
+            max: MAX_TEXT_BYTES,
+        });
+    }
+    let n = tok.encode(text, scratch, ids)?;
+    let n = n.min(max_len.saturating_sub(1));
+    let slot = ids.get_mut(n).ok_or(Error::OutputFull { capacity: n })?;
+    *slot = eos;
+    Ok(n + 1)
+}
+
+/// Runs one case, logging its text, source check, streamed translation, checks and cost.
+/// `scratch` is the tokenizer's ([`crate::assets::SCRATCH_NODES`] nodes).
+pub fn run_case<P: Platform>(
+    p: &mut P,
+    model: &Model<'_>,
+    t: &mut Translator<'_, '_>,
+    scratch: &mut [Node],
+    index: usize,
+    case: &Case<'_>,
+) -> Result<Outcome, Error> {
+    let c = &model.config;
+    let tok = model.tokenizer();
+    let mut cost = Cost::default();
+    defmt::println!("case {=usize}: {=str}", index, case.text);
+
+    // tokenize on the device (pieces never outnumber the text's bytes plus the dummy prefix)
+    let mut src = [0 as TokenId; MAX_TEXT_BYTES + 2];
+    let t0 = p.instructions();
+    let n = source_ids(tok, case.text, c.max_len, c.eos, scratch, &mut src)?;
+    cost.tokenize = p.instructions() - t0;
+    let src = src.get(..n).unwrap_or(&[]);
+    let src_ok = src.iter().copied().eq(case.src());
+    defmt::println!(
+        "  source: {=usize} ids {=str} (vector: {=usize})",
+        src.len(),
+        if src_ok { "ok" } else { "MISMATCH" },
+        case.src_len()
+    );
+    if !src_ok {
+        defmt::println!("  device ids: {=[?]}", src);
+    }
+
+    // encode
+    let t0 = p.instructions();
+    t.encode(src)?;
+    cost.encode = p.instructions() - t0;
+
+    // decode greedily, streaming each token's text
+    let mut digest = Fnv1a::default();
+    let mut expected = case.out();
+    let mut first_diff = None;
+    let mut text = TextBuf::<MAX_OUT_TEXT_BYTES>::new();
+    let mut state = DecodeState::default();
+    loop {
+        let t0 = p.instructions();
+        let step = t.greedy_step(&mut NoObserver)?;
+        cost.decode += p.instructions() - t0;
+        let Some(id) = step else { break };
+        digest.i32s(t.logits());
+        if first_diff.is_none() && expected.next() != Some(id) {
+            first_diff = Some(cost.steps);
         }
+        let from = text.len;
+        tok.decode_piece(id, &mut state, &mut text)?;
+        defmt::debug!(
+            "  step {=usize}: id {=u16} \"{=str}\"",
+            cost.steps,
+            id,
+            text.since(from)
+        );
+        cost.steps += 1;
     }
-    h
-}
-
-/// Runs one item.
-pub fn run_item(item: &Item) -> Output {
-    let x = input(item.seed);
-    let mut y = [0i32; ROWS];
-    matvec(&W, &x, &mut y);
-    let mut token = 0;
-    for (r, &v) in y.iter().enumerate() {
-        if v > y[token] {
-            token = r;
-        }
+    let out_ok = first_diff.is_none() && cost.steps == case.out_len();
+    defmt::println!(
+        "  output: {=str}{=str}",
+        text.since(0),
+        if text.truncated { " [cut]" } else { "" }
+    );
+    if let Some(step) = first_diff {
+        defmt::println!("  first output id that differs: step {=usize}", step);
     }
-    Output {
-        token: token as TokenId,
-        digest: fnv1a(&y),
-    }
+    defmt::println!(
+        "  ids: {=usize} {=str} (vector: {=usize}); logits digest {=u32:#010x} {=str} (vector: {=u32:#010x})",
+        cost.steps,
+        if out_ok { "ok" } else { "MISMATCH" },
+        case.out_len(),
+        digest.0,
+        if digest.0 == case.logits_digest { "ok" } else { "MISMATCH" },
+        case.logits_digest
+    );
+    defmt::println!(
+        "  instructions: {=u64} (tokenize {=u64}, encode {=u64}, decode {=u64} = {=u64} per step)",
+        cost.total(),
+        cost.tokenize,
+        cost.encode,
+        cost.decode,
+        cost.decode / cost.steps.max(1) as u64
+    );
+    Ok(Outcome {
+        src_ok,
+        out_ok,
+        digest: digest.0,
+        cost,
+    })
 }

@@ -1,0 +1,65 @@
+//! Where the model lives: the blob and the test vectors in flash (zero-copy); the arena and the
+//! tokenizer's scratch in RAM statics, so a board that lacks the RAM fails to link.
+//!
+//! The files are chosen at build time (see `build.rs`: `PICOFORMER_BLOB`, `PICOFORMER_VECTORS`).
+
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use picoformer::tokenizer::{Node, Tokenizer};
+
+/// Bytes of the static arena. Greedy decoding of the de-en model (d_model 128, 2+2 layers,
+/// max_len 64, 4000 pieces) needs about 200 KB; [`crate::run`] checks the exact need
+/// (`Translator::arena_bytes`) against this at start-up.
+pub const ARENA_BYTES: usize = 256 * 1024;
+
+/// Longest source text, in bytes, the on-device tokenizer takes (test2016 has at most 201).
+pub const MAX_TEXT_BYTES: usize = 256;
+
+/// Tokenizer scratch nodes: enough for any text of [`MAX_TEXT_BYTES`].
+pub const SCRATCH_NODES: usize = Tokenizer::scratch_len(MAX_TEXT_BYTES);
+
+/// `T` on an 8-byte boundary: the blob's tensor views and the arena's buffers need it.
+#[repr(C, align(8))]
+pub struct Align8<T: ?Sized>(pub T);
+
+static BLOB_ALIGNED: &Align8<[u8]> = &Align8(*include_bytes!(env!("PICOFORMER_BLOB_PATH")));
+
+/// The model blob, in flash, 8-byte aligned.
+pub static BLOB: &[u8] = &BLOB_ALIGNED.0;
+
+/// The test vectors the converter wrote for [`BLOB`], in flash.
+pub static VECTORS: &[u8] = include_bytes!(env!("PICOFORMER_VECTORS_PATH"));
+
+static mut ARENA: Align8<[u8; ARENA_BYTES]> = Align8([0; ARENA_BYTES]);
+// `Node` has no const constructor: filled with `Node::default()` when taken.
+static mut SCRATCH: MaybeUninit<[Node; SCRATCH_NODES]> = MaybeUninit::uninit();
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// The RAM the workload runs in.
+pub struct Memory {
+    /// [`ARENA_BYTES`], 8-byte aligned, for the `Translator`.
+    pub arena: &'static mut [u8],
+    /// [`SCRATCH_NODES`] nodes for `Tokenizer::encode`.
+    pub scratch: &'static mut [Node],
+}
+
+/// The statics, once: `None` on every later call.
+pub fn take_memory() -> Option<Memory> {
+    if TAKEN.swap(true, Ordering::AcqRel) {
+        return None;
+    }
+    let nodes = core::ptr::addr_of_mut!(SCRATCH).cast::<Node>();
+    for i in 0..SCRATCH_NODES {
+        // SAFETY: `i` is inside the static array, which nothing else references yet.
+        unsafe { nodes.add(i).write(Node::default()) };
+    }
+    // SAFETY: the flag above hands out these references at most once, and every node of the
+    // scratch was initialized above.
+    Some(unsafe {
+        Memory {
+            arena: &mut (*core::ptr::addr_of_mut!(ARENA)).0,
+            scratch: core::slice::from_raw_parts_mut(nodes, SCRATCH_NODES),
+        }
+    })
+}
