@@ -56,7 +56,7 @@ pub struct DecoderLayer<'a> {
 
 /// A model, parsed and verified. Every view has the shape its config calls for and every
 /// quantization parameter is in range, so no forward path can index out of bounds.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Model<'a> {
     pub config: Config,
     pub src_emb: Embedding<'a>,
@@ -86,8 +86,6 @@ struct Parts<'a> {
     gen_bias: &'a [i32],
     gen_rq: &'a [Requant],
     log_softmax: Requant,
-    enc: [EncoderLayer<'a>; MAX_LAYERS],
-    dec: [DecoderLayer<'a>; MAX_LAYERS],
     tok_offsets: &'a [u32],
     tok_bytes: &'a [u8],
     tok_scores: &'a [i32],
@@ -98,6 +96,24 @@ impl<'a> Model<'a> {
     /// Verify `blob` completely and return views into it. The blob must start on an
     /// [`ALIGN`]-byte boundary; bytes past the length in its header are ignored.
     pub fn parse(blob: &'a [u8]) -> Result<Model<'a>, Error> {
+        let mut m = Model::default();
+        Model::parse_into(blob, &mut m)?;
+        Ok(m)
+    }
+
+    /// [`Model::parse`] into a caller's slot (a `static`, say), so the model's few KiB of
+    /// views never sit on the stack. On error `m` is left empty (`Model::default()`, whose
+    /// zero-sized config makes every forward pass a no-op), never half-filled.
+    pub fn parse_into(blob: &'a [u8], m: &mut Model<'a>) -> Result<(), Error> {
+        *m = Model::default();
+        let r = Model::parse_views(blob, m);
+        if r.is_err() {
+            *m = Model::default();
+        }
+        r
+    }
+
+    fn parse_views(blob: &'a [u8], m: &mut Model<'a>) -> Result<(), Error> {
         if blob.len() < HEADER_LEN {
             return Err(Error::Truncated { needed: HEADER_LEN, got: blob.len() });
         }
@@ -148,14 +164,14 @@ impl<'a> Model<'a> {
             let e = blob::read_entry(blob, index).ok_or(Error::BadConfig { field: "tensor table" })?;
             let bytes = check_entry(blob, index, &spec, &e, data_start)?;
             data_start = e.offset as usize + bytes.len();
-            parts.take(&config, spec.tag, bytes)?;
+            parts.take(&config, spec.tag, bytes, m)?;
             index += 1;
             Ok(())
         })?;
         if index != count {
             return Err(Error::BadConfig { field: "tensor count" });
         }
-        parts.assemble(config)
+        parts.assemble(config, m)
     }
 
     /// The vocabulary's tokenizer.
@@ -260,7 +276,7 @@ fn residual_params(tag: u32, s: &[i32], at: usize) -> Result<ResidualParams, Err
 
 impl<'a> Parts<'a> {
     /// File one tensor's bytes under its tag.
-    fn take(&mut self, c: &Config, full_tag: u32, bytes: &'a [u8]) -> Result<(), Error> {
+    fn take(&mut self, c: &Config, full_tag: u32, bytes: &'a [u8], m: &mut Model<'a>) -> Result<(), Error> {
         let group = full_tag >> 24;
         let layer = ((full_tag >> 16) & 0xff) as usize;
         let kind = full_tag & 0xffff;
@@ -289,7 +305,7 @@ impl<'a> Parts<'a> {
                 _ => return Err(Error::BadTensorShape { tag: t }),
             },
             tag::ENC => {
-                let l = self.enc.get_mut(layer).ok_or(Error::BadTensorShape { tag: t })?;
+                let l = m.enc.get_mut(layer).ok_or(Error::BadTensorShape { tag: t })?;
                 match kind {
                     tag::SA_Q..=0x1f => linear_part(attn_slot(&mut l.sa, kind - tag::SA_Q), t, bytes)?,
                     tag::FF1..=0x37 => linear_part(ff_slot(&mut l.ff, kind - tag::FF1), t, bytes)?,
@@ -306,7 +322,7 @@ impl<'a> Parts<'a> {
                 }
             }
             tag::DEC => {
-                let l = self.dec.get_mut(layer).ok_or(Error::BadTensorShape { tag: t })?;
+                let l = m.dec.get_mut(layer).ok_or(Error::BadTensorShape { tag: t })?;
                 match kind {
                     tag::SA_Q..=0x1f => linear_part(attn_slot(&mut l.sa, kind - tag::SA_Q), t, bytes)?,
                     tag::CA_Q..=0x2f => linear_part(attn_slot(&mut l.ca, kind - tag::CA_Q), t, bytes)?,
@@ -338,23 +354,21 @@ impl<'a> Parts<'a> {
         Ok(())
     }
 
-    fn assemble(self, config: Config) -> Result<Model<'a>, Error> {
+    fn assemble(self, config: Config, m: &mut Model<'a>) -> Result<(), Error> {
         let d = config.d_model;
         let (tgt_table, tgt_rq) =
             if config.tied() { (self.src_emb, self.src_rq) } else { (self.tgt_emb, self.tgt_rq) };
         let gen_w = if config.tied() { self.src_emb } else { self.gen_w };
-        let mut enc = self.enc;
-        let mut dec = self.dec;
-        for l in enc.iter_mut().take(config.n_enc) {
+        for l in m.enc.iter_mut().take(config.n_enc) {
             set_k(&mut l.sa, d);
             set_ff_k(&mut l.ff, config.d_ff, d);
         }
-        for l in dec.iter_mut().take(config.n_dec) {
+        for l in m.dec.iter_mut().take(config.n_dec) {
             set_k(&mut l.sa, d);
             set_k(&mut l.ca, d);
             set_ff_k(&mut l.ff, config.d_ff, d);
         }
-        let tokenizer = Tokenizer::new(Vocab {
+        m.tokenizer = Tokenizer::new(Vocab {
             offsets: self.tok_offsets,
             bytes: self.tok_bytes,
             scores: self.tok_scores,
@@ -366,18 +380,14 @@ impl<'a> Parts<'a> {
             add_dummy_prefix: config.flags & blob::FLAG_ADD_DUMMY_PREFIX != 0,
             remove_extra_whitespaces: config.flags & blob::FLAG_REMOVE_EXTRA_WS != 0,
         })?;
-        Ok(Model {
-            config,
-            src_emb: Embedding { table: self.src_emb, rq: self.src_rq, pos: self.pos, d },
-            tgt_emb: Embedding { table: tgt_table, rq: tgt_rq, pos: self.pos, d },
-            enc,
-            enc_norm: self.enc_norm,
-            dec,
-            dec_norm: self.dec_norm,
-            generator: Linear { w: gen_w, bias: self.gen_bias, rq: self.gen_rq, k: d },
-            log_softmax: self.log_softmax,
-            tokenizer,
-        })
+        m.config = config;
+        m.src_emb = Embedding { table: self.src_emb, rq: self.src_rq, pos: self.pos, d };
+        m.tgt_emb = Embedding { table: tgt_table, rq: tgt_rq, pos: self.pos, d };
+        m.enc_norm = self.enc_norm;
+        m.dec_norm = self.dec_norm;
+        m.generator = Linear { w: gen_w, bias: self.gen_bias, rq: self.gen_rq, k: d };
+        m.log_softmax = self.log_softmax;
+        Ok(())
     }
 }
 

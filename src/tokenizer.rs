@@ -36,7 +36,7 @@ const SPACE_MARK: &[u8] = "\u{2581}".as_bytes();
 const NONE: u32 = u32::MAX;
 
 /// The tokenizer tables, as zero-copy views into the model blob. `V` is the vocabulary size.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Vocab<'a> {
     /// `(V + 1,)` byte offsets of each piece in `bytes`, non-decreasing; piece `i` is
     /// `bytes[offsets[i]..offsets[i + 1]]`.
@@ -73,8 +73,9 @@ pub struct Node {
     byte: u8,
 }
 
-/// A validated tokenizer. Encode and decode cannot panic or index out of bounds.
-#[derive(Debug, Clone, Copy)]
+/// A validated tokenizer. Encode and decode cannot panic or index out of bounds. The
+/// `Default` one has an empty vocabulary: it encodes every text as `unk` (id 0).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Tokenizer<'a> {
     v: Vocab<'a>,
     /// Score of an `unk` node: smallest NORMAL score minus [`UNK_PENALTY`].
@@ -123,6 +124,11 @@ impl<'a> Iterator for Surface<'a> {
         self.rest = tail;
         Some(head)
     }
+}
+
+impl Node {
+    /// An empty node, for `static` scratch buffers.
+    pub const EMPTY: Node = Node { score: 0, start: 0, id: 0, byte: 0 };
 }
 
 impl<'a> Tokenizer<'a> {
@@ -302,6 +308,11 @@ impl<'a> Tokenizer<'a> {
         scratch: &mut [Node],
         out: &mut [TokenId],
     ) -> Result<usize, Error> {
+        self.encode_prefix(text, scratch, out, usize::MAX)
+    }
+
+    /// [`Tokenizer::encode`], keeping only the first `max_pieces` ids.
+    pub fn encode_prefix(&self, text: &str, scratch: &mut [Node], out: &mut [TokenId], max_pieces: usize) -> Result<usize, Error> {
         // normalize
         let n = self.normalize(text, scratch);
         if n == 0 {
@@ -362,8 +373,9 @@ impl<'a> Tokenizer<'a> {
 
         // backtrack: count merged tokens, then write them right to left
         let count = self.backtrack(nodes, n, |_| {});
+        let keep = count.min(max_pieces);
         let capacity = out.len();
-        let out = out.get_mut(..count).ok_or(Error::OutputFull { capacity })?;
+        let out = out.get_mut(..keep).ok_or(Error::OutputFull { capacity })?;
         let mut i = count;
         self.backtrack(nodes, n, |id| {
             i = i.saturating_sub(1);
@@ -371,7 +383,16 @@ impl<'a> Tokenizer<'a> {
                 *o = id;
             }
         });
-        Ok(count)
+        Ok(keep)
+    }
+
+    /// The source ids of a sentence as the model expects them (DESIGN §2): its pieces, cut
+    /// after `max_len - 1`, then `eos`. `out` needs `min(pieces, max_len - 1) + 1` entries.
+    pub fn encode_source(&self, text: &str, scratch: &mut [Node], out: &mut [TokenId], max_len: usize) -> Result<usize, Error> {
+        let n = self.encode_prefix(text, scratch, out, max_len.saturating_sub(1))?;
+        let capacity = out.len();
+        *out.get_mut(n).ok_or(Error::OutputFull { capacity })? = self.v.eos;
+        Ok(n + 1)
     }
 
     /// Walk the best path from the end, merging runs of `unk`; calls `put(id)` right to

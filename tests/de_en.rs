@@ -36,10 +36,9 @@ fn ints(st: &SafeTensors<'_>, name: &str) -> Vec<i32> {
 
 fn source(m: &Model<'_>, text: &str) -> Vec<TokenId> {
     let mut scratch = vec![Node::default(); picoformer::tokenizer::Tokenizer::scratch_len(text.len())];
-    let mut ids = vec![0; text.len() + 2];
-    let n = m.tokenizer().encode(text, &mut scratch, &mut ids).unwrap();
-    ids.truncate(n.min(m.config.max_len - 1));
-    ids.push(m.config.eos);
+    let mut ids = vec![0; m.config.max_len];
+    let n = m.tokenizer().encode_source(text, &mut scratch, &mut ids, m.config.max_len).unwrap();
+    ids.truncate(n);
     ids
 }
 

@@ -91,7 +91,7 @@ pub fn calibrate(fm: &FloatModel<'_>, tok: &Tokenizer<'_>, src: &[String], tgt: 
     let mut fl = Float::new(fm);
     let pb = bar(src.len(), "calibrate");
     for (s, t) in src.iter().zip(tgt) {
-        let ids = source_ids(tok, s, c.max_len, c.eos)?;
+        let ids = source_ids(tok, s, c.max_len)?;
         let mut tgt_ids = pieces(tok, t)?;
         tgt_ids.truncate(c.max_len - 1);
         let mut st = fl.state();
@@ -225,7 +225,7 @@ pub struct Agreement {
 /// Translate `src` with both models (greedy) and score against `refs`.
 pub fn agreement(model: &Model<'_>, fm: &FloatModel<'_>, tok: &Tokenizer<'_>, src: &[String], refs: &[String]) -> Result<Agreement> {
     let c = model.config;
-    let ids: Vec<Vec<TokenId>> = src.iter().map(|s| source_ids(tok, s, c.max_len, c.eos)).collect::<Result<_>>()?;
+    let ids: Vec<Vec<TokenId>> = src.iter().map(|s| source_ids(tok, s, c.max_len)).collect::<Result<_>>()?;
     let pb = bar(ids.len(), "int8");
     let t0 = Instant::now();
     let mut q = Int8::new(model, 1);
@@ -289,7 +289,7 @@ pub fn vector_cases(model: &Model<'_>, fm: &FloatModel<'_>, texts: &[String]) ->
     let mut fl = Float::new(fm);
     let mut cases = Vec::new();
     for text in texts {
-        let src = source_ids(tok, text, c.max_len, c.eos)?;
+        let src = source_ids(tok, text, c.max_len)?;
         let mut sites = Raw::default();
         let mut digest = Fnv1a::default();
         let mut first_logits = Vec::new();
@@ -418,7 +418,7 @@ pub fn run(o: ConvertOpts) -> Result<Converted> {
     let ids: Vec<Vec<u16>> = test_src
         .iter()
         .take(o.layer_sentences)
-        .map(|s| source_ids(model.tokenizer(), s, c.max_len, c.eos))
+        .map(|s| source_ids(model.tokenizer(), s, c.max_len))
         .collect::<Result<_>>()?;
     let errors = layer_errors(&model, &fm, scales, &ids)?;
     let agreement = match (&o.test_src, &o.test_ref) {

@@ -35,10 +35,11 @@ impl Aligned {
 }
 
 /// Source ids for `text`: pieces cut at `max_len - 1`, then eos (DESIGN §2).
-pub fn source_ids(tok: &Tokenizer<'_>, text: &str, max_len: usize, eos: TokenId) -> Result<Vec<TokenId>> {
-    let mut ids = pieces(tok, text)?;
-    ids.truncate(max_len - 1);
-    ids.push(eos);
+pub fn source_ids(tok: &Tokenizer<'_>, text: &str, max_len: usize) -> Result<Vec<TokenId>> {
+    let mut scratch = vec![Node::default(); Tokenizer::scratch_len(text.len())];
+    let mut ids = vec![0; max_len];
+    let n = tok.encode_source(text, &mut scratch, &mut ids, max_len).map_err(|e| anyhow!("tokenizing {text:?}: {e}"))?;
+    ids.truncate(n);
     Ok(ids)
 }
 

@@ -111,7 +111,7 @@ fn translate(model_path: &Path, beam: usize, sentences: &[String]) -> Result<()>
     let tok = model.tokenizer();
     let c = model.config;
     let mut one = |text: &str| -> Result<()> {
-        let src = source_ids(tok, text, c.max_len, c.eos)?;
+        let src = source_ids(tok, text, c.max_len)?;
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let mut sink = String::new();

@@ -25,7 +25,7 @@ fn check(name: &str, min_logit_sqnr: f64) {
     let c = model.config;
     assert_eq!(c, ex.blob_config);
     let test = read_lines(&root().join("models/de-en/test2016.de")).unwrap();
-    let srcs: Vec<Vec<u16>> = test.iter().take(6).map(|s| source_ids(model.tokenizer(), s, c.max_len, c.eos).unwrap()).collect();
+    let srcs: Vec<Vec<u16>> = test.iter().take(6).map(|s| source_ids(model.tokenizer(), s, c.max_len).unwrap()).collect();
     let errors = layer_errors(&model, &fm, &conv.scales, &srcs).unwrap();
     let logits = errors.iter().find(|e| e.site == Site::Logits).unwrap();
     let memory = errors.iter().find(|e| e.site == Site::EncNorm).unwrap();

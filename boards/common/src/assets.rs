@@ -3,7 +3,6 @@
 //!
 //! The files are chosen at build time (see `build.rs`: `PICOFORMER_BLOB`, `PICOFORMER_VECTORS`).
 
-use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use picoformer::tokenizer::{Node, Tokenizer};
@@ -32,8 +31,7 @@ pub static BLOB: &[u8] = &BLOB_ALIGNED.0;
 pub static VECTORS: &[u8] = include_bytes!(env!("PICOFORMER_VECTORS_PATH"));
 
 static mut ARENA: Align8<[u8; ARENA_BYTES]> = Align8([0; ARENA_BYTES]);
-// `Node` has no const constructor: filled with `Node::default()` when taken.
-static mut SCRATCH: MaybeUninit<[Node; SCRATCH_NODES]> = MaybeUninit::uninit();
+static mut SCRATCH: [Node; SCRATCH_NODES] = [Node::EMPTY; SCRATCH_NODES];
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// The RAM the workload runs in.
@@ -49,17 +47,11 @@ pub fn take_memory() -> Option<Memory> {
     if TAKEN.swap(true, Ordering::AcqRel) {
         return None;
     }
-    let nodes = core::ptr::addr_of_mut!(SCRATCH).cast::<Node>();
-    for i in 0..SCRATCH_NODES {
-        // SAFETY: `i` is inside the static array, which nothing else references yet.
-        unsafe { nodes.add(i).write(Node::default()) };
-    }
-    // SAFETY: the flag above hands out these references at most once, and every node of the
-    // scratch was initialized above.
+    // SAFETY: the flag above hands out these references at most once.
     Some(unsafe {
         Memory {
             arena: &mut (*core::ptr::addr_of_mut!(ARENA)).0,
-            scratch: core::slice::from_raw_parts_mut(nodes, SCRATCH_NODES),
+            scratch: &mut *core::ptr::addr_of_mut!(SCRATCH),
         }
     })
 }

@@ -88,29 +88,6 @@ impl<const N: usize> fmt::Write for TextBuf<N> {
     }
 }
 
-/// Source ids of `text` as the host makes them: pieces truncated to `max_len - 1`, then eos.
-/// Returns the number of ids written to `ids`.
-fn source_ids(
-    tok: &Tokenizer<'_>,
-    text: &str,
-    max_len: usize,
-    eos: TokenId,
-    scratch: &mut [Node],
-    ids: &mut [TokenId],
-) -> Result<usize, Error> {
-    if text.len() > MAX_TEXT_BYTES {
-        return Err(Error::InputTooLong {
-            len: text.len(),
-            max: MAX_TEXT_BYTES,
-        });
-    }
-    let n = tok.encode(text, scratch, ids)?;
-    let n = n.min(max_len.saturating_sub(1));
-    let slot = ids.get_mut(n).ok_or(Error::OutputFull { capacity: n })?;
-    *slot = eos;
-    Ok(n + 1)
-}
-
 /// Runs one case, logging its text, source check, streamed translation, checks and cost.
 /// `scratch` is the tokenizer's ([`crate::assets::SCRATCH_NODES`] nodes).
 pub fn run_case<P: Platform>(
@@ -129,7 +106,7 @@ pub fn run_case<P: Platform>(
     // tokenize on the device (pieces never outnumber the text's bytes plus the dummy prefix)
     let mut src = [0 as TokenId; MAX_TEXT_BYTES + 2];
     let t0 = p.instructions();
-    let n = source_ids(tok, case.text, c.max_len, c.eos, scratch, &mut src)?;
+    let n = tok.encode_source(case.text, scratch, &mut src, c.max_len)?;
     cost.tokenize = p.instructions() - t0;
     let src = src.get(..n).unwrap_or(&[]);
     let src_ok = src.iter().copied().eq(case.src());
