@@ -361,10 +361,12 @@ pub fn read_entry(b: &[u8], i: usize) -> Option<Entry> {
     })
 }
 
-/// One tensor to write: its spec and raw little-endian bytes.
+/// One tensor to write: its spec, its layout code ([`crate::kernels::layout::Layout`]; 0 for
+/// anything but int8 weight matrices) and raw little-endian bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct TensorData<'a> {
     pub spec: TensorSpec,
+    pub layout: u16,
     pub data: &'a [u8],
 }
 
@@ -401,7 +403,7 @@ pub fn write(config: &Config, tensors: &[TensorData<'_>], out: &mut [u8]) -> Res
         let o = HEADER_LEN + ENTRY_LEN * i;
         put(out, o, &spec.tag.to_le_bytes())?;
         put(out, o + 4, &(spec.dtype as u16).to_le_bytes())?;
-        put(out, o + 6, &0u16.to_le_bytes())?;
+        put(out, o + 6, &t.layout.to_le_bytes())?;
         put(out, o + 8, &(spec.dims[0] as u32).to_le_bytes())?;
         put(out, o + 12, &(spec.dims[1] as u32).to_le_bytes())?;
         put(out, o + 16, &(offset as u32).to_le_bytes())?;

@@ -4,6 +4,7 @@ use crate::blob::{self, tag, Config, DType, Entry, TensorSpec, ALIGN, ENTRY_LEN,
 use crate::kernels::attention::AttentionParams;
 use crate::kernels::embedding::Embedding;
 use crate::kernels::layernorm::LayerNorm;
+use crate::kernels::layout::Layout;
 use crate::kernels::linear::Linear;
 use crate::kernels::residual::ResidualParams;
 use crate::quant::Requant;
@@ -76,6 +77,9 @@ pub struct Model<'a> {
 #[derive(Default)]
 struct Parts<'a> {
     src_emb: &'a [i8],
+    src_layout: Layout,
+    tgt_layout: Layout,
+    gen_layout: Layout,
     src_rq: &'a [Requant],
     tgt_emb: &'a [i8],
     tgt_rq: &'a [Requant],
@@ -164,7 +168,8 @@ impl<'a> Model<'a> {
             let e = blob::read_entry(blob, index).ok_or(Error::BadConfig { field: "tensor table" })?;
             let bytes = check_entry(blob, index, &spec, &e, data_start)?;
             data_start = e.offset as usize + bytes.len();
-            parts.take(&config, spec.tag, bytes, m)?;
+            let layout = Layout::from_code(e.layout, spec.dims[0], spec.dims[1]).unwrap_or_default();
+            parts.take(&config, spec.tag, bytes, layout, m)?;
             index += 1;
             Ok(())
         })?;
@@ -196,7 +201,12 @@ fn check_entry<'a>(blob: &'a [u8], index: usize, spec: &TensorSpec, e: &Entry, d
         return Err(Error::UnexpectedTensor { index, expected: spec.tag, found: e.tag });
     }
     let shape_err = Error::BadTensorShape { tag: e.tag };
-    if e.dtype != spec.dtype as u16 || e.layout != 0 {
+    if e.dtype != spec.dtype as u16 {
+        return Err(shape_err);
+    }
+    // only int8 weight matrices may use a blocked layout
+    let layout_ok = e.layout == 0 || (spec.dtype == DType::I8 && Layout::from_code(e.layout, e.dims[0] as usize, e.dims[1] as usize).is_some());
+    if !layout_ok {
         return Err(shape_err);
     }
     // usize::MAX in a spec dim is a wildcard (tokenizer sizes the config does not fix).
@@ -276,7 +286,7 @@ fn residual_params(tag: u32, s: &[i32], at: usize) -> Result<ResidualParams, Err
 
 impl<'a> Parts<'a> {
     /// File one tensor's bytes under its tag.
-    fn take(&mut self, c: &Config, full_tag: u32, bytes: &'a [u8], m: &mut Model<'a>) -> Result<(), Error> {
+    fn take(&mut self, c: &Config, full_tag: u32, bytes: &'a [u8], layout: Layout, m: &mut Model<'a>) -> Result<(), Error> {
         let group = full_tag >> 24;
         let layer = ((full_tag >> 16) & 0xff) as usize;
         let kind = full_tag & 0xffff;
@@ -284,14 +294,14 @@ impl<'a> Parts<'a> {
         let t = full_tag;
         match group {
             tag::GLOBAL => match kind {
-                tag::SRC_EMB => self.src_emb = cast(t, bytes)?,
+                tag::SRC_EMB => (self.src_emb, self.src_layout) = (cast(t, bytes)?, layout),
                 tag::SRC_EMB_RQ => self.src_rq = checked_rq(t, bytes)?,
-                tag::TGT_EMB => self.tgt_emb = cast(t, bytes)?,
+                tag::TGT_EMB => (self.tgt_emb, self.tgt_layout) = (cast(t, bytes)?, layout),
                 tag::TGT_EMB_RQ => self.tgt_rq = checked_rq(t, bytes)?,
                 tag::POS => self.pos = cast(t, bytes)?,
                 tag::ENC_NORM => self.enc_norm = layer_norm(t, bytes, d)?,
                 tag::DEC_NORM => self.dec_norm = layer_norm(t, bytes, d)?,
-                tag::GEN_W => self.gen_w = cast(t, bytes)?,
+                tag::GEN_W => (self.gen_w, self.gen_layout) = (cast(t, bytes)?, layout),
                 tag::GEN_BIAS => self.gen_bias = cast(t, bytes)?,
                 tag::GEN_RQ => self.gen_rq = checked_rq(t, bytes)?,
                 tag::SCALARS => {
@@ -307,8 +317,8 @@ impl<'a> Parts<'a> {
             tag::ENC => {
                 let l = m.enc.get_mut(layer).ok_or(Error::BadTensorShape { tag: t })?;
                 match kind {
-                    tag::SA_Q..=0x1f => linear_part(attn_slot(&mut l.sa, kind - tag::SA_Q), t, bytes)?,
-                    tag::FF1..=0x37 => linear_part(ff_slot(&mut l.ff, kind - tag::FF1), t, bytes)?,
+                    tag::SA_Q..=0x1f => linear_part(attn_slot(&mut l.sa, kind - tag::SA_Q), t, bytes, layout)?,
+                    tag::FF1..=0x37 => linear_part(ff_slot(&mut l.ff, kind - tag::FF1), t, bytes, layout)?,
                     tag::LN1 => l.ln1 = layer_norm(t, bytes, d)?,
                     tag::LN2 => l.ln2 = layer_norm(t, bytes, d)?,
                     tag::ACT_TABLE => l.ff.act = Some(cast(t, bytes)?),
@@ -324,9 +334,9 @@ impl<'a> Parts<'a> {
             tag::DEC => {
                 let l = m.dec.get_mut(layer).ok_or(Error::BadTensorShape { tag: t })?;
                 match kind {
-                    tag::SA_Q..=0x1f => linear_part(attn_slot(&mut l.sa, kind - tag::SA_Q), t, bytes)?,
-                    tag::CA_Q..=0x2f => linear_part(attn_slot(&mut l.ca, kind - tag::CA_Q), t, bytes)?,
-                    tag::FF1..=0x37 => linear_part(ff_slot(&mut l.ff, kind - tag::FF1), t, bytes)?,
+                    tag::SA_Q..=0x1f => linear_part(attn_slot(&mut l.sa, kind - tag::SA_Q), t, bytes, layout)?,
+                    tag::CA_Q..=0x2f => linear_part(attn_slot(&mut l.ca, kind - tag::CA_Q), t, bytes, layout)?,
+                    tag::FF1..=0x37 => linear_part(ff_slot(&mut l.ff, kind - tag::FF1), t, bytes, layout)?,
                     tag::LN1 => l.ln1 = layer_norm(t, bytes, d)?,
                     tag::LN2 => l.ln2 = layer_norm(t, bytes, d)?,
                     tag::LN3 => l.ln3 = layer_norm(t, bytes, d)?,
@@ -356,9 +366,9 @@ impl<'a> Parts<'a> {
 
     fn assemble(self, config: Config, m: &mut Model<'a>) -> Result<(), Error> {
         let d = config.d_model;
-        let (tgt_table, tgt_rq) =
-            if config.tied() { (self.src_emb, self.src_rq) } else { (self.tgt_emb, self.tgt_rq) };
-        let gen_w = if config.tied() { self.src_emb } else { self.gen_w };
+        let (tgt_table, tgt_layout, tgt_rq) =
+            if config.tied() { (self.src_emb, self.src_layout, self.src_rq) } else { (self.tgt_emb, self.tgt_layout, self.tgt_rq) };
+        let (gen_w, gen_layout) = if config.tied() { (self.src_emb, self.src_layout) } else { (self.gen_w, self.gen_layout) };
         for l in m.enc.iter_mut().take(config.n_enc) {
             set_k(&mut l.sa, d);
             set_ff_k(&mut l.ff, config.d_ff, d);
@@ -381,11 +391,11 @@ impl<'a> Parts<'a> {
             remove_extra_whitespaces: config.flags & blob::FLAG_REMOVE_EXTRA_WS != 0,
         })?;
         m.config = config;
-        m.src_emb = Embedding { table: self.src_emb, rq: self.src_rq, pos: self.pos, d };
-        m.tgt_emb = Embedding { table: tgt_table, rq: tgt_rq, pos: self.pos, d };
+        m.src_emb = Embedding { table: self.src_emb, layout: self.src_layout, rq: self.src_rq, pos: self.pos, d };
+        m.tgt_emb = Embedding { table: tgt_table, layout: tgt_layout, rq: tgt_rq, pos: self.pos, d };
         m.enc_norm = self.enc_norm;
         m.dec_norm = self.dec_norm;
-        m.generator = Linear { w: gen_w, bias: self.gen_bias, rq: self.gen_rq, k: d };
+        m.generator = Linear { w: gen_w, layout: gen_layout, bias: self.gen_bias, rq: self.gen_rq, k: d };
         m.log_softmax = self.log_softmax;
         Ok(())
     }
@@ -413,10 +423,10 @@ fn ff_slot<'x, 'a>(f: &'x mut FeedForward<'a>, off: u32) -> (&'x mut Linear<'a>,
 }
 
 /// Fill the weight, bias or requant part (`part` 0, 1, 2) of a linear.
-fn linear_part<'a>(slot: (&mut Linear<'a>, u32), t: u32, bytes: &'a [u8]) -> Result<(), Error> {
+fn linear_part<'a>(slot: (&mut Linear<'a>, u32), t: u32, bytes: &'a [u8], layout: Layout) -> Result<(), Error> {
     let (l, part) = slot;
     match part {
-        0 => l.w = cast(t, bytes)?,
+        0 => (l.w, l.layout) = (cast(t, bytes)?, layout),
         1 => l.bias = cast(t, bytes)?,
         2 => l.rq = checked_rq(t, bytes)?,
         _ => return Err(Error::BadTensorShape { tag: t }),

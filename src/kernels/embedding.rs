@@ -6,12 +6,15 @@
 //! - `rq`: `(vocab,)` multipliers `s_row · (sqrt(d) if scaled) / s_x`;
 //! - `pos`: `(max_len, d)` `i16`, the sinusoidal table already in the scale `s_x`.
 
+use super::layout::Layout;
 use crate::quant::{sat_i16, Requant};
 
 /// The embedding of one side (source or target), as views into the blob.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Embedding<'a> {
+    /// `(vocab, d)`, stored in `layout`.
     pub table: &'a [i8],
+    pub layout: Layout,
     pub rq: &'a [Requant],
     pub pos: &'a [i16],
     pub d: usize,
@@ -22,14 +25,15 @@ impl Embedding<'_> {
     /// `id` or `p` write nothing and return `false`; the model checks both before calling.
     pub fn lookup(&self, id: usize, p: usize, x: &mut [i16]) -> bool {
         let d = self.d;
-        let (Some(row), Some(rq), Some(pos)) = (
-            self.table.get(id * d..(id + 1) * d),
-            self.rq.get(id),
-            self.pos.get(p * d..(p + 1) * d),
-        ) else {
+        let vocab = self.rq.len();
+        let (Some(rq), Some(pos)) = (self.rq.get(id), self.pos.get(p * d..(p + 1) * d)) else {
             return false;
         };
-        for ((xj, &e), &pj) in x.iter_mut().zip(row).zip(pos) {
+        if self.table.len() < vocab * d {
+            return false;
+        }
+        for (j, (xj, &pj)) in x.iter_mut().zip(pos).enumerate() {
+            let e = self.table.get(self.layout.index(id, j, d)).copied().unwrap_or(0);
             *xj = sat_i16(rq.apply(e as i64) + pj as i64);
         }
         true
@@ -45,7 +49,7 @@ mod tests {
         let table = [1i8, -2, 127, -128];
         let rq = [Requant::from_real(2.0), Requant::from_real(300.0)];
         let pos = [0i16, 0, 5, -5];
-        let e = Embedding { table: &table, rq: &rq, pos: &pos, d: 2 };
+        let e = Embedding { table: &table, layout: Layout::RowMajor, rq: &rq, pos: &pos, d: 2 };
         let mut x = [0i16; 2];
         assert!(e.lookup(0, 1, &mut x));
         assert_eq!(x, [7, -9]);

@@ -3,20 +3,22 @@
 //! `y[r, o] = sat(rq[o](bias[o] + Σ_k x[r, k] · w[o, k]))`
 //!
 //! - `x`: `(rows, k)` `i16` activations, any range;
-//! - `w`: `(n, k)` `i8` weights, symmetric per output channel;
+//! - `w`: `(n, k)` `i8` weights, symmetric per output channel, stored in `layout`;
 //! - `bias`: `(n,)` `i32` in the accumulator's scale (`s_x · s_w[o]`);
 //! - `rq`: `(n,)` multipliers `s_x · s_w[o] / s_y`;
 //! - `y`: `(rows, n)`, `i8`, `i16` or `i32`.
 //!
 //! The accumulator wraps on overflow (as SMLAD does); with `|x| ≤ 2^15` and `k ≤ 512` it cannot.
 
+use super::layout::Layout;
 use crate::quant::{Activation, Requant};
 
 /// The weights of one linear layer, as views into the blob.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Linear<'a> {
-    /// `(n, k)` row-major.
+    /// `(n, k)`, stored in `layout`.
     pub w: &'a [i8],
+    pub layout: Layout,
     /// `(n,)`.
     pub bias: &'a [i32],
     /// `(n,)`.
@@ -32,10 +34,19 @@ impl<'a> Linear<'a> {
         self.bias.len()
     }
 
+    /// `w[o, j]`, whatever the layout (0 past the end).
+    #[inline(always)]
+    pub fn weight(&self, o: usize, j: usize) -> i8 {
+        self.w.get(self.layout.index(o, j, self.k)).copied().unwrap_or(0)
+    }
+
     /// Run the layer on `rows = x.len() / k` rows.
     #[inline]
     pub fn forward<O: Activation>(&self, x: &[i16], y: &mut [O]) {
-        linear_4rows(self, x, y)
+        match self.layout {
+            Layout::RowMajor => linear_4rows(self, x, y),
+            Layout::Block4 => linear_block4(self, x, y),
+        }
     }
 }
 
@@ -74,25 +85,77 @@ pub fn linear_4rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
         // the last n % 4 channels, one at a time
         let tail = quads * 4;
         if let (Some(yt), Some(wt), Some(bt), Some(rt)) = (yr.get_mut(tail..), l.w.get(tail * k..), l.bias.get(tail..), l.rq.get(tail..)) {
-            let t = Linear { w: wt, bias: bt, rq: rt, k };
+            let t = Linear { w: wt, layout: Layout::RowMajor, bias: bt, rq: rt, k };
             linear_ref(&t, xr, yt);
         }
     }
 }
 
-/// The plain reference: one output at a time.
+/// The plain reference: one output at a time, any layout.
 pub fn linear_ref<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     let (k, n) = (l.k, l.n());
     if k == 0 || n == 0 {
         return;
     }
     for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
-        for (((yo, wo), &b), &rq) in yr.iter_mut().zip(l.w.chunks_exact(k)).zip(l.bias).zip(l.rq) {
+        for (o, ((yo, &b), &rq)) in yr.iter_mut().zip(l.bias).zip(l.rq).enumerate() {
             let mut acc = b;
-            for (&xi, &wi) in xr.iter().zip(wo) {
-                acc = acc.wrapping_add((xi as i32).wrapping_mul(wi as i32));
+            for (j, &xi) in xr.iter().enumerate() {
+                acc = acc.wrapping_add((xi as i32).wrapping_mul(l.weight(o, j) as i32));
             }
             *yo = O::saturate(rq.apply(acc as i64));
+        }
+    }
+}
+
+/// Block4 fast path: per block of 4 output channels, walk the 16-byte groups (4 channels ×
+/// 4 inputs) in order. Bit-exact with [`linear_ref`]. On Cortex-M4/M7 the inner loop is the
+/// `SMLAD` kernel of [`super::linear_dsp`].
+pub fn linear_block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
+    let (k, n) = (l.k, l.n());
+    if k == 0 || n == 0 || k % 4 != 0 || n % 4 != 0 {
+        return linear_ref(l, x, y);
+    }
+    for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
+        let blocks = l.w.chunks_exact(4 * k).zip(l.bias.chunks_exact(4)).zip(l.rq.chunks_exact(4));
+        for (((w4, b4), rq4), y4) in blocks.zip(yr.chunks_exact_mut(4)) {
+            let mut acc = [0i32; 4];
+            for (a, &b) in acc.iter_mut().zip(b4) {
+                *a = b;
+            }
+            dot_block4(w4, xr, &mut acc);
+            for ((yo, a), rq) in y4.iter_mut().zip(acc).zip(rq4) {
+                *yo = O::saturate(rq.apply(a as i64));
+            }
+        }
+    }
+}
+
+/// `acc[r] += Σ_j w[r, j] · x[j]` for one Block4 block (`w`: `4·k` bytes, `x`: `k` values).
+#[inline(always)]
+fn dot_block4(w: &[i8], x: &[i16], acc: &mut [i32; 4]) {
+    #[cfg(picoformer_dsp)]
+    {
+        super::linear_dsp::dot_block4(w, x, acc)
+    }
+    #[cfg(not(picoformer_dsp))]
+    {
+        dot_block4_portable(w, x, acc)
+    }
+}
+
+/// The portable inner loop of [`linear_block4`].
+#[inline(always)]
+pub fn dot_block4_portable(w: &[i8], x: &[i16], acc: &mut [i32; 4]) {
+    for (g, xg) in w.chunks_exact(16).zip(x.chunks_exact(4)) {
+        let (x0, x1, x2, x3) = (xg[0] as i32, xg[1] as i32, xg[2] as i32, xg[3] as i32);
+        for (a, wr) in acc.iter_mut().zip(g.chunks_exact(4)) {
+            // bytes of a row's word: j0, j2, j1, j3
+            let s = (wr[0] as i32).wrapping_mul(x0)
+                .wrapping_add((wr[2] as i32).wrapping_mul(x1))
+                .wrapping_add((wr[1] as i32).wrapping_mul(x2))
+                .wrapping_add((wr[3] as i32).wrapping_mul(x3));
+            *a = a.wrapping_add(s);
         }
     }
 }
@@ -109,7 +172,7 @@ mod tests {
         let one = Requant::from_real(1.0);
         let half = Requant::from_real(0.5);
         let rq = [one, half];
-        let l = Linear { w: &w, bias: &bias, rq: &rq, k: 3 };
+        let l = Linear { w: &w, layout: Layout::RowMajor, bias: &bias, rq: &rq, k: 3 };
         let x = [1i16, 1, 1, -2, 100, 3];
         let mut y = [0i16; 4];
         l.forward(&x, &mut y);
@@ -126,7 +189,7 @@ mod tests {
         let w = [127i8; 4];
         let bias = [0i32];
         let rq = [Requant::from_real(1.0)];
-        let l = Linear { w: &w, bias: &bias, rq: &rq, k: 4 };
+        let l = Linear { w: &w, layout: Layout::RowMajor, bias: &bias, rq: &rq, k: 4 };
         let mut y = [0i8; 2];
         l.forward(&[1, 0, 0, 0, -1, -1, 0, 0], &mut y);
         assert_eq!(y, [127, -128]);
@@ -149,14 +212,14 @@ mod tests {
             s
         };
         for _ in 0..200 {
-            let k = 1 + (next() % 70) as usize;
-            let n = 1 + (next() % 23) as usize;
+            let k = if next() % 2 == 0 { 4 * (1 + (next() % 40) as usize) } else { 1 + (next() % 70) as usize };
+            let n = if next() % 2 == 0 { 4 * (1 + (next() % 8) as usize) } else { 1 + (next() % 23) as usize };
             let rows = 1 + (next() % 4) as usize;
             let w: Vec<i8> = (0..n * k).map(|_| next() as i8).collect();
             let bias: Vec<i32> = (0..n).map(|_| (next() as i32) >> (next() % 32)).collect();
             let rq: Vec<Requant> = (0..n).map(|_| Requant::from_real(((next() % 1000) as f64 + 1.0) * 10f64.powi(-((next() % 8) as i32)))).collect();
             let x: Vec<i16> = (0..rows * k).map(|_| match next() % 4 { 0 => i16::MAX, 1 => i16::MIN, _ => next() as i16 }).collect();
-            let l = Linear { w: &w, bias: &bias, rq: &rq, k };
+            let l = Linear { w: &w, layout: Layout::RowMajor, bias: &bias, rq: &rq, k };
             let (mut a, mut b) = (vec![0i16; rows * n], vec![0i16; rows * n]);
             linear_ref(&l, &x, &mut a);
             linear_4rows(&l, &x, &mut b);
@@ -165,15 +228,30 @@ mod tests {
             linear_ref(&l, &x, &mut a);
             linear_4rows(&l, &x, &mut b);
             assert_eq!(a, b);
+            // the same matrix in Block4, when the shape allows it
+            if n % 4 == 0 && k % 4 == 0 {
+                let mut wb = vec![0i8; n * k];
+                for o in 0..n {
+                    for j in 0..k {
+                        wb[Layout::Block4.index(o, j, k)] = w[o * k + j];
+                    }
+                }
+                let lb = Linear { w: &wb, layout: Layout::Block4, bias: &bias, rq: &rq, k };
+                let mut c = vec![0i32; rows * n];
+                linear_ref(&lb, &x, &mut c);
+                assert_eq!(a, c);
+                linear_block4(&lb, &x, &mut c);
+                assert_eq!(a, c);
+            }
         }
     }
 
     #[test]
     fn short_slices_do_not_panic() {
-        let l = Linear { w: &[1; 5], bias: &[0; 3], rq: &[Requant::default(); 1], k: 2 };
+        let l = Linear { w: &[1; 5], layout: Layout::RowMajor, bias: &[0; 3], rq: &[Requant::default(); 1], k: 2 };
         let mut y = [0i8; 1];
         l.forward(&[1; 3], &mut y);
-        let l0 = Linear { w: &[], bias: &[], rq: &[], k: 0 };
+        let l0 = Linear { w: &[], layout: Layout::Block4, bias: &[], rq: &[], k: 0 };
         l0.forward::<i8>(&[], &mut []);
     }
 }

@@ -10,6 +10,9 @@ pub mod activation;
 pub mod attention;
 pub mod embedding;
 pub mod layernorm;
+pub mod layout;
 pub mod linear;
+#[cfg(picoformer_dsp)]
+pub mod linear_dsp;
 pub mod residual;
 pub mod softmax;

@@ -146,7 +146,15 @@ pub fn tiny_blob(c: &Config, seed: u64) -> Aligned {
             }
         })
         .collect();
-    let tensors: Vec<TensorData<'_>> = specs.iter().zip(&data).map(|(&spec, d)| TensorData { spec, data: d }).collect();
+    // int8 matrices whose shape allows it are stored Block4, as the converter does
+    let tensors: Vec<TensorData<'_>> = specs
+        .iter()
+        .zip(&data)
+        .map(|(&spec, d)| {
+            let block = spec.dtype == DType::I8 && spec.dims[0] % 4 == 0 && spec.dims[1] % 4 == 0 && seed % 2 == 0;
+            TensorData { spec, layout: block as u16, data: d }
+        })
+        .collect();
     let mut out = vec![0u8; blob::blob_len(&tensors)];
     let n = blob::write(c, &tensors, &mut out).unwrap();
     out.truncate(n);

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use anyhow::{bail, Result};
 use picoformer::blob::{self, tag, Config, DType, TensorSpec};
 use picoformer::kernels::activation::TABLE_LEN;
+use picoformer::kernels::layout::Layout;
 use picoformer::observe::{Block, Data, Observer, Point, Site};
 use picoformer::quant::Requant;
 use picoformer::reference::{gelu, sinusoid, FAttention, FLayerNorm, FLinear, FloatModel};
@@ -84,21 +85,19 @@ impl Scales {
 /// An owned tensor: spec and little-endian bytes.
 pub struct Tensor {
     pub spec: TensorSpec,
+    pub layout: Layout,
     pub data: Vec<u8>,
 }
 
 /// Serialize tensors (in blob order) into a blob.
 pub fn write_blob(c: &Config, tensors: &[Tensor]) -> Result<Vec<u8>> {
-    let refs: Vec<blob::TensorData<'_>> = tensors.iter().map(|t| blob::TensorData { spec: t.spec, data: &t.data }).collect();
+    let refs: Vec<blob::TensorData<'_>> = tensors.iter().map(|t| blob::TensorData { spec: t.spec, layout: t.layout.code(), data: &t.data }).collect();
     let mut out = vec![0u8; blob::blob_len(&refs)];
     let n = blob::write(c, &refs, &mut out).map_err(|e| anyhow::anyhow!("writing blob: {e}"))?;
     out.truncate(n);
     Ok(out)
 }
 
-fn bytes_i8(v: &[i8]) -> Vec<u8> {
-    v.iter().map(|&x| x as u8).collect()
-}
 fn bytes_i16(v: &[i16]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -144,7 +143,20 @@ impl<'m> Builder<'m> {
 
     fn put(&mut self, group: u32, layer: usize, kind: u32, dtype: DType, dims: [usize; 2], data: Vec<u8>) {
         let tag = tag::make(group, layer as u32, kind);
-        self.tensors.insert(tag, Tensor { spec: TensorSpec { tag, dtype, dims }, data });
+        self.tensors.insert(tag, Tensor { spec: TensorSpec { tag, dtype, dims }, layout: Layout::RowMajor, data });
+    }
+
+    /// An int8 `(n, k)` weight matrix, given row-major, stored Block4 when the shape allows.
+    fn put_weights(&mut self, group: u32, layer: usize, kind: u32, n: usize, k: usize, q: &[i8]) {
+        let tag = tag::make(group, layer as u32, kind);
+        let layout = Layout::from_code(Layout::Block4.code(), n, k).unwrap_or(Layout::RowMajor);
+        let mut data = vec![0u8; n * k];
+        for o in 0..n {
+            for j in 0..k {
+                data[layout.index(o, j, k)] = q[o * k + j] as u8;
+            }
+        }
+        self.tensors.insert(tag, Tensor { spec: TensorSpec { tag, dtype: DType::I8, dims: [n, k] }, layout, data });
     }
 
     /// A linear from input scale `sx` to output scale `sy`, per-row weight scales.
@@ -159,7 +171,7 @@ impl<'m> Builder<'m> {
         let bias: Vec<i32> = b.iter().zip(sw).map(|(&b, &s)| (b as f64 / (sx * s)).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32).collect();
         let rq: Vec<Requant> = sw.iter().map(|&s| Requant::from_real(sx * s / sy)).collect();
         if write_w {
-            self.put(group, layer, base, DType::I8, [n, k], bytes_i8(q));
+            self.put_weights(group, layer, base, n, k, q);
         }
         self.put(group, layer, base + 1, DType::I32, [n, 1], bytes_i32(&bias));
         self.put(group, layer, base + 2, DType::Requant, [n, 1], bytes_rq(&rq));
@@ -220,11 +232,11 @@ impl<'m> Builder<'m> {
         // embeddings and positions
         let (src_q, src_s) = quantize_rows(fm.src_emb, d);
         let rq = |s: &[f64]| -> Vec<Requant> { s.iter().map(|&s| Requant::from_real(s * emb_mult / s_emb)).collect() };
-        self.put(tag::GLOBAL, 0, tag::SRC_EMB, DType::I8, [v, d], bytes_i8(&src_q));
+        self.put_weights(tag::GLOBAL, 0, tag::SRC_EMB, v, d, &src_q);
         self.put(tag::GLOBAL, 0, tag::SRC_EMB_RQ, DType::Requant, [v, 1], bytes_rq(&rq(&src_s)));
         if !c.tied() {
             let (tgt_q, tgt_s) = quantize_rows(fm.tgt_emb, d);
-            self.put(tag::GLOBAL, 0, tag::TGT_EMB, DType::I8, [v, d], bytes_i8(&tgt_q));
+            self.put_weights(tag::GLOBAL, 0, tag::TGT_EMB, v, d, &tgt_q);
             self.put(tag::GLOBAL, 0, tag::TGT_EMB_RQ, DType::Requant, [v, 1], bytes_rq(&rq(&tgt_s)));
         }
         let pos: Vec<i16> = (0..c.max_len * d).map(|i| (sinusoid(i / d, i % d, d) as f64 / s_emb).round().clamp(-32768.0, 32767.0) as i16).collect();
