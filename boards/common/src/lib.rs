@@ -10,6 +10,7 @@
 #![no_std]
 
 pub mod assets;
+pub mod kernels;
 pub mod mem;
 #[cfg(target_arch = "arm")]
 pub mod systick;
@@ -40,7 +41,14 @@ pub fn run<P: Platform>(p: &mut P) -> bool {
     let ram = mem::Ram::from_linker();
     // SAFETY: called once, before anything else lives below the caller's stack frame.
     unsafe { mem::paint_stack(&ram) };
-    let (passed, failed) = translate_all(p);
+    let (mut passed, mut failed) = translate_all(p);
+    let bad = kernels::check_linear(200);
+    defmt::println!("kernels: linear fast path vs reference on 200 random layers: {=usize} mismatches", bad);
+    if bad == 0 {
+        passed += 1;
+    } else {
+        failed += 1;
+    }
     defmt::println!("static RAM {=usize} bytes", ram.static_bytes());
     defmt::println!(
         "stack high-water {=usize} bytes of {=usize}",
