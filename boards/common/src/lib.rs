@@ -12,6 +12,7 @@
 pub mod assets;
 pub mod kernels;
 pub mod mem;
+pub mod sentence;
 #[cfg(target_arch = "arm")]
 pub mod systick;
 pub mod workload;
@@ -41,6 +42,9 @@ pub fn run<P: Platform>(p: &mut P) -> bool {
     let ram = mem::Ram::from_linker();
     // SAFETY: called once, before anything else lives below the caller's stack frame.
     unsafe { mem::paint_stack(&ram) };
+    if let Some(text) = sentence::SENTENCE {
+        return sentence::translate(p, text);
+    }
     let (mut passed, mut failed) = translate_all(p);
     let bad = kernels::check_linear(200);
     defmt::println!("kernels: linear fast path vs reference on 200 random layers: {=usize} mismatches", bad);

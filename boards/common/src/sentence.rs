@@ -1,0 +1,72 @@
+//! Sentence mode: when the firmware is built with `PICOFORMER_SENTENCE` set, it translates that
+//! one sentence on the device instead of running the test vectors, logging each token as the
+//! decoder produces it (`scripts/translate` uses this).
+
+use core::fmt::Write;
+
+use picoformer::tokenizer::DecodeState;
+use picoformer::{Error, Model, TokenId, Translator};
+
+use crate::{assets, Platform};
+
+/// The sentence built in, if any.
+pub const SENTENCE: Option<&str> = option_env!("PICOFORMER_SENTENCE");
+
+/// The English so far; pieces that no longer fit are dropped.
+struct Text {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl Write for Text {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        if let Some(dst) = self.buf.get_mut(self.len..self.len + s.len()) {
+            dst.copy_from_slice(s.as_bytes());
+            self.len += s.len();
+        }
+        Ok(())
+    }
+}
+
+impl Text {
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(self.buf.get(..self.len).unwrap_or(&[])).unwrap_or("")
+    }
+}
+
+/// Translate `text`, streaming; `true` when it ran to the end.
+pub fn translate<P: Platform>(p: &mut P, text: &str) -> bool {
+    match run(p, text) {
+        Ok(()) => true,
+        Err(e) => {
+            defmt::println!("error: {}", defmt::Display2Format(&e));
+            false
+        }
+    }
+}
+
+fn run<P: Platform>(p: &mut P, text: &str) -> Result<(), Error> {
+    let model = Model::parse(assets::BLOB)?;
+    let memory = assets::take_memory().ok_or(Error::DecoderState)?;
+    let mut t = Translator::new(&model, memory.arena, 1)?;
+    let tok = model.tokenizer();
+    defmt::println!("de: {=str}", text);
+    let t0 = p.instructions();
+    let mut src = [0 as TokenId; assets::MAX_TEXT_BYTES + 2];
+    let n = tok.encode_source(text, memory.scratch, &mut src, model.config.max_len)?;
+    t.encode(src.get(..n).unwrap_or(&[]))?;
+    let mut state = DecodeState::default();
+    let mut en = Text { buf: [0; 512], len: 0 };
+    let mut tokens = 0u32;
+    while let Some(id) = t.next_token()? {
+        let before = en.len;
+        tok.decode_piece(id, &mut state, &mut en)?;
+        let piece = core::str::from_utf8(en.buf.get(before..en.len).unwrap_or(&[])).unwrap_or("");
+        defmt::println!("  token {=u16} {=str}", id, piece);
+        tokens += 1;
+    }
+    let spent = p.instructions() - t0;
+    defmt::println!("en: {=str}", en.as_str());
+    defmt::println!("{=u32} tokens in {=u64} instructions (tokenize + encode + decode)", tokens, spent);
+    Ok(())
+}
