@@ -84,7 +84,9 @@ impl fmt::Display for Site {
     }
 }
 
-/// Tensor data at a site, row-major `(rows, features)`.
+/// Tensor data at a site, row-major `(rows, features)`. `F32` exists with the `reference`
+/// feature, so match with a wildcard arm.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy)]
 pub enum Data<'b> {
     I8(&'b [i8]),

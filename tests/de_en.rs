@@ -52,6 +52,7 @@ impl Observer for Sites {
             Data::I8(x) => x.iter().map(|&q| q as i32).collect(),
             Data::I16(x) => x.iter().map(|&q| q as i32).collect(),
             Data::I32(x) => x.to_vec(),
+            _ => return, // f32 data, from the reference forward pass only
         };
         match self.0.iter_mut().find(|(s, _)| *s == site) {
             Some((_, d)) => d.extend(v),

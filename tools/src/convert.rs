@@ -123,6 +123,7 @@ impl Observer for Collect<'_> {
             Data::I16(x) => v.extend(x.iter().map(|&q| q as f32 * s)),
             Data::I32(x) => v.extend(x.iter().map(|&q| q as f32 * s)),
             Data::F32(x) => v.extend_from_slice(x),
+            _ => {}
         }
     }
 }
@@ -139,7 +140,7 @@ impl Observer for Raw {
             Data::I8(x) => (x.iter().map(|&q| q as i32).collect(), 8),
             Data::I16(x) => (x.iter().map(|&q| q as i32).collect(), 16),
             Data::I32(x) => (x.to_vec(), 32),
-            Data::F32(_) => return,
+            _ => return,
         };
         match self.data.iter_mut().find(|(s, _, _)| *s == site) {
             Some((_, d, _)) => d.extend(v),

@@ -83,7 +83,8 @@ pub struct VocabTables {
 enum Value<'a> {
     Varint(u64),
     Fixed32(u32),
-    Fixed64(u64),
+    /// Skipped: no field this reader needs is a 64-bit fixed value.
+    Fixed64,
     Bytes(&'a [u8]),
 }
 
@@ -126,7 +127,10 @@ impl<'a> Iterator for Fields<'a> {
             };
             let value = match wire {
                 0 => Value::Varint(varint(&mut self.buf)?),
-                1 => Value::Fixed64(u64::from_le_bytes(take(&mut self.buf, 8)?.try_into()?)),
+                1 => {
+                    take(&mut self.buf, 8)?;
+                    Value::Fixed64
+                }
                 2 => {
                     let n = usize::try_from(varint(&mut self.buf)?)?;
                     Value::Bytes(take(&mut self.buf, n)?)
