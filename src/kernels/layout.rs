@@ -47,7 +47,8 @@ impl Layout {
     pub const fn index(self, o: usize, j: usize, k: usize) -> usize {
         match self {
             Layout::RowMajor => o * k + j,
-            Layout::Block4 => (o / 4) * 4 * k + (j / 4) * 16 + (o % 4) * 4 + PERM[j % 4],
+            // PERM[j % 4] = bits 0 and 1 of j swapped
+            Layout::Block4 => (o / 4) * 4 * k + (j / 4) * 16 + (o % 4) * 4 + ((j & 1) << 1 | (j & 2) >> 1),
         }
     }
 }
@@ -71,6 +72,9 @@ mod tests {
         assert_eq!(Layout::Block4.index(1, 4, k), 16 + 4);
         assert_eq!(Layout::Block4.index(1, 5, k), 16 + 4 + 2);
         assert_eq!(Layout::Block4.index(1, 6, k), 16 + 4 + 1);
+        for j in 0..4 {
+            assert_eq!(Layout::Block4.index(0, j, k), PERM[j]);
+        }
         assert_eq!(Layout::from_code(1, 6, 8), None);
         assert_eq!(Layout::from_code(2, 8, 8), None);
     }

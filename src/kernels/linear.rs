@@ -117,7 +117,29 @@ pub fn linear_block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
         return linear_ref(l, x, y);
     }
     for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
-        let blocks = l.w.chunks_exact(4 * k).zip(l.bias.chunks_exact(4)).zip(l.rq.chunks_exact(4));
+        // RV32: four blocks (16 channels) per pass, so each input is loaded once per 16 MACs
+        #[cfg(target_arch = "riscv32")]
+        let yr = {
+            let quads = n / 16;
+            let sets = l.w.chunks_exact(16 * k).zip(l.bias.chunks_exact(16)).zip(l.rq.chunks_exact(16));
+            for (((w16, b16), rq16), y16) in sets.zip(yr.chunks_exact_mut(16)) {
+                let mut acc = [0i32; 16];
+                acc.copy_from_slice(b16);
+                super::linear_rv32::dot_4blocks(w16, xr, k, &mut acc);
+                for ((yo, a), rq) in y16.iter_mut().zip(acc).zip(rq16) {
+                    *yo = O::saturate(rq.apply(a as i64));
+                }
+            }
+            yr.get_mut(quads * 16..).unwrap_or(&mut [])
+        };
+        #[cfg(target_arch = "riscv32")]
+        let (w_rest, b_rest, rq_rest) = {
+            let done = (n / 16) * 16;
+            (l.w.get(done * k..).unwrap_or(&[]), l.bias.get(done..).unwrap_or(&[]), l.rq.get(done..).unwrap_or(&[]))
+        };
+        #[cfg(not(target_arch = "riscv32"))]
+        let (w_rest, b_rest, rq_rest) = (l.w, l.bias, l.rq);
+        let blocks = w_rest.chunks_exact(4 * k).zip(b_rest.chunks_exact(4)).zip(rq_rest.chunks_exact(4));
         for (((w4, b4), rq4), y4) in blocks.zip(yr.chunks_exact_mut(4)) {
             let mut acc = [0i32; 4];
             for (a, &b) in acc.iter_mut().zip(b4) {
@@ -148,13 +170,14 @@ fn dot_block4(w: &[i8], x: &[i16], acc: &mut [i32; 4]) {
 #[inline(always)]
 pub fn dot_block4_portable(w: &[i8], x: &[i16], acc: &mut [i32; 4]) {
     for (g, xg) in w.chunks_exact(16).zip(x.chunks_exact(4)) {
-        let (x0, x1, x2, x3) = (xg[0] as i32, xg[1] as i32, xg[2] as i32, xg[3] as i32);
+        let [x0, x1, x2, x3]: [i16; 4] = xg.try_into().unwrap_or([0; 4]);
         for (a, wr) in acc.iter_mut().zip(g.chunks_exact(4)) {
             // bytes of a row's word: j0, j2, j1, j3
-            let s = (wr[0] as i32).wrapping_mul(x0)
-                .wrapping_add((wr[2] as i32).wrapping_mul(x1))
-                .wrapping_add((wr[1] as i32).wrapping_mul(x2))
-                .wrapping_add((wr[3] as i32).wrapping_mul(x3));
+            let [w0, w2, w1, w3]: [i8; 4] = wr.try_into().unwrap_or([0; 4]);
+            let s = (w0 as i32).wrapping_mul(x0 as i32)
+                .wrapping_add((w1 as i32).wrapping_mul(x1 as i32))
+                .wrapping_add((w2 as i32).wrapping_mul(x2 as i32))
+                .wrapping_add((w3 as i32).wrapping_mul(x3 as i32));
             *a = a.wrapping_add(s);
         }
     }

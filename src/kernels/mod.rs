@@ -14,5 +14,7 @@ pub mod layout;
 pub mod linear;
 #[cfg(picoformer_dsp)]
 pub mod linear_dsp;
+#[cfg(target_arch = "riscv32")]
+pub mod linear_rv32;
 pub mod residual;
 pub mod softmax;

@@ -1,0 +1,118 @@
+//! picoformer on an ESP32-C3 (RV32IMC, 160 MHz): an interactive German -> English translator on
+//! UART0 (TX GPIO21, RX GPIO20: the USB-UART bridge of the DevKitM-1 / DevKitC-02), 115200 8N1.
+//! The defmt log goes over RTT through the built-in USB-Serial-JTAG to `probe-rs run`.
+//!
+//! Glue only: esp-hal's clock and UART setup, an `embedded_io` adapter over the UART's blocking
+//! calls, the system timer as the clock, and the arena in DRAM. The application is [`app`],
+//! shared with the NUCLEO-H743ZI crate.
+//!
+//! Flash and run: `cd boards/esp32c3 && cargo run --release`.
+#![no_std]
+#![no_main]
+
+#[path = "../../nucleo-h743zi/src/app.rs"]
+mod app;
+
+use defmt_rtt as _;
+use embedded_io::{ErrorType, Read, Write};
+use esp_hal::clock::CpuClock;
+use esp_hal::time::Instant;
+use esp_hal::uart::{self, Uart};
+use esp_hal::Blocking;
+use picoformer::tokenizer::Node;
+
+use app::{Align8, Clock, SCRATCH_NODES};
+
+// The application descriptor the ESP-IDF second-stage bootloader checks.
+esp_bootloader_esp_idf::esp_app_desc!();
+
+/// Bytes of the translator's arena, a static in DRAM (313 KiB there, shared with the stack and
+/// the code esp-hal runs from RAM). Greedy decoding of the de-en model needs about 210 KB;
+/// `app::run` prints the exact need against this.
+const ARENA_BYTES: usize = 240 * 1024;
+
+static mut ARENA: Align8<[u8; ARENA_BYTES]> = Align8([0; ARENA_BYTES]);
+static mut SCRATCH: [Node; SCRATCH_NODES] = [Node::EMPTY; SCRATCH_NODES];
+
+/// The system timer, read in microseconds (it runs at 16 MHz whatever the CPU clock).
+struct SysTimer;
+
+impl Clock for SysTimer {
+    const TICK_HZ: u32 = 1_000_000;
+    const CPU_HZ: u32 = 160_000_000;
+    fn ticks(&mut self) -> u32 {
+        Instant::now().duration_since_epoch().as_micros() as u32
+    }
+}
+
+/// `embedded_io` over esp-hal's blocking UART calls (its own `embedded_io` impls need the
+/// `unstable` feature). A receive error (FIFO overflow, glitch, framing, parity) is logged and
+/// skipped, like the H7 driver does.
+struct Port<'d>(Uart<'d, Blocking>);
+
+impl ErrorType for Port<'_> {
+    /// Only a transmit error (`TxError`, which has no variants in esp-hal 1.2) ends up here.
+    type Error = embedded_io::ErrorKind;
+}
+
+impl Read for Port<'_> {
+    /// Blocks until at least one byte has arrived.
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            match self.0.read(buf) {
+                Ok(n) if n > 0 => return Ok(n),
+                Ok(_) => {}
+                Err(e) => defmt::warn!("UART0: {}", defmt::Display2Format(&e)),
+            }
+        }
+    }
+}
+
+impl Write for Port<'_> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.0.write(buf).map_err(|_| embedded_io::ErrorKind::Other)
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.0.flush().map_err(|_| embedded_io::ErrorKind::Other)
+    }
+}
+
+#[esp_hal::main]
+fn main() -> ! {
+    let p = esp_hal::init(esp_hal::Config::default().with_cpu_clock(CpuClock::max()));
+    defmt::info!(
+        "ESP32-C3: core {=u32} MHz",
+        esp_hal::clock::cpu_clock().as_mhz()
+    );
+
+    let config = uart::Config::default().with_baudrate(115_200);
+    let uart = match Uart::new(p.UART0, config) {
+        Ok(u) => u.with_tx(p.GPIO21).with_rx(p.GPIO20),
+        Err(e) => defmt::panic!("UART0: {}", defmt::Display2Format(&e)),
+    };
+    let mut port = Port(uart);
+
+    // SAFETY: `main` runs once and is the only code that names these statics.
+    let (arena, scratch) = unsafe {
+        (
+            &mut (*core::ptr::addr_of_mut!(ARENA)).0 as &mut [u8],
+            &mut *core::ptr::addr_of_mut!(SCRATCH),
+        )
+    };
+    app::run(&mut port, &mut SysTimer, arena, scratch);
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    defmt::error!("{}", defmt::Display2Format(info));
+    loop {
+        core::hint::spin_loop();
+    }
+}

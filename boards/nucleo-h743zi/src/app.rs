@@ -1,0 +1,311 @@
+//! The interactive translator both real boards run, written once against `embedded_io`.
+//!
+//! Read a German line from the serial port (echoed; backspace, CR, LF and CR LF handled; at most
+//! [`MAX_LINE_BYTES`]), tokenize it on the device, encode it, and stream the English pieces back as
+//! the greedy decoder produces them. Timing goes to the defmt log. Every error (line too long, not
+//! UTF-8, a runtime error) is printed as text on the serial port; nothing here panics.
+//!
+//! The ESP32-C3 crate includes this file with `#[path]`: a board crate holds only its glue (entry,
+//! clock, UART, where the arena lives).
+
+use core::fmt;
+
+use embedded_io::{Read, Write};
+use picoformer::tokenizer::{DecodeState, Node, Tokenizer};
+use picoformer::{Error, Model, TokenId, Translator};
+
+/// Longest input line, in bytes of UTF-8.
+pub const MAX_LINE_BYTES: usize = 255;
+
+/// Tokenizer scratch nodes for any line of [`MAX_LINE_BYTES`]: a board keeps this many in a static.
+pub const SCRATCH_NODES: usize = Tokenizer::scratch_len(MAX_LINE_BYTES);
+
+/// `T` on an 8-byte boundary: the blob's tensor views and the arena's buffers need it.
+#[repr(C, align(8))]
+pub struct Align8<T: ?Sized>(pub T);
+
+static BLOB_ALIGNED: &Align8<[u8]> = &Align8(*include_bytes!(env!("PICOFORMER_BLOB_PATH")));
+
+/// The model blob (`PICOFORMER_BLOB` at build time), in flash, 8-byte aligned, read in place.
+pub static BLOB: &[u8] = &BLOB_ALIGNED.0;
+
+/// A free-running cycle or tick counter. 32 bits, wrapping: every interval measured is far
+/// shorter than one wrap (10 s at 400 MHz).
+pub trait Clock {
+    /// Counter ticks per second.
+    const TICK_HZ: u32;
+    /// Core clock, to turn ticks into cycles.
+    const CPU_HZ: u32;
+    fn ticks(&mut self) -> u32;
+}
+
+/// Microseconds in `ticks` of `C`.
+fn micros<C: Clock>(ticks: u64) -> u64 {
+    ticks * 1_000_000 / C::TICK_HZ as u64
+}
+
+/// Core cycles in `ticks` of `C`.
+fn cycles<C: Clock>(ticks: u64) -> u64 {
+    ticks * C::CPU_HZ as u64 / C::TICK_HZ as u64
+}
+
+/// `core::fmt::Write` over an `embedded_io::Write`: lets `write!` and `decode_piece` stream
+/// straight to the port. A port error is kept and reported as `fmt::Error`.
+struct Out<'s, S: Write> {
+    port: &'s mut S,
+    failed: bool,
+}
+
+impl<S: Write> fmt::Write for Out<'_, S> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.port.write_all(s.as_bytes()).is_err() {
+            self.failed = true;
+            return Err(fmt::Error);
+        }
+        Ok(())
+    }
+}
+
+/// Writes formatted text to the port. A port that fails to write has nowhere to report it but
+/// the log.
+fn say<S: Write>(port: &mut S, args: fmt::Arguments<'_>) {
+    let mut out = Out { port, failed: false };
+    if fmt::Write::write_fmt(&mut out, args).is_err() || out.failed {
+        defmt::warn!("serial write failed");
+    }
+}
+
+/// Why a line was not taken.
+enum LineError {
+    /// More than [`MAX_LINE_BYTES`]; the rest of the line was read and dropped.
+    TooLong,
+    /// The bytes are not UTF-8 (the terminal is not set to UTF-8).
+    NotUtf8,
+    /// The port failed to read.
+    Port,
+}
+
+/// A line editor over a byte stream: echo, backspace (BS or DEL, one UTF-8 character at a time),
+/// and CR, LF or CR LF as the end of a line.
+pub struct LineReader {
+    buf: [u8; MAX_LINE_BYTES],
+    len: usize,
+    /// The line was cut: the bytes past [`MAX_LINE_BYTES`] are being dropped.
+    overflow: bool,
+    /// The last byte was CR: a following LF belongs to the same line end.
+    after_cr: bool,
+}
+
+impl LineReader {
+    pub const fn new() -> Self {
+        LineReader {
+            buf: [0; MAX_LINE_BYTES],
+            len: 0,
+            overflow: false,
+            after_cr: false,
+        }
+    }
+
+    /// Reads until a line end and returns the line (possibly empty), echoing what is typed.
+    fn read_line<S: Read + Write>(&mut self, port: &mut S) -> Result<&str, LineError> {
+        self.len = 0;
+        self.overflow = false;
+        loop {
+            let mut byte = [0u8; 1];
+            match port.read(&mut byte) {
+                Ok(1) => {}
+                Ok(_) => continue,
+                Err(_) => return Err(LineError::Port),
+            }
+            let b = byte[0];
+            let after_cr = core::mem::replace(&mut self.after_cr, b == b'\r');
+            match b {
+                b'\n' if after_cr => continue,
+                b'\r' | b'\n' => {
+                    let _ = port.write_all(b"\r\n");
+                    if self.overflow {
+                        return Err(LineError::TooLong);
+                    }
+                    let line = self.buf.get(..self.len).unwrap_or(&[]);
+                    return core::str::from_utf8(line).map_err(|_| LineError::NotUtf8);
+                }
+                0x08 | 0x7f => {
+                    if self.overflow || self.len == 0 {
+                        continue;
+                    }
+                    // drop one whole character: its UTF-8 continuation bytes, then its lead byte
+                    while self.len > 0 {
+                        self.len -= 1;
+                        if self.buf.get(self.len).is_none_or(|&c| c & 0xc0 != 0x80) {
+                            break;
+                        }
+                    }
+                    let _ = port.write_all(b"\x08 \x08");
+                }
+                // other control bytes (escape sequences, Ctrl keys) are ignored
+                0x00..=0x1f => {}
+                _ => match self.buf.get_mut(self.len) {
+                    Some(slot) if !self.overflow => {
+                        *slot = b;
+                        self.len += 1;
+                        let _ = port.write_all(&byte);
+                    }
+                    _ => self.overflow = true,
+                },
+            }
+        }
+    }
+}
+
+impl Default for LineReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Time spent on one sentence, in clock ticks.
+#[derive(Default)]
+struct Cost {
+    tokenize: u64,
+    encode: u64,
+    decode: u64,
+    tokens: u64,
+}
+
+/// Translates one line, streaming the pieces to `port`.
+fn translate<S: Write, C: Clock>(
+    port: &mut S,
+    clock: &mut C,
+    model: &Model<'_>,
+    t: &mut Translator<'_, '_>,
+    scratch: &mut [Node],
+    text: &str,
+) -> Result<Cost, Error> {
+    let tok = model.tokenizer();
+    let max_len = model.config.max_len;
+    let mut cost = Cost::default();
+
+    // tokenize on the device (pieces never outnumber the bytes plus the dummy prefix, plus eos)
+    let mut src = [0 as TokenId; MAX_LINE_BYTES + 2];
+    let t0 = clock.ticks();
+    let n = tok.encode_source(text, scratch, &mut src, max_len)?;
+    cost.tokenize = clock.ticks().wrapping_sub(t0) as u64;
+    let src = src.get(..n).unwrap_or(&[]);
+    defmt::info!("source: {=usize} ids (at most {=usize})", n, max_len);
+    if n >= max_len {
+        say(port, format_args!("(input cut to {} pieces)\r\n", max_len - 1));
+    }
+
+    let t0 = clock.ticks();
+    t.encode(src)?;
+    cost.encode = clock.ticks().wrapping_sub(t0) as u64;
+
+    // decode greedily, writing each piece as soon as it is chosen
+    let mut state = DecodeState::default();
+    let mut out = Out { port, failed: false };
+    loop {
+        let t0 = clock.ticks();
+        let next = t.next_token()?;
+        cost.decode += clock.ticks().wrapping_sub(t0) as u64;
+        let Some(id) = next else { break };
+        cost.tokens += 1;
+        match tok.decode_piece(id, &mut state, &mut out) {
+            Err(Error::OutputFull { .. }) if out.failed => defmt::warn!("serial write failed"),
+            r => r?,
+        }
+        let _ = out.port.flush();
+    }
+    Ok(cost)
+}
+
+/// Runs the translator on `port` for ever. `arena` must be 8-byte aligned; `scratch` holds
+/// [`SCRATCH_NODES`] nodes. Returns only if the model or the arena is unusable, after saying so
+/// on the port and in the log.
+pub fn run<S: Read + Write, C: Clock>(
+    port: &mut S,
+    clock: &mut C,
+    arena: &mut [u8],
+    scratch: &mut [Node],
+) {
+    say(port, format_args!("\r\npicoformer: int8 German -> English, on the device\r\n"));
+
+    let t0 = clock.ticks();
+    let model = match Model::parse(BLOB) {
+        Ok(m) => m,
+        Err(e) => {
+            defmt::error!("blob: {}", defmt::Display2Format(&e));
+            say(port, format_args!("error: model blob: {e}\r\n"));
+            return;
+        }
+    };
+    let parse = clock.ticks().wrapping_sub(t0) as u64;
+    let c = &model.config;
+    defmt::info!(
+        "blob: {=usize} bytes; d_model {=usize}, {=usize}+{=usize} layers, vocabulary {=usize}, max_len {=usize}; verified in {=u64} us",
+        BLOB.len(),
+        c.d_model,
+        c.n_enc,
+        c.n_dec,
+        c.vocab,
+        c.max_len,
+        micros::<C>(parse)
+    );
+
+    let need = Translator::arena_bytes(&model, 1);
+    defmt::info!("arena: need {=usize} bytes, have {=usize}", need, arena.len());
+    say(port, format_args!("arena: need {need} bytes, have {}\r\n", arena.len()));
+    let have = arena.len();
+    let mut t = match Translator::new(&model, arena, 1) {
+        Ok(t) => t,
+        Err(e) => {
+            defmt::error!("arena: {}", defmt::Display2Format(&e));
+            say(port, format_args!("error: arena of {have} bytes: {e}\r\n"));
+            return;
+        }
+    };
+
+    let mut lines = LineReader::new();
+    loop {
+        say(port, format_args!("de> "));
+        let text = match lines.read_line(port) {
+            Ok(text) => text.trim(),
+            Err(LineError::TooLong) => {
+                say(port, format_args!("error: line longer than {MAX_LINE_BYTES} bytes\r\n"));
+                continue;
+            }
+            Err(LineError::NotUtf8) => {
+                say(port, format_args!("error: input is not UTF-8\r\n"));
+                continue;
+            }
+            Err(LineError::Port) => {
+                defmt::warn!("serial read failed");
+                continue;
+            }
+        };
+        if text.is_empty() {
+            continue;
+        }
+        say(port, format_args!("en> "));
+        match translate(port, clock, &model, &mut t, scratch, text) {
+            Ok(cost) => {
+                say(port, format_args!("\r\n"));
+                let total = cost.tokenize + cost.encode + cost.decode;
+                let per_token = cost.decode / cost.tokens.max(1);
+                defmt::info!(
+                    "{=u64} tokens in {=u64} us: tokenize {=u64} us, encode {=u64} us, decode {=u64} us ({=u64} us, {=u64} cycles per token)",
+                    cost.tokens,
+                    micros::<C>(total),
+                    micros::<C>(cost.tokenize),
+                    micros::<C>(cost.encode),
+                    micros::<C>(cost.decode),
+                    micros::<C>(per_token),
+                    cycles::<C>(per_token)
+                );
+            }
+            Err(e) => {
+                defmt::warn!("translate: {}", defmt::Display2Format(&e));
+                say(port, format_args!("\r\nerror: {e}\r\n"));
+            }
+        }
+    }
+}
