@@ -116,6 +116,10 @@ pub fn linear_block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     if k == 0 || n == 0 || k % 4 != 0 || n % 4 != 0 {
         return linear_ref(l, x, y);
     }
+    #[cfg(picoformer_dsp)]
+    if x.len() >= 2 * k && k % 16 == 0 {
+        return linear_block4_batched(l, x, y);
+    }
     for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
         // RV32: four blocks (16 channels) per pass, so each input is loaded once per 16 MACs
         #[cfg(target_arch = "riscv32")]
@@ -149,6 +153,45 @@ pub fn linear_block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
             for ((yo, a), rq) in y4.iter_mut().zip(acc).zip(rq4) {
                 *yo = O::saturate(rq.apply(a as i64));
             }
+        }
+    }
+}
+
+/// Many rows on Cortex-M4/M7: per block of 4 channels and chunk of [`ROW_CHUNK`] rows, widen
+/// each [`super::linear_dsp::EXPAND_K`]-input slice of the weights to int16 once, then run
+/// every row over it. Bit-exact with [`linear_ref`] (same products, wrapping sums).
+#[cfg(picoformer_dsp)]
+fn linear_block4_batched<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
+    use super::linear_dsp::{dot_expanded, expand, Expanded, EXPAND_K};
+    const ROW_CHUNK: usize = 16;
+    let (k, n) = (l.k, l.n());
+    let rows = (x.len() / k).min(y.len() / n);
+    let mut e = Expanded([0; 4 * EXPAND_K]);
+    let blocks = l.w.chunks_exact(4 * k).zip(l.bias.chunks_exact(4)).zip(l.rq.chunks_exact(4));
+    for (b, ((w4, b4), rq4)) in blocks.enumerate() {
+        let mut r0 = 0;
+        while r0 < rows {
+            let rc = (rows - r0).min(ROW_CHUNK);
+            let mut acc = [[0i32; 4]; ROW_CHUNK];
+            for a in acc.iter_mut().take(rc) {
+                a.copy_from_slice(b4);
+            }
+            for (c, wc) in w4.chunks(4 * EXPAND_K).enumerate() {
+                let groups = expand(wc, &mut e);
+                for (r, a) in acc.iter_mut().take(rc).enumerate() {
+                    let start = (r0 + r) * k + c * EXPAND_K;
+                    dot_expanded(&e, groups, x.get(start..start + 4 * groups).unwrap_or(&[]), a);
+                }
+            }
+            for (r, a) in acc.iter().take(rc).enumerate() {
+                let at = (r0 + r) * n + 4 * b;
+                if let Some(y4) = y.get_mut(at..at + 4) {
+                    for ((yo, &v), rq) in y4.iter_mut().zip(a).zip(rq4) {
+                        *yo = O::saturate(rq.apply(v as i64));
+                    }
+                }
+            }
+            r0 += rc;
         }
     }
 }

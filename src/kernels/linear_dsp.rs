@@ -1,10 +1,16 @@
-//! Cortex-M4/M7 DSP fast path of the Block4 linear kernel (`cfg(picoformer_dsp)`).
+//! Cortex-M4/M7 DSP fast paths of the Block4 linear kernel (`cfg(picoformer_dsp)`).
 //!
-//! Per group of 4 rows × 4 inputs, 18 instructions for 16 MACs: one `LDRD` of two int16 input
-//! pairs, one `LDM` of the 4 rows' weight words, and per row `SXTB16` + `SMLAD` on the pair
-//! `(j0, j1)` and `SXTB16 ROR #8` + `SMLAD` on `(j2, j3)` (see [`super::layout`]). The loop is
-//! unrolled four groups deep. `SMLAD` wraps like the reference's `wrapping_add`, so the sums
-//! are bit-exact with [`super::linear::linear_ref`].
+//! One input row ([`dot_block4`]): per group of 4 channels × 4 inputs, 18 instructions for
+//! 16 MACs: one `LDRD` of two int16 input pairs, one `LDM` of the 4 channels' weight words, and
+//! per channel `SXTB16` + `SMLAD` on the pair `(j0, j1)` and `SXTB16 ROR #8` + `SMLAD` on
+//! `(j2, j3)` (see [`super::layout`]), unrolled four groups deep.
+//!
+//! Many rows (the encoder): [`expand`] widens a block's weights to int16 once (13 instructions
+//! per 16 weights), then [`dot_expanded`] runs each row with `LDRD` + 2 × (`LDM` of 4 words +
+//! 4 `SMLAD`): 11 instructions per 16 MACs.
+//!
+//! `SMLAD` wraps like the reference's `wrapping_add`, so every sum is bit-exact with
+//! [`super::linear::linear_ref`].
 
 core::arch::global_asm!(
     ".syntax unified",
@@ -40,6 +46,73 @@ core::arch::global_asm!(
     ".size pf_dot_block4, . - pf_dot_block4",
 );
 
+core::arch::global_asm!(
+    ".syntax unified",
+    ".section .text.pf_expand_block4,\"ax\",%progbits",
+    ".global pf_expand_block4",
+    ".type pf_expand_block4,%function",
+    ".thumb_func",
+    "pf_expand_block4:",
+    // r0 = Block4 weights, r1 = int16 out (4 channels × 4 inputs per group), r2 = groups
+    "    push {{r4-r10, lr}}",
+    "1:",
+    "    ldm r0!, {{r3-r6}}",
+    "    sxtb16 r7, r3",
+    "    sxtb16 r8, r3, ror #8",
+    "    sxtb16 r9, r4",
+    "    sxtb16 r10, r4, ror #8",
+    "    stm r1!, {{r7-r10}}",
+    "    sxtb16 r7, r5",
+    "    sxtb16 r8, r5, ror #8",
+    "    sxtb16 r9, r6",
+    "    sxtb16 r10, r6, ror #8",
+    "    stm r1!, {{r7-r10}}",
+    "    subs r2, r2, #1",
+    "    bne 1b",
+    "    pop {{r4-r10, pc}}",
+    ".size pf_expand_block4, . - pf_expand_block4",
+);
+
+core::arch::global_asm!(
+    ".syntax unified",
+    ".section .text.pf_dot_expanded,\"ax\",%progbits",
+    ".global pf_dot_expanded",
+    ".type pf_dot_expanded,%function",
+    ".thumb_func",
+    "pf_dot_expanded:",
+    // r0 = expanded weights, r1 = x, r2 = groups (a multiple of 4), r3 = acc
+    "    push {{r4-r11, lr}}",
+    "    ldm r3, {{r4-r7}}",
+    "1:",
+    EXPANDED!(),
+    EXPANDED!(),
+    EXPANDED!(),
+    EXPANDED!(),
+    "    subs r2, r2, #4",
+    "    bne 1b",
+    "    stm r3, {{r4-r7}}",
+    "    pop {{r4-r11, pc}}",
+    ".size pf_dot_expanded, . - pf_dot_expanded",
+);
+
+/// One group of expanded weights: 4 channels × 4 inputs, 16 MACs in 11 instructions.
+macro_rules! EXPANDED {
+    () => {
+        "    ldrd r8, r9, [r1], #8
+    ldm r0!, {{r10, r11, r12, lr}}
+    smlad r4, r10, r8, r4
+    smlad r4, r11, r9, r4
+    smlad r5, r12, r8, r5
+    smlad r5, lr, r9, r5
+    ldm r0!, {{r10, r11, r12, lr}}
+    smlad r6, r10, r8, r6
+    smlad r6, r11, r9, r6
+    smlad r7, r12, r8, r7
+    smlad r7, lr, r9, r7"
+    };
+}
+use EXPANDED;
+
 /// One group: 4 rows × 4 inputs.
 macro_rules! GROUP {
     () => {
@@ -67,6 +140,61 @@ use GROUP;
 
 extern "C" {
     fn pf_dot_block4(w: *const i8, x: *const i16, groups: usize, acc: *mut i32);
+    fn pf_expand_block4(w: *const i8, e: *mut i16, groups: usize);
+    fn pf_dot_expanded(e: *const i16, x: *const i16, groups: usize, acc: *mut i32);
+}
+
+/// Inputs per expanded chunk; the chunk lives on the stack (`4 · EXPAND_K` int16 = 1 KiB).
+pub const EXPAND_K: usize = 128;
+
+/// Int16 weights of one block and one chunk of inputs, word-aligned for `LDM`.
+#[repr(C, align(8))]
+pub struct Expanded(pub [i16; 4 * EXPAND_K]);
+
+/// Widen `w` (Block4 groups of one block, `16·groups` bytes, `groups ≤ EXPAND_K / 4`) into `e`:
+/// per group, channels 0..4 each with inputs `j0..j3` in order.
+#[inline(always)]
+pub fn expand(w: &[i8], e: &mut Expanded) -> usize {
+    let groups = (w.len() / 16).min(EXPAND_K / 4);
+    if groups == 0 {
+        return 0;
+    }
+    if w.as_ptr() as usize % 4 != 0 {
+        for (g, wg) in w.chunks_exact(16).take(groups).enumerate() {
+            for (r, wr) in wg.chunks_exact(4).enumerate() {
+                let [w0, w2, w1, w3]: [i8; 4] = wr.try_into().unwrap_or([0; 4]);
+                if let Some(d) = e.0.get_mut(16 * g + 4 * r..16 * g + 4 * r + 4) {
+                    d.copy_from_slice(&[w0 as i16, w1 as i16, w2 as i16, w3 as i16]);
+                }
+            }
+        }
+        return groups;
+    }
+    // SAFETY: reads `16·groups` bytes of `w` (in bounds, word-aligned: checked above) and
+    // writes `16·groups ≤ 4·EXPAND_K` int16 of `e` (in bounds, 8-aligned by its type).
+    unsafe { pf_expand_block4(w.as_ptr(), e.0.as_mut_ptr(), groups) };
+    groups
+}
+
+/// `acc[r] += Σ_j e[r, j] · x[j]` over `groups` expanded groups (a multiple of 4).
+#[inline(always)]
+pub fn dot_expanded(e: &Expanded, groups: usize, x: &[i16], acc: &mut [i32; 4]) {
+    let groups = groups.min(x.len() / 4).min(EXPAND_K / 4) & !3;
+    if groups == 0 {
+        return;
+    }
+    if x.as_ptr() as usize % 4 != 0 {
+        for (eg, xg) in e.0.chunks_exact(16).zip(x.chunks_exact(4)).take(groups) {
+            for (a, er) in acc.iter_mut().zip(eg.chunks_exact(4)) {
+                let s = er.iter().zip(xg).fold(0i32, |s, (&w, &v)| s.wrapping_add((w as i32).wrapping_mul(v as i32)));
+                *a = a.wrapping_add(s);
+            }
+        }
+        return;
+    }
+    // SAFETY: reads `16·groups` int16 of `e` (in bounds) and `4·groups` int16 of `x` (in
+    // bounds, word-aligned: checked above); reads and writes `acc[0..4]`; restores r4-r11.
+    unsafe { pf_dot_expanded(e.0.as_ptr(), x.as_ptr(), groups, acc.as_mut_ptr()) }
 }
 
 /// `acc[r] += Σ_j w[r, j] · x[j]` over one Block4 block; falls back to the portable loop when
