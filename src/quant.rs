@@ -48,6 +48,23 @@ impl Requant {
         x.wrapping_mul(self.mult as i64).wrapping_add(round) >> s
     }
 
+    /// `round(acc · M)` for a 32-bit accumulator, saturated to `i32`: exactly
+    /// `sat_i32(self.apply(acc as i64))`, but for `shift ≥ 33` (every linear layer's
+    /// multiplier below 1/4) it takes the high word of the product (`SMMUL`, `mulh`) and one
+    /// 32-bit add and shift, since then `(p + 2^(s-1)) >> s == ((p >> 32) + 2^(s-33)) >> (s-32)`
+    /// for any 64-bit `p`.
+    #[inline(always)]
+    pub fn apply32(self, acc: i32) -> i32 {
+        let s = self.shift;
+        if (33..=62).contains(&s) {
+            // |hi| ≤ 2^30 and the rounding term ≤ 2^29: no overflow
+            let hi = ((acc as i64 * self.mult as i64) >> 32) as i32;
+            (hi + (1 << (s - 33))) >> (s - 32)
+        } else {
+            sat_i32(self.apply(acc as i64))
+        }
+    }
+
     /// Requantize an `i32` accumulator to `i8`, saturating to `-128..=127`.
     #[inline(always)]
     pub fn to_i8(self, acc: i32) -> i8 {
@@ -142,6 +159,13 @@ pub fn sat_i32(x: i64) -> i32 {
 pub trait Activation: Copy + Default + bytemuck::Pod {
     /// Saturate a 64-bit value into this type.
     fn saturate(x: i64) -> Self;
+    /// Saturate a 32-bit value into this type (`SSAT` on Arm).
+    fn saturate32(x: i32) -> Self;
+    /// `rq(acc)`, saturated: the output stage of every kernel.
+    #[inline(always)]
+    fn requant(rq: Requant, acc: i32) -> Self {
+        Self::saturate32(rq.apply32(acc))
+    }
     /// Widen to `i32`.
     fn widen(self) -> i32;
 }
@@ -150,6 +174,10 @@ impl Activation for i8 {
     #[inline(always)]
     fn saturate(x: i64) -> Self {
         sat_i8(x)
+    }
+    #[inline(always)]
+    fn saturate32(x: i32) -> Self {
+        x.clamp(i8::MIN as i32, i8::MAX as i32) as i8
     }
     #[inline(always)]
     fn widen(self) -> i32 {
@@ -161,6 +189,10 @@ impl Activation for i16 {
     #[inline(always)]
     fn saturate(x: i64) -> Self {
         sat_i16(x)
+    }
+    #[inline(always)]
+    fn saturate32(x: i32) -> Self {
+        x.clamp(i16::MIN as i32, i16::MAX as i32) as i16
     }
     #[inline(always)]
     fn widen(self) -> i32 {
@@ -200,6 +232,28 @@ mod tests {
     }
 
     #[test]
+    fn apply32_equals_apply() {
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for i in 0..200_000 {
+            let acc = match i % 5 {
+                0 => i32::MIN,
+                1 => i32::MAX,
+                _ => next() as i32 >> (next() % 32),
+            };
+            let shift = 1 + (next() % 62) as i32;
+            let mult = if i % 7 == 0 { 0 } else { (1 << 30) | (next() as i32 & 0x3fff_ffff) };
+            let r = Requant { mult, shift };
+            assert_eq!(r.apply32(acc), sat_i32(r.apply(acc as i64)), "{r:?} {acc}");
+        }
+    }
+
+    #[test]
     fn extreme_multipliers() {
         let big = Requant::from_real(1.0e9);
         assert!(big.is_valid());
@@ -218,6 +272,10 @@ impl Activation for i32 {
     #[inline(always)]
     fn saturate(x: i64) -> Self {
         sat_i32(x)
+    }
+    #[inline(always)]
+    fn saturate32(x: i32) -> Self {
+        x
     }
     #[inline(always)]
     fn widen(self) -> i32 {

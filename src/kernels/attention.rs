@@ -10,7 +10,7 @@
 //! A row that sees no key gets a zero context.
 
 use super::softmax::softmax_u8;
-use crate::quant::{sat_i16, Requant};
+use crate::quant::{Activation, Requant};
 
 /// Quantization parameters of one attention block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,6 +31,9 @@ pub struct Mask {
     /// Absolute position of query row 0 (for the causal mask with a KV cache).
     pub q_pos0: usize,
 }
+
+/// Context outputs accumulated per pass over the keys.
+const CTX_CHUNK: usize = 16;
 
 /// Attention for `rows = q.len() / d` query rows. `scores` and `probs` are scratch of at least
 /// `n_keys = k.len() / d` entries; shorter scratch limits the keys seen, never panics.
@@ -68,14 +71,22 @@ pub fn attention(
                 *s = dot_i8(qh, kh);
             }
             softmax_u8(scores, p.softmax, probs);
-            // ctx_h = p · v_h
-            for (i, o) in outh.iter_mut().enumerate() {
-                let mut acc: i32 = 0;
+            // ctx_h = p · v_h, CTX_CHUNK outputs at a time; keys with p = 0 add nothing
+            for (c, outc) in outh.chunks_mut(CTX_CHUNK).enumerate() {
+                let lo = off + c * CTX_CHUNK;
+                let mut acc = [0i32; CTX_CHUNK];
                 for (&pj, vj) in probs.iter().zip(v.chunks_exact(d)) {
-                    let vji = vj.get(off + i).copied().unwrap_or(0);
-                    acc = acc.wrapping_add(pj as i32 * vji as i32);
+                    if pj == 0 {
+                        continue;
+                    }
+                    let vs = vj.get(lo..lo + outc.len()).unwrap_or(&[]);
+                    for (a, &vji) in acc.iter_mut().zip(vs) {
+                        *a = a.wrapping_add(pj as i32 * vji as i32);
+                    }
                 }
-                *o = sat_i16(p.ctx.apply(acc as i64));
+                for (o, a) in outc.iter_mut().zip(acc) {
+                    *o = i16::requant(p.ctx, a);
+                }
             }
         }
     }

@@ -79,7 +79,7 @@ pub fn linear_4rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
                 acc[3] = acc[3].wrapping_add(xi.wrapping_mul(d as i32));
             }
             for ((yo, a), rq) in y4.iter_mut().zip(acc).zip(rq4) {
-                *yo = O::saturate(rq.apply(a as i64));
+                *yo = O::requant(*rq, a);
             }
         }
         // the last n % 4 channels, one at a time
@@ -103,7 +103,7 @@ pub fn linear_ref<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
             for (j, &xi) in xr.iter().enumerate() {
                 acc = acc.wrapping_add((xi as i32).wrapping_mul(l.weight(o, j) as i32));
             }
-            *yo = O::saturate(rq.apply(acc as i64));
+            *yo = O::requant(rq, acc);
         }
     }
 }
@@ -131,7 +131,7 @@ pub fn linear_block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
                 acc.copy_from_slice(b16);
                 super::linear_rv32::dot_4blocks(w16, xr, k, &mut acc);
                 for ((yo, a), rq) in y16.iter_mut().zip(acc).zip(rq16) {
-                    *yo = O::saturate(rq.apply(a as i64));
+                    *yo = O::requant(*rq, a);
                 }
             }
             yr.get_mut(quads * 16..).unwrap_or(&mut [])
@@ -151,7 +151,7 @@ pub fn linear_block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
             }
             dot_block4(w4, xr, &mut acc);
             for ((yo, a), rq) in y4.iter_mut().zip(acc).zip(rq4) {
-                *yo = O::saturate(rq.apply(a as i64));
+                *yo = O::requant(*rq, a);
             }
         }
     }
@@ -187,7 +187,7 @@ fn linear_block4_batched<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) 
                 let at = (r0 + r) * n + 4 * b;
                 if let Some(y4) = y.get_mut(at..at + 4) {
                     for ((yo, &v), rq) in y4.iter_mut().zip(a).zip(rq4) {
-                        *yo = O::saturate(rq.apply(v as i64));
+                        *yo = O::requant(*rq, v);
                     }
                 }
             }
