@@ -10,7 +10,7 @@
 use core::fmt;
 
 use picoformer::observe::NoObserver;
-use picoformer::tokenizer::{DecodeState, Node, Tokenizer};
+use picoformer::tokenizer::{DecodeState, Node};
 use picoformer::vectors::{Case, Fnv1a};
 use picoformer::{Error, Model, TokenId, Translator};
 
