@@ -1,0 +1,459 @@
+//! Instruction-count benchmarks of the picoformer kernels and of the de-en model, under QEMU
+//! `-icount shift=0` (DESIGN §6). One crate for every QEMU machine; the binaries in `src/bin` are
+//! glue only (entry, log sink, instruction counter, exit) and call [`run`].
+//!
+//! Counting: the board's [`Platform`] counts retired instructions (exact `minstret` on RISC-V;
+//! SysTick at 40 instructions per tick on mps2). A short kernel runs `reps` times between two
+//! reads and the total is divided by `reps`, so the SysTick resolution costs at most
+//! `40 / reps` instructions per call; each reported figure spans at least 100,000 instructions.
+//! The two clock reads (about 20 instructions) and the loop around the call are included.
+//!
+//! Inputs: random int8 weights laid out in [`Layout::Block4`] (what the converter emits), `i16`
+//! activations in `±2048`, per-channel requantization; the model figures use the real de-en blob
+//! that `picoformer-board-common` embeds. The report is a set of Markdown tables (defmt
+//! `println!`), so `scripts/bench` can paste it into BENCHMARKS.md unchanged.
+#![no_std]
+
+use core::hint::black_box;
+
+use picoformer::kernels::attention::{attention, AttentionParams, Mask};
+use picoformer::kernels::layernorm::LayerNorm;
+use picoformer::kernels::layout::Layout;
+use picoformer::kernels::linear::{linear_ref, Linear};
+use picoformer::kernels::softmax::softmax_u8;
+use picoformer::model::Attention;
+use picoformer::observe::NoObserver;
+use picoformer::quant::{Activation, Requant};
+use picoformer::{argmax, Model, TokenId, Translator};
+use picoformer_board_common::{assets, Platform};
+
+/// The sentence of the model figures: line 50 of `models/de-en/test2016.de`, 15 pieces + eos.
+pub const SENTENCE: &str = "Ein Mann in Jeans spielt an einem Strand mit einem roten Ball.";
+
+/// Decoder steps fed by teacher forcing (greedy tokens), `pos` 0 ..= 16.
+const STEPS: usize = 17;
+
+/// The linear shapes of DESIGN §6, `(rows, k, n)`, with the CMSIS-NN 7.0 (99f736a) Cortex-M4
+/// instruction counts of `arm_fully_connected_s8` on the same shapes.
+const LINEAR_SHAPES: [(usize, usize, usize, u64); 5] = [
+    (1, 128, 128, 37_240),
+    (1, 128, 512, 148_387),
+    (1, 512, 128, 129_401),
+    (1, 128, 1000, 289_649),
+    (16, 128, 128, 594_681),
+];
+
+const W_MAX: usize = 128 * 1000;
+const X_MAX: usize = 16 * 512;
+const Y_MAX: usize = 16 * 1000;
+const N_MAX: usize = 1000;
+const D: usize = 128;
+const SEQ: usize = 16;
+/// Rows of the K and V buffers: the longest KV cache (max_len).
+const KEYS_MAX: usize = 64;
+
+/// `T` on an 8-byte boundary (the DSP kernel wants word-aligned weights and inputs).
+#[repr(C, align(8))]
+struct Align8<T>(T);
+
+/// Every kernel buffer, in one static so RAM use shows at link time.
+struct Bufs {
+    /// `(n, k)` int8 weights in Block4.
+    w: Align8<[i8; W_MAX]>,
+    /// `(rows, k)` inputs.
+    x: Align8<[i16; X_MAX]>,
+    y8: [i8; Y_MAX],
+    y16: [i16; Y_MAX],
+    /// `(vocab,)` logits of the generator.
+    y32: [i32; 4000],
+    bias: [i32; N_MAX],
+    rq: [Requant; N_MAX],
+    /// Attention operands: `(SEQ, D)` queries, `(KEYS_MAX, D)` keys and values.
+    q: Align8<[i8; SEQ * D]>,
+    k: Align8<[i8; KEYS_MAX * D]>,
+    v: Align8<[i8; KEYS_MAX * D]>,
+    ctx: [i16; SEQ * D],
+    scores: [i32; N_MAX],
+    probs: [u8; N_MAX],
+    gain: [i32; D],
+    ln_bias: [i32; D],
+}
+
+static mut BUFS: Bufs = Bufs {
+    w: Align8([0; W_MAX]),
+    x: Align8([0; X_MAX]),
+    y8: [0; Y_MAX],
+    y16: [0; Y_MAX],
+    y32: [0; 4000],
+    bias: [0; N_MAX],
+    rq: [Requant { mult: 0, shift: 1 }; N_MAX],
+    q: Align8([0; SEQ * D]),
+    k: Align8([0; KEYS_MAX * D]),
+    v: Align8([0; KEYS_MAX * D]),
+    ctx: [0; SEQ * D],
+    scores: [0; N_MAX],
+    probs: [0; N_MAX],
+    gain: [0; D],
+    ln_bias: [0; D],
+};
+
+/// xorshift32: the same numbers on every machine.
+struct Rng(u32);
+
+impl Rng {
+    fn next(&mut self) -> u32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 17;
+        self.0 ^= self.0 << 5;
+        self.0
+    }
+
+    /// Uniform in `-2^(bits-1) .. 2^(bits-1)`.
+    fn signed(&mut self, bits: u32) -> i32 {
+        (self.next() as i32) >> (32 - bits)
+    }
+}
+
+/// A ratio printed with three decimals, without floats.
+struct Milli(u64, u64);
+
+impl defmt::Format for Milli {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        let m = (self.0 * 1000 + self.1 / 2) / self.1.max(1);
+        let frac = m % 1000;
+        defmt::write!(f, "{=u64}.{=u64}{=u64}{=u64}", m / 1000, frac / 100, frac / 10 % 10, frac % 10);
+    }
+}
+
+/// A percentage with one decimal.
+struct Percent(u64, u64);
+
+impl defmt::Format for Percent {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        let m = (self.0 * 1000 + self.1 / 2) / self.1.max(1);
+        defmt::write!(f, "{=u64}.{=u64}%", m / 10, m % 10);
+    }
+}
+
+/// Instructions per call of `f`, over `reps` calls after one warm-up call.
+fn per_call<P: Platform>(p: &mut P, reps: u32, mut f: impl FnMut()) -> u64 {
+    f();
+    let t0 = p.instructions();
+    for _ in 0..reps {
+        f();
+    }
+    let spent = p.instructions() - t0;
+    (spent + reps as u64 / 2) / reps as u64
+}
+
+/// Repetitions that make `reps · estimate` at least 100,000 instructions.
+fn reps_for(estimate: u64) -> u32 {
+    (100_000 / estimate.max(1)).clamp(1, 1000) as u32 + 1
+}
+
+/// Runs every benchmark and prints the tables. `false` if the model could not be set up.
+pub fn run<P: Platform>(p: &mut P, machine: &str, instructions_per_tick: u32) -> bool {
+    // SAFETY: `run` is called once, from the entry point; nothing else touches BUFS.
+    let b = unsafe { &mut *core::ptr::addr_of_mut!(BUFS) };
+    defmt::println!("# picoformer bench: {=str}", machine);
+    defmt::println!(
+        "counter resolution: {=u32} instruction(s); DSP (SMLAD) linear path: {=str}",
+        instructions_per_tick,
+        if cfg!(bench_dsp) { "yes" } else { "no (portable)" }
+    );
+    let mut rng = Rng(0x2545_f491);
+    fill(&mut rng, b);
+    bench_linear(p, b);
+    bench_softmax(p, &mut rng, b);
+    bench_layernorm(p, &mut rng, b);
+    let ok = bench_model(p, b);
+    defmt::println!("bench done");
+    ok
+}
+
+/// Random weights, inputs, biases and requantizers: `s_y ≈ acc / 2^12` for `i8` outputs
+/// (`k = 128`, `|x| < 2^11`), so most outputs land inside the type. The weights are a random
+/// `(1000, 128)` matrix placed with [`Layout::Block4`]; smaller shapes take a prefix of the
+/// buffer, which is again random int8 in Block4 order.
+fn fill(rng: &mut Rng, b: &mut Bufs) {
+    let (n, k) = (N_MAX, W_MAX / N_MAX);
+    for o in 0..n {
+        for j in 0..k {
+            b.w.0[Layout::Block4.index(o, j, k)] = rng.next() as i8;
+        }
+    }
+    for x in b.x.0.iter_mut() {
+        *x = rng.signed(12) as i16;
+    }
+    for (bias, rq) in b.bias.iter_mut().zip(b.rq.iter_mut()) {
+        *bias = rng.signed(16);
+        *rq = Requant { mult: (1 << 30) | (rng.next() as i32 & 0x3fff_ffff), shift: 31 + 12 };
+    }
+}
+
+/// The Block4 layer `(n, k)` over the first `n·k` weights.
+fn layer<'a>(w: &'a [i8], bias: &'a [i32], rq: &'a [Requant], k: usize, n: usize) -> Linear<'a> {
+    Linear { w: &w[..n * k], layout: Layout::Block4, bias: &bias[..n], rq: &rq[..n], k }
+}
+
+/// Instructions of one `forward` into `O` outputs.
+fn time_linear<P: Platform, O: Activation>(p: &mut P, l: &Linear<'_>, x: &[i16], y: &mut [O], estimate: u64) -> u64 {
+    per_call(p, reps_for(estimate), || l.forward(black_box(x), black_box(&mut *y)))
+}
+
+fn bench_linear<P: Platform>(p: &mut P, b: &mut Bufs) {
+    defmt::println!("");
+    defmt::println!("## linear (Block4 weights, i16 in, per-channel requant)");
+    defmt::println!("");
+    defmt::println!("| shape rows x K x N | MACs | instr, i8 out | instr/MAC | instr, i16 out | instr/MAC | est. M4 cycles, i8 out (LDRD 1+2, LDM 1+4) | cycles/MAC | CMSIS-NN s8 instr | instr/MAC |");
+    defmt::println!("|---|---|---|---|---|---|---|---|---|---|");
+    let Bufs { w, x, y8, y16, bias, rq, .. } = b;
+    let x = &x.0;
+    for &(rows, k, n, cmsis) in &LINEAR_SHAPES {
+        let l = layer(&w.0, bias, rq, k, n);
+        let macs = (rows * k * n) as u64;
+        let xs = &x[..rows * k];
+        let t8 = time_linear(p, &l, xs, &mut y8[..rows * n], macs);
+        let t16 = time_linear(p, &l, xs, &mut y16[..rows * n], macs);
+        // Per group of 16 MACs the SMLAD kernel runs one LDRD (2 words) and one LDM (4 words);
+        // QEMU counts each as 1 instruction, a Cortex-M4 takes 1 + n cycles: +2 and +4.
+        let cycles = t8 + 6 * macs / 16;
+        if cfg!(bench_dsp) {
+            defmt::println!(
+                "| {=usize}x{=usize}x{=usize} | {=u64} | {=u64} | {} | {=u64} | {} | {=u64} | {} | {=u64} | {} |",
+                rows, k, n, macs, t8, Milli(t8, macs), t16, Milli(t16, macs), cycles, Milli(cycles, macs), cmsis, Milli(cmsis, macs)
+            );
+        } else {
+            defmt::println!(
+                "| {=usize}x{=usize}x{=usize} | {=u64} | {=u64} | {} | {=u64} | {} | n/a | n/a | {=u64} | {} |",
+                rows, k, n, macs, t8, Milli(t8, macs), t16, Milli(t16, macs), cmsis, Milli(cmsis, macs)
+            );
+        }
+    }
+    // the plain scalar reference, beside CMSIS-NN's naive C figure (102,190 = 6.24 per MAC)
+    let l = layer(&w.0, bias, rq, 128, 128);
+    let t = per_call(p, 3, || linear_ref(&l, black_box(&x[..128]), black_box(&mut y8[..128])));
+    defmt::println!("| 1x128x128 `linear_ref` (scalar reference) | 16384 | {=u64} | {} | | | | | 102190 (naive C) | 6.237 |", t, Milli(t, 16384));
+    defmt::println!("");
+    defmt::println!("Cycle estimate (SMLAD path only): QEMU counts LDRD and LDM as one instruction each; a real Cortex-M4 spends 1+n cycles on them (n = words). Per 16 MACs the kernel issues 1 LDRD (2 words) + 1 LDM (4 words): +2 +4 = +6 cycles per 18 instructions. Every other instruction is taken as 1 cycle; flash wait states are ignored.");
+}
+
+fn bench_softmax<P: Platform>(p: &mut P, rng: &mut Rng, b: &mut Bufs) {
+    defmt::println!("");
+    defmt::println!("## softmax_u8 (i32 scores -> u8 probabilities)");
+    defmt::println!("");
+    defmt::println!("| shape | instr | instr/element | CMSIS-NN arm_softmax_s8 instr | instr/element |");
+    defmt::println!("|---|---|---|---|---|");
+    // scores in ±2^14, 1/64 of a Q6 step per unit: weights from 1 down to 2^-8 and zeros
+    for s in b.scores.iter_mut() {
+        *s = rng.signed(15);
+    }
+    let rq = Requant { mult: 1 << 30, shift: 36 };
+    for (rows, len, cmsis) in [(16usize, 16usize, 135_612u64), (1, 1000, 523_203)] {
+        let scores = &b.scores[..rows * len];
+        let probs = &mut b.probs[..rows * len];
+        let t = per_call(p, reps_for(40 * (rows * len) as u64), || {
+            for (s, pr) in scores.chunks_exact(len).zip(probs.chunks_exact_mut(len)) {
+                softmax_u8(black_box(s), rq, black_box(pr));
+            }
+        });
+        let el = (rows * len) as u64;
+        defmt::println!("| {=usize} rows x {=usize} | {=u64} | {} | {=u64} | {} |", rows, len, t, Milli(t, el), cmsis, Milli(cmsis, el));
+    }
+}
+
+fn bench_layernorm<P: Platform>(p: &mut P, rng: &mut Rng, b: &mut Bufs) {
+    defmt::println!("");
+    defmt::println!("## LayerNorm (i16 -> i16)");
+    defmt::println!("");
+    defmt::println!("| shape | instr | instr/element |");
+    defmt::println!("|---|---|---|");
+    for (g, bi) in b.gain.iter_mut().zip(b.ln_bias.iter_mut()) {
+        *g = (1 << 14) + rng.signed(12);
+        *bi = rng.signed(10);
+    }
+    let ln = LayerNorm { gain: &b.gain, bias: &b.ln_bias, shift: 20, eps: 1 };
+    let (x, y) = (&b.x.0[..SEQ * D], &mut b.y16[..SEQ * D]);
+    let t = per_call(p, reps_for(100 * (SEQ * D) as u64), || ln.forward(black_box(x), black_box(&mut *y)));
+    defmt::println!("| {=usize} x {=usize} | {=u64} | {} |", SEQ, D, t, Milli(t, (SEQ * D) as u64));
+}
+
+/// Instructions of the linear layers of one attention block's Q, K, V projections over `rows`.
+fn qkv<P: Platform>(p: &mut P, a: &Attention<'_>, x: &[i16], b: &mut Bufs, rows: usize) -> u64 {
+    let n = rows * D;
+    let (q, k, v) = (&mut b.q.0[..n], &mut b.k.0[..n], &mut b.v.0[..n]);
+    per_call(p, reps_for(3 * (n * D) as u64), || {
+        a.q.forward(black_box(x), black_box(&mut *q));
+        a.k.forward(black_box(x), black_box(&mut *k));
+        a.v.forward(black_box(x), black_box(&mut *v));
+    })
+}
+
+/// Instructions of `attention` for `rows` queries over `keys` keys, with the block's params.
+fn attn<P: Platform>(p: &mut P, params: &AttentionParams, heads: usize, b: &mut Bufs, rows: usize, keys: usize, mask: Mask) -> u64 {
+    let (q, k, v) = (&b.q.0[..rows * D], &b.k.0[..keys * D], &b.v.0[..keys * D]);
+    let (scores, probs, ctx) = (&mut b.scores[..keys], &mut b.probs[..keys], &mut b.ctx[..rows * D]);
+    per_call(p, reps_for((rows * keys * D * 4) as u64), || {
+        attention(params, heads, D, black_box(q), black_box(k), black_box(v), mask, black_box(&mut *scores), black_box(&mut *probs), black_box(&mut *ctx))
+    })
+}
+
+fn bench_model<P: Platform>(p: &mut P, b: &mut Bufs) -> bool {
+    let model = match Model::parse(assets::BLOB) {
+        Ok(m) => m,
+        Err(e) => {
+            defmt::println!("blob: {}", defmt::Display2Format(&e));
+            return false;
+        }
+    };
+    let c = &model.config;
+    if c.d_model != D || c.vocab > b.y32.len() || c.max_len < STEPS + 1 {
+        defmt::println!("bench: expects the de-en model (d_model 128, vocab <= 4000)");
+        return false;
+    }
+    let Some(mem) = assets::take_memory() else { return false };
+    let mut t = match Translator::new(&model, mem.arena, 1) {
+        Ok(t) => t,
+        Err(e) => {
+            defmt::println!("translator: {}", defmt::Display2Format(&e));
+            return false;
+        }
+    };
+    let tok = model.tokenizer();
+    let mut src = [0 as TokenId; assets::MAX_TEXT_BYTES + 2];
+    let t0 = p.instructions();
+    let n = match tok.encode_source(SENTENCE, mem.scratch, &mut src, c.max_len) {
+        Ok(n) => n,
+        Err(e) => {
+            defmt::println!("tokenizer: {}", defmt::Display2Format(&e));
+            return false;
+        }
+    };
+    let tokenize = p.instructions() - t0;
+    let src = &src[..n];
+
+    // --- one attention block: de-en encoder layer 0 self-attention over n tokens
+    let x: [i16; SEQ * D] = core::array::from_fn(|i| b.x.0[i]);
+    let rows = n.min(SEQ);
+    let xs = &x[..rows * D];
+    let sa = model.enc[0].sa;
+    let t_qkv = qkv(p, &sa, xs, b, rows);
+    let t_att = attn(p, &sa.params, c.nhead, b, rows, rows, Mask { key_len: rows, causal: false, q_pos0: 0 });
+    let (ctx, y16) = (&b.ctx[..rows * D], &mut b.y16[..rows * D]);
+    let t_o = per_call(p, reps_for((rows * D * D) as u64), || sa.o.forward(black_box(ctx), black_box(&mut *y16)));
+    defmt::println!("");
+    defmt::println!("## attention: de-en encoder layer 0 self-attention, {=usize} tokens, {=usize} heads (real weights, random inputs)", rows, c.nhead);
+    defmt::println!("");
+    defmt::println!("| part | instr | share |");
+    defmt::println!("|---|---|---|");
+    let block = t_qkv + t_att + t_o;
+    defmt::println!("| Q, K, V projections ({=usize}x128x128 each, i8 out) | {=u64} | {} |", rows, t_qkv, Percent(t_qkv, block));
+    defmt::println!("| `attention` kernel (QK^T, softmax, PV, requant) | {=u64} | {} |", t_att, Percent(t_att, block));
+    defmt::println!("| O projection ({=usize}x128x128, i16 out) | {=u64} | {} |", rows, t_o, Percent(t_o, block));
+    defmt::println!("| block | {=u64} | 100% |", block);
+
+    // --- the encoder over the sentence
+    let t0 = p.instructions();
+    if let Err(e) = t.encode(src) {
+        defmt::println!("encode: {}", defmt::Display2Format(&e));
+        return false;
+    }
+    let encode = p.instructions() - t0;
+    // its linear layers alone, same shapes and weights
+    let mut enc_linear = 0;
+    for l in model.encoder_layers() {
+        enc_linear += qkv(p, &l.sa, &x[..n * D], b, n);
+        let (xi, yo) = (&x[..n * D], &mut b.y16[..n * D]);
+        enc_linear += per_call(p, 1, || l.sa.o.forward(black_box(xi), black_box(&mut *yo)));
+        let ff = &mut b.y16[..n * c.d_ff];
+        enc_linear += per_call(p, 1, || l.ff.ff1.forward(black_box(xi), black_box(&mut *ff)));
+        let (xi, yo) = (&b.x.0[..n * c.d_ff], &mut b.y16[..n * D]);
+        enc_linear += per_call(p, 1, || l.ff.ff2.forward(black_box(xi), black_box(&mut *yo)));
+    }
+    let mut enc_attn = 0;
+    for l in model.encoder_layers() {
+        enc_attn += attn(p, &l.sa.params, c.nhead, b, n, n, Mask { key_len: n, causal: false, q_pos0: 0 });
+    }
+    for l in model.decoder_layers() {
+        let (xi, k, v) = (&x[..n * D], &mut b.k.0[..n * D], &mut b.v.0[..n * D]);
+        enc_linear += per_call(p, 1, || {
+            l.ca.k.forward(black_box(xi), black_box(&mut *k));
+            l.ca.v.forward(black_box(xi), black_box(&mut *v));
+        });
+    }
+
+    // --- decoder steps, teacher-forced with the greedy tokens (no argmax inside the timing)
+    let mut step = [0u64; STEPS];
+    let mut next = c.bos;
+    for s in step.iter_mut() {
+        let t0 = p.instructions();
+        if let Err(e) = t.force_observed(next, &mut NoObserver) {
+            defmt::println!("decode: {}", defmt::Display2Format(&e));
+            return false;
+        }
+        *s = p.instructions() - t0;
+        next = argmax(t.logits()) as TokenId;
+    }
+    let t_argmax = {
+        let lg: &[i32] = t.logits();
+        per_call(p, 5, || {
+            black_box(argmax(black_box(lg)));
+        })
+    };
+    // one step's linear layers: per decoder layer Q, K, V, O (self), Q, O (cross), ff1, ff2;
+    // then the generator
+    let mut dec_linear = 0;
+    for l in model.decoder_layers() {
+        let xi = &x[..D];
+        dec_linear += qkv(p, &l.sa, xi, b, 1);
+        let (q, yo, ff) = (&mut b.q.0[..D], &mut b.y16[..D], &mut b.ctx[..c.d_ff]);
+        dec_linear += per_call(p, 20, || {
+            l.sa.o.forward(black_box(xi), black_box(&mut *yo));
+            l.ca.q.forward(black_box(xi), black_box(&mut *q));
+            l.ca.o.forward(black_box(xi), black_box(&mut *yo));
+            l.ff.ff1.forward(black_box(xi), black_box(&mut *ff));
+        });
+        let (xi, yo) = (&b.x.0[..c.d_ff], &mut b.y16[..D]);
+        dec_linear += per_call(p, 20, || l.ff.ff2.forward(black_box(xi), black_box(&mut *yo)));
+    }
+    let (xi, lg) = (&x[..D], &mut b.y32[..c.vocab]);
+    let generator = per_call(p, 3, || model.generator.forward(black_box(xi), black_box(&mut *lg)));
+    dec_linear += generator;
+    // one step's attention kernels: self over pos + 1 keys, cross over n keys, per layer
+    let dec_attn = |p: &mut P, b: &mut Bufs, pos: usize| -> u64 {
+        let mut t = 0;
+        for l in model.decoder_layers() {
+            t += attn(p, &l.sa.params, c.nhead, b, 1, pos + 1, Mask { key_len: pos + 1, causal: true, q_pos0: pos });
+            t += attn(p, &l.ca.params, c.nhead, b, 1, n, Mask { key_len: n, causal: false, q_pos0: 0 });
+        }
+        t
+    };
+
+    defmt::println!("");
+    defmt::println!("## de-en model (d_model 128, 4 heads, 2+2 layers, ff 256, vocab {=usize}), sentence of {=usize} tokens (eos included)", c.vocab, n);
+    defmt::println!("");
+    defmt::println!("`{=str}`", SENTENCE);
+    defmt::println!("");
+    defmt::println!("| stage | instr | per token | linear layers | attention kernel | rest (LayerNorm, residual, embedding, activation, glue) |");
+    defmt::println!("|---|---|---|---|---|---|");
+    defmt::println!("| tokenize (on device) | {=u64} | {=u64} | | | |", tokenize, tokenize / n as u64);
+    let rest = encode.saturating_sub(enc_linear + enc_attn);
+    defmt::println!(
+        "| encoder pass + cross K/V ({=usize} tokens) | {=u64} | {=u64} | {=u64} ({}) | {=u64} ({}) | {=u64} ({}) |",
+        n, encode, encode / n as u64, enc_linear, Percent(enc_linear, encode), enc_attn, Percent(enc_attn, encode), rest, Percent(rest, encode)
+    );
+    for pos in [0usize, 1, 15, 16] {
+        let s = step[pos];
+        let a = dec_attn(p, b, pos);
+        let rest = s.saturating_sub(dec_linear + a);
+        defmt::println!(
+            "| decoder step {=usize} (pos {=usize}, {=usize} cached keys) | {=u64} | | {=u64} ({}) | {=u64} ({}) | {=u64} ({}) |",
+            pos + 1, pos, pos + 1, s, dec_linear, Percent(dec_linear, s), a, Percent(a, s), rest, Percent(rest, s)
+        );
+    }
+    defmt::println!("| of which generator 1x128x{=usize} (i32 out) | {=u64} | | | | |", c.vocab, generator);
+    defmt::println!("| argmax over {=usize} logits (greedy only) | {=u64} | | | | |", c.vocab, t_argmax);
+    defmt::println!("");
+    defmt::println!("Decoder steps are timed with `force_observed` (no argmax), feeding the greedy tokens. The breakdown times the same linear layers (same weights and shapes) and `attention` calls on their own; outside matrix products = attention kernel + rest.");
+    true
+}
