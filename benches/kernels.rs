@@ -84,11 +84,14 @@ fn softmax(c: &mut Criterion) {
     let mut g = c.benchmark_group("softmax_u8");
     for (rows, len) in [(16usize, 16usize), (1, 1000)] {
         let scores: Vec<i32> = (0..rows * len).map(|_| (rng.next() as i32) >> 17).collect();
+        let mut work = scores.clone();
         let mut p = vec![0u8; rows * len];
         g.throughput(Throughput::Elements((rows * len) as u64));
         g.bench_function(BenchmarkId::from_parameter(format!("{rows}x{len}")), |b| {
             b.iter(|| {
-                for (s, pr) in scores.chunks_exact(len).zip(p.chunks_exact_mut(len)) {
+                // softmax works in place: each iteration starts from a fresh copy
+                work.copy_from_slice(&scores);
+                for (s, pr) in work.chunks_exact_mut(len).zip(p.chunks_exact_mut(len)) {
                     softmax_u8(black_box(s), rq, black_box(pr));
                 }
             })

@@ -39,30 +39,58 @@ pub fn exp2_neg_q15(t: u64) -> u32 {
     base >> (t >> 6)
 }
 
-/// Softmax of `scores` into `p` (same length; extra entries of either are ignored).
-/// `rq` maps a score difference to the Q6 base-2 exponent, see the module doc.
-pub fn softmax_u8(scores: &[i32], rq: Requant, p: &mut [u8]) {
+/// Softmax of `scores` into `p`, over the shorter of the two. `rq` maps a score difference to
+/// the Q6 base-2 exponent, see the module doc. `scores` is scratch: it is left holding the
+/// exponentials `e_j`, so each is computed once.
+pub fn softmax_u8(scores: &mut [i32], rq: Requant, p: &mut [u8]) {
+    let n = scores.len().min(p.len());
+    let (Some(scores), Some(p)) = (scores.get_mut(..n), p.get_mut(..n)) else {
+        return;
+    };
     let Some(&m) = scores.iter().max() else {
         return;
     };
     let mut sum: u32 = 0;
-    for &s in scores.iter().take(p.len()) {
-        sum = sum.wrapping_add(exp2_neg_q15(exponent(m, s, rq)));
+    for s in scores.iter_mut() {
+        let e = exp2_neg_q15(exponent(m, *s, rq));
+        *s = e as i32;
+        sum = sum.wrapping_add(e);
     }
-    let recip = (1u64 << 32) / (sum.max(1) as u64);
-    for (pj, &s) in p.iter_mut().zip(scores) {
-        let e = exp2_neg_q15(exponent(m, s, rq)) as u64;
-        *pj = ((e * recip + (1 << 23)) >> 24).min(255) as u8;
+    // Σe ≥ 2^15 (the max has e = 2^15), so recip ≤ 2^17 and e · recip ≤ 2^32
+    let recip = recip_2_32(sum) as u64;
+    for (pj, &e) in p.iter_mut().zip(scores.iter()) {
+        *pj = ((e as u32 as u64 * recip + (1 << 23)) >> 24).min(255) as u8;
     }
 }
 
-/// `rq(m - s)` as a non-negative Q6 exponent, computed in 64 bits.
+/// `⌊2^32 / d⌋` for `d ≥ 2` with one 32-bit division (`UDIV`) instead of a 64-bit one:
+/// `2^32 = (2^32 - 1) + 1`, so the quotient of `2^32 - 1` is one short exactly when its
+/// remainder is `d - 1`. `d ≤ 1` gives `2^32 - 1`.
+#[inline(always)]
+pub fn recip_2_32(d: u32) -> u32 {
+    if d <= 1 {
+        return u32::MAX;
+    }
+    let q = u32::MAX / d;
+    let r = u32::MAX - q * d;
+    q + (r == d - 1) as u32
+}
+
+/// `rq(m - s)` as a non-negative Q6 exponent: `(diff · mult + 2^(shift-1)) >> shift` with
+/// `diff = m - s < 2^32`. For `shift ≥ 33` (every realistic attention scale) it takes the high
+/// word of the product and one 32-bit add and shift, which is exact (module `quant`).
 #[inline(always)]
 fn exponent(m: i32, s: i32, rq: Requant) -> u64 {
-    let diff = (m as i64 - s as i64) as u64; // ≥ 0, < 2^32
-    let shift = (rq.shift & 63) as u32;
-    let mult = rq.mult.max(0) as u64; // < 2^31, so diff · mult < 2^63
-    (diff * mult + ((1u64 << shift) >> 1)) >> shift
+    let diff = m.wrapping_sub(s) as u32; // m ≥ s
+    let mult = rq.mult.max(0) as u32; // < 2^31, so diff · mult < 2^63
+    let shift = rq.shift;
+    if (33..=62).contains(&shift) {
+        let hi = ((diff as u64 * mult as u64) >> 32) as u32; // < 2^31
+        ((hi + (1 << (shift - 33))) >> (shift - 32)) as u64
+    } else {
+        let shift = (shift & 63) as u32;
+        (diff as u64 * mult as u64 + ((1u64 << shift) >> 1)) >> shift
+    }
 }
 
 #[cfg(test)]
@@ -77,7 +105,7 @@ mod tests {
     #[test]
     fn uniform_row() {
         let mut p = [0u8; 4];
-        softmax_u8(&[7, 7, 7, 7], unit(), &mut p);
+        softmax_u8(&mut [7, 7, 7, 7], unit(), &mut p);
         assert_eq!(p, [64; 4]);
     }
 
@@ -85,14 +113,14 @@ mod tests {
     fn halves_and_peaks() {
         let mut p = [0u8; 2];
         // exponents 0 and 64: weights 1 and 1/2 -> 2/3, 1/3
-        softmax_u8(&[64, 0], unit(), &mut p);
+        softmax_u8(&mut [64, 0], unit(), &mut p);
         assert_eq!(p, [171, 85]);
         // a single element is certain: 256 saturates to 255
         let mut p1 = [0u8; 1];
-        softmax_u8(&[-5], unit(), &mut p1);
+        softmax_u8(&mut [-5], unit(), &mut p1);
         assert_eq!(p1, [255]);
         // far below the max: exactly zero
-        softmax_u8(&[i32::MAX, i32::MIN], unit(), &mut p);
+        softmax_u8(&mut [i32::MAX, i32::MIN], unit(), &mut p);
         assert_eq!(p, [255, 0]);
     }
 
@@ -100,19 +128,19 @@ mod tests {
     fn long_near_uniform_rows() {
         // CMSIS-NN's arm_softmax_s8 goes wrong on long near-uniform rows. Here 1/1000 is below
         // the u8 resolution (1/256) and rounds to 0, consistently ...
-        let s = [3i32; 1000];
+        let mut s = [3i32; 1000];
         let mut p = [9u8; 1000];
-        softmax_u8(&s, unit(), &mut p);
+        softmax_u8(&mut s, unit(), &mut p);
         assert!(p.iter().all(|&v| v == 0));
         // ... while 1/100 is 2.56/256 and rounds to 3.
-        let s = [3i32; 100];
+        let mut s = [3i32; 100];
         let mut p = [0u8; 100];
-        softmax_u8(&s, unit(), &mut p);
+        softmax_u8(&mut s, unit(), &mut p);
         assert!(p.iter().all(|&v| v == 3)); // ... and 2.56 rounds to 3
         // One score 64 units above 99 others: 2 / 101 of the mass -> 5, the rest 1/101 -> 3.
         let mut s = [0i32; 100];
         s[42] = 64;
-        softmax_u8(&s, unit(), &mut p);
+        softmax_u8(&mut s, unit(), &mut p);
         assert_eq!(p[42], 5);
         assert_eq!(p.iter().filter(|&&v| v == 3).count(), 99);
     }
@@ -120,7 +148,34 @@ mod tests {
     #[test]
     fn empty_row_is_defined() {
         let mut p: [u8; 0] = [];
-        softmax_u8(&[], unit(), &mut p);
+        softmax_u8(&mut [], unit(), &mut p);
+    }
+
+    #[test]
+    fn recip_is_exact() {
+        for d in (2u32..100_000).chain([1 << 15, 1 << 16, (1 << 31) - 1, 1 << 31, u32::MAX]) {
+            assert_eq!(recip_2_32(d) as u64, (1u64 << 32) / d as u64, "{d}");
+        }
+    }
+
+    /// The 32-bit exponent path equals the 64-bit definition.
+    #[test]
+    fn exponent_fast_path_is_exact() {
+        let mut x = 0x0123_4567_89ab_cdefu64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..100_000 {
+            let (m, s) = (next() as i32, next() as i32);
+            let (m, s) = (m.max(s), m.min(s));
+            let rq = Requant { mult: (1 << 30) | (next() as i32 & 0x3fff_ffff), shift: 1 + (next() % 62) as i32 };
+            let diff = (m as i64 - s as i64) as u64;
+            let want = (diff * rq.mult as u64 + ((1u64 << rq.shift) >> 1)) >> rq.shift;
+            assert_eq!(exponent(m, s, rq), want, "{m} {s} {rq:?}");
+        }
     }
 
     #[test]
