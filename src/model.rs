@@ -395,7 +395,8 @@ impl<'a> Parts<'a> {
         m.tgt_emb = Embedding { table: tgt_table, layout: tgt_layout, rq: tgt_rq, pos: self.pos, d };
         m.enc_norm = self.enc_norm;
         m.dec_norm = self.dec_norm;
-        m.generator = Linear { w: gen_w, layout: gen_layout, bias: self.gen_bias, rq: self.gen_rq, k: d };
+        let fast_rq = self.gen_rq.iter().all(|r| (33..=62).contains(&r.shift));
+        m.generator = Linear { w: gen_w, layout: gen_layout, bias: self.gen_bias, rq: self.gen_rq, k: d, fast_rq };
         m.log_softmax = self.log_softmax;
         Ok(())
     }
@@ -428,7 +429,10 @@ fn linear_part<'a>(slot: (&mut Linear<'a>, u32), t: u32, bytes: &'a [u8], layout
     match part {
         0 => (l.w, l.layout) = (cast(t, bytes)?, layout),
         1 => l.bias = cast(t, bytes)?,
-        2 => l.rq = checked_rq(t, bytes)?,
+        2 => {
+            l.rq = checked_rq(t, bytes)?;
+            l.fast_rq = l.rq.iter().all(|r| (33..=62).contains(&r.shift));
+        }
         _ => return Err(Error::BadTensorShape { tag: t }),
     }
     Ok(())

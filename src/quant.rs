@@ -155,8 +155,18 @@ pub fn sat_i32(x: i64) -> i32 {
     x.clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }
 
-/// An activation type a kernel can write: `i8` or `i16`, saturating.
-pub trait Activation: Copy + Default + bytemuck::Pod {
+/// The three output types, for kernels that dispatch on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutKind {
+    I8,
+    I16,
+    I32,
+}
+
+/// An activation type a kernel can write: `i8`, `i16` or `i32`, saturating. Sealed: exactly
+/// these three.
+pub trait Activation: Copy + Default + bytemuck::Pod + sealed::Sealed {
+    const KIND: OutKind;
     /// Saturate a 64-bit value into this type.
     fn saturate(x: i64) -> Self;
     /// Saturate a 32-bit value into this type (`SSAT` on Arm).
@@ -171,6 +181,7 @@ pub trait Activation: Copy + Default + bytemuck::Pod {
 }
 
 impl Activation for i8 {
+    const KIND: OutKind = OutKind::I8;
     #[inline(always)]
     fn saturate(x: i64) -> Self {
         sat_i8(x)
@@ -186,6 +197,7 @@ impl Activation for i8 {
 }
 
 impl Activation for i16 {
+    const KIND: OutKind = OutKind::I16;
     #[inline(always)]
     fn saturate(x: i64) -> Self {
         sat_i16(x)
@@ -198,6 +210,13 @@ impl Activation for i16 {
     fn widen(self) -> i32 {
         self as i32
     }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for i8 {}
+    impl Sealed for i16 {}
+    impl Sealed for i32 {}
 }
 
 #[cfg(test)]
@@ -269,6 +288,7 @@ mod tests {
 }
 
 impl Activation for i32 {
+    const KIND: OutKind = OutKind::I32;
     #[inline(always)]
     fn saturate(x: i64) -> Self {
         sat_i32(x)

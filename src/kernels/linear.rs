@@ -25,6 +25,9 @@ pub struct Linear<'a> {
     pub rq: &'a [Requant],
     /// Input features.
     pub k: usize,
+    /// Every shift of `rq` is in `33..=62`, so fast paths may requantize with the 32-bit
+    /// identity of [`Requant::apply32`]. Set by `Model::parse`; `false` is always safe.
+    pub fast_rq: bool,
 }
 
 impl<'a> Linear<'a> {
@@ -85,7 +88,7 @@ pub fn linear_4rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
         // the last n % 4 channels, one at a time
         let tail = quads * 4;
         if let (Some(yt), Some(wt), Some(bt), Some(rt)) = (yr.get_mut(tail..), l.w.get(tail * k..), l.bias.get(tail..), l.rq.get(tail..)) {
-            let t = Linear { w: wt, layout: Layout::RowMajor, bias: bt, rq: rt, k };
+            let t = Linear { w: wt, layout: Layout::RowMajor, bias: bt, rq: rt, k, fast_rq: false };
             linear_ref(&t, xr, yt);
         }
     }
@@ -119,6 +122,10 @@ pub fn linear_block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     #[cfg(picoformer_dsp)]
     if x.len() >= 2 * k && k % 16 == 0 {
         return linear_block4_batched(l, x, y);
+    }
+    #[cfg(picoformer_dsp)]
+    if super::linear_dsp::row(l, x, y) {
+        return;
     }
     for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
         // RV32: four blocks (16 channels) per pass, so each input is loaded once per 16 MACs
@@ -238,7 +245,7 @@ mod tests {
         let one = Requant::from_real(1.0);
         let half = Requant::from_real(0.5);
         let rq = [one, half];
-        let l = Linear { w: &w, layout: Layout::RowMajor, bias: &bias, rq: &rq, k: 3 };
+        let l = Linear { w: &w, layout: Layout::RowMajor, bias: &bias, rq: &rq, k: 3, fast_rq: false };
         let x = [1i16, 1, 1, -2, 100, 3];
         let mut y = [0i16; 4];
         l.forward(&x, &mut y);
@@ -255,7 +262,7 @@ mod tests {
         let w = [127i8; 4];
         let bias = [0i32];
         let rq = [Requant::from_real(1.0)];
-        let l = Linear { w: &w, layout: Layout::RowMajor, bias: &bias, rq: &rq, k: 4 };
+        let l = Linear { w: &w, layout: Layout::RowMajor, bias: &bias, rq: &rq, k: 4, fast_rq: false };
         let mut y = [0i8; 2];
         l.forward(&[1, 0, 0, 0, -1, -1, 0, 0], &mut y);
         assert_eq!(y, [127, -128]);
@@ -285,7 +292,7 @@ mod tests {
             let bias: Vec<i32> = (0..n).map(|_| (next() as i32) >> (next() % 32)).collect();
             let rq: Vec<Requant> = (0..n).map(|_| Requant::from_real(((next() % 1000) as f64 + 1.0) * 10f64.powi(-((next() % 8) as i32)))).collect();
             let x: Vec<i16> = (0..rows * k).map(|_| match next() % 4 { 0 => i16::MAX, 1 => i16::MIN, _ => next() as i16 }).collect();
-            let l = Linear { w: &w, layout: Layout::RowMajor, bias: &bias, rq: &rq, k };
+            let l = Linear { w: &w, layout: Layout::RowMajor, bias: &bias, rq: &rq, k, fast_rq: false };
             let (mut a, mut b) = (vec![0i16; rows * n], vec![0i16; rows * n]);
             linear_ref(&l, &x, &mut a);
             linear_4rows(&l, &x, &mut b);
@@ -302,7 +309,7 @@ mod tests {
                         wb[Layout::Block4.index(o, j, k)] = w[o * k + j];
                     }
                 }
-                let lb = Linear { w: &wb, layout: Layout::Block4, bias: &bias, rq: &rq, k };
+                let lb = Linear { w: &wb, layout: Layout::Block4, bias: &bias, rq: &rq, k, fast_rq: rq.iter().all(|r| r.shift >= 33) };
                 let mut c = vec![0i32; rows * n];
                 linear_ref(&lb, &x, &mut c);
                 assert_eq!(a, c);
@@ -314,10 +321,10 @@ mod tests {
 
     #[test]
     fn short_slices_do_not_panic() {
-        let l = Linear { w: &[1; 5], layout: Layout::RowMajor, bias: &[0; 3], rq: &[Requant::default(); 1], k: 2 };
+        let l = Linear { w: &[1; 5], layout: Layout::RowMajor, bias: &[0; 3], rq: &[Requant::default(); 1], k: 2, fast_rq: false };
         let mut y = [0i8; 1];
         l.forward(&[1; 3], &mut y);
-        let l0 = Linear { w: &[], layout: Layout::Block4, bias: &[], rq: &[], k: 0 };
+        let l0 = Linear { w: &[], layout: Layout::Block4, bias: &[], rq: &[], k: 0, fast_rq: true };
         l0.forward::<i8>(&[], &mut []);
     }
 }

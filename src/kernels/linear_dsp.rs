@@ -95,6 +95,221 @@ core::arch::global_asm!(
     ".size pf_dot_expanded, . - pf_dot_expanded",
 );
 
+core::arch::global_asm!(
+    ".syntax unified",
+    ".section .text.pf_row_block4_i8,\"ax\",%progbits",
+    ".global pf_row_block4_i8",
+    ".type pf_row_block4_i8,%function",
+    ".thumb_func",
+    "pf_row_block4_i8:",
+    // r0 = &mut RowArgs.x: { x, groups, bias, rq, y, blocks } (w passed in r1)
+    "    push {{r4-r11, lr}}",
+    "    sub sp, sp, #4",
+    "    str r0, [sp]",
+    "    mov r0, r1",
+    "5:",
+    "    ldr r3, [sp]",
+    "    ldm r3, {{r1, r2, r12}}",
+    "    ldm r12!, {{r4-r7}}",
+    "    str r12, [r3, #8]",
+    "1:",
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    "    subs r2, r2, #8",
+    "    bne 1b",
+    "    ldr r3, [sp]",
+    "    ldrd r12, lr, [r3, #12]",
+    "    mov r11, #1",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r4, r4, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r4, r4, r9",
+    "    ssat r4, #8, r4",
+    "    strb r4, [lr], #1",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r5, r5, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r5, r5, r9",
+    "    ssat r5, #8, r5",
+    "    strb r5, [lr], #1",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r6, r6, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r6, r6, r9",
+    "    ssat r6, #8, r6",
+    "    strb r6, [lr], #1",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r7, r7, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r7, r7, r9",
+    "    ssat r7, #8, r7",
+    "    strb r7, [lr], #1",
+    "    strd r12, lr, [r3, #12]",
+    "    ldr r9, [r3, #20]",
+    "    subs r9, r9, #1",
+    "    str r9, [r3, #20]",
+    "    bne 5b",
+    "    add sp, sp, #4",
+    "    pop {{r4-r11, pc}}",
+    ".size pf_row_block4_i8, . - pf_row_block4_i8",
+);
+
+core::arch::global_asm!(
+    ".syntax unified",
+    ".section .text.pf_row_block4_i16,\"ax\",%progbits",
+    ".global pf_row_block4_i16",
+    ".type pf_row_block4_i16,%function",
+    ".thumb_func",
+    "pf_row_block4_i16:",
+    // r0 = &mut RowArgs.x: { x, groups, bias, rq, y, blocks } (w passed in r1)
+    "    push {{r4-r11, lr}}",
+    "    sub sp, sp, #4",
+    "    str r0, [sp]",
+    "    mov r0, r1",
+    "5:",
+    "    ldr r3, [sp]",
+    "    ldm r3, {{r1, r2, r12}}",
+    "    ldm r12!, {{r4-r7}}",
+    "    str r12, [r3, #8]",
+    "1:",
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    "    subs r2, r2, #8",
+    "    bne 1b",
+    "    ldr r3, [sp]",
+    "    ldrd r12, lr, [r3, #12]",
+    "    mov r11, #1",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r4, r4, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r4, r4, r9",
+    "    ssat r4, #16, r4",
+    "    strh r4, [lr], #2",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r5, r5, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r5, r5, r9",
+    "    ssat r5, #16, r5",
+    "    strh r5, [lr], #2",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r6, r6, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r6, r6, r9",
+    "    ssat r6, #16, r6",
+    "    strh r6, [lr], #2",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r7, r7, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r7, r7, r9",
+    "    ssat r7, #16, r7",
+    "    strh r7, [lr], #2",
+    "    strd r12, lr, [r3, #12]",
+    "    ldr r9, [r3, #20]",
+    "    subs r9, r9, #1",
+    "    str r9, [r3, #20]",
+    "    bne 5b",
+    "    add sp, sp, #4",
+    "    pop {{r4-r11, pc}}",
+    ".size pf_row_block4_i16, . - pf_row_block4_i16",
+);
+
+core::arch::global_asm!(
+    ".syntax unified",
+    ".section .text.pf_row_block4_i32,\"ax\",%progbits",
+    ".global pf_row_block4_i32",
+    ".type pf_row_block4_i32,%function",
+    ".thumb_func",
+    "pf_row_block4_i32:",
+    // r0 = &mut RowArgs.x: { x, groups, bias, rq, y, blocks } (w passed in r1)
+    "    push {{r4-r11, lr}}",
+    "    sub sp, sp, #4",
+    "    str r0, [sp]",
+    "    mov r0, r1",
+    "5:",
+    "    ldr r3, [sp]",
+    "    ldm r3, {{r1, r2, r12}}",
+    "    ldm r12!, {{r4-r7}}",
+    "    str r12, [r3, #8]",
+    "1:",
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    GROUP!(),
+    "    subs r2, r2, #8",
+    "    bne 1b",
+    "    ldr r3, [sp]",
+    "    ldrd r12, lr, [r3, #12]",
+    "    mov r11, #1",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r4, r4, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r4, r4, r9",
+    "    str r4, [lr], #4",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r5, r5, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r5, r5, r9",
+    "    str r5, [lr], #4",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r6, r6, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r6, r6, r9",
+    "    str r6, [lr], #4",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r7, r7, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r7, r7, r9",
+    "    str r7, [lr], #4",
+    "    strd r12, lr, [r3, #12]",
+    "    ldr r9, [r3, #20]",
+    "    subs r9, r9, #1",
+    "    str r9, [r3, #20]",
+    "    bne 5b",
+    "    add sp, sp, #4",
+    "    pop {{r4-r11, pc}}",
+    ".size pf_row_block4_i32, . - pf_row_block4_i32",
+);
+
 /// One group of expanded weights: 4 channels × 4 inputs, 16 MACs in 11 instructions.
 macro_rules! EXPANDED {
     () => {
@@ -138,10 +353,70 @@ macro_rules! GROUP {
 }
 use GROUP;
 
+/// What the whole-row routines read and advance (layout known to the assembly: one `LDM`
+/// takes `x`, `groups` and `bias`, one `LDRD` `rq` and `y`).
+#[repr(C)]
+struct RowArgs {
+    x: *const i16,
+    groups: usize,
+    bias: *const i32,
+    rq: *const Requant,
+    y: *mut u8,
+    blocks: usize,
+}
+
+use super::linear::Linear;
+use crate::quant::{Activation, OutKind, Requant};
+
 extern "C" {
+    fn pf_row_block4_i8(args: *mut RowArgs, w: *const i8);
+    fn pf_row_block4_i16(args: *mut RowArgs, w: *const i8);
+    fn pf_row_block4_i32(args: *mut RowArgs, w: *const i8);
     fn pf_dot_block4(w: *const i8, x: *const i16, groups: usize, acc: *mut i32);
     fn pf_expand_block4(w: *const i8, e: *mut i16, groups: usize);
     fn pf_dot_expanded(e: *const i16, x: *const i16, groups: usize, acc: *mut i32);
+}
+
+/// One whole row through a Block4 layer, requantization fused: per block of 4 channels, the
+/// bias is loaded into the accumulators, the groups run as in [`dot_block4`], and each output
+/// is `SMMLA` + `ASR` + `SSAT` (exact for `shift ≥ 33`, see `Requant::apply32`). Returns
+/// `false`, doing nothing, unless the layer qualifies: `l.fast_rq` (every shift in 33..=62),
+/// `k % 32 == 0` (the loop runs 8 groups deep), `n % 4 == 0`, word-aligned weights, bias and input, and exact lengths.
+#[inline(always)]
+pub fn row<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> bool {
+    let (k, n) = (l.k, l.n());
+    let ok = l.fast_rq
+        && k % 32 == 0
+        && k > 0
+        && n % 4 == 0
+        && n > 0
+        && l.w.len() == n * k
+        && l.rq.len() == n
+        && x.len() == k
+        && y.len() == n
+        && (l.w.as_ptr() as usize | x.as_ptr() as usize | l.bias.as_ptr() as usize | l.rq.as_ptr() as usize) % 4 == 0;
+    if !ok {
+        return false;
+    }
+    let mut args = RowArgs {
+        x: x.as_ptr(),
+        groups: k / 4,
+        bias: l.bias.as_ptr(),
+        rq: l.rq.as_ptr(),
+        y: y.as_mut_ptr().cast(),
+        blocks: n / 4,
+    };
+    // SAFETY: the routine reads `n·k` weight bytes, `k` inputs, `n` biases and `n` requants
+    // (all in bounds: lengths checked above, word-aligned), writes `n` outputs of `O`'s size
+    // into `y` (length checked), and restores r4-r11. Every shift is in 33..=62 (`fast_rq`).
+    unsafe {
+        match O::KIND {
+            OutKind::I8 => pf_row_block4_i8(&mut args, l.w.as_ptr()),
+            OutKind::I16 => pf_row_block4_i16(&mut args, l.w.as_ptr()),
+            OutKind::I32 => pf_row_block4_i32(&mut args, l.w.as_ptr()),
+        }
+    }
+    true
 }
 
 /// Inputs per expanded chunk; the chunk lives on the stack (`4 · EXPAND_K` int16 = 1 KiB).

@@ -196,7 +196,7 @@ fn fill(rng: &mut Rng, b: &mut Bufs) {
 
 /// The Block4 layer `(n, k)` over the first `n·k` weights.
 fn layer<'a>(w: &'a [i8], bias: &'a [i32], rq: &'a [Requant], k: usize, n: usize) -> Linear<'a> {
-    Linear { w: &w[..n * k], layout: Layout::Block4, bias: &bias[..n], rq: &rq[..n], k }
+    Linear { w: &w[..n * k], layout: Layout::Block4, bias: &bias[..n], rq: &rq[..n], k, fast_rq: rq[..n].iter().all(|r| (33..=62).contains(&r.shift)) }
 }
 
 /// Instructions of one `forward` into `O` outputs.

@@ -4,7 +4,7 @@
 
 use picoformer::kernels::layout::Layout;
 use picoformer::kernels::linear::{linear_block4, linear_ref, Linear};
-use picoformer::quant::Requant;
+use picoformer::quant::{Activation, Requant};
 
 const K_MAX: usize = 96;
 const N_MAX: usize = 24;
@@ -24,8 +24,8 @@ impl Rng {
 #[repr(align(8))]
 struct Buf<T, const N: usize>([T; N]);
 
-/// Runs `trials` random linear layers through the reference and the fast path; returns how
-/// many disagreed.
+/// Runs `trials` random linear layers through the reference and the fast path, with i32, i16
+/// and i8 outputs; returns how many of those disagreed.
 pub fn check_linear(trials: usize) -> usize {
     let mut rng = Rng(0x1234_5678);
     let mut w = Buf([0i8; N_MAX * K_MAX]);
@@ -34,7 +34,8 @@ pub fn check_linear(trials: usize) -> usize {
     let mut rq = [Requant::default(); N_MAX];
     let mut mismatches = 0;
     for t in 0..trials {
-        let k = 4 * (1 + rng.next() as usize % (K_MAX / 4));
+        // every third layer has k % 32 == 0, the shape the fused whole-row path takes
+        let k = if t % 3 == 0 { 32 * (1 + rng.next() as usize % (K_MAX / 32)) } else { 4 * (1 + rng.next() as usize % (K_MAX / 4)) };
         let n = 4 * (1 + rng.next() as usize % (N_MAX / 4));
         for v in w.0.iter_mut() {
             *v = rng.next() as i8;
@@ -48,14 +49,24 @@ pub fn check_linear(trials: usize) -> usize {
         }
         for (b, r) in bias.iter_mut().zip(rq.iter_mut()) {
             *b = (rng.next() as i32) >> (rng.next() % 32);
-            *r = Requant { mult: (1 << 30) | (rng.next() as i32 & 0x3fff_ffff), shift: 20 + (rng.next() % 24) as i32 };
+            // half the trials keep every shift in 33..=44, so the fused-requant row path runs
+            let shift = if t % 2 == 0 { 33 + (rng.next() % 12) as i32 } else { 20 + (rng.next() % 24) as i32 };
+            *r = Requant { mult: (1 << 30) | (rng.next() as i32 & 0x3fff_ffff), shift };
         }
-        let l = Linear { w: &w.0[..n * k], layout: Layout::Block4, bias: &bias[..n], rq: &rq[..n], k };
-        let (mut a, mut b) = ([0i32; ROWS * N_MAX], [0i32; ROWS * N_MAX]);
+        let l = Linear { w: &w.0[..n * k], layout: Layout::Block4, bias: &bias[..n], rq: &rq[..n], k, fast_rq: rq[..n].iter().all(|r| r.shift >= 33) };
         let rows = 1 + t % ROWS;
-        linear_ref(&l, &x.0[..rows * k], &mut a[..rows * n]);
-        linear_block4(&l, &x.0[..rows * k], &mut b[..rows * n]);
-        mismatches += (a != b) as usize;
+        let x = &x.0[..rows * k];
+        mismatches += (!same::<i32>(&l, x, rows * n)) as usize;
+        mismatches += (!same::<i16>(&l, x, rows * n)) as usize;
+        mismatches += (!same::<i8>(&l, x, rows * n)) as usize;
     }
     mismatches
+}
+
+/// Reference and fast path agree on `len` outputs of type `O`.
+fn same<O: Activation + PartialEq>(l: &Linear<'_>, x: &[i16], len: usize) -> bool {
+    let (mut a, mut b) = ([O::default(); ROWS * N_MAX], [O::default(); ROWS * N_MAX]);
+    linear_ref(l, x, &mut a[..len]);
+    linear_block4(l, x, &mut b[..len]);
+    a == b
 }
