@@ -120,6 +120,10 @@ pub fn linear_block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
         return linear_ref(l, x, y);
     }
     #[cfg(picoformer_dsp)]
+    if x.len() >= 2 * k && super::linear_dsp::rows(l, x, y) {
+        return;
+    }
+    #[cfg(picoformer_dsp)]
     if x.len() >= 2 * k && k % 16 == 0 {
         return linear_block4_batched(l, x, y);
     }

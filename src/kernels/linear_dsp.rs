@@ -310,6 +310,224 @@ core::arch::global_asm!(
     ".size pf_row_block4_i32, . - pf_row_block4_i32",
 );
 
+core::arch::global_asm!(
+    ".syntax unified",
+    ".section .text.pf_rows_expanded_i8,\"ax\",%progbits",
+    ".global pf_rows_expanded_i8",
+    ".type pf_rows_expanded_i8,%function",
+    ".thumb_func",
+    "pf_rows_expanded_i8:",
+    // r0 = &mut RowsArgs { e, x, groups, bias, rq, y, rows, x_stride, y_stride }
+    "    push {{r4-r11, lr}}",
+    "    sub sp, sp, #4",
+    "    str r0, [sp]",
+    "5:",
+    "    ldr r3, [sp]",
+    "    ldm r3, {{r0, r1, r2, r12}}",
+    "    ldm r12, {{r4-r7}}",
+    "1:",
+    EXPANDED!(),
+    EXPANDED!(),
+    EXPANDED!(),
+    EXPANDED!(),
+    "    subs r2, r2, #4",
+    "    bne 1b",
+    "    ldr r3, [sp]",
+    "    ldrd r12, lr, [r3, #16]",
+    "    mov r11, #1",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r4, r4, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r4, r4, r9",
+    "    ssat r4, #8, r4",
+    "    strb r4, [lr], #1",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r5, r5, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r5, r5, r9",
+    "    ssat r5, #8, r5",
+    "    strb r5, [lr], #1",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r6, r6, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r6, r6, r9",
+    "    ssat r6, #8, r6",
+    "    strb r6, [lr], #1",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r7, r7, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r7, r7, r9",
+    "    ssat r7, #8, r7",
+    "    strb r7, [lr], #1",
+    "    ldrd r8, r9, [r3, #4]",
+    "    ldr r10, [r3, #28]",
+    "    add r8, r8, r10",
+    "    str r8, [r3, #4]",
+    "    ldr r8, [r3, #20]",
+    "    ldr r10, [r3, #32]",
+    "    add r8, r8, r10",
+    "    str r8, [r3, #20]",
+    "    ldr r9, [r3, #24]",
+    "    subs r9, r9, #1",
+    "    str r9, [r3, #24]",
+    "    bne 5b",
+    "    add sp, sp, #4",
+    "    pop {{r4-r11, pc}}",
+    ".size pf_rows_expanded_i8, . - pf_rows_expanded_i8",
+);
+
+core::arch::global_asm!(
+    ".syntax unified",
+    ".section .text.pf_rows_expanded_i16,\"ax\",%progbits",
+    ".global pf_rows_expanded_i16",
+    ".type pf_rows_expanded_i16,%function",
+    ".thumb_func",
+    "pf_rows_expanded_i16:",
+    // r0 = &mut RowsArgs { e, x, groups, bias, rq, y, rows, x_stride, y_stride }
+    "    push {{r4-r11, lr}}",
+    "    sub sp, sp, #4",
+    "    str r0, [sp]",
+    "5:",
+    "    ldr r3, [sp]",
+    "    ldm r3, {{r0, r1, r2, r12}}",
+    "    ldm r12, {{r4-r7}}",
+    "1:",
+    EXPANDED!(),
+    EXPANDED!(),
+    EXPANDED!(),
+    EXPANDED!(),
+    "    subs r2, r2, #4",
+    "    bne 1b",
+    "    ldr r3, [sp]",
+    "    ldrd r12, lr, [r3, #16]",
+    "    mov r11, #1",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r4, r4, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r4, r4, r9",
+    "    ssat r4, #16, r4",
+    "    strh r4, [lr], #2",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r5, r5, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r5, r5, r9",
+    "    ssat r5, #16, r5",
+    "    strh r5, [lr], #2",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r6, r6, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r6, r6, r9",
+    "    ssat r6, #16, r6",
+    "    strh r6, [lr], #2",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r7, r7, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r7, r7, r9",
+    "    ssat r7, #16, r7",
+    "    strh r7, [lr], #2",
+    "    ldrd r8, r9, [r3, #4]",
+    "    ldr r10, [r3, #28]",
+    "    add r8, r8, r10",
+    "    str r8, [r3, #4]",
+    "    ldr r8, [r3, #20]",
+    "    ldr r10, [r3, #32]",
+    "    add r8, r8, r10",
+    "    str r8, [r3, #20]",
+    "    ldr r9, [r3, #24]",
+    "    subs r9, r9, #1",
+    "    str r9, [r3, #24]",
+    "    bne 5b",
+    "    add sp, sp, #4",
+    "    pop {{r4-r11, pc}}",
+    ".size pf_rows_expanded_i16, . - pf_rows_expanded_i16",
+);
+
+core::arch::global_asm!(
+    ".syntax unified",
+    ".section .text.pf_rows_expanded_i32,\"ax\",%progbits",
+    ".global pf_rows_expanded_i32",
+    ".type pf_rows_expanded_i32,%function",
+    ".thumb_func",
+    "pf_rows_expanded_i32:",
+    // r0 = &mut RowsArgs { e, x, groups, bias, rq, y, rows, x_stride, y_stride }
+    "    push {{r4-r11, lr}}",
+    "    sub sp, sp, #4",
+    "    str r0, [sp]",
+    "5:",
+    "    ldr r3, [sp]",
+    "    ldm r3, {{r0, r1, r2, r12}}",
+    "    ldm r12, {{r4-r7}}",
+    "1:",
+    EXPANDED!(),
+    EXPANDED!(),
+    EXPANDED!(),
+    EXPANDED!(),
+    "    subs r2, r2, #4",
+    "    bne 1b",
+    "    ldr r3, [sp]",
+    "    ldrd r12, lr, [r3, #16]",
+    "    mov r11, #1",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r4, r4, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r4, r4, r9",
+    "    str r4, [lr], #4",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r5, r5, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r5, r5, r9",
+    "    str r5, [lr], #4",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r6, r6, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r6, r6, r9",
+    "    str r6, [lr], #4",
+    "    ldrd r8, r9, [r12], #8",
+    "    sub r9, r9, #33",
+    "    lsl r10, r11, r9",
+    "    smmla r7, r7, r8, r10",
+    "    add r9, r9, #1",
+    "    asr r7, r7, r9",
+    "    str r7, [lr], #4",
+    "    ldrd r8, r9, [r3, #4]",
+    "    ldr r10, [r3, #28]",
+    "    add r8, r8, r10",
+    "    str r8, [r3, #4]",
+    "    ldr r8, [r3, #20]",
+    "    ldr r10, [r3, #32]",
+    "    add r8, r8, r10",
+    "    str r8, [r3, #20]",
+    "    ldr r9, [r3, #24]",
+    "    subs r9, r9, #1",
+    "    str r9, [r3, #24]",
+    "    bne 5b",
+    "    add sp, sp, #4",
+    "    pop {{r4-r11, pc}}",
+    ".size pf_rows_expanded_i32, . - pf_rows_expanded_i32",
+);
+
 /// One group of expanded weights: 4 channels × 4 inputs, 16 MACs in 11 instructions.
 macro_rules! EXPANDED {
     () => {
@@ -368,7 +586,24 @@ struct RowArgs {
 use super::linear::Linear;
 use crate::quant::{Activation, OutKind, Requant};
 
+/// What the many-rows routines read and advance, for one block of 4 channels.
+#[repr(C)]
+struct RowsArgs {
+    e: *const i16,
+    x: *const i16,
+    groups: usize,
+    bias: *const i32,
+    rq: *const Requant,
+    y: *mut u8,
+    rows: usize,
+    x_stride: usize,
+    y_stride: usize,
+}
+
 extern "C" {
+    fn pf_rows_expanded_i8(args: *mut RowsArgs);
+    fn pf_rows_expanded_i16(args: *mut RowsArgs);
+    fn pf_rows_expanded_i32(args: *mut RowsArgs);
     fn pf_row_block4_i8(args: *mut RowArgs, w: *const i8);
     fn pf_row_block4_i16(args: *mut RowArgs, w: *const i8);
     fn pf_row_block4_i32(args: *mut RowArgs, w: *const i8);
@@ -414,6 +649,68 @@ pub fn row<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> bool {
             OutKind::I8 => pf_row_block4_i8(&mut args, l.w.as_ptr()),
             OutKind::I16 => pf_row_block4_i16(&mut args, l.w.as_ptr()),
             OutKind::I32 => pf_row_block4_i32(&mut args, l.w.as_ptr()),
+        }
+    }
+    true
+}
+
+/// Inputs one [`rows`] call widens at once.
+pub const ROWS_MAX_K: usize = 256;
+
+/// Int16 weights of one whole block, word-aligned for `LDM` (2 KiB, on the stack).
+#[repr(C, align(8))]
+pub struct ExpandedBlock(pub [i16; 4 * ROWS_MAX_K]);
+
+/// Many rows through a Block4 layer with `k ≤ ROWS_MAX_K`, requantization fused: per block
+/// of 4 channels the weights are widened to int16 once ([`expand`]-style), then every row runs
+/// `LDRD` + 2 × (`LDM` + 4 `SMLAD`) per 16 MACs and `SMMLA` + `ASR` + `SSAT` per output, all in
+/// assembly. Returns `false`, doing nothing, unless the layer qualifies (as [`row`], with
+/// `k % 16 == 0`, `k ≤ ROWS_MAX_K` and whole rows).
+pub fn rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> bool {
+    let (k, n) = (l.k, l.n());
+    if !(l.fast_rq && k % 16 == 0 && k > 0 && k <= ROWS_MAX_K && n % 4 == 0 && n > 0) {
+        return false;
+    }
+    let rows = x.len() / k;
+    let ok = rows > 0
+        && x.len() == rows * k
+        && y.len() == rows * n
+        && l.w.len() == n * k
+        && l.rq.len() == n
+        && (l.w.as_ptr() as usize | x.as_ptr() as usize | l.bias.as_ptr() as usize | l.rq.as_ptr() as usize) % 4 == 0;
+    if !ok {
+        return false;
+    }
+    let groups = k / 4;
+    let mut e = ExpandedBlock([0; 4 * ROWS_MAX_K]);
+    for (b, w4) in l.w.chunks_exact(4 * k).enumerate() {
+        // SAFETY: reads the block's `16·groups` weight bytes (in bounds, word-aligned) and
+        // writes `16·groups ≤ 4·ROWS_MAX_K` int16 of `e`.
+        unsafe { pf_expand_block4(w4.as_ptr(), e.0.as_mut_ptr(), groups) };
+        let (Some(bias), Some(rq), Some(y0)) = (l.bias.get(4 * b..), l.rq.get(4 * b..), y.get_mut(4 * b..)) else {
+            return true;
+        };
+        let mut args = RowsArgs {
+            e: e.0.as_ptr(),
+            x: x.as_ptr(),
+            groups,
+            bias: bias.as_ptr(),
+            rq: rq.as_ptr(),
+            y: y0.as_mut_ptr().cast(),
+            rows,
+            x_stride: 2 * k,
+            y_stride: n * core::mem::size_of::<O>(),
+        };
+        // SAFETY: per row r the routine reads `k` inputs at `x + r·k` (rows·k = x.len()),
+        // `16·groups` int16 of `e`, 4 biases and 4 requants of this block (in bounds: n % 4 ==
+        // 0), and writes 4 outputs at `y + r·n + 4b` (rows·n = y.len()); every shift is in
+        // 33..=62 (`fast_rq`); r4-r11 are restored.
+        unsafe {
+            match O::KIND {
+                OutKind::I8 => pf_rows_expanded_i8(&mut args),
+                OutKind::I16 => pf_rows_expanded_i16(&mut args),
+                OutKind::I32 => pf_rows_expanded_i32(&mut args),
+            }
         }
     }
     true
