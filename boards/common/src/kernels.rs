@@ -50,7 +50,7 @@ pub fn check_linear(trials: usize) -> usize {
         for (b, r) in bias.iter_mut().zip(rq.iter_mut()) {
             *b = (rng.next() as i32) >> (rng.next() % 32);
             // half the trials keep every shift in 33..=44, so the fused-requant row path runs
-            let shift = if t % 2 == 0 { 33 + (rng.next() % 12) as i32 } else { 20 + (rng.next() % 24) as i32 };
+            let shift = if (t / 2) % 2 == 0 { 33 + (rng.next() % 12) as i32 } else { 20 + (rng.next() % 24) as i32 };
             *r = Requant { mult: (1 << 30) | (rng.next() as i32 & 0x3fff_ffff), shift };
         }
         let l = Linear { w: &w.0[..n * k], layout: Layout::Block4, bias: &bias[..n], rq: &rq[..n], k, fast_rq: rq[..n].iter().all(|r| r.shift >= 33) };
