@@ -40,8 +40,9 @@ impl LayerNorm<'_> {
         let sh = (self.shift & 63) as u32;
         let round = (1i64 << sh) >> 1;
         for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-            let sum: i64 = xr.iter().map(|&v| v as i64).sum();
-            let mean = (sum + n / 2).div_euclid(n);
+            // |Σx| < 2^15 · 4096: 32 bits suffice, and SDIV does the division
+            let sum: i32 = xr.iter().map(|&v| v as i32).sum();
+            let mean = (sum + d as i32 / 2).div_euclid(d as i32) as i64;
             let sq: u64 = xr
                 .iter()
                 .map(|&v| {
@@ -49,9 +50,22 @@ impl LayerNorm<'_> {
                     c * c
                 })
                 .sum();
-            let var = sq / n as u64 + self.eps.max(1) as u64;
+            let var = div_u64_small(sq, n as u32) + self.eps.max(1) as u64;
             let std8 = isqrt_u64(var << 16).max(1);
             let inv = ((1u64 << 40) / std8) as i64;
+            if inv < 1 << 31 && (33..=62).contains(&self.shift) && (i16::MIN as i64..=i16::MAX as i64).contains(&mean) {
+                // the same values with 32-bit operands: xc·inv in one SMULL, and
+                // (z·g + 2^(sh-1)) >> sh == ((z·g >> 32) + 2^(sh-33)) >> (sh-32) (module quant)
+                let (inv, mean) = (inv as i32, mean as i32);
+                let (r, s2) = (1i32 << (self.shift - 33), self.shift - 32);
+                for (((yj, &xj), &g), &b) in yr.iter_mut().zip(xr).zip(self.gain).zip(self.bias) {
+                    let z = ((xj as i32 - mean) as i64 * inv as i64 >> 16) as i32; // |xc·inv| < 2^47
+                    let hi = ((z as i64 * g as i64) >> 32) as i32; // |hi| < 2^30, + r < 2^31
+                    // saturating (QADD): past i32 it clamps to the same i16 bound
+                    *yj = ((hi + r) >> s2).saturating_add(b).clamp(i16::MIN as i32, i16::MAX as i32) as i16;
+                }
+                continue;
+            }
             for (((yj, &xj), &g), &b) in yr.iter_mut().zip(xr).zip(self.gain).zip(self.bias) {
                 let z = ((xj as i64 - mean) * inv) >> 16;
                 *yj = sat_i16(((z * g as i64 + round) >> sh) + b as i64);
@@ -60,14 +74,29 @@ impl LayerNorm<'_> {
     }
 }
 
+/// `⌊a / d⌋` for `d ≥ 1`: two 32-bit divisions (`UDIV`) when `a < 2^48` (a row's sum of
+/// squares always is), long division in base 2^16; a 64-bit division otherwise.
+#[inline]
+pub fn div_u64_small(a: u64, d: u32) -> u64 {
+    let d = d.max(1);
+    if a >> 48 != 0 || d > 1 << 16 {
+        return a / d as u64;
+    }
+    let hi = (a >> 16) as u32; // < 2^32
+    let (q1, r1) = (hi / d, hi % d); // r1 < d ≤ 2^16
+    let lo = (r1 << 16) | (a as u32 & 0xffff); // < 2^32
+    ((q1 as u64) << 16) + (lo / d) as u64
+}
+
 /// `⌊sqrt(v)⌋`, bit by bit: exact, no division, no float.
 pub fn isqrt_u64(v: u64) -> u64 {
+    if v == 0 {
+        return 0;
+    }
     let mut rem = v;
     let mut root = 0u64;
-    let mut bit = 1u64 << 62;
-    while bit > v {
-        bit >>= 2;
-    }
+    // the highest power of 4 not above v
+    let mut bit = 1u64 << ((63 - v.leading_zeros()) & !1);
     while bit != 0 {
         if rem >= root + bit {
             rem -= root + bit;
@@ -83,6 +112,18 @@ pub fn isqrt_u64(v: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_division_is_exact() {
+        let mut s = 7u64;
+        for _ in 0..100_000 {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let a = s >> (s % 40);
+            let d = (s >> 40) as u32 >> (s % 24);
+            assert_eq!(div_u64_small(a, d), a / d.max(1) as u64, "{a} / {d}");
+        }
+        assert_eq!(div_u64_small((1 << 48) - 1, 1 << 16), ((1u64 << 48) - 1) >> 16);
+    }
 
     #[test]
     fn isqrt_exact() {
@@ -133,6 +174,46 @@ mod tests {
         let ln = LayerNorm { gain: &big, bias: &b, shift: 1, eps: u32::MAX };
         ln.forward(&x, &mut y);
         assert!(y.iter().all(|&v| v == i16::MAX || v == i16::MIN || v == 0));
+    }
+
+    /// The 32-bit path equals the 64-bit definition on random rows, gains and shifts.
+    #[test]
+    fn fast_path_is_exact() {
+        let mut st = 0x5851_f42d_4c95_7f2du64;
+        let mut next = move || {
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            st
+        };
+        for trial in 0..3000 {
+            let d = 1 + (next() % 64) as usize;
+            let gain: Vec<i32> = (0..d).map(|_| (next() as i32) >> (next() % 8)).collect();
+            let bias: Vec<i32> = (0..d).map(|_| (next() as i32) >> (12 + next() % 20)).collect();
+            let scale = next() % 16;
+            let x: Vec<i16> = (0..d).map(|_| if trial % 7 == 0 { i16::MAX - (next() % 2) as i16 } else { (next() as i16) >> scale }).collect();
+            let shift = 20 + (next() % 43) as i32;
+            let ln = LayerNorm { gain: &gain, bias: &bias, shift, eps: 1 + (next() % 50) as u32 };
+            let mut fast = vec![0i16; d];
+            ln.forward(&x, &mut fast);
+            // the 64-bit definition, written out
+            let n = d as i64;
+            let sum: i64 = x.iter().map(|&v| v as i64).sum();
+            let mean = (sum + n / 2).div_euclid(n);
+            let sq: u64 = x.iter().map(|&v| ((v as i64 - mean).unsigned_abs()).pow(2)).sum();
+            let var = sq / n as u64 + ln.eps as u64;
+            let inv = ((1u64 << 40) / isqrt_u64(var << 16).max(1)) as i64;
+            let want: Vec<i16> = x
+                .iter()
+                .zip(&gain)
+                .zip(&bias)
+                .map(|((&v, &g), &b)| {
+                    let z = ((v as i64 - mean) * inv) >> 16;
+                    sat_i16(((z * g as i64 + ((1i64 << shift) >> 1)) >> shift) + b as i64)
+                })
+                .collect();
+            assert_eq!(fast, want, "trial {trial}");
+        }
     }
 
     #[test]
