@@ -30,13 +30,12 @@ const T_LIMIT: u64 = 16 * 64;
 /// `2^(-t/64)` in Q15 for a Q6 exponent `t ≥ 0`.
 #[inline(always)]
 pub fn exp2_neg_q15(t: u64) -> u32 {
-    if t >= T_LIMIT {
-        return 0;
-    }
+    // every table entry is below 2^16, so a shift of 16 or more gives 0: branch-free
+    let sh = (t >> 6).min(16) as u32;
     let f = (t & 63) as usize;
     // f < 64 always; `get` keeps the function panic-free without a bounds panic path.
     let base = EXP2_Q15.get(f).copied().unwrap_or(0) as u32;
-    base >> (t >> 6)
+    base >> sh
 }
 
 /// Softmax of `scores` into `p`, over the shorter of the two. `rq` maps a score difference to
@@ -47,19 +46,35 @@ pub fn softmax_u8(scores: &mut [i32], rq: Requant, p: &mut [u8]) {
     let (Some(scores), Some(p)) = (scores.get_mut(..n), p.get_mut(..n)) else {
         return;
     };
-    let Some(&m) = scores.iter().max() else {
+    if scores.is_empty() {
         return;
-    };
-    let mut sum: u32 = 0;
-    for s in scores.iter_mut() {
-        let e = exp2_neg_q15(exponent(m, *s, rq));
-        *s = e as i32;
-        sum = sum.wrapping_add(e);
     }
-    // Σe ≥ 2^15 (the max has e = 2^15), so recip ≤ 2^17 and e · recip ≤ 2^32
-    let recip = recip_2_32(sum) as u64;
+    let m = scores.iter().fold(i32::MIN, |a, &b| a.max(b));
+    let mut sum: u32 = 0;
+    if (33..=62).contains(&rq.shift) {
+        // the 32-bit form of `exponent`, with its constants hoisted out of the loop
+        let (mult, r, s2) = (rq.mult.max(0) as u32, 1u32 << (rq.shift - 33), rq.shift - 32);
+        for s in scores.iter_mut() {
+            let hi = ((m.wrapping_sub(*s) as u32 as u64 * mult as u64) >> 32) as u32;
+            let e = exp2_neg_q15(((hi + r) >> s2) as u64);
+            *s = e as i32;
+            sum = sum.wrapping_add(e);
+        }
+    } else {
+        for s in scores.iter_mut() {
+            let e = exp2_neg_q15(exponent(m, *s, rq));
+            *s = e as i32;
+            sum = sum.wrapping_add(e);
+        }
+    }
+    // Σe ≥ 2^15 (the max has e = 2^15), so recip ≤ 2^17 and e · recip ≤ 2^32. Capping recip at
+    // 2^17 - 1 keeps the product in 32 bits and changes nothing: recip = 2^17 only when Σe = 2^15,
+    // i.e. one e = 2^15 (p = 256 either way, clamped to 255) and every other e = 0. Then
+    // (P + 2^23) >> 24 == ((P >> 1) + 2^22) >> 23 without overflow.
+    let recip = recip_2_32(sum).min((1 << 17) - 1);
     for (pj, &e) in p.iter_mut().zip(scores.iter()) {
-        *pj = ((e as u32 as u64 * recip + (1 << 23)) >> 24).min(255) as u8;
+        let prod = (e as u32).wrapping_mul(recip);
+        *pj = (((prod >> 1) + (1 << 22)) >> 23).min(255) as u8;
     }
 }
 
@@ -149,6 +164,40 @@ mod tests {
     fn empty_row_is_defined() {
         let mut p: [u8; 0] = [];
         softmax_u8(&mut [], unit(), &mut p);
+    }
+
+    /// The module doc's formula, in 64 bits, element by element.
+    fn softmax_doc(scores: &[i32], rq: Requant) -> Vec<u8> {
+        let m = *scores.iter().max().unwrap() as i64;
+        let t = |s: i32| ((m - s as i64) as u64 * rq.mult as u64 + ((1u64 << rq.shift) >> 1)) >> rq.shift;
+        let e = |s: i32| if t(s) >= 1024 { 0 } else { (EXP2_Q15[(t(s) % 64) as usize] as u64) >> (t(s) / 64) };
+        let sum: u64 = scores.iter().map(|&s| e(s)).sum();
+        let recip = (1u64 << 32) / sum;
+        scores.iter().map(|&s| ((e(s) * recip + (1 << 23)) >> 24).min(255) as u8).collect()
+    }
+
+    #[test]
+    fn matches_the_documented_formula() {
+        let mut x = 0xdead_beef_cafe_f00du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for trial in 0..20_000 {
+            let n = 1 + (next() % 40) as usize;
+            let spread = next() % 31;
+            let mut s: Vec<i32> = (0..n).map(|_| (next() as i32) >> spread).collect();
+            if trial % 5 == 0 {
+                s.iter_mut().for_each(|v| *v = 7); // uniform
+            }
+            let rq = Requant { mult: (1 << 30) | (next() as i32 & 0x3fff_ffff), shift: 20 + (next() % 43) as i32 };
+            let want = softmax_doc(&s, rq);
+            let mut p = vec![0u8; n];
+            softmax_u8(&mut s, rq, &mut p);
+            assert_eq!(p, want, "trial {trial}");
+        }
     }
 
     #[test]
