@@ -25,6 +25,7 @@ pub const EXP2_Q15: [u16; 64] = [
 ];
 
 /// Exponents at or beyond `16 · 64` give `e = 0`.
+#[cfg(test)]
 const T_LIMIT: u64 = 16 * 64;
 
 /// `2^(-t/64)` in Q15 for a Q6 exponent `t ≥ 0`.
