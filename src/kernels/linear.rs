@@ -131,6 +131,27 @@ pub fn linear_block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     if super::linear_dsp::row(l, x, y) {
         return;
     }
+    #[cfg(target_arch = "riscv32")]
+    if l.fast_rq && n >= 16 {
+        // whole rows, 16 channels per pass in assembly; the last n % 16 channels below
+        for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
+            let done = super::linear_rv32::row(l, xr, yr);
+            if let (Some(w), Some(bias), Some(rq), Some(yt)) = (l.w.get(done * k..), l.bias.get(done..), l.rq.get(done..), yr.get_mut(done..)) {
+                let tail = Linear { w, bias, rq, ..*l };
+                linear_block4_rows(&tail, xr, yt);
+            }
+        }
+        return;
+    }
+    linear_block4_rows(l, x, y)
+}
+
+/// The Block4 loop over rows and blocks of 4 (16 on RV32) channels, accumulators in Rust.
+fn linear_block4_rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
+    let (k, n) = (l.k, l.n());
+    if k == 0 || n == 0 {
+        return;
+    }
     for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
         // RV32: four blocks (16 channels) per pass, so each input is loaded once per 16 MACs
         #[cfg(target_arch = "riscv32")]
