@@ -436,6 +436,22 @@ fn bench_model<P: Platform>(p: &mut P, b: &mut Bufs) -> bool {
         t
     };
 
+    // the softmax inside those attention calls, on its own: heads × keys elements per call
+    let dec_softmax = |p: &mut P, b: &mut Bufs, pos: usize| -> u64 {
+        let mut t = 0;
+        for l in model.decoder_layers() {
+            for (keys, rq) in [(pos + 1, l.sa.params.softmax), (n, l.ca.params.softmax)] {
+                let (scores, work, probs) = (&b.scores[..keys], &mut b.work[..keys], &mut b.probs[..keys]);
+                t += c.nhead as u64
+                    * per_call(p, 10, || {
+                        work.copy_from_slice(scores);
+                        softmax_u8(black_box(&mut *work), rq, black_box(&mut *probs));
+                    });
+            }
+        }
+        t
+    };
+
     defmt::println!("");
     defmt::println!("## de-en model (d_model 128, 4 heads, 2+2 layers, ff 256, vocab {=usize}), sentence of {=usize} tokens (eos included)", c.vocab, n);
     defmt::println!("");
@@ -449,10 +465,13 @@ fn bench_model<P: Platform>(p: &mut P, b: &mut Bufs) -> bool {
         "| encoder pass + cross K/V ({=usize} tokens) | {=u64} | {=u64} | {=u64} ({}) | {=u64} ({}) | {=u64} ({}) |",
         n, encode, encode / n as u64, enc_linear, Percent(enc_linear, encode), enc_attn, Percent(enc_attn, encode), rest, Percent(rest, encode)
     );
-    for pos in [0usize, 1, 15, 16] {
+    let mut outside = [(0u64, 0u64); 4];
+    for (i, pos) in [0usize, 1, 15, 16].into_iter().enumerate() {
         let s = step[pos];
         let a = dec_attn(p, b, pos);
         let rest = s.saturating_sub(dec_linear + a);
+        let sm = dec_softmax(p, b, pos).min(a);
+        outside[i] = (sm + rest, s);
         defmt::println!(
             "| decoder step {=usize} (pos {=usize}, {=usize} cached keys) | {=u64} | | {=u64} ({}) | {=u64} ({}) | {=u64} ({}) |",
             pos + 1, pos, pos + 1, s, dec_linear, Percent(dec_linear, s), a, Percent(a, s), rest, Percent(rest, s)
@@ -461,6 +480,14 @@ fn bench_model<P: Platform>(p: &mut P, b: &mut Bufs) -> bool {
     defmt::println!("| of which generator 1x128x{=usize} (i32 out) | {=u64} | | | | |", c.vocab, generator);
     defmt::println!("| argmax over {=usize} logits (greedy only) | {=u64} | | | | |", c.vocab, t_argmax);
     defmt::println!("");
-    defmt::println!("Decoder steps are timed with `force_observed` (no argmax), feeding the greedy tokens. The breakdown times the same linear layers (same weights and shapes) and `attention` calls on their own; outside matrix products = attention kernel + rest.");
+    defmt::println!("Decoder steps are timed with `force_observed` (no argmax), feeding the greedy tokens. The breakdown times the same linear layers (same weights and shapes) and `attention` calls on their own.");
+    defmt::println!("");
+    defmt::println!("Outside matrix products (DESIGN §6: softmax, norms, requant, masking): the attention kernel's Q·Kᵀ and P·V are matrix products, its softmax is not; the softmax calls of a step, timed alone on the same row lengths, plus the rest column:");
+    defmt::println!("");
+    defmt::println!("| decoder step | outside matrix products | share |");
+    defmt::println!("|---|---|---|");
+    for (pos, (o, s)) in [0usize, 1, 15, 16].into_iter().zip(outside) {
+        defmt::println!("| {=usize} | {=u64} | {} |", pos + 1, o, Percent(o, s));
+    }
     true
 }
