@@ -3,11 +3,12 @@
 //!
 //! ```text
 //! arena (8-byte aligned, Translator::arena_bytes(model, beam) bytes):
-//! ┌─────────────── scratch ───────────────┬─ cross K/V ─┬── self K/V cache ──┬ logits ┬ beam ┐
-//! │ x h a ctx (S,d) i16 · q k v (S,d) i8  │ (L,S,d) i8  │ (beam,L,T,d) i8 ×2 │ (V) i32│ …    │
-//! │ ff (S,d_ff) i16 · scores, probs (S)   │ ×2          │                    │        │      │
-//! └───────────────────────────────────────┴─────────────┴────────────────────┴────────┴──────┘
-//! S = T = max_len, L = decoder layers; the decoder reuses row 0 of the scratch.
+//! ┌─────────────── scratch ───────────────┬─ cross K/V ─┬── self K/V cache ──┬ logits ┬── beam ───┐
+//! │ x h a ctx (S,d) i16 · q k v (S,d) i8  │ (L,S,d) i8  │ (beam,L,T,d) i8 ×2 │ (V) i32│ (beam,T)  │
+//! │ ff (S,d_ff) i16 · scores, probs (S)   │ ×2          │                    │        │ u16 ×3    │
+//! └───────────────────────────────────────┴─────────────┴────────────────────┴────────┴───────────┘
+//! S = T = max_len, L = decoder layers; the decoder reuses row 0 of the scratch. Beam scores,
+//! KV-slot maps and candidates live on the stack (at most `MAX_BEAM`).
 //! ```
 
 use crate::arena::Arena;
