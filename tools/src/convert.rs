@@ -379,9 +379,8 @@ pub fn run(o: ConvertOpts) -> Result<Converted> {
     let c = ex.blob_config;
     let scales = &converted.scales;
     let bytes = &converted.blob;
-    println!(
-        "{}: d_model {} heads {} layers {}+{} ff {} {} {} vocab {} max_len {}{}",
-        o.export.display(),
+    let config_line = format!(
+        "d_model {}, {} heads, {} encoder + {} decoder layers, FFN {} ({}), {}, vocabulary {}, max_len {}, {} embeddings.",
         c.d_model,
         c.nhead,
         c.n_enc,
@@ -391,8 +390,9 @@ pub fn run(o: ConvertOpts) -> Result<Converted> {
         if c.norm_first() { "pre-norm" } else { "post-norm" },
         c.vocab,
         c.max_len,
-        if c.tied() { " tied" } else { " untied" }
+        if c.tied() { "tied" } else { "untied" }
     );
+    println!("{}: {config_line}", o.export.display());
     std::fs::write(&o.out, bytes).with_context(|| format!("writing {}", o.out.display()))?;
     let blob = Aligned::from_bytes(bytes);
     let model = Model::parse(blob.bytes()).map_err(|e| anyhow!("the blob just written does not parse: {e}"))?;
@@ -441,19 +441,7 @@ pub fn run(o: ConvertOpts) -> Result<Converted> {
     std::fs::write(&svg_path, report::svg(&errors))?;
     let input = ReportInput {
         model_name: o.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        config_line: format!(
-            "d_model {}, {} heads, {} encoder + {} decoder layers, FFN {} ({}), {}, vocabulary {}, max_len {}, {} embeddings.",
-            c.d_model,
-            c.nhead,
-            c.n_enc,
-            c.n_dec,
-            c.d_ff,
-            ex.config.activation,
-            if c.norm_first() { "pre-norm" } else { "post-norm" },
-            c.vocab,
-            c.max_len,
-            if c.tied() { "tied" } else { "untied" }
-        ),
+        config_line,
         reference_diff: converted.reference_diff,
         calib_sentences,
         errors: &errors,
