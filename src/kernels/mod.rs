@@ -18,3 +18,5 @@ pub mod linear_dsp;
 pub mod linear_rv32;
 pub mod residual;
 pub mod softmax;
+#[cfg(picoformer_dsp)]
+pub mod softmax_dsp;

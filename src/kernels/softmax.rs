@@ -24,6 +24,20 @@ pub const EXP2_Q15: [u16; 64] = [
     18658, 18457, 18258, 18061, 17867, 17674, 17484, 17296, 17109, 16925, 16743, 16562,
 ];
 
+/// `2^(-t/64)` in Q15 for every Q6 exponent `t` in `0..1024`: `EXP2_Q15[t % 64] >> (t / 64)`,
+/// so one load replaces the split and the shift. Its last entries are already 0 (from
+/// `t = 961`), so any `t ≥ 1024` reads entry 1023. 2 KiB of flash.
+#[allow(clippy::indexing_slicing)] // evaluated at compile time: a bad index fails the build
+pub static EXP2_NEG_Q15: [u16; 1024] = {
+    let mut t = [0u16; 1024];
+    let mut i = 0;
+    while i < 1024 {
+        t[i] = EXP2_Q15[i % 64] >> (i / 64);
+        i += 1;
+    }
+    t
+};
+
 /// Exponents at or beyond `16 · 64` give `e = 0`.
 #[cfg(test)]
 const T_LIMIT: u64 = 16 * 64;
@@ -31,18 +45,31 @@ const T_LIMIT: u64 = 16 * 64;
 /// `2^(-t/64)` in Q15 for a Q6 exponent `t ≥ 0`.
 #[inline(always)]
 pub fn exp2_neg_q15(t: u64) -> u32 {
-    // every table entry is below 2^16, so a shift of 16 or more gives 0: branch-free
-    let sh = (t >> 6).min(16) as u32;
-    let f = (t & 63) as usize;
-    // f < 64 always; `get` keeps the function panic-free without a bounds panic path.
-    let base = EXP2_Q15.get(f).copied().unwrap_or(0) as u32;
-    base >> sh
+    // t.min(1023) < 1024 always; `get` keeps the function free of a bounds panic path
+    EXP2_NEG_Q15.get(t.min(1023) as usize).copied().unwrap_or(0) as u32
 }
 
 /// Softmax of `scores` into `p`, over the shorter of the two. `rq` maps a score difference to
 /// the Q6 base-2 exponent, see the module doc. `scores` is scratch: it is left holding the
 /// exponentials `e_j`, so each is computed once.
+///
+/// On Cortex-M4/M7 (`picoformer_dsp`) rows with a shift in `33..=62` (every converted model's)
+/// run in assembly ([`super::softmax_dsp`]), bit-exact with [`softmax_u8_ref`].
 pub fn softmax_u8(scores: &mut [i32], rq: Requant, p: &mut [u8]) {
+    #[cfg(picoformer_dsp)]
+    if (33..=62).contains(&rq.shift) {
+        super::softmax_dsp::softmax_u8(scores, rq, p);
+        return;
+    }
+    softmax_u8_ref(scores, rq, p);
+}
+
+/// Whether [`softmax_u8`] has a fast path on this target (else it is [`softmax_u8_ref`]).
+pub const FAST_PATH: bool = cfg!(picoformer_dsp);
+
+/// The portable softmax: [`softmax_u8`] on every core without the DSP path, and the
+/// reference the DSP path is checked against.
+pub fn softmax_u8_ref(scores: &mut [i32], rq: Requant, p: &mut [u8]) {
     let n = scores.len().min(p.len());
     let (Some(scores), Some(p)) = (scores.get_mut(..n), p.get_mut(..n)) else {
         return;
@@ -72,12 +99,15 @@ pub fn softmax_u8(scores: &mut [i32], rq: Requant, p: &mut [u8]) {
     // 2^17 - 1 keeps the product in 32 bits and changes nothing: recip = 2^17 only when Σe = 2^15,
     // i.e. one e = 2^15 (p = 256 either way, clamped to 255) and every other e = 0. Then
     // (P + 2^23) >> 24 == ((P >> 1) + 2^22) >> 23 without overflow.
-    let recip = recip_2_32(sum).min((1 << 17) - 1);
+    let recip = recip_2_32(sum).min(RECIP_CAP);
     for (pj, &e) in p.iter_mut().zip(scores.iter()) {
         let prod = (e as u32).wrapping_mul(recip);
         *pj = (((prod >> 1) + (1 << 22)) >> 23).min(255) as u8;
     }
 }
+
+/// The largest reciprocal the normalization uses: `e · recip` stays below 2^32.
+pub const RECIP_CAP: u32 = (1 << 17) - 1;
 
 /// `⌊2^32 / d⌋` for `d ≥ 2` with one 32-bit division (`UDIV`) instead of a 64-bit one:
 /// `2^32 = (2^32 - 1) + 1`, so the quotient of `2^32 - 1` is one short exactly when its
@@ -159,6 +189,17 @@ mod tests {
         softmax_u8(&mut s, unit(), &mut p);
         assert_eq!(p[42], 5);
         assert_eq!(p.iter().filter(|&&v| v == 3).count(), 99);
+    }
+
+    #[test]
+    fn power_of_two_sum_takes_the_exact_reciprocal() {
+        // e = 2^15, 2^14, ..., 2^7, 2^7 (one Q6 halving per 4096 score units): Σe = 2^16, and
+        // 2^7 · 2^32 / 2^16 is exactly half of 2^24, so p rounds up to 1 (0 with 2^32 - 1)
+        let mut s: Vec<i32> = (0..10).map(|j: i32| -4096 * j.min(8)).collect();
+        let mut p = [0u8; 10];
+        softmax_u8(&mut s, Requant { mult: 1 << 30, shift: 36 }, &mut p);
+        assert_eq!(p, [128, 64, 32, 16, 8, 4, 2, 1, 1, 1]);
+        assert_eq!(s, [32768, 16384, 8192, 4096, 2048, 1024, 512, 256, 128, 128]);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! On-target check that every kernel fast path compiled for this core (the Cortex-M4/M7 SMLAD
-//! linear kernel, the portable one elsewhere) is bit-exact with its plain reference, on random
-//! shapes and extreme values. Host tests cannot run the DSP code; this does, in QEMU.
+//! linear kernel and assembly softmax, the portable ones elsewhere) is bit-exact with its plain
+//! reference, on random shapes and extreme values. Host tests cannot run the DSP code; this
+//! does, in QEMU.
 
 use picoformer::kernels::layout::Layout;
 use picoformer::kernels::linear::{linear_block4, linear_ref, Linear};
+use picoformer::kernels::softmax::{softmax_u8, softmax_u8_ref};
 use picoformer::quant::{Activation, Requant};
 
 const K_MAX: usize = 96;
@@ -69,4 +71,45 @@ fn same<O: Activation + PartialEq>(l: &Linear<'_>, x: &[i16], len: usize) -> boo
     linear_ref(l, x, &mut a[..len]);
     linear_block4(l, x, &mut b[..len]);
     a == b
+}
+
+/// Longest softmax row checked: covers every remainder of the 8- and 4-element loops.
+const ROW_MAX: usize = 80;
+
+/// Runs `trials` random softmax rows through the reference and the fast path (every length up
+/// to `ROW_MAX`, shifts across `20..=62`, scores from near-uniform to the full `i32` range);
+/// returns how many rows disagreed in the probabilities or the exponentials left in `scores`.
+pub fn check_softmax(trials: usize) -> usize {
+    let mut rng = Rng(0x9e37_79b9);
+    let mut mismatches = 0;
+    for t in 0..trials {
+        let n = if t == 0 { 10 } else { 1 + t % ROW_MAX };
+        let spread = rng.next() % 32;
+        let mut a = [0i32; ROW_MAX];
+        for v in a[..n].iter_mut() {
+            *v = match rng.next() % 16 {
+                0 => i32::MAX,
+                1 => i32::MIN,
+                _ => (rng.next() as i32) >> spread,
+            };
+        }
+        let shift = if t % 4 == 3 { 20 + (rng.next() % 43) as i32 } else { 33 + (rng.next() % 30) as i32 };
+        let mut rq = Requant { mult: (1 << 30) | (rng.next() as i32 & 0x3fff_ffff), shift };
+        if t == 0 {
+            // e = 2^15, 2^14, ..., 2^7, 2^7: Σe = 2^16 exactly, where ⌊2^32 / Σe⌋ needs the
+            // reciprocal's +1 correction, or the last two probabilities round to 0 instead of 1
+            for (j, v) in a[..10].iter_mut().enumerate() {
+                *v = -4096 * j.min(8) as i32;
+            }
+            rq = Requant { mult: 1 << 30, shift: 36 };
+        }
+        let mut b = a;
+        // the output starts at every byte offset, so the word stores run unaligned too
+        let off = t % 4;
+        let (mut pa, mut pb) = ([0u8; ROW_MAX + 4], [0u8; ROW_MAX + 4]);
+        softmax_u8_ref(&mut a[..n], rq, &mut pa[off..off + n]);
+        softmax_u8(&mut b[..n], rq, &mut pb[off..off + n]);
+        mismatches += (a != b || pa != pb) as usize;
+    }
+    mismatches
 }

@@ -48,10 +48,13 @@ pub fn run<P: Platform>(p: &mut P) -> bool {
     let (mut passed, mut failed) = translate_all(p);
     let bad = kernels::check_linear(200);
     defmt::println!("kernels: linear fast path vs reference on 200 random layers × i32/i16/i8 outputs: {=usize} mismatches", bad);
-    if bad == 0 {
-        passed += 1;
+    tally(bad == 0, &mut passed, &mut failed);
+    if picoformer::kernels::softmax::FAST_PATH {
+        let bad = kernels::check_softmax(1000);
+        defmt::println!("kernels: softmax fast path vs reference on 1000 random rows: {=usize} mismatches", bad);
+        tally(bad == 0, &mut passed, &mut failed);
     } else {
-        failed += 1;
+        defmt::println!("kernels: softmax runs its portable reference on this core (nothing to compare)");
     }
     defmt::println!("static RAM {=usize} bytes", ram.static_bytes());
     defmt::println!(
@@ -61,6 +64,15 @@ pub fn run<P: Platform>(p: &mut P) -> bool {
     );
     defmt::println!("{=usize} passed, {=usize} failed", passed, failed);
     failed == 0 && passed > 0
+}
+
+/// Counts one check.
+fn tally(ok: bool, passed: &mut usize, failed: &mut usize) {
+    if ok {
+        *passed += 1;
+    } else {
+        *failed += 1;
+    }
 }
 
 /// Parses the vectors and the blob, sizes the arena, and runs the cases: `(passed, failed)`.
