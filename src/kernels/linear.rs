@@ -166,11 +166,27 @@ fn linear_block4_rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
                     *yo = O::requant(*rq, a);
                 }
             }
-            yr.get_mut(quads * 16..).unwrap_or(&mut [])
+            let yr = yr.get_mut(quads * 16..).unwrap_or(&mut []);
+            // then 8 channels at once if at least 8 are left
+            let done = quads * 16;
+            let eight = (l.w.get(done * k..(done + 8) * k), l.bias.get(done..done + 8), l.rq.get(done..done + 8));
+            match (eight, yr.get_mut(..8)) {
+                ((Some(w8), Some(b8), Some(rq8)), Some(y8)) => {
+                    let mut acc = [0i32; 8];
+                    acc.copy_from_slice(b8);
+                    super::linear_rv32::dot_2blocks(w8, xr, k, &mut acc);
+                    for ((yo, a), rq) in y8.iter_mut().zip(acc).zip(rq8) {
+                        *yo = O::requant(*rq, a);
+                    }
+                    yr.get_mut(8..).unwrap_or(&mut [])
+                }
+                _ => yr,
+            }
         };
         #[cfg(target_arch = "riscv32")]
         let (w_rest, b_rest, rq_rest) = {
-            let done = (n / 16) * 16;
+            let eights = (n % 16) / 8;
+            let done = (n / 16) * 16 + 8 * eights;
             (l.w.get(done * k..).unwrap_or(&[]), l.bias.get(done..).unwrap_or(&[]), l.rq.get(done..).unwrap_or(&[]))
         };
         #[cfg(not(target_arch = "riscv32"))]
