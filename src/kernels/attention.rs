@@ -37,8 +37,49 @@ const CTX_CHUNK: usize = 16;
 
 /// Attention for `rows = q.len() / d` query rows. `scores` and `probs` are scratch of at least
 /// `n_keys = k.len() / d` entries; shorter scratch limits the keys seen, never panics.
+///
+/// On Cortex-M4/M7 (`picoformer_dsp`) heads with `d_head % 4 == 0` take the assembly
+/// products of [`super::attention_dsp`]; bit-exact with [`attention_ref`].
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
+    p: &AttentionParams,
+    heads: usize,
+    d: usize,
+    q: &[i8],
+    k: &[i8],
+    v: &[i8],
+    mask: Mask,
+    scores: &mut [i32],
+    probs: &mut [u8],
+    out: &mut [i16],
+) {
+    attention_with(FAST_PATH, p, heads, d, q, k, v, mask, scores, probs, out)
+}
+
+/// Whether [`attention`] has a fast path on this target (else it is [`attention_ref`]).
+pub const FAST_PATH: bool = cfg!(picoformer_dsp);
+
+/// [`attention`] with the portable loops only: the reference for the fast paths.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_ref(
+    p: &AttentionParams,
+    heads: usize,
+    d: usize,
+    q: &[i8],
+    k: &[i8],
+    v: &[i8],
+    mask: Mask,
+    scores: &mut [i32],
+    probs: &mut [u8],
+    out: &mut [i16],
+) {
+    attention_with(false, p, heads, d, q, k, v, mask, scores, probs, out)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn attention_with(
+    fast: bool,
     p: &AttentionParams,
     heads: usize,
     d: usize,
@@ -65,12 +106,17 @@ pub fn attention(
         };
         for (h, (qh, outh)) in qr.chunks_exact(dh).zip(outr.chunks_exact_mut(dh)).enumerate() {
             let off = h * dh;
-            // scores = q_h · k_hᵀ
-            for (s, kj) in scores.iter_mut().zip(k.chunks_exact(d)) {
-                let kh = kj.get(off..off + dh).unwrap_or(&[]);
-                *s = dot_i8(qh, kh);
+            if !(fast && fast_scores(qh, k.get(off..).unwrap_or(&[]), d, scores)) {
+                // scores = q_h · k_hᵀ
+                for (s, kj) in scores.iter_mut().zip(k.chunks_exact(d)) {
+                    let kh = kj.get(off..off + dh).unwrap_or(&[]);
+                    *s = dot_i8(qh, kh);
+                }
             }
             softmax_u8(scores, p.softmax, probs);
+            if fast && fast_context(probs, v.get(off..).unwrap_or(&[]), d, p.ctx, outh) {
+                continue;
+            }
             // ctx_h = p · v_h, CTX_CHUNK outputs at a time; keys with p = 0 add nothing
             for (c, outc) in outh.chunks_mut(CTX_CHUNK).enumerate() {
                 let lo = off + c * CTX_CHUNK;
@@ -89,6 +135,43 @@ pub fn attention(
                 }
             }
         }
+    }
+}
+
+/// The scores of one head through the DSP path, if it takes them (`false`: not done).
+#[inline(always)]
+fn fast_scores(qh: &[i8], kh: &[i8], d: usize, scores: &mut [i32]) -> bool {
+    #[cfg(picoformer_dsp)]
+    return super::attention_dsp::scores(qh, kh, d, scores);
+    #[cfg(not(picoformer_dsp))]
+    {
+        let _ = (qh, kh, d, scores);
+        false
+    }
+}
+
+/// The context of one head through the DSP path, requantized into `outh`, if it takes it.
+#[inline(always)]
+fn fast_context(probs: &[u8], vh: &[i8], d: usize, rq: Requant, outh: &mut [i16]) -> bool {
+    #[cfg(picoformer_dsp)]
+    {
+        use super::attention_dsp::MAX_DH;
+        let mut acc = [0i32; MAX_DH];
+        let Some(acc) = acc.get_mut(..outh.len()) else {
+            return false;
+        };
+        if !super::attention_dsp::context(probs, vh, d, acc) {
+            return false;
+        }
+        for (o, &a) in outh.iter_mut().zip(acc.iter()) {
+            *o = i16::requant(rq, a);
+        }
+        true
+    }
+    #[cfg(not(picoformer_dsp))]
+    {
+        let _ = (probs, vh, d, rq, outh);
+        false
     }
 }
 

@@ -8,6 +8,8 @@
 
 pub mod activation;
 pub mod attention;
+#[cfg(picoformer_dsp)]
+pub mod attention_dsp;
 pub mod embedding;
 pub mod layernorm;
 pub mod layout;

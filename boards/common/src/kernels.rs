@@ -1,8 +1,9 @@
 //! On-target check that every kernel fast path compiled for this core (the Cortex-M4/M7 SMLAD
-//! linear kernel and assembly softmax, the portable ones elsewhere) is bit-exact with its plain
+//! linear kernel, assembly softmax and attention products, the portable ones elsewhere) is bit-exact with its plain
 //! reference, on random shapes and extreme values. Host tests cannot run the DSP code; this
 //! does, in QEMU.
 
+use picoformer::kernels::attention::{attention, attention_ref, AttentionParams, Mask};
 use picoformer::kernels::layout::Layout;
 use picoformer::kernels::linear::{linear_block4, linear_ref, Linear};
 use picoformer::kernels::softmax::{softmax_u8, softmax_u8_ref};
@@ -110,6 +111,52 @@ pub fn check_softmax(trials: usize) -> usize {
         softmax_u8_ref(&mut a[..n], rq, &mut pa[off..off + n]);
         softmax_u8(&mut b[..n], rq, &mut pb[off..off + n]);
         mismatches += (a != b || pa != pb) as usize;
+    }
+    mismatches
+}
+
+/// Largest attention shapes checked: `d` = heads × d_head, keys, query rows.
+const ATT_D: usize = 128;
+const ATT_KEYS: usize = 21;
+const ATT_ROWS: usize = 3;
+
+/// Runs `trials` random attention calls through [`attention`] and [`attention_ref`]: 1, 2 or 4
+/// heads of 1..=64 dimensions (multiples of 4 take the fast path, others must fall back), up to
+/// `ATT_KEYS` keys (every remainder mod 4), causal and padding masks, extreme values. Returns
+/// how many calls disagreed in the contexts or the probabilities left in `probs`.
+pub fn check_attention(trials: usize) -> usize {
+    let mut rng = Rng(0x2545_f491);
+    let mut mismatches = 0;
+    let (mut q, mut k, mut v) = ([0i8; ATT_ROWS * ATT_D], [0i8; ATT_KEYS * ATT_D], [0i8; ATT_KEYS * ATT_D]);
+    for t in 0..trials {
+        let heads = [1, 2, 4][t % 3];
+        let dh = if t % 5 == 4 { 1 + rng.next() as usize % 32 } else { 4 * (1 + rng.next() as usize % 16) };
+        let d = (heads * dh).min(ATT_D) / heads * heads;
+        let (keys, rows) = (rng.next() as usize % (ATT_KEYS + 1), 1 + rng.next() as usize % ATT_ROWS);
+        let mut fill = |buf: &mut [i8]| {
+            for x in buf.iter_mut() {
+                *x = match rng.next() % 8 {
+                    0 => i8::MIN,
+                    1 => i8::MAX,
+                    _ => rng.next() as i8,
+                };
+            }
+        };
+        fill(&mut q);
+        fill(&mut k);
+        fill(&mut v);
+        // a softmax scale from sharp to flat, and a context scale from 1/256 to 1/2^14
+        let softmax = Requant { mult: (1 << 30) | (rng.next() as i32 & 0x3fff_ffff), shift: 33 + (rng.next() % 12) as i32 };
+        let ctx = Requant { mult: (1 << 30) | (rng.next() as i32 & 0x3fff_ffff), shift: 38 + (rng.next() % 7) as i32 };
+        let p = AttentionParams { softmax, ctx };
+        let mask = Mask { key_len: keys - (t % 7 == 0) as usize * keys.min(2), causal: t % 2 == 0, q_pos0: rng.next() as usize % (keys + 1) };
+        let (q, k, v) = (&q[..rows * d], &k[..keys * d], &v[..keys * d]);
+        let (mut sa, mut sb) = ([0i32; ATT_KEYS], [0i32; ATT_KEYS]);
+        let (mut pa, mut pb) = ([0u8; ATT_KEYS], [0u8; ATT_KEYS]);
+        let (mut oa, mut ob) = ([0i16; ATT_ROWS * ATT_D], [0i16; ATT_ROWS * ATT_D]);
+        attention_ref(&p, heads, d, q, k, v, mask, &mut sa, &mut pa, &mut oa[..rows * d]);
+        attention(&p, heads, d, q, k, v, mask, &mut sb, &mut pb, &mut ob[..rows * d]);
+        mismatches += (oa != ob || pa != pb) as usize;
     }
     mismatches
 }

@@ -56,6 +56,13 @@ pub fn run<P: Platform>(p: &mut P) -> bool {
     } else {
         defmt::println!("kernels: softmax runs its portable reference on this core (nothing to compare)");
     }
+    if picoformer::kernels::attention::FAST_PATH {
+        let bad = kernels::check_attention(500);
+        defmt::println!("kernels: attention fast path vs reference on 500 random calls: {=usize} mismatches", bad);
+        tally(bad == 0, &mut passed, &mut failed);
+    } else {
+        defmt::println!("kernels: attention runs its portable reference on this core (nothing to compare)");
+    }
     defmt::println!("static RAM {=usize} bytes", ram.static_bytes());
     defmt::println!(
         "stack high-water {=usize} bytes of {=usize}",
