@@ -3,9 +3,11 @@
 //!
 //! The files are chosen at build time (see `build.rs`: `PICOFORMER_BLOB`, `PICOFORMER_VECTORS`).
 
+use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use picoformer::tokenizer::{Node, Tokenizer};
+use picoformer::Model;
 
 /// Bytes of the static arena. Greedy decoding of the de-en model (d_model 128, 2+2 layers,
 /// max_len 64, 4000 pieces) needs about 200 KB; [`crate::run`] checks the exact need
@@ -32,6 +34,7 @@ pub static VECTORS: &[u8] = include_bytes!(env!("PICOFORMER_VECTORS_PATH"));
 
 static mut ARENA: Align8<[u8; ARENA_BYTES]> = Align8([0; ARENA_BYTES]);
 static mut SCRATCH: [Node; SCRATCH_NODES] = [Node::EMPTY; SCRATCH_NODES];
+static mut MODEL: MaybeUninit<Model<'static>> = MaybeUninit::uninit();
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// The RAM the workload runs in.
@@ -40,6 +43,8 @@ pub struct Memory {
     pub arena: &'static mut [u8],
     /// [`SCRATCH_NODES`] nodes for `Tokenizer::encode`.
     pub scratch: &'static mut [Node],
+    /// The slot `Model::parse_into` fills: the model's views (a few KiB) stay off the stack.
+    pub model: &'static mut Model<'static>,
 }
 
 /// The statics, once: `None` on every later call.
@@ -52,6 +57,7 @@ pub fn take_memory() -> Option<Memory> {
         Memory {
             arena: &mut (*core::ptr::addr_of_mut!(ARENA)).0,
             scratch: &mut *core::ptr::addr_of_mut!(SCRATCH),
+            model: (*core::ptr::addr_of_mut!(MODEL)).write(Model::default()),
         }
     })
 }

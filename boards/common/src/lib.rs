@@ -46,6 +46,7 @@ pub fn run<P: Platform>(p: &mut P) -> bool {
         return sentence::translate(p, text);
     }
     let (mut passed, mut failed) = translate_all(p);
+    let translation_stack = mem::stack_high_water(&ram);
     let bad = kernels::check_linear(200);
     defmt::println!("kernels: linear fast path vs reference on 200 random layers × i32/i16/i8 outputs: {=usize} mismatches", bad);
     tally(bad == 0, &mut passed, &mut failed);
@@ -65,9 +66,10 @@ pub fn run<P: Platform>(p: &mut P) -> bool {
     }
     defmt::println!("static RAM {=usize} bytes", ram.static_bytes());
     defmt::println!(
-        "stack high-water {=usize} bytes of {=usize}",
+        "stack high-water {=usize} bytes of {=usize} ({=usize} by the end of the translations, before the kernel checks)",
         mem::stack_high_water(&ram),
-        ram.stack_bytes()
+        ram.stack_bytes(),
+        translation_stack
     );
     defmt::println!("{=usize} passed, {=usize} failed", passed, failed);
     failed == 0 && passed > 0
@@ -105,15 +107,17 @@ fn translate_all<P: Platform>(p: &mut P) -> (usize, usize) {
         return (0, 1);
     }
 
-    let t0 = p.instructions();
-    let model = match Model::parse(assets::BLOB) {
-        Ok(m) => m,
-        Err(e) => {
-            defmt::println!("blob: {}", defmt::Display2Format(&e));
-            return (0, run_cases);
-        }
+    let Some(memory) = assets::take_memory() else {
+        defmt::println!("memory: already taken");
+        return (0, run_cases);
     };
+    let t0 = p.instructions();
+    if let Err(e) = Model::parse_into(assets::BLOB, memory.model) {
+        defmt::println!("blob: {}", defmt::Display2Format(&e));
+        return (0, run_cases);
+    }
     let parse = p.instructions() - t0;
+    let model: &Model<'_> = memory.model;
     let c = &model.config;
     defmt::println!(
         "blob: {=usize} bytes in flash; d_model {=usize}, {=usize}+{=usize} layers, vocabulary {=usize}, max_len {=usize}; verified in {=u64} instructions",
@@ -126,17 +130,13 @@ fn translate_all<P: Platform>(p: &mut P) -> (usize, usize) {
         parse
     );
 
-    let needed = Translator::arena_bytes(&model, 1);
+    let needed = Translator::arena_bytes(model, 1);
     defmt::println!(
         "arena: {=usize} bytes needed (greedy) of {=usize}",
         needed,
         assets::ARENA_BYTES
     );
-    let Some(memory) = assets::take_memory() else {
-        defmt::println!("arena: already taken");
-        return (0, run_cases);
-    };
-    let mut t = match Translator::new(&model, memory.arena, 1) {
+    let mut t = match Translator::new(model, memory.arena, 1) {
         Ok(t) => t,
         Err(e) => {
             defmt::println!("arena: {}", defmt::Display2Format(&e));

@@ -46,9 +46,10 @@ pub fn translate<P: Platform>(p: &mut P, text: &str) -> bool {
 }
 
 fn run<P: Platform>(p: &mut P, text: &str) -> Result<(), Error> {
-    let model = Model::parse(assets::BLOB)?;
     let memory = assets::take_memory().ok_or(Error::DecoderState)?;
-    let mut t = Translator::new(&model, memory.arena, 1)?;
+    Model::parse_into(assets::BLOB, memory.model)?;
+    let model: &Model<'_> = memory.model;
+    let mut t = Translator::new(model, memory.arena, 1)?;
     let tok = model.tokenizer();
     defmt::println!("de: {=str}", text);
     let t0 = p.instructions();
