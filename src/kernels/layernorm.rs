@@ -31,7 +31,20 @@ pub struct LayerNorm<'a> {
 
 impl LayerNorm<'_> {
     /// Normalize each row of `x` (`(rows, d)`, `d = gain.len()`) into `y`.
+    ///
+    /// On Cortex-M4/M7 (`picoformer_dsp`) the row statistics and the output pass run in
+    /// assembly where they can ([`super::layernorm_dsp`]); bit-exact with [`Self::forward_ref`].
     pub fn forward(&self, x: &[i16], y: &mut [i16]) {
+        self.forward_with(FAST_PATH, x, y)
+    }
+
+    /// [`Self::forward`] with the portable loops only: the reference for the fast path.
+    pub fn forward_ref(&self, x: &[i16], y: &mut [i16]) {
+        self.forward_with(false, x, y)
+    }
+
+    #[inline(always)]
+    fn forward_with(&self, fast: bool, x: &[i16], y: &mut [i16]) {
         let d = self.gain.len();
         if d == 0 {
             return;
@@ -40,19 +53,33 @@ impl LayerNorm<'_> {
         let sh = (self.shift & 63) as u32;
         let round = (1i64 << sh) >> 1;
         for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-            // |Σx| < 2^15 · 4096: 32 bits suffice, and SDIV does the division
-            let sum: i32 = xr.iter().map(|&v| v as i32).sum();
-            let mean = (sum + d as i32 / 2).div_euclid(d as i32) as i64;
-            let sq: u64 = xr
-                .iter()
-                .map(|&v| {
-                    let c = (v as i64 - mean).unsigned_abs();
-                    c * c
-                })
-                .sum();
+            let (mean, sq) = match fast_stats(fast, xr) {
+                // Σ(x - mean)² = Σx² - 2·mean·Σx + d·mean², exactly (every term < 2^63)
+                Some((sum, sq_raw)) => {
+                    let mean = (sum + d as i32 / 2).div_euclid(d as i32) as i64;
+                    let sq = (sq_raw as i64 - 2 * mean * sum as i64 + n * mean * mean) as u64;
+                    (mean, sq)
+                }
+                None => {
+                    // |Σx| < 2^15 · 4096: 32 bits suffice, and SDIV does the division
+                    let sum: i32 = xr.iter().map(|&v| v as i32).sum();
+                    let mean = (sum + d as i32 / 2).div_euclid(d as i32) as i64;
+                    let sq: u64 = xr
+                        .iter()
+                        .map(|&v| {
+                            let c = (v as i64 - mean).unsigned_abs();
+                            c * c
+                        })
+                        .sum();
+                    (mean, sq)
+                }
+            };
             let var = div_u64_small(sq, n as u32) + self.eps.max(1) as u64;
             let std8 = isqrt_u64(var << 16).max(1);
             let inv = ((1u64 << 40) / std8) as i64;
+            if fast && fast_output(xr, yr, self, mean, inv) {
+                continue;
+            }
             if inv < 1 << 31 && (33..=62).contains(&self.shift) && (i16::MIN as i64..=i16::MAX as i64).contains(&mean) {
                 // the same values with 32-bit operands: xc·inv in one SMULL, and
                 // (z·g + 2^(sh-1)) >> sh == ((z·g >> 32) + 2^(sh-33)) >> (sh-32) (module quant)
@@ -71,6 +98,32 @@ impl LayerNorm<'_> {
                 *yj = sat_i16(((z * g as i64 + round) >> sh) + b as i64);
             }
         }
+    }
+}
+
+/// Whether [`LayerNorm::forward`] has a fast path on this target (else it is the reference).
+pub const FAST_PATH: bool = cfg!(picoformer_dsp);
+
+/// `(Σx, Σx²)` of a row through the DSP path, if `fast` and the row takes it.
+#[inline(always)]
+fn fast_stats(fast: bool, xr: &[i16]) -> Option<(i32, u64)> {
+    #[cfg(picoformer_dsp)]
+    if fast {
+        return super::layernorm_dsp::stats(xr);
+    }
+    let _ = (fast, xr);
+    None
+}
+
+/// The output pass of a row through the DSP path, if it takes it (`false`: not done).
+#[inline(always)]
+fn fast_output(xr: &[i16], yr: &mut [i16], ln: &LayerNorm<'_>, mean: i64, inv: i64) -> bool {
+    #[cfg(picoformer_dsp)]
+    return super::layernorm_dsp::output(xr, yr, ln.gain, ln.bias, mean, inv, ln.shift);
+    #[cfg(not(picoformer_dsp))]
+    {
+        let _ = (xr, yr, ln, mean, inv);
+        false
     }
 }
 

@@ -12,6 +12,8 @@ pub mod attention;
 pub mod attention_dsp;
 pub mod embedding;
 pub mod layernorm;
+#[cfg(picoformer_dsp)]
+pub mod layernorm_dsp;
 pub mod layout;
 pub mod linear;
 #[cfg(picoformer_dsp)]

@@ -1,9 +1,11 @@
 //! On-target check that every kernel fast path compiled for this core (the Cortex-M4/M7 SMLAD
-//! linear kernel, assembly softmax and attention products, the portable ones elsewhere) is bit-exact with its plain
+//! linear kernel, assembly softmax, attention products and LayerNorm, the portable ones
+//! elsewhere) is bit-exact with its plain
 //! reference, on random shapes and extreme values. Host tests cannot run the DSP code; this
 //! does, in QEMU.
 
 use picoformer::kernels::attention::{attention, attention_ref, AttentionParams, Mask};
+use picoformer::kernels::layernorm::LayerNorm;
 use picoformer::kernels::layout::Layout;
 use picoformer::kernels::linear::{linear_block4, linear_ref, Linear};
 use picoformer::kernels::softmax::{softmax_u8, softmax_u8_ref};
@@ -157,6 +159,50 @@ pub fn check_attention(trials: usize) -> usize {
         attention_ref(&p, heads, d, q, k, v, mask, &mut sa, &mut pa, &mut oa[..rows * d]);
         attention(&p, heads, d, q, k, v, mask, &mut sb, &mut pb, &mut ob[..rows * d]);
         mismatches += (oa != ob || pa != pb) as usize;
+    }
+    mismatches
+}
+
+/// Longest LayerNorm row checked.
+const LN_D: usize = 136;
+
+/// Runs `trials` random LayerNorm rows (1 or 2 of them, `d` up to `LN_D`, a multiple of 8 in
+/// most trials, starting word-aligned or not) through `forward` and `forward_ref`, with
+/// variances from zero to full scale, shifts across `20..=62` and extreme gains and biases.
+/// Returns how many calls disagreed.
+pub fn check_layernorm(trials: usize) -> usize {
+    let mut rng = Rng(0x6a09_e667);
+    let mut mismatches = 0;
+    let (mut gain, mut bias) = ([0i32; LN_D], [0i32; LN_D]);
+    let mut x = Buf([0i16; 2 * LN_D + 2]);
+    for t in 0..trials {
+        let d = if t % 4 == 3 { 1 + rng.next() as usize % LN_D } else { 8 * (1 + rng.next() as usize % (LN_D / 8)) };
+        let rows = 1 + t % 2;
+        let (spread, base) = (rng.next() % 17, rng.next() as i16 >> (rng.next() % 16));
+        for v in x.0.iter_mut() {
+            *v = match rng.next() % 32 {
+                0 => i16::MAX,
+                1 => i16::MIN,
+                _ => base.wrapping_add(((rng.next() as i32) >> (16 + spread)) as i16),
+            };
+        }
+        for (g, b) in gain.iter_mut().zip(bias.iter_mut()) {
+            *g = match rng.next() % 16 {
+                0 => i32::MAX,
+                1 => i32::MIN,
+                _ => (rng.next() as i32) >> (rng.next() % 8),
+            };
+            *b = (rng.next() as i32) >> (rng.next() % 32);
+        }
+        let shift = if t % 5 == 4 { 20 + (rng.next() % 43) as i32 } else { 33 + (rng.next() % 30) as i32 };
+        let ln = LayerNorm { gain: &gain[..d], bias: &bias[..d], shift, eps: 1 + rng.next() % 64 };
+        // odd offsets start the rows off a word boundary: the fast path must step aside
+        let off = t % 3 / 2;
+        let x = &x.0[off..off + rows * d];
+        let (mut a, mut b) = ([0i16; 2 * LN_D], [0i16; 2 * LN_D]);
+        ln.forward_ref(x, &mut a[..rows * d]);
+        ln.forward(x, &mut b[..rows * d]);
+        mismatches += (a != b) as usize;
     }
     mismatches
 }

@@ -57,6 +57,13 @@ pub fn run<P: Platform>(p: &mut P) -> bool {
     } else {
         defmt::println!("kernels: softmax runs its portable reference on this core (nothing to compare)");
     }
+    if picoformer::kernels::layernorm::FAST_PATH {
+        let bad = kernels::check_layernorm(1000);
+        defmt::println!("kernels: LayerNorm fast path vs reference on 1000 random calls: {=usize} mismatches", bad);
+        tally(bad == 0, &mut passed, &mut failed);
+    } else {
+        defmt::println!("kernels: LayerNorm runs its portable reference on this core (nothing to compare)");
+    }
     if picoformer::kernels::attention::FAST_PATH {
         let bad = kernels::check_attention(500);
         defmt::println!("kernels: attention fast path vs reference on 500 random calls: {=usize} mismatches", bad);
