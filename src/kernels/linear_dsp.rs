@@ -124,9 +124,10 @@ macro_rules! requant4 {
 }
 
 /// One input row through a whole layer (`pf_row_block4_*`): per block of 4 channels, bias into
-/// the accumulators, the groups 8 deep, then requantize and store.
+/// the accumulators, the groups 8 deep, then `$store` the four accumulators `r4`-`r7` at `lr`
+/// (requantized, or raw), with `r12` = the block's requants.
 macro_rules! row_block4 {
-    ($name:literal, $st:literal, $size:literal $(, $sat:literal)?) => {
+    ($name:literal, $store:expr) => {
         core::arch::global_asm!(
             ".syntax unified",
             concat!(".section .text.", $name, ",\"ax\",%progbits"),
@@ -150,7 +151,7 @@ macro_rules! row_block4 {
             "bne 1b",
             "ldr r3, [sp]",
             "ldrd r12, lr, [r3, #12]",
-            requant4!($st, $size $(, $sat)?),
+            $store,
             "strd r12, lr, [r3, #12]",
             "ldr r9, [r3, #20]",
             "subs r9, r9, #1",
@@ -209,9 +210,11 @@ macro_rules! rows_expanded {
     };
 }
 
-row_block4!("pf_row_block4_i8", "strb", 1, 8);
-row_block4!("pf_row_block4_i16", "strh", 2, 16);
-row_block4!("pf_row_block4_i32", "str", 4);
+row_block4!("pf_row_block4_i8", requant4!("strb", 1, 8));
+row_block4!("pf_row_block4_i16", requant4!("strh", 2, 16));
+row_block4!("pf_row_block4_i32", requant4!("str", 4));
+// the raw i32 accumulators (bias included), for layers whose shifts are not all in 33..=62
+row_block4!("pf_row_block4_acc", "stm lr!, {{r4-r7}}\nadd r12, r12, #32\n");
 rows_expanded!("pf_rows_expanded_i8", "strb", 1, 8);
 rows_expanded!("pf_rows_expanded_i16", "strh", 2, 16);
 rows_expanded!("pf_rows_expanded_i32", "str", 4);
@@ -295,6 +298,7 @@ extern "C" {
     fn pf_row_block4_i8(args: *mut RowArgs, w: *const i8);
     fn pf_row_block4_i16(args: *mut RowArgs, w: *const i8);
     fn pf_row_block4_i32(args: *mut RowArgs, w: *const i8);
+    fn pf_row_block4_acc(args: *mut RowArgs, w: *const i8);
     fn pf_dot_block4(w: *const i8, x: *const i16, groups: usize, acc: *mut i32);
     fn pf_expand_block4(w: *const i8, e: *mut i16, groups: usize);
     fn pf_dot_expanded(e: *const i16, x: *const i16, groups: usize, acc: *mut i32);
@@ -302,13 +306,18 @@ extern "C" {
 
 /// One whole row through a Block4 layer, requantization fused: per block of 4 channels, the
 /// bias is loaded into the accumulators, the groups run as in [`dot_block4`], and each output
-/// is `SMMLA` + `ASR` + `SSAT` (exact for `shift ≥ 33`, see `Requant::apply32`). Returns
-/// `false`, doing nothing, unless the layer qualifies: `l.fast_rq` (every shift in 33..=62),
+/// is `SMMLA` + `ASR` + `SSAT` (exact for `shift ≥ 33`, see `Requant::apply32`). An `i32`
+/// layer with other shifts (the generator's logits) stores the raw accumulators and
+/// requantizes them in place. Returns `false`, doing nothing, unless the layer qualifies:
+/// `l.fast_rq` (every shift in 33..=62) or `i32` outputs,
 /// `k % 32 == 0` (the loop runs 8 groups deep), `n % 4 == 0`, word-aligned weights, bias and input, and exact lengths.
 #[inline(always)]
 pub fn row<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> bool {
     let (k, n) = (l.k, l.n());
-    let ok = l.fast_rq
+    // i32 outputs with other shifts (the generator's logits): raw accumulators, then
+    // requantize them in place
+    let raw = !l.fast_rq && O::KIND == OutKind::I32;
+    let ok = (l.fast_rq || raw)
         && k % 32 == 0
         && k > 0
         && n % 4 == 0
@@ -334,9 +343,15 @@ pub fn row<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> bool {
     // into `y` (length checked), and restores r4-r11. Every shift is in 33..=62 (`fast_rq`).
     unsafe {
         match O::KIND {
+            OutKind::I32 if raw => pf_row_block4_acc(&mut args, l.w.as_ptr()),
             OutKind::I8 => pf_row_block4_i8(&mut args, l.w.as_ptr()),
             OutKind::I16 => pf_row_block4_i16(&mut args, l.w.as_ptr()),
             OutKind::I32 => pf_row_block4_i32(&mut args, l.w.as_ptr()),
+        }
+    }
+    if raw {
+        for (yo, rq) in y.iter_mut().zip(l.rq) {
+            *yo = O::requant(*rq, yo.widen());
         }
     }
     true
