@@ -362,7 +362,8 @@ pub fn build(export: &Path, calib_src: &Path, calib_tgt: &Path, calib_count: usi
     let host_tok = Tokenizer::new(ex.spm.vocab(&tables)).map_err(|e| anyhow!("{}: {e}", export.join("tokenizer.model").display()))?;
     let (cs, ct) = read_pair(calib_src, calib_tgt, calib_count)?;
     let ranges = calibrate(&fm, &host_tok, &cs, &ct)?;
-    let scales = Scales::from_ranges(&ranges, &c);
+    let mut scales = Scales::from_ranges(&ranges, &c);
+    scales.fit_logits(&fm)?;
     let tensors = Builder::new(&fm, &scales).build(&tables)?;
     let vocab_bytes: usize = tensors.iter().filter(|t| t.spec.tag >> 24 == blob::tag::TOK).map(|t| t.data.len()).sum();
     let weight_bytes: usize = tensors.iter().filter(|t| t.spec.tag >> 24 != blob::tag::TOK).map(|t| t.data.len()).sum();

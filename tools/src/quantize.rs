@@ -74,6 +74,20 @@ impl Scales {
         Scales { s }
     }
 
+    /// Logits are `i32`, so their scale is free. Make it at least `4.01 · s_in · max_c s_w,c`,
+    /// so that every output channel's multiplier `s_in · s_w,c / s_logit` is below 1/4 (shift
+    /// ≥ 33): the output projection then takes the kernels' fused requantization
+    /// (`Requant::apply32`, `SMMLA` on Cortex-M4, `mulh` on RV32) instead of the 64-bit one.
+    /// The logits keep more than 2^20 steps across their calibrated range.
+    pub fn fit_logits(&mut self, fm: &FloatModel<'_>) -> Result<()> {
+        let w = if fm.config.tied() { fm.src_emb } else { fm.generator.w };
+        let (_, sw) = quantize_rows(w, fm.config.d_model);
+        let floor = 4.01 * self.get(Site::DecNorm)? * sw.iter().fold(0f64, |m, &s| m.max(s));
+        let s = self.s.entry(Site::Logits).or_insert(floor);
+        *s = s.max(floor);
+        Ok(())
+    }
+
     pub fn get(&self, site: Site) -> Result<f64> {
         match self.s.get(&site) {
             Some(&v) => Ok(v),
