@@ -162,9 +162,7 @@ fn linear_block4_rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
                 let mut acc = [0i32; 16];
                 acc.copy_from_slice(b16);
                 super::linear_rv32::dot_4blocks(w16, xr, k, &mut acc);
-                for ((yo, a), rq) in y16.iter_mut().zip(acc).zip(rq16) {
-                    *yo = O::requant(*rq, a);
-                }
+                requant_into(&acc, rq16, y16);
             }
             let yr = yr.get_mut(quads * 16..).unwrap_or(&mut []);
             // then 8 channels at once if at least 8 are left
@@ -175,9 +173,7 @@ fn linear_block4_rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
                     let mut acc = [0i32; 8];
                     acc.copy_from_slice(b8);
                     super::linear_rv32::dot_2blocks(w8, xr, k, &mut acc);
-                    for ((yo, a), rq) in y8.iter_mut().zip(acc).zip(rq8) {
-                        *yo = O::requant(*rq, a);
-                    }
+                    requant_into(&acc, rq8, y8);
                     yr.get_mut(8..).unwrap_or(&mut [])
                 }
                 _ => yr,
@@ -202,6 +198,15 @@ fn linear_block4_rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
                 *yo = O::requant(*rq, a);
             }
         }
+    }
+}
+
+/// `y[c] = requant(rq[c], acc[c])`: one loop, not unrolled per call site (RV32 code size).
+#[cfg(target_arch = "riscv32")]
+#[inline(never)]
+fn requant_into<O: Activation>(acc: &[i32], rq: &[Requant], y: &mut [O]) {
+    for ((yo, &a), rq) in y.iter_mut().zip(acc).zip(rq) {
+        *yo = O::requant(*rq, a);
     }
 }
 
