@@ -9,7 +9,7 @@
 //!   which a residual stream's always is): `z = (xc·inv) >> 16` is one `SMMUL` of
 //!   `(x << 15) - (mean << 15)` (one `RSB`) by `inv << 1`, exact since `|xc| < 2^16`; then
 //!   `SMMLA` adds the rounding term to `(z·g) >> 32`, `ASR`, `QADD` of the bias and `SSAT #16`:
-//!   10 instructions per output.
+//!   10 instructions per output. A shift of exactly 32 rounds with one `SMMULR` instead.
 //!
 //! Bit-exact with [`super::layernorm::LayerNorm::forward_ref`]; the firmware checks it on target.
 
@@ -79,6 +79,21 @@ macro_rules! ln_out {
     };
 }
 
+/// [`ln_out`] for shift 32, where `(z·g + 2^31) >> 32` is one `SMMULR`.
+macro_rules! ln_out32 {
+    ($g:literal, $b:literal) => {
+        concat!(
+            "ldrsh r0, [r1], #2\n",
+            "rsb r0, r7, r0, lsl #15\n",
+            "smmul r0, r0, r8\n",
+            "smmulr r0, r0, ", $g, "\n",
+            "qadd r0, r0, ", $b, "\n",
+            "ssat r0, #16, r0\n",
+            "strh r0, [r2], #2\n",
+        )
+    };
+}
+
 core::arch::global_asm!(
     ".syntax unified",
     ".section .text.pf_ln_out,\"ax\",%progbits",
@@ -94,6 +109,8 @@ core::arch::global_asm!(
     "    mov r9, r8",
     "    mov r8, r7",
     "    mov r7, r6",
+    "    cmp r10, #0",
+    "    beq 2f",
     "1:",
     "    ldrd r11, r12, [r3], #8",
     "    ldrd r6, lr, [r4], #8",
@@ -101,6 +118,15 @@ core::arch::global_asm!(
     ln_out!("r12", "lr"),
     "    subs r5, r5, #1",
     "    bne 1b",
+    "    pop {{r4-r11, pc}}",
+    // shift 32
+    "2:",
+    "    ldrd r11, r12, [r3], #8",
+    "    ldrd r6, lr, [r4], #8",
+    ln_out32!("r11", "r6"),
+    ln_out32!("r12", "lr"),
+    "    subs r5, r5, #1",
+    "    bne 2b",
     "    pop {{r4-r11, pc}}",
     ".size pf_ln_out, . - pf_ln_out",
 );
@@ -132,7 +158,7 @@ pub fn stats(x: &[i16]) -> Option<(i32, u64)> {
     Some((sum as i32, (hi as u64) << 32 | lo as u64))
 }
 
-/// The output pass of one row, if `inv < 2^30`, `mean` is an `i16`, `shift` in `33..=62`,
+/// The output pass of one row, if `inv < 2^30`, `mean` is an `i16`, `shift` in `32..=62`,
 /// `y`, `gain` and `bias` as long as `x` and `x.len()` even; `false` (nothing written)
 /// otherwise.
 #[inline(always)]
@@ -146,7 +172,7 @@ pub fn output(x: &[i16], y: &mut [i16], gain: &[i32], bias: &[i32], mean: i64, i
         && bias.len() == d
         && (0..1 << 30).contains(&inv)
         && (i16::MIN as i64..=i16::MAX as i64).contains(&mean)
-        && (33..=62).contains(&shift);
+        && (32..=62).contains(&shift);
     if !ok {
         return false;
     }
@@ -158,7 +184,7 @@ pub fn output(x: &[i16], y: &mut [i16], gain: &[i32], bias: &[i32], mean: i64, i
         pairs: d / 2,
         mean15: (mean as i32) << 15,
         inv2: (inv as i32) << 1,
-        round: 1 << (shift - 33),
+        round: (1 << (shift - 32)) >> 1,
         s2: shift - 32,
     };
     // SAFETY: reads `d` int16 of `x` and `d` words of `gain` and `bias` (`LDRD`: word-aligned

@@ -194,7 +194,11 @@ pub fn check_layernorm(trials: usize) -> usize {
             };
             *b = (rng.next() as i32) >> (rng.next() % 32);
         }
-        let shift = if t % 5 == 4 { 20 + (rng.next() % 43) as i32 } else { 33 + (rng.next() % 30) as i32 };
+        let shift = match t % 5 {
+            4 => 20 + (rng.next() % 43) as i32,
+            3 => 32,
+            _ => 33 + (rng.next() % 30) as i32,
+        };
         let ln = LayerNorm { gain: &gain[..d], bias: &bias[..d], shift, eps: 1 + rng.next() % 64 };
         // odd offsets start the rows off a word boundary: the fast path must step aside
         let off = t % 3 / 2;
