@@ -16,19 +16,50 @@ pub struct ResidualParams {
 
 /// `y = a + b` requantized; `y` may not alias, see [`add_in_place`] for `a += b`.
 pub fn add(p: ResidualParams, a: &[i16], b: &[i16], y: &mut [i16]) {
-    let sh = (p.shift & 63) as u32;
-    let round = (1i64 << sh) >> 1;
+    let f = Add::new(p);
     for ((yj, &aj), &bj) in y.iter_mut().zip(a).zip(b) {
-        *yj = sat_i16((aj as i64 * p.ma as i64 + bj as i64 * p.mb as i64 + round) >> sh);
+        *yj = f.apply(aj, bj);
     }
 }
 
 /// `a = a + b` requantized.
 pub fn add_in_place(p: ResidualParams, a: &mut [i16], b: &[i16]) {
-    let sh = (p.shift & 63) as u32;
-    let round = (1i64 << sh) >> 1;
+    let f = Add::new(p);
     for (aj, &bj) in a.iter_mut().zip(b) {
-        *aj = sat_i16((*aj as i64 * p.ma as i64 + bj as i64 * p.mb as i64 + round) >> sh);
+        *aj = f.apply(*aj, bj);
+    }
+}
+
+/// One residual add, with the per-call constants hoisted.
+#[derive(Clone, Copy)]
+struct Add {
+    p: ResidualParams,
+    sh: u32,
+    round: i64,
+    /// `16 ≤ shift ≤ 32` (every converted model's): the result fits 32 bits, and its low word
+    /// comes from the two words of the sum by 32-bit shifts.
+    narrow: bool,
+}
+
+impl Add {
+    #[inline(always)]
+    fn new(p: ResidualParams) -> Add {
+        let sh = (p.shift & 63) as u32;
+        Add { p, sh, round: (1i64 << sh) >> 1, narrow: (16..=32).contains(&sh) }
+    }
+
+    /// `sat_i16((a·ma + b·mb + 2^(sh-1)) >> sh)`.
+    #[inline(always)]
+    fn apply(self, a: i16, b: i16) -> i16 {
+        let t = a as i64 * self.p.ma as i64 + b as i64 * self.p.mb as i64 + self.round;
+        if self.narrow {
+            // |t| < 2^47 and sh ≥ 16, so t >> sh fits i32: its low word is the low word of
+            // t >> sh, `(lo >> sh) | (hi << (32 - sh))` (the first shift split so sh = 32 works)
+            let (lo, hi) = (t as u32, (t >> 32) as u32);
+            let v = (((lo >> 1) >> (self.sh - 1)) | (hi << (32 - self.sh))) as i32;
+            return v.clamp(i16::MIN as i32, i16::MAX as i32) as i16;
+        }
+        sat_i16(t >> self.sh)
     }
 }
 
@@ -48,5 +79,31 @@ mod tests {
         add_in_place(p, &mut a, &[4, 4, 0, -32768]);
         // (-2 + 2) >> 2 = 0 (-0.5 rounds up to 0)
         assert_eq!(a, [5, 1, 0, -32768]);
+    }
+
+    /// The 32-bit path (shifts 16..=32) equals the 64-bit definition.
+    #[test]
+    fn narrow_shifts_are_exact() {
+        let mut st = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            st
+        };
+        for trial in 0..200_000 {
+            let shift = 1 + (trial % 62) as i32;
+            let p = ResidualParams { ma: next() as i32 >> (next() % 32), mb: next() as i32 >> (next() % 32), shift };
+            let edge = |v: u64| match v % 5 {
+                0 => i16::MIN,
+                1 => i16::MAX,
+                _ => v as i16,
+            };
+            let (a, b) = (edge(next()), edge(next()));
+            let want = sat_i16((a as i64 * p.ma as i64 + b as i64 * p.mb as i64 + ((1i64 << shift) >> 1)) >> shift);
+            let mut y = [0i16; 1];
+            add(p, &[a], &[b], &mut y);
+            assert_eq!(y[0], want, "{p:?} {a} {b}");
+        }
     }
 }

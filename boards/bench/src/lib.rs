@@ -20,6 +20,7 @@ use picoformer::kernels::attention::{attention, AttentionParams, Mask};
 use picoformer::kernels::layernorm::LayerNorm;
 use picoformer::kernels::layout::Layout;
 use picoformer::kernels::linear::{linear_ref, Linear};
+use picoformer::kernels::residual::{add_in_place, ResidualParams};
 use picoformer::kernels::softmax::softmax_u8;
 use picoformer::model::Attention;
 use picoformer::observe::NoObserver;
@@ -282,6 +283,17 @@ fn bench_layernorm<P: Platform>(p: &mut P, rng: &mut Rng, b: &mut Bufs) {
     let ln = LayerNorm { gain: &b.gain, bias: &b.ln_bias, shift: 36, eps: 1 };
     let (x, y) = (&b.x.0[..SEQ * D], &mut b.y16[..SEQ * D]);
     let t = per_call(p, reps_for(100 * (SEQ * D) as u64), || ln.forward(black_box(x), black_box(&mut *y)));
+    defmt::println!("| {=usize} x {=usize} | {=u64} | {} |", SEQ, D, t, Milli(t, (SEQ * D) as u64));
+
+    defmt::println!("");
+    defmt::println!("## residual add (i16 + i16 -> i16, in place)");
+    defmt::println!("");
+    defmt::println!("| shape | instr | instr/element |");
+    defmt::println!("|---|---|---|");
+    // multipliers and shift as the converter makes them for de-en
+    let res = ResidualParams { ma: 981_597_782, mb: 445_993_134, shift: 30 };
+    let (a, y) = (&b.x.0[..SEQ * D], &mut b.y16[..SEQ * D]);
+    let t = per_call(p, reps_for(30 * (SEQ * D) as u64), || add_in_place(res, black_box(&mut *y), black_box(a)));
     defmt::println!("| {=usize} x {=usize} | {=u64} | {} |", SEQ, D, t, Milli(t, (SEQ * D) as u64));
 }
 
