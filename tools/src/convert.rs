@@ -66,7 +66,6 @@ pub fn check_reference(fm: &FloatModel<'_>, dir: &Path) -> Result<f32> {
             dl = dl.max(diff(state.logits(), &logits[t * v..(t + 1) * v]));
             last = greedy.get(t).copied().unwrap_or(0);
         }
-        drop(state);
         let ours = fl.greedy(&src);
         if dm > 1e-3 || dl > 1e-3 {
             bail!("{}: sentence {i}: f32 forward disagrees with PyTorch (memory max |Δ| {dm:.2e}, logits max |Δ| {dl:.2e}): the weight mapping is wrong", path.display());
@@ -174,7 +173,6 @@ pub fn layer_errors(model: &Model<'_>, fm: &FloatModel<'_>, scales: &Scales, src
             fm.decode_step(last, pos, &mut st, &mut fobs);
             last = t;
         }
-        drop(st);
         let mut qobs = Collect { scales: Some(scales), data: HashMap::new() };
         let mut sess = i8s.session()?;
         sess.encode_observed(src, &mut qobs).map_err(|e| anyhow!("{e}"))?;
@@ -368,7 +366,6 @@ pub fn build(export: &Path, calib_src: &Path, calib_tgt: &Path, calib_count: usi
     let vocab_bytes: usize = tensors.iter().filter(|t| t.spec.tag >> 24 == blob::tag::TOK).map(|t| t.data.len()).sum();
     let weight_bytes: usize = tensors.iter().filter(|t| t.spec.tag >> 24 != blob::tag::TOK).map(|t| t.data.len()).sum();
     let blob = write_blob(&c, &tensors)?;
-    drop(fm);
     Ok((ex, Converted { blob, scales, reference_diff }, weight_bytes, vocab_bytes, cs.len()))
 }
 
@@ -455,7 +452,6 @@ pub fn run(o: ConvertOpts) -> Result<Converted> {
     let md_path = stem.with_extension("report.md");
     std::fs::write(&md_path, report::markdown(&input, &svg_name))?;
     println!("wrote {} and {} in {:.1} s", md_path.display(), svg_path.display(), t0.elapsed().as_secs_f64());
-    drop(fm);
     Ok(converted)
 }
 

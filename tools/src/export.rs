@@ -61,6 +61,7 @@ impl Export {
         if c.positional != "sinusoidal" {
             return Err(field("positional", format!("unsupported {:?} (expected \"sinusoidal\")", c.positional)));
         }
+        #[allow(clippy::neg_cmp_op_on_partial_ord)] // also rejects NaN
         if !(c.layer_norm_eps > 0.0) {
             return Err(field("layer_norm_eps", "must be positive".into()));
         }

@@ -203,6 +203,7 @@ impl<'m> Builder<'m> {
     }
 
     /// Q, K, V and output projections plus `(softmax, ctx)` scalars of one attention block.
+    #[allow(clippy::too_many_arguments)]
     fn attention(&mut self, group: u32, layer: usize, cross: bool, a: &FAttention<'_>, s_in: f64, s_mem: f64, site: impl Fn(Point) -> Site) -> Result<[i32; 4]> {
         let c = self.fm.config;
         let (sq, sk, sv, sctx, sout) = (self.scales.get(site(Point::Q))?, self.scales.get(site(Point::K))?, self.scales.get(site(Point::V))?, self.scales.get(site(Point::Ctx))?, self.scales.get(site(Point::Out))?);

@@ -34,14 +34,8 @@ fn check(got: &Bleu, exp: &expected::Expected) {
         got.bp,
         bp
     );
-    for n in 0..4 {
-        assert!(
-            close(got.precisions[n], precisions[n]),
-            "{name}: precision {} {} vs sacrebleu {}",
-            n + 1,
-            got.precisions[n],
-            precisions[n]
-        );
+    for (n, (&ours, &theirs)) in got.precisions.iter().zip(precisions.iter()).enumerate() {
+        assert!(close(ours, theirs), "{name}: precision {} {} vs sacrebleu {}", n + 1, ours, theirs);
     }
     assert_eq!(got.to_string(), display, "{name}: Display");
 }
