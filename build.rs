@@ -1,14 +1,22 @@
 //! Selects the kernels' fast paths by target: `picoformer_dsp` on cores with the Armv7E-M DSP
-//! extension (Cortex-M4/M7, and M33 builds for `thumbv8m.main`). `PICOFORMER_PORTABLE=1` turns
-//! them off, to measure the portable kernels on the same core.
+//! extension. It is architectural on Armv7E-M (`thumbv7em`: Cortex-M4/M7) and optional on
+//! Armv8-M Mainline (`thumbv8m.main`), so there it is opt-in: `-C target-cpu=cortex-m33`
+//! (or `cortex-m35p`, `cortex-m55`, `cortex-m85`) in the rustflags, or `PICOFORMER_DSP=1`.
+//! `PICOFORMER_PORTABLE=1` turns the fast paths off, to measure the portable kernels on the
+//! same core.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(picoformer_dsp)");
     println!("cargo::rerun-if-env-changed=PICOFORMER_PORTABLE");
+    println!("cargo::rerun-if-env-changed=PICOFORMER_DSP");
+    println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     println!("cargo::rerun-if-changed=build.rs");
     let target = std::env::var("TARGET").unwrap_or_default();
-    let portable = std::env::var("PICOFORMER_PORTABLE").is_ok_and(|v| v == "1");
-    if !portable && (target.starts_with("thumbv7em") || target.starts_with("thumbv8m.main")) {
+    let on = |var: &str| std::env::var(var).is_ok_and(|v| v == "1");
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let dsp_cpu = ["cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85"].iter().any(|cpu| flags.contains(&format!("target-cpu={cpu}")));
+    let dsp = target.starts_with("thumbv7em") || (target.starts_with("thumbv8m.main") && (dsp_cpu || on("PICOFORMER_DSP")));
+    if dsp && !on("PICOFORMER_PORTABLE") {
         println!("cargo::rustc-cfg=picoformer_dsp");
     }
 }

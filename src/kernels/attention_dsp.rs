@@ -47,6 +47,7 @@ macro_rules! qk_key {
 
 core::arch::global_asm!(
     ".syntax unified",
+    ".arch armv7e-m",
     ".section .text.pf_qk_scores,\"ax\",%progbits",
     ".global pf_qk_scores",
     ".type pf_qk_scores,%function",
@@ -174,6 +175,7 @@ macro_rules! pv_pair {
 
 core::arch::global_asm!(
     ".syntax unified",
+    ".arch armv7e-m",
     ".section .text.pf_pv_context,\"ax\",%progbits",
     ".global pf_pv_context",
     ".type pf_pv_context,%function",

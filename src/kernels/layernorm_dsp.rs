@@ -38,6 +38,7 @@ macro_rules! stats_pair {
 
 core::arch::global_asm!(
     ".syntax unified",
+    ".arch armv7e-m",
     ".section .text.pf_ln_stats,\"ax\",%progbits",
     ".global pf_ln_stats",
     ".type pf_ln_stats,%function",
@@ -96,6 +97,7 @@ macro_rules! ln_out32 {
 
 core::arch::global_asm!(
     ".syntax unified",
+    ".arch armv7e-m",
     ".section .text.pf_ln_out,\"ax\",%progbits",
     ".global pf_ln_out",
     ".type pf_ln_out,%function",

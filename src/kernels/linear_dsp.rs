@@ -17,6 +17,7 @@
 
 core::arch::global_asm!(
     ".syntax unified",
+    ".arch armv7e-m",
     ".section .text.pf_dot_block4,\"ax\",%progbits",
     ".global pf_dot_block4",
     ".type pf_dot_block4,%function",
@@ -51,6 +52,7 @@ core::arch::global_asm!(
 
 core::arch::global_asm!(
     ".syntax unified",
+    ".arch armv7e-m",
     ".section .text.pf_expand_block4,\"ax\",%progbits",
     ".global pf_expand_block4",
     ".type pf_expand_block4,%function",
@@ -78,6 +80,7 @@ core::arch::global_asm!(
 
 core::arch::global_asm!(
     ".syntax unified",
+    ".arch armv7e-m",
     ".section .text.pf_dot_expanded,\"ax\",%progbits",
     ".global pf_dot_expanded",
     ".type pf_dot_expanded,%function",
@@ -130,6 +133,7 @@ macro_rules! row_block4 {
     ($name:literal, $store:expr) => {
         core::arch::global_asm!(
             ".syntax unified",
+            ".arch armv7e-m",
             concat!(".section .text.", $name, ",\"ax\",%progbits"),
             concat!(".global ", $name),
             concat!(".type ", $name, ",%function"),
@@ -171,6 +175,7 @@ macro_rules! rows_expanded {
     ($name:literal, $st:literal, $size:literal $(, $sat:literal)?) => {
         core::arch::global_asm!(
             ".syntax unified",
+            ".arch armv7e-m",
             concat!(".section .text.", $name, ",\"ax\",%progbits"),
             concat!(".global ", $name),
             concat!(".type ", $name, ",%function"),

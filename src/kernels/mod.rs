@@ -6,6 +6,10 @@
 //! verifies them once, at parse time) and the loops use iterators that stop at the shortest
 //! slice.
 
+/// Whether this build has the Cortex-M4/M7 DSP fast paths (`cfg(picoformer_dsp)`, see
+/// `build.rs`); without them every kernel runs its portable code.
+pub const DSP: bool = cfg!(picoformer_dsp);
+
 pub mod activation;
 pub mod attention;
 #[cfg(picoformer_dsp)]

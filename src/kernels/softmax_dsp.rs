@@ -54,6 +54,7 @@ macro_rules! max {
 
 core::arch::global_asm!(
     ".syntax unified",
+    ".arch armv7e-m",
     ".section .text.pf_softmax_u8,\"ax\",%progbits",
     ".global pf_softmax_u8",
     ".type pf_softmax_u8,%function",

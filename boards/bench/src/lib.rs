@@ -163,7 +163,7 @@ pub fn run<P: Platform>(p: &mut P, machine: &str, instructions_per_tick: u32) ->
     defmt::println!(
         "counter resolution: {=u32} instruction(s); DSP (SMLAD) linear path: {=str}",
         instructions_per_tick,
-        if cfg!(bench_dsp) { "yes" } else { "no (portable)" }
+        if picoformer::kernels::DSP { "yes" } else { "no (portable)" }
     );
     let mut rng = Rng(0x2545_f491);
     fill(&mut rng, b);
@@ -222,7 +222,7 @@ fn bench_linear<P: Platform>(p: &mut P, b: &mut Bufs) {
         // Per group of 16 MACs the SMLAD kernel runs one LDRD (2 words) and one LDM (4 words);
         // QEMU counts each as 1 instruction, a Cortex-M4 takes 1 + n cycles: +2 and +4.
         let cycles = t8 + 6 * macs / 16;
-        if cfg!(bench_dsp) {
+        if picoformer::kernels::DSP {
             defmt::println!(
                 "| {=usize}x{=usize}x{=usize} | {=u64} | {=u64} | {} | {=u64} | {} | {=u64} | {} | {=u64} | {} |",
                 rows, k, n, macs, t8, Milli(t8, macs), t16, Milli(t16, macs), cycles, Milli(cycles, macs), cmsis, Milli(cmsis, macs)
