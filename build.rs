@@ -2,11 +2,13 @@
 //! extension. It is architectural on Armv7E-M (`thumbv7em`: Cortex-M4/M7) and optional on
 //! Armv8-M Mainline (`thumbv8m.main`), so there it is opt-in: `-C target-cpu=cortex-m33`
 //! (or `cortex-m35p`, `cortex-m55`, `cortex-m85`) in the rustflags, or `PICOFORMER_DSP=1`.
-//! `PICOFORMER_PORTABLE=1` turns the fast paths off, to measure the portable kernels on the
-//! same core.
+//! `picoformer_v7m` on Armv7-M without DSP (`thumbv7m`: Cortex-M3), for its `LDRSB` + `MLA`
+//! linear kernel. `PICOFORMER_PORTABLE=1` turns the fast paths off, to measure the portable
+//! kernels on the same core.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(picoformer_dsp)");
+    println!("cargo::rustc-check-cfg=cfg(picoformer_v7m)");
     println!("cargo::rerun-if-env-changed=PICOFORMER_PORTABLE");
     println!("cargo::rerun-if-env-changed=PICOFORMER_DSP");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
@@ -16,7 +18,13 @@ fn main() {
     let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
     let dsp_cpu = ["cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85"].iter().any(|cpu| flags.contains(&format!("target-cpu={cpu}")));
     let dsp = target.starts_with("thumbv7em") || (target.starts_with("thumbv8m.main") && (dsp_cpu || on("PICOFORMER_DSP")));
-    if dsp && !on("PICOFORMER_PORTABLE") {
+    if on("PICOFORMER_PORTABLE") {
+        return;
+    }
+    if dsp {
         println!("cargo::rustc-cfg=picoformer_dsp");
+    }
+    if target.starts_with("thumbv7m") {
+        println!("cargo::rustc-cfg=picoformer_v7m");
     }
 }

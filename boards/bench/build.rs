@@ -1,5 +1,5 @@
 //! Puts the memory map of the target architecture where the linker looks for `memory.x`:
-//! `memory-mps2.x` (an386 and an500 share it), `memory-mps2-an505.x` or `memory-riscv-virt.x`.
+//! `memory-mps2.x` (an385, an386 and an500 share it), `memory-mps2-an505.x` or `memory-riscv-virt.x`.
 use std::{env, fs, path::PathBuf};
 
 fn main() {

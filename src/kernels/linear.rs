@@ -146,49 +146,29 @@ pub fn linear_block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     linear_block4_rows(l, x, y)
 }
 
-/// The Block4 loop over rows and blocks of 4 (16 on RV32) channels, accumulators in Rust.
+/// The Block4 loop over rows and blocks of channels, accumulators in Rust. RV32 runs 16
+/// channels (four blocks) per assembly pass, then 8, so that each input is loaded once per 16
+/// or 8 MACs; Armv7-M without DSP (Cortex-M3) runs 8 per pass; the rest take blocks of 4.
 fn linear_block4_rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     let (k, n) = (l.k, l.n());
     if k == 0 || n == 0 {
         return;
     }
     for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
-        // RV32: four blocks (16 channels) per pass, so each input is loaded once per 16 MACs
+        #[allow(unused_mut)]
+        let mut done = 0;
         #[cfg(target_arch = "riscv32")]
-        let yr = {
-            let quads = n / 16;
-            let sets = l.w.chunks_exact(16 * k).zip(l.bias.chunks_exact(16)).zip(l.rq.chunks_exact(16));
-            for (((w16, b16), rq16), y16) in sets.zip(yr.chunks_exact_mut(16)) {
-                let mut acc = [0i32; 16];
-                acc.copy_from_slice(b16);
-                super::linear_rv32::dot_4blocks(w16, xr, k, &mut acc);
-                requant_into(&acc, rq16, y16);
-            }
-            let yr = yr.get_mut(quads * 16..).unwrap_or(&mut []);
-            // then 8 channels at once if at least 8 are left
-            let done = quads * 16;
-            let eight = (l.w.get(done * k..(done + 8) * k), l.bias.get(done..done + 8), l.rq.get(done..done + 8));
-            match (eight, yr.get_mut(..8)) {
-                ((Some(w8), Some(b8), Some(rq8)), Some(y8)) => {
-                    let mut acc = [0i32; 8];
-                    acc.copy_from_slice(b8);
-                    super::linear_rv32::dot_2blocks(w8, xr, k, &mut acc);
-                    requant_into(&acc, rq8, y8);
-                    yr.get_mut(8..).unwrap_or(&mut [])
-                }
-                _ => yr,
-            }
-        };
-        #[cfg(target_arch = "riscv32")]
-        let (w_rest, b_rest, rq_rest) = {
-            let eights = (n % 16) / 8;
-            let done = (n / 16) * 16 + 8 * eights;
-            (l.w.get(done * k..).unwrap_or(&[]), l.bias.get(done..).unwrap_or(&[]), l.rq.get(done..).unwrap_or(&[]))
-        };
-        #[cfg(not(target_arch = "riscv32"))]
-        let (w_rest, b_rest, rq_rest) = (l.w, l.bias, l.rq);
+        {
+            done = wide_sets::<O, 16>(l, xr, yr, done, super::linear_rv32::dot_4blocks);
+            done = wide_sets::<O, 8>(l, xr, yr, done, super::linear_rv32::dot_2blocks);
+        }
+        #[cfg(picoformer_v7m)]
+        {
+            done = wide_sets::<O, 8>(l, xr, yr, done, super::linear_v7m::dot_2blocks);
+        }
+        let (w_rest, b_rest, rq_rest) = (l.w.get(done * k..).unwrap_or(&[]), l.bias.get(done..).unwrap_or(&[]), l.rq.get(done..).unwrap_or(&[]));
         let blocks = w_rest.chunks_exact(4 * k).zip(b_rest.chunks_exact(4)).zip(rq_rest.chunks_exact(4));
-        for (((w4, b4), rq4), y4) in blocks.zip(yr.chunks_exact_mut(4)) {
+        for (((w4, b4), rq4), y4) in blocks.zip(yr.get_mut(done..).unwrap_or(&mut []).chunks_exact_mut(4)) {
             let mut acc = [0i32; 4];
             for (a, &b) in acc.iter_mut().zip(b4) {
                 *a = b;
@@ -201,8 +181,28 @@ fn linear_block4_rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     }
 }
 
-/// `y[c] = requant(rq[c], acc[c])`: one loop, not unrolled per call site (RV32 code size).
-#[cfg(target_arch = "riscv32")]
+/// Output channels `done..` of one row in sets of `W` (`W / 4` consecutive Block4 blocks),
+/// through `dot`, as many sets as fit; returns the channels done.
+#[cfg(any(target_arch = "riscv32", picoformer_v7m))]
+#[inline(always)]
+fn wide_sets<O: Activation, const W: usize>(l: &Linear<'_>, xr: &[i16], yr: &mut [O], done: usize, dot: fn(&[i8], &[i16], usize, &mut [i32; W])) -> usize {
+    let k = l.k;
+    let (Some(w), Some(bias), Some(rq), Some(y)) = (l.w.get(done * k..), l.bias.get(done..), l.rq.get(done..), yr.get_mut(done..)) else {
+        return done;
+    };
+    let mut sets = 0;
+    for (((ws, bs), rqs), ys) in w.chunks_exact(W * k).zip(bias.chunks_exact(W)).zip(rq.chunks_exact(W)).zip(y.chunks_exact_mut(W)) {
+        let mut acc = [0i32; W];
+        acc.copy_from_slice(bs);
+        dot(ws, xr, k, &mut acc);
+        requant_into(&acc, rqs, ys);
+        sets += 1;
+    }
+    done + W * sets
+}
+
+/// `y[c] = requant(rq[c], acc[c])`: one loop, not unrolled per call site (code size).
+#[cfg(any(target_arch = "riscv32", picoformer_v7m))]
 #[inline(never)]
 fn requant_into<O: Activation>(acc: &[i32], rq: &[Requant], y: &mut [O]) {
     for ((yo, &a), rq) in y.iter_mut().zip(acc).zip(rq) {

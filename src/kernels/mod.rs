@@ -10,6 +10,17 @@
 /// `build.rs`); without them every kernel runs its portable code.
 pub const DSP: bool = cfg!(picoformer_dsp);
 
+/// Which assembly fast paths this build runs (the rest is portable Rust).
+pub const FAST_PATHS: &str = if DSP {
+    "DSP assembly (SMLAD): linear, softmax, LayerNorm, attention"
+} else if cfg!(picoformer_v7m) {
+    "Armv7-M assembly (LDRSB + MLA): linear"
+} else if cfg!(target_arch = "riscv32") {
+    "RV32 assembly (16 channels per pass): linear"
+} else {
+    "none (portable Rust)"
+};
+
 pub mod activation;
 pub mod attention;
 #[cfg(picoformer_dsp)]
@@ -24,6 +35,8 @@ pub mod linear;
 pub mod linear_dsp;
 #[cfg(target_arch = "riscv32")]
 pub mod linear_rv32;
+#[cfg(picoformer_v7m)]
+pub mod linear_v7m;
 pub mod residual;
 pub mod softmax;
 #[cfg(picoformer_dsp)]

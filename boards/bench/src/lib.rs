@@ -161,9 +161,9 @@ pub fn run<P: Platform>(p: &mut P, machine: &str, instructions_per_tick: u32) ->
     let b = unsafe { &mut *core::ptr::addr_of_mut!(BUFS) };
     defmt::println!("# picoformer bench: {=str}", machine);
     defmt::println!(
-        "counter resolution: {=u32} instruction(s); DSP (SMLAD) linear path: {=str}",
+        "counter resolution: {=u32} instruction(s); fast paths: {=str}",
         instructions_per_tick,
-        if picoformer::kernels::DSP { "yes" } else { "no (portable)" }
+        picoformer::kernels::FAST_PATHS
     );
     let mut rng = Rng(0x2545_f491);
     fill(&mut rng, b);
