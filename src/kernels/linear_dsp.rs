@@ -345,7 +345,9 @@ pub fn row<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> bool {
     };
     // SAFETY: the routine reads `n·k` weight bytes, `k` inputs, `n` biases and `n` requants
     // (all in bounds: lengths checked above, word-aligned), writes `n` outputs of `O`'s size
-    // into `y` (length checked), and restores r4-r11. Every shift is in 33..=62 (`fast_rq`).
+    // into `y` (length checked; `STM` of the raw path: `y` is `[i32]`, word-aligned), and
+    // restores r4-r11. The requantizing routines run only when every shift is in 33..=62
+    // (`fast_rq`); the raw one does not read them.
     unsafe {
         match O::KIND {
             OutKind::I32 if raw => pf_row_block4_acc(&mut args, l.w.as_ptr()),
