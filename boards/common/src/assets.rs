@@ -49,7 +49,12 @@ pub struct Memory {
 
 /// The statics, once: `None` on every later call.
 pub fn take_memory() -> Option<Memory> {
-    if TAKEN.swap(true, Ordering::AcqRel) {
+    let taken = critical_section::with(|_| {
+        let taken = TAKEN.load(Ordering::Acquire);
+        TAKEN.store(true, Ordering::Release);
+        taken
+    });
+    if taken {
         return None;
     }
     // SAFETY: the flag above hands out these references at most once.

@@ -16,9 +16,10 @@ const RELOAD: u32 = 0x00FF_FFFF;
 
 static WRAPS: AtomicU32 = AtomicU32::new(0);
 
-/// Call from the SysTick exception handler.
+/// Call from the SysTick exception handler, the only writer (so a load and a store suffice,
+/// also on Armv6-M, which has no atomic read-modify-write).
 pub fn on_wrap() {
-    WRAPS.fetch_add(1, Ordering::Relaxed);
+    WRAPS.store(WRAPS.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }
 
 /// A running SysTick, read as instructions.
