@@ -3,12 +3,13 @@
 //! Armv8-M Mainline (`thumbv8m.main`), so there it is opt-in: `-C target-cpu=cortex-m33`
 //! (or `cortex-m35p`, `cortex-m55`, `cortex-m85`) in the rustflags, or `PICOFORMER_DSP=1`.
 //! `picoformer_v7m` on Armv7-M without DSP (`thumbv7m`: Cortex-M3), for its `LDRSB` + `MLA`
-//! linear kernel. `PICOFORMER_PORTABLE=1` turns the fast paths off, to measure the portable
+//! linear kernel, and `picoformer_v6m` on Armv6-M (`thumbv6m`: Cortex-M0/M0+). `PICOFORMER_PORTABLE=1` turns the fast paths off, to measure the portable
 //! kernels on the same core.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(picoformer_dsp)");
     println!("cargo::rustc-check-cfg=cfg(picoformer_v7m)");
+    println!("cargo::rustc-check-cfg=cfg(picoformer_v6m)");
     println!("cargo::rerun-if-env-changed=PICOFORMER_PORTABLE");
     println!("cargo::rerun-if-env-changed=PICOFORMER_DSP");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
@@ -26,5 +27,8 @@ fn main() {
     }
     if target.starts_with("thumbv7m") {
         println!("cargo::rustc-cfg=picoformer_v7m");
+    }
+    if target.starts_with("thumbv6m") {
+        println!("cargo::rustc-cfg=picoformer_v6m");
     }
 }

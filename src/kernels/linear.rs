@@ -258,6 +258,10 @@ fn dot_block4(w: &[i8], x: &[i16], acc: &mut [i32; 4]) {
     }
     #[cfg(not(picoformer_dsp))]
     {
+        #[cfg(picoformer_v6m)]
+        if super::linear_v6m::dot_block4(w, x, acc) {
+            return;
+        }
         dot_block4_portable(w, x, acc)
     }
 }

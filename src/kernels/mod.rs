@@ -15,6 +15,8 @@ pub const FAST_PATHS: &str = if DSP {
     "DSP assembly (SMLAD): linear, softmax, LayerNorm, attention"
 } else if cfg!(picoformer_v7m) {
     "Armv7-M assembly (LDRSB + MLA): linear"
+} else if cfg!(picoformer_v6m) {
+    "Armv6-M assembly (LDRB + SXTB + MULS): linear"
 } else if cfg!(target_arch = "riscv32") {
     "RV32 assembly (16 channels per pass): linear"
 } else {
@@ -35,6 +37,8 @@ pub mod linear;
 pub mod linear_dsp;
 #[cfg(target_arch = "riscv32")]
 pub mod linear_rv32;
+#[cfg(picoformer_v6m)]
+pub mod linear_v6m;
 #[cfg(picoformer_v7m)]
 pub mod linear_v7m;
 pub mod residual;
