@@ -58,7 +58,7 @@ impl Requant {
         let s = self.shift;
         if (33..=62).contains(&s) {
             // |hi| ≤ 2^30 and the rounding term ≤ 2^29: no overflow
-            let hi = ((acc as i64 * self.mult as i64) >> 32) as i32;
+            let hi = (mul_wide(acc, self.mult) >> 32) as i32;
             (hi + (1 << (s - 33))) >> (s - 32)
         } else {
             sat_i32(self.apply(acc as i64))
@@ -155,6 +155,46 @@ pub fn sat_i32(x: i64) -> i32 {
     x.clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }
 
+/// `a · b` exactly. Armv6-M (Cortex-M0/M0+) has no 32×32→64 multiply: there it is
+/// [`mul_wide_split`], four `MULS` inline instead of a call to `__aeabi_lmul`.
+#[inline(always)]
+pub fn mul_wide(a: i32, b: i32) -> i64 {
+    #[cfg(picoformer_v6m)]
+    return mul_wide_split(a, b);
+    #[cfg(not(picoformer_v6m))]
+    return a as i64 * b as i64;
+}
+
+/// `a · b` for `u32` operands, as [`mul_wide`].
+#[inline(always)]
+pub fn mul_wide_u32(a: u32, b: u32) -> u64 {
+    #[cfg(picoformer_v6m)]
+    return mul_wide_u32_split(a, b);
+    #[cfg(not(picoformer_v6m))]
+    return a as u64 * b as u64;
+}
+
+/// `a · b` from 16-bit halves with 32-bit multiplies: `a = ah·2^16 + al` (`al` unsigned), the
+/// same for `b`; `al·bl < 2^32` and `|ah·bl|, |al·bh| < 2^31`, `|ah·bh| ≤ 2^30`, so no partial
+/// product overflows.
+#[inline(always)]
+pub fn mul_wide_split(a: i32, b: i32) -> i64 {
+    let (al, ah) = (a & 0xffff, a >> 16);
+    let (bl, bh) = (b & 0xffff, b >> 16);
+    let ll = (al as u32).wrapping_mul(bl as u32) as i64;
+    let mid = ah.wrapping_mul(bl) as i64 + al.wrapping_mul(bh) as i64;
+    ((ah.wrapping_mul(bh) as i64) << 32) + (mid << 16) + ll
+}
+
+/// [`mul_wide_split`] for `u32` operands (every partial product is below 2^32).
+#[inline(always)]
+pub fn mul_wide_u32_split(a: u32, b: u32) -> u64 {
+    let (al, ah) = (a & 0xffff, a >> 16);
+    let (bl, bh) = (b & 0xffff, b >> 16);
+    let mid = ah.wrapping_mul(bl) as u64 + al.wrapping_mul(bh) as u64;
+    ((ah.wrapping_mul(bh) as u64) << 32) + (mid << 16) + al.wrapping_mul(bl) as u64
+}
+
 /// The three output types, for kernels that dispatch on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutKind {
@@ -248,6 +288,29 @@ mod tests {
         let z = Requant::from_real(0.0);
         assert!(z.is_valid());
         assert_eq!(z.apply(123456), 0);
+    }
+
+    #[test]
+    fn split_multiplies_are_exact() {
+        let mut s = 0x853c_49e6_748f_ea9bu64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let edges = [0, 1, -1, 0xffff, 0x1_0000, -0x1_0000, i32::MAX, i32::MIN, i32::MIN + 1];
+        for &a in &edges {
+            for &b in &edges {
+                assert_eq!(mul_wide_split(a, b), a as i64 * b as i64, "{a} {b}");
+                assert_eq!(mul_wide_u32_split(a as u32, b as u32), a as u32 as u64 * b as u32 as u64, "{a} {b}");
+            }
+        }
+        for _ in 0..100_000 {
+            let (a, b) = (next() as i32 >> (next() % 32), next() as i32 >> (next() % 32));
+            assert_eq!(mul_wide_split(a, b), a as i64 * b as i64, "{a} {b}");
+            assert_eq!(mul_wide_u32_split(a as u32, b as u32), a as u32 as u64 * b as u32 as u64, "{a} {b}");
+        }
     }
 
     #[test]

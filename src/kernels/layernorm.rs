@@ -14,7 +14,7 @@
 //!
 //! `g_j = round(γ_j / s_y · 2^(sh-16))` and `b_j = round(β_j / s_y)` come from the host.
 
-use crate::quant::sat_i16;
+use crate::quant::{mul_wide, sat_i16};
 
 /// The parameters of one LayerNorm, as views into the blob.
 #[derive(Debug, Clone, Copy, Default)]
@@ -86,8 +86,8 @@ impl LayerNorm<'_> {
                 let (inv, mean) = (inv as i32, mean as i32);
                 let (r, s2) = (1i32 << (self.shift - 33), self.shift - 32);
                 for (((yj, &xj), &g), &b) in yr.iter_mut().zip(xr).zip(self.gain).zip(self.bias) {
-                    let z = (((xj as i32 - mean) as i64 * inv as i64) >> 16) as i32; // |xc·inv| < 2^47
-                    let hi = ((z as i64 * g as i64) >> 32) as i32; // |hi| < 2^30, + r < 2^31
+                    let z = (mul_wide(xj as i32 - mean, inv) >> 16) as i32; // |xc·inv| < 2^47
+                    let hi = (mul_wide(z, g) >> 32) as i32; // |hi| < 2^30, + r < 2^31
                     // saturating (QADD): past i32 it clamps to the same i16 bound
                     *yj = ((hi + r) >> s2).saturating_add(b).clamp(i16::MIN as i32, i16::MAX as i32) as i16;
                 }

@@ -3,7 +3,7 @@
 //! `a` and `b` are `i16` tensors of equal shape in their own scales; `ma = s_a / s_y · 2^sh` and
 //! `mb = s_b / s_y · 2^sh` share one shift so the sum is rounded once.
 
-use crate::quant::sat_i16;
+use crate::quant::{mul_wide, sat_i16};
 
 /// Scales of one residual add.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,7 +51,7 @@ impl Add {
     /// `sat_i16((a·ma + b·mb + 2^(sh-1)) >> sh)`.
     #[inline(always)]
     fn apply(self, a: i16, b: i16) -> i16 {
-        let t = a as i64 * self.p.ma as i64 + b as i64 * self.p.mb as i64 + self.round;
+        let t = mul_wide(a as i32, self.p.ma) + mul_wide(b as i32, self.p.mb) + self.round;
         if self.narrow {
             // |t| < 2^47 and sh ≥ 16, so t >> sh fits i32: its low word is the low word of
             // t >> sh, `(lo >> sh) | (hi << (32 - sh))` (the first shift split so sh = 32 works)

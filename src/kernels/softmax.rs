@@ -13,7 +13,7 @@
 //! yields a zero context. Exact for any row length up to 2^16 and any score range (the
 //! difference `m - s_j` is taken in 64 bits).
 
-use crate::quant::Requant;
+use crate::quant::{mul_wide_u32, Requant};
 
 /// `round(2^15 · 2^(-f/64))` for `f` in `0..64`.
 pub const EXP2_Q15: [u16; 64] = [
@@ -83,7 +83,7 @@ pub fn softmax_u8_ref(scores: &mut [i32], rq: Requant, p: &mut [u8]) {
         // the 32-bit form of `exponent`, with its constants hoisted out of the loop
         let (mult, r, s2) = (rq.mult.max(0) as u32, 1u32 << (rq.shift - 33), rq.shift - 32);
         for s in scores.iter_mut() {
-            let hi = ((m.wrapping_sub(*s) as u32 as u64 * mult as u64) >> 32) as u32;
+            let hi = (mul_wide_u32(m.wrapping_sub(*s) as u32, mult) >> 32) as u32;
             let e = exp2_neg_q15(((hi + r) >> s2) as u64);
             *s = e as i32;
             sum = sum.wrapping_add(e);
