@@ -20,6 +20,7 @@ use esp_hal::time::Instant;
 use esp_hal::uart::{self, Uart};
 use esp_hal::Blocking;
 use picoformer::tokenizer::Node;
+use picoformer::Model;
 
 use app::{Align8, Clock, SCRATCH_NODES};
 
@@ -33,6 +34,7 @@ const ARENA_BYTES: usize = 240 * 1024;
 
 static mut ARENA: Align8<[u8; ARENA_BYTES]> = Align8([0; ARENA_BYTES]);
 static mut SCRATCH: [Node; SCRATCH_NODES] = [Node::EMPTY; SCRATCH_NODES];
+static mut MODEL: core::mem::MaybeUninit<Model<'static>> = core::mem::MaybeUninit::uninit();
 
 /// The system timer, read in microseconds (it runs at 16 MHz whatever the CPU clock).
 struct SysTimer;
@@ -97,13 +99,14 @@ fn main() -> ! {
     let mut port = Port(uart);
 
     // SAFETY: `main` runs once and is the only code that names these statics.
-    let (arena, scratch) = unsafe {
+    let (arena, scratch, slot) = unsafe {
         (
             &mut (*core::ptr::addr_of_mut!(ARENA)).0 as &mut [u8],
             &mut *core::ptr::addr_of_mut!(SCRATCH),
+            (*core::ptr::addr_of_mut!(MODEL)).write(Model::default()),
         )
     };
-    app::run(&mut port, &mut SysTimer, arena, scratch);
+    app::run(&mut port, &mut SysTimer, arena, scratch, slot);
     loop {
         core::hint::spin_loop();
     }

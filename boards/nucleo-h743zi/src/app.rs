@@ -219,25 +219,25 @@ fn translate<S: Write, C: Clock>(
 }
 
 /// Runs the translator on `port` for ever. `arena` must be 8-byte aligned; `scratch` holds
-/// [`SCRATCH_NODES`] nodes. Returns only if the model or the arena is unusable, after saying so
-/// on the port and in the log.
+/// [`SCRATCH_NODES`] nodes; `slot` receives the parsed model (a static, so its few KiB of
+/// views stay off the stack). Returns only if the model or the arena is unusable, after saying
+/// so on the port and in the log.
 pub fn run<S: Read + Write, C: Clock>(
     port: &mut S,
     clock: &mut C,
     arena: &mut [u8],
     scratch: &mut [Node],
+    slot: &mut Model<'static>,
 ) {
     say(port, format_args!("\r\npicoformer: int8 German -> English, on the device\r\n"));
 
     let t0 = clock.ticks();
-    let model = match Model::parse(BLOB) {
-        Ok(m) => m,
-        Err(e) => {
-            defmt::error!("blob: {}", defmt::Display2Format(&e));
-            say(port, format_args!("error: model blob: {e}\r\n"));
-            return;
-        }
-    };
+    if let Err(e) = Model::parse_into(BLOB, slot) {
+        defmt::error!("blob: {}", defmt::Display2Format(&e));
+        say(port, format_args!("error: model blob: {e}\r\n"));
+        return;
+    }
+    let model: &Model<'_> = slot;
     let parse = clock.ticks().wrapping_sub(t0) as u64;
     let c = &model.config;
     defmt::info!(
@@ -251,11 +251,11 @@ pub fn run<S: Read + Write, C: Clock>(
         micros::<C>(parse)
     );
 
-    let need = Translator::arena_bytes(&model, 1);
+    let need = Translator::arena_bytes(model, 1);
     defmt::info!("arena: need {=usize} bytes, have {=usize}", need, arena.len());
     say(port, format_args!("arena: need {need} bytes, have {}\r\n", arena.len()));
     let have = arena.len();
-    let mut t = match Translator::new(&model, arena, 1) {
+    let mut t = match Translator::new(model, arena, 1) {
         Ok(t) => t,
         Err(e) => {
             defmt::error!("arena: {}", defmt::Display2Format(&e));
@@ -286,7 +286,7 @@ pub fn run<S: Read + Write, C: Clock>(
             continue;
         }
         say(port, format_args!("en> "));
-        match translate(port, clock, &model, &mut t, scratch, text) {
+        match translate(port, clock, model, &mut t, scratch, text) {
             Ok(cost) => {
                 say(port, format_args!("\r\n"));
                 let total = cost.tokenize + cost.encode + cost.decode;

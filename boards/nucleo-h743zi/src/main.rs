@@ -20,6 +20,7 @@ use cortex_m_rt::entry;
 use defmt_rtt as _;
 use panic_probe as _;
 use picoformer::tokenizer::Node;
+use picoformer::Model;
 use stm32h7::stm32h743v as pac;
 
 use app::{Align8, Clock, SCRATCH_NODES};
@@ -44,6 +45,7 @@ impl Clock for Cycles {
 static mut ARENA: MaybeUninit<Align8<[u8; ARENA_BYTES]>> = MaybeUninit::uninit();
 /// The tokenizer's scratch, in DTCM.
 static mut SCRATCH: [Node; SCRATCH_NODES] = [Node::EMPTY; SCRATCH_NODES];
+static mut MODEL: MaybeUninit<Model<'static>> = MaybeUninit::uninit();
 
 #[entry]
 fn main() -> ! {
@@ -73,16 +75,17 @@ fn main() -> ! {
     // SAFETY: `main` runs once and is the only code that names these statics. `ARENA` is
     // `ARENA_BYTES` of 8-byte aligned RAM in a section the runtime does not zero: it is zeroed
     // here, so every byte is an initialized `u8` before the slice is made.
-    let (arena, scratch) = unsafe {
+    let (arena, scratch, slot) = unsafe {
         let arena = core::ptr::addr_of_mut!(ARENA).cast::<u8>();
         arena.write_bytes(0, ARENA_BYTES);
         (
             core::slice::from_raw_parts_mut(arena, ARENA_BYTES),
             &mut *core::ptr::addr_of_mut!(SCRATCH),
+            (*core::ptr::addr_of_mut!(MODEL)).write(Model::default()),
         )
     };
 
-    app::run(&mut port, &mut Cycles, arena, scratch);
+    app::run(&mut port, &mut Cycles, arena, scratch, slot);
     loop {
         cortex_m::asm::wfi();
     }
