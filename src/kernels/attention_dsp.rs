@@ -32,6 +32,14 @@ struct QkArgs {
     qbuf: *mut u32,
 }
 
+// the offsets `pf_qk_scores` reads
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(QkArgs, q) == 0 && offset_of!(QkArgs, k) == 4 && offset_of!(QkArgs, stride) == 8);
+    assert!(offset_of!(QkArgs, groups) == 12 && offset_of!(QkArgs, n) == 16 && offset_of!(QkArgs, scores) == 20);
+    assert!(offset_of!(QkArgs, qbuf) == 24);
+};
+
 /// `$acc += q · key word at [$addr]`, with the query pairs in r10/r11; r12, lr scratch.
 macro_rules! qk_key {
     ($acc:literal, $load:literal) => {
@@ -151,6 +159,13 @@ struct PvArgs {
     n: usize,
     acc: *mut i32,
 }
+
+// the offsets `pf_pv_context` reads
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(PvArgs, p) == 0 && offset_of!(PvArgs, v) == 4 && offset_of!(PvArgs, stride) == 8);
+    assert!(offset_of!(PvArgs, quads) == 12 && offset_of!(PvArgs, n) == 16 && offset_of!(PvArgs, acc) == 20);
+};
 
 /// Keys `(j, j+2)` into the 4 accumulators r6-r9: value words at `$a` (key j) and `$b` (key
 /// j+2), probability pair in `$pp`; r0, r12, lr scratch.

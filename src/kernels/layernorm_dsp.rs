@@ -29,6 +29,15 @@ struct OutArgs {
     s2: i32,
 }
 
+// `pf_ln_out` loads the nine words with one `LDM`, in this order
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(offset_of!(OutArgs, x) == 0 && offset_of!(OutArgs, y) == 4 && offset_of!(OutArgs, gain) == 8);
+    assert!(offset_of!(OutArgs, bias) == 12 && offset_of!(OutArgs, pairs) == 16 && offset_of!(OutArgs, mean15) == 20);
+    assert!(offset_of!(OutArgs, inv2) == 24 && offset_of!(OutArgs, round) == 28 && offset_of!(OutArgs, s2) == 32);
+    assert!(size_of::<OutArgs>() == 36);
+};
+
 /// `Σx` (`r3`, wrapping) and `Σx²` (`r4`:`r5`) over the pair in `$r`; `r6` = `(1, 1)`.
 macro_rules! stats_pair {
     ($r:literal) => {

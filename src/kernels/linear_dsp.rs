@@ -279,6 +279,13 @@ struct RowArgs {
     blocks: usize,
 }
 
+// the routines read these by offset: one word each, in order
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(offset_of!(RowArgs, groups) == 4 && offset_of!(RowArgs, bias) == 8 && offset_of!(RowArgs, rq) == 12);
+    assert!(offset_of!(RowArgs, y) == 16 && offset_of!(RowArgs, blocks) == 20 && size_of::<RowArgs>() == 24);
+};
+
 use super::linear::Linear;
 use crate::quant::{Activation, OutKind, Requant};
 
@@ -295,6 +302,13 @@ struct RowsArgs {
     x_stride: usize,
     y_stride: usize,
 }
+
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(offset_of!(RowsArgs, x) == 4 && offset_of!(RowsArgs, groups) == 8 && offset_of!(RowsArgs, bias) == 12);
+    assert!(offset_of!(RowsArgs, rq) == 16 && offset_of!(RowsArgs, y) == 20 && offset_of!(RowsArgs, rows) == 24);
+    assert!(offset_of!(RowsArgs, x_stride) == 28 && offset_of!(RowsArgs, y_stride) == 32 && size_of::<RowsArgs>() == 36);
+};
 
 extern "C" {
     fn pf_rows_expanded_i8(args: *mut RowsArgs);

@@ -241,6 +241,14 @@ struct Row16Args {
     stride: usize,
 }
 
+// the routines read these by offset: one word each, in order
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(offset_of!(Row16Args, groups) == 4 && offset_of!(Row16Args, bias) == 8 && offset_of!(Row16Args, rq) == 12);
+    assert!(offset_of!(Row16Args, y) == 16 && offset_of!(Row16Args, blocks16) == 20 && offset_of!(Row16Args, stride) == 24);
+    assert!(size_of::<Row16Args>() == 28);
+};
+
 extern "C" {
     fn pf_row16_i8(args: *mut Row16Args, w: *const i8);
     fn pf_row16_i16(args: *mut Row16Args, w: *const i8);

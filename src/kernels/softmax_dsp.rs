@@ -28,6 +28,14 @@ struct Args {
     p: *mut u8,
 }
 
+// the offsets `pf_softmax_u8` reads (`LDRD`/`LDM` from 0, `p` at 24)
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(Args, scores) == 0 && offset_of!(Args, n) == 4 && offset_of!(Args, mult) == 8);
+    assert!(offset_of!(Args, round) == 12 && offset_of!(Args, s2) == 16 && offset_of!(Args, table) == 20);
+    assert!(offset_of!(Args, p) == 24);
+};
+
 /// One 32-bit exponential: `e = EXP2_NEG_Q15[min(((m - s)·mult >> 32) + round) >> s2, 1023)]`,
 /// added into the sum. `r12` = m, `r3` = mult, `r4` = round, `r5` = s2, `r6` = table,
 /// `lr` = sum, `r7` scratch.
