@@ -11,6 +11,11 @@ fn main() {
         _ => "memory-mps2.x",
     };
     fs::copy(src, out.join("memory.x")).unwrap();
+    // the an385 bench built for Armv6-M measures the Cortex-M0+ code (QEMU's M3 runs it)
+    println!("cargo::rustc-check-cfg=cfg(bench_v6m)");
+    if target.starts_with("thumbv6m") {
+        println!("cargo::rustc-cfg=bench_v6m");
+    }
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed={src}");
 }

@@ -3,7 +3,8 @@
 //! Under QEMU `-icount shift=0` virtual time advances 1 ns per instruction, so a SysTick clocked at
 //! 25 MHz (the mps2 boards) ticks every 40 instructions. The counter is 24 bits and counts down;
 //! the SysTick exception counts wraps and [`SysTickClock`] combines both into a 64-bit count.
-//! The board's `#[exception] fn SysTick()` must call [`on_wrap`].
+//! The board's `#[exception] fn SysTick()` must call [`on_wrap`]; [`mps2_main!`](crate::mps2_main)
+//! writes it, with the entry point.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -59,4 +60,27 @@ impl Platform for SysTickClock {
     fn instructions(&mut self) -> u64 {
         self.ticks() * self.instructions_per_tick
     }
+}
+
+/// The entry point of an mps2 firmware: starts [`SysTickClock`] at `$per_tick` instructions per
+/// tick, calls `$run(&mut clock) -> bool`, exits QEMU with 0 (true) or 1, and counts SysTick
+/// wraps. The board crate needs `cortex-m`, `cortex-m-rt` and `semihosting`.
+#[macro_export]
+macro_rules! mps2_main {
+    ($per_tick:expr, $run:expr) => {
+        #[cortex_m_rt::entry]
+        fn main() -> ! {
+            let run: fn(&mut $crate::systick::SysTickClock) -> bool = $run;
+            // the only `take`: it cannot fail
+            let core = cortex_m::Peripherals::take().unwrap();
+            let mut clock = $crate::systick::SysTickClock::start(core.SYST, $per_tick);
+            let ok = run(&mut clock);
+            semihosting::process::exit(if ok { 0 } else { 1 })
+        }
+
+        #[cortex_m_rt::exception]
+        fn SysTick() {
+            $crate::systick::on_wrap();
+        }
+    };
 }

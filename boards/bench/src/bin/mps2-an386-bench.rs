@@ -4,22 +4,7 @@
 #![no_std]
 #![no_main]
 
-use cortex_m_rt::{entry, exception};
 use defmt_semihosting as _;
-use picoformer_board_common::{systick, systick::SysTickClock};
 
-/// SysTick runs at 25 MHz and `-icount shift=0` retires one instruction per ns.
-const INSTRUCTIONS_PER_TICK: u32 = 40;
-
-#[entry]
-fn main() -> ! {
-    let core = cortex_m::Peripherals::take().unwrap();
-    let mut clock = SysTickClock::start(core.SYST, INSTRUCTIONS_PER_TICK);
-    let ok = picoformer_bench::run(&mut clock, "mps2-an386 (Cortex-M4F)", INSTRUCTIONS_PER_TICK);
-    semihosting::process::exit(if ok { 0 } else { 1 })
-}
-
-#[exception]
-fn SysTick() {
-    systick::on_wrap();
-}
+// SysTick runs at 25 MHz and `-icount shift=0` retires one instruction per ns: 40 per tick.
+picoformer_board_common::mps2_main!(40, |clock| picoformer_bench::run(clock, "mps2-an386 (Cortex-M4F)", 40));
