@@ -38,7 +38,7 @@ const CTX_CHUNK: usize = 16;
 /// Attention for `rows = q.len() / d` query rows. `scores` and `probs` are scratch of at least
 /// `n_keys = k.len() / d` entries; shorter scratch limits the keys seen, never panics.
 ///
-/// On Cortex-M4/M7 (`picoformer_dsp`) heads with `d_head % 4 == 0` take the assembly
+/// On Cortex-M4/M7/M33 (`picoformer_dsp`) heads with `d_head % 4 == 0` take the assembly
 /// products of [`super::attention_dsp`]; bit-exact with [`attention_ref`].
 #[allow(clippy::too_many_arguments)]
 pub fn attention(

@@ -1,4 +1,4 @@
-//! Cortex-M4/M7 DSP fast paths of the two matrix products inside [`super::attention`]
+//! Cortex-M4/M7/M33 DSP fast paths of the two matrix products inside [`super::attention`]
 //! (`cfg(picoformer_dsp)`), for heads with `d_head % 4 == 0` and `d_head ≤ MAX_DH`.
 //!
 //! - Scores, `s_j = q_h · k_j` (`pf_qk_scores`): `q_h` is widened once into pairs `(q0, q2)`,

@@ -32,7 +32,7 @@ pub struct LayerNorm<'a> {
 impl LayerNorm<'_> {
     /// Normalize each row of `x` (`(rows, d)`, `d = gain.len()`) into `y`.
     ///
-    /// On Cortex-M4/M7 (`picoformer_dsp`) the row statistics and the output pass run in
+    /// On Cortex-M4/M7/M33 (`picoformer_dsp`) the row statistics and the output pass run in
     /// assembly where they can ([`super::layernorm_dsp`]); bit-exact with [`Self::forward_ref`].
     pub fn forward(&self, x: &[i16], y: &mut [i16]) {
         self.forward_with(FAST_PATH, x, y)

@@ -1,4 +1,4 @@
-//! Cortex-M4/M7 DSP fast path of [`super::layernorm::LayerNorm::forward`]
+//! Cortex-M4/M7/M33 DSP fast path of [`super::layernorm::LayerNorm::forward`]
 //! (`cfg(picoformer_dsp)`), for word-aligned rows with `d % 8 == 0`.
 //!
 //! - Row statistics (`pf_ln_stats`): one `LDM` of 8 inputs, then per pair one `SMLAD` by

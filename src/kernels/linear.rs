@@ -112,7 +112,7 @@ pub fn linear_ref<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
 }
 
 /// Block4 fast path: per block of 4 output channels, walk the 16-byte groups (4 channels ×
-/// 4 inputs) in order. Bit-exact with [`linear_ref`]. On Cortex-M4/M7 the inner loop is the
+/// 4 inputs) in order. Bit-exact with [`linear_ref`]. On Cortex-M4/M7/M33 the inner loop is the
 /// `SMLAD` kernel of [`super::linear_dsp`].
 pub fn linear_block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     let (k, n) = (l.k, l.n());
@@ -210,7 +210,7 @@ fn requant_into<O: Activation>(acc: &[i32], rq: &[Requant], y: &mut [O]) {
     }
 }
 
-/// Many rows on Cortex-M4/M7: per block of 4 channels and chunk of [`ROW_CHUNK`] rows, widen
+/// Many rows on Cortex-M4/M7/M33: per block of 4 channels and chunk of [`ROW_CHUNK`] rows, widen
 /// each [`super::linear_dsp::EXPAND_K`]-input slice of the weights to int16 once, then run
 /// every row over it. Bit-exact with [`linear_ref`] (same products, wrapping sums).
 #[cfg(picoformer_dsp)]

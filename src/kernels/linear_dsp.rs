@@ -1,4 +1,4 @@
-//! Cortex-M4/M7 DSP fast paths of the Block4 linear kernel (`cfg(picoformer_dsp)`).
+//! Cortex-M4/M7/M33 DSP fast paths of the Block4 linear kernel (`cfg(picoformer_dsp)`).
 //!
 //! One input row: per group of 4 channels × 4 inputs, 18 instructions for 16 MACs: one `LDRD`
 //! of two int16 input pairs, one `LDM` of the 4 channels' weight words, and per channel

@@ -6,7 +6,7 @@
 //! verifies them once, at parse time) and the loops use iterators that stop at the shortest
 //! slice.
 
-/// Whether this build has the Cortex-M4/M7 DSP fast paths (`cfg(picoformer_dsp)`, see
+/// Whether this build has the Cortex-M4/M7/M33 DSP fast paths (`cfg(picoformer_dsp)`, see
 /// `build.rs`); without them every kernel runs its portable code.
 pub const DSP: bool = cfg!(picoformer_dsp);
 

@@ -53,7 +53,7 @@ pub fn exp2_neg_q15(t: u64) -> u32 {
 /// the Q6 base-2 exponent, see the module doc. `scores` is scratch: it is left holding the
 /// exponentials `e_j`, so each is computed once.
 ///
-/// On Cortex-M4/M7 (`picoformer_dsp`) rows with a shift in `33..=62` (every converted model's)
+/// On Cortex-M4/M7/M33 (`picoformer_dsp`) rows with a shift in `33..=62` (every converted model's)
 /// run in assembly ([`super::softmax_dsp`]), bit-exact with [`softmax_u8_ref`].
 pub fn softmax_u8(scores: &mut [i32], rq: Requant, p: &mut [u8]) {
     #[cfg(picoformer_dsp)]

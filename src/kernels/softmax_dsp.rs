@@ -1,4 +1,4 @@
-//! Cortex-M4/M7 DSP fast path of [`super::softmax::softmax_u8`] (`cfg(picoformer_dsp)`), for
+//! Cortex-M4/M7/M33 DSP fast path of [`super::softmax::softmax_u8`] (`cfg(picoformer_dsp)`), for
 //! the 32-bit exponent form (shift in `33..=62`). One routine, `pf_softmax_u8`, three passes:
 //!
 //! - max: `LDM` of 8 scores, then `CMP` + `IT GT` + `MOVGT` each (3.4 instructions/element);
