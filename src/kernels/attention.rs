@@ -39,7 +39,8 @@ const CTX_CHUNK: usize = 16;
 /// `n_keys = k.len() / d` entries; shorter scratch limits the keys seen, never panics.
 ///
 /// On Cortex-M4/M7/M33 (`picoformer_dsp`) heads with `d_head % 4 == 0` take the assembly
-/// products of [`super::attention_dsp`]; bit-exact with [`attention_ref`].
+/// products of [`super::attention_dsp`]; other cores take the scores four keys per pass and the
+/// context in whole chunks of outputs. Bit-exact with [`attention_ref`].
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     p: &AttentionParams,
@@ -56,10 +57,11 @@ pub fn attention(
     attention_with(FAST_PATH, p, heads, d, q, k, v, mask, scores, probs, out)
 }
 
-/// Whether [`attention`] has a fast path on this target (else it is [`attention_ref`]).
-pub const FAST_PATH: bool = cfg!(picoformer_dsp);
+/// Whether [`attention`] differs from [`attention_ref`] on this target: always (the DSP
+/// assembly, or the portable fast loops).
+pub const FAST_PATH: bool = true;
 
-/// [`attention`] with the portable loops only: the reference for the fast paths.
+/// [`attention`] with the plain loops only: the reference for the fast paths.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_ref(
     p: &AttentionParams,
@@ -106,7 +108,8 @@ fn attention_with(
         };
         for (h, (qh, outh)) in qr.chunks_exact(dh).zip(outr.chunks_exact_mut(dh)).enumerate() {
             let off = h * dh;
-            if !(fast && fast_scores(qh, k.get(off..).unwrap_or(&[]), d, scores)) {
+            let (kh, vh) = (k.get(off..).unwrap_or(&[]), v.get(off..).unwrap_or(&[]));
+            if !(fast && fast_scores(qh, kh, d, scores)) {
                 // scores = q_h · k_hᵀ
                 for (s, kj) in scores.iter_mut().zip(k.chunks_exact(d)) {
                     let kh = kj.get(off..off + dh).unwrap_or(&[]);
@@ -114,7 +117,7 @@ fn attention_with(
                 }
             }
             softmax_u8(scores, p.softmax, probs);
-            if fast && fast_context(probs, v.get(off..).unwrap_or(&[]), d, p.ctx, outh) {
+            if fast && fast_context(probs, vh, d, p.ctx, outh) {
                 continue;
             }
             // ctx_h = p · v_h, CTX_CHUNK outputs at a time; keys with p = 0 add nothing
@@ -138,19 +141,78 @@ fn attention_with(
     }
 }
 
-/// The scores of one head through the DSP path, if it takes them (`false`: not done).
+/// Portable fast path of the scores (cores without the DSP assembly): four keys per pass, so each query byte is loaded once for
+/// four products and the four sums stay in registers. `kh` starts at key 0's head slice, keys
+/// `d` apart; the same sums as the plain loop.
+#[cfg(not(picoformer_dsp))]
+#[inline(always)]
+fn scores_4keys(qh: &[i8], kh: &[i8], d: usize, scores: &mut [i32]) {
+    let dh = qh.len();
+    let key = |j: usize| kh.get(j * d..j * d + dh).unwrap_or(&[]);
+    let done = scores.len() / 4 * 4;
+    let mut quads = scores.chunks_exact_mut(4);
+    for (j4, s4) in quads.by_ref().enumerate() {
+        let (k0, k1, k2, k3) = (key(4 * j4), key(4 * j4 + 1), key(4 * j4 + 2), key(4 * j4 + 3));
+        let mut a = [0i32; 4];
+        for ((((&q, &x0), &x1), &x2), &x3) in qh.iter().zip(k0).zip(k1).zip(k2).zip(k3) {
+            let q = q as i32;
+            a[0] = a[0].wrapping_add(q * x0 as i32);
+            a[1] = a[1].wrapping_add(q * x1 as i32);
+            a[2] = a[2].wrapping_add(q * x2 as i32);
+            a[3] = a[3].wrapping_add(q * x3 as i32);
+        }
+        s4.copy_from_slice(&a);
+    }
+    for (j, s) in quads.into_remainder().iter_mut().enumerate() {
+        *s = dot_i8(qh, key(done + j));
+    }
+}
+
+/// Portable fast path of the context, for heads of whole [`CTX_CHUNK`]s: the chunk's sums live
+/// in a fixed-size array (registers once unrolled) and every value load is in bounds up front.
+/// Returns `false`, doing nothing, for other head sizes.
+#[cfg(not(picoformer_dsp))]
+#[inline(always)]
+fn context_chunks(probs: &[u8], vh: &[i8], d: usize, rq: Requant, outh: &mut [i16]) -> bool {
+    if outh.len() % CTX_CHUNK != 0 {
+        return false;
+    }
+    for (c, outc) in outh.chunks_exact_mut(CTX_CHUNK).enumerate() {
+        let lo = c * CTX_CHUNK;
+        let mut acc = [0i32; CTX_CHUNK];
+        for (&pj, vj) in probs.iter().zip(vh.chunks(d)) {
+            if pj == 0 {
+                continue;
+            }
+            let Some(vs) = vj.get(lo..lo + CTX_CHUNK).and_then(|v| <&[i8; CTX_CHUNK]>::try_from(v).ok()) else {
+                continue;
+            };
+            for (a, &x) in acc.iter_mut().zip(vs) {
+                *a = a.wrapping_add(pj as i32 * x as i32);
+            }
+        }
+        for (o, a) in outc.iter_mut().zip(acc) {
+            *o = i16::requant(rq, a);
+        }
+    }
+    true
+}
+
+/// The scores of one head through the fast path, if it takes them (`false`: not done): the
+/// DSP assembly, or elsewhere [`scores_4keys`].
 #[inline(always)]
 fn fast_scores(qh: &[i8], kh: &[i8], d: usize, scores: &mut [i32]) -> bool {
     #[cfg(picoformer_dsp)]
     return super::attention_dsp::scores(qh, kh, d, scores);
     #[cfg(not(picoformer_dsp))]
     {
-        let _ = (qh, kh, d, scores);
-        false
+        scores_4keys(qh, kh, d, scores);
+        true
     }
 }
 
-/// The context of one head through the DSP path, requantized into `outh`, if it takes it.
+/// The context of one head through the fast path, requantized into `outh`, if it takes it:
+/// the DSP assembly, or elsewhere [`context_chunks`].
 #[inline(always)]
 fn fast_context(probs: &[u8], vh: &[i8], d: usize, rq: Requant, outh: &mut [i16]) -> bool {
     #[cfg(picoformer_dsp)]
@@ -169,10 +231,7 @@ fn fast_context(probs: &[u8], vh: &[i8], d: usize, rq: Requant, outh: &mut [i16]
         true
     }
     #[cfg(not(picoformer_dsp))]
-    {
-        let _ = (probs, vh, d, rq, outh);
-        false
-    }
+    context_chunks(probs, vh, d, rq, outh)
 }
 
 /// `Σ a_i · b_i` over the shorter of the two.
@@ -229,6 +288,38 @@ mod tests {
         let none = Mask { key_len: 0, causal: false, q_pos0: 0 };
         attention(&params(), 1, 2, &[1, 1], &[1, 1, 1, 1], &[9, 9, 9, 9], none, &mut s, &mut pr, &mut out);
         assert_eq!(out, [0, 0]);
+    }
+
+    /// The fast paths (the portable ones on the host) equal the plain loops.
+    #[test]
+    fn fast_paths_match_the_reference() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for t in 0..3000 {
+            let heads = [1, 2, 4][t % 3];
+            let dh = if t % 5 == 4 { 1 + next() as usize % 40 } else { 16 * (1 + next() as usize % 4) };
+            let d = heads * dh;
+            let (keys, rows) = (next() as usize % 22, 1 + next() as usize % 3);
+            let mut fill = |n: usize| -> Vec<i8> {
+                (0..n).map(|_| match next() % 8 { 0 => i8::MIN, 1 => i8::MAX, _ => next() as i8 }).collect()
+            };
+            let (q, k, v) = (fill(rows * d), fill(keys * d), fill(keys * d));
+            let p = AttentionParams {
+                softmax: Requant { mult: (1 << 30) | (next() as i32 & 0x3fff_ffff), shift: 33 + (next() % 12) as i32 },
+                ctx: Requant { mult: (1 << 30) | (next() as i32 & 0x3fff_ffff), shift: 38 + (next() % 7) as i32 },
+            };
+            let mask = Mask { key_len: keys - (t % 7 == 0) as usize * keys.min(2), causal: t % 2 == 0, q_pos0: next() as usize % (keys + 1) };
+            let (mut sa, mut sb, mut pa, mut pb) = (vec![0i32; keys], vec![0i32; keys], vec![0u8; keys], vec![0u8; keys]);
+            let (mut oa, mut ob) = (vec![0i16; rows * d], vec![0i16; rows * d]);
+            attention_ref(&p, heads, d, &q, &k, &v, mask, &mut sa, &mut pa, &mut oa);
+            attention(&p, heads, d, &q, &k, &v, mask, &mut sb, &mut pb, &mut ob);
+            assert_eq!((oa, pa), (ob, pb), "trial {t}: {heads} heads of {dh}, {keys} keys, {rows} rows");
+        }
     }
 
     #[test]
