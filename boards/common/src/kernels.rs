@@ -31,6 +31,7 @@ struct Buf<T, const N: usize>([T; N]);
 
 /// Runs `trials` random linear layers through the reference and the fast path, with i32, i16
 /// and i8 outputs; returns how many of those disagreed.
+#[inline(never)] // its buffers live only while it runs, not under the translations
 pub fn check_linear(trials: usize) -> usize {
     let mut rng = Rng(0x1234_5678);
     let mut w = Buf([0i8; N_MAX * K_MAX]);
@@ -82,6 +83,7 @@ const ROW_MAX: usize = 80;
 /// Runs `trials` random softmax rows through the reference and the fast path (every length up
 /// to `ROW_MAX`, shifts across `20..=62`, scores from near-uniform to the full `i32` range);
 /// returns how many rows disagreed in the probabilities or the exponentials left in `scores`.
+#[inline(never)] // its buffers live only while it runs, not under the translations
 pub fn check_softmax(trials: usize) -> usize {
     let mut rng = Rng(0x9e37_79b9);
     let mut mismatches = 0;
@@ -126,6 +128,7 @@ const ATT_ROWS: usize = 3;
 /// heads of 1..=64 dimensions (multiples of 4 take the fast path, others must fall back), up to
 /// `ATT_KEYS` keys (every remainder mod 4), causal and padding masks, extreme values. Returns
 /// how many calls disagreed in the contexts or the probabilities left in `probs`.
+#[inline(never)] // its buffers live only while it runs, not under the translations
 pub fn check_attention(trials: usize) -> usize {
     let mut rng = Rng(0x2545_f491);
     let mut mismatches = 0;
@@ -170,6 +173,7 @@ const LN_D: usize = 136;
 /// most trials, starting word-aligned or not) through `forward` and `forward_ref`, with
 /// variances from zero to full scale, shifts across `20..=62` and extreme gains and biases.
 /// Returns how many calls disagreed.
+#[inline(never)] // its buffers live only while it runs, not under the translations
 pub fn check_layernorm(trials: usize) -> usize {
     let mut rng = Rng(0x6a09_e667);
     let mut mismatches = 0;

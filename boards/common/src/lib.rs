@@ -93,6 +93,7 @@ fn tally(ok: bool, passed: &mut usize, failed: &mut usize) {
 
 /// Parses the vectors and the blob, sizes the arena, and runs the cases: `(passed, failed)`.
 /// Anything that stops the run before the cases counts as one failure per case (at least one).
+#[inline(never)]
 fn translate_all<P: Platform>(p: &mut P) -> (usize, usize) {
     use picoformer::{vectors::Vectors, Model, Translator};
 
