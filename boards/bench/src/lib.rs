@@ -21,6 +21,7 @@ use picoformer::kernels::layernorm::LayerNorm;
 use picoformer::kernels::layout::Layout;
 use picoformer::kernels::linear::{linear_ref, Linear};
 use picoformer::kernels::residual::{add_in_place, ResidualParams};
+use picoformer_board_common::kernels::Rng;
 use picoformer::kernels::softmax::softmax_u8;
 use picoformer::model::Attention;
 use picoformer::observe::NoObserver;
@@ -100,23 +101,6 @@ static mut BUFS: Bufs = Bufs {
     gain: [0; D],
     ln_bias: [0; D],
 };
-
-/// xorshift32: the same numbers on every machine.
-struct Rng(u32);
-
-impl Rng {
-    fn next(&mut self) -> u32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 17;
-        self.0 ^= self.0 << 5;
-        self.0
-    }
-
-    /// Uniform in `-2^(bits-1) .. 2^(bits-1)`.
-    fn signed(&mut self, bits: u32) -> i32 {
-        (self.next() as i32) >> (32 - bits)
-    }
-}
 
 /// A ratio printed with three decimals, without floats.
 struct Milli(u64, u64);

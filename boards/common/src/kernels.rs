@@ -15,14 +15,20 @@ const K_MAX: usize = 96;
 const N_MAX: usize = 24;
 const ROWS: usize = 2;
 
-struct Rng(u32);
+/// xorshift32: the same numbers on every machine (also the benchmarks' inputs).
+pub struct Rng(pub u32);
 
 impl Rng {
-    fn next(&mut self) -> u32 {
+    pub fn next(&mut self) -> u32 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 17;
         self.0 ^= self.0 << 5;
         self.0
+    }
+
+    /// Uniform in `-2^(bits-1) .. 2^(bits-1)`.
+    pub fn signed(&mut self, bits: u32) -> i32 {
+        (self.next() as i32) >> (32 - bits)
     }
 }
 
