@@ -136,10 +136,15 @@ impl<'m, 'a> Translator<'m, 'a> {
         self.check_ids(src)?;
         encode(self.model, src, &mut self.s, self.cross_k, self.cross_v, obs);
         self.src_len = src.len();
-        self.pos = 0;
-        self.last = c.bos;
-        self.finished = false;
+        self.restart();
         Ok(())
+    }
+
+    /// Point the greedy stream at its first step (bos at position 0).
+    fn restart(&mut self) {
+        self.pos = 0;
+        self.last = self.model.config.bos;
+        self.finished = false;
     }
 
     fn check_ids(&self, ids: &[TokenId]) -> Result<(), Error> {
@@ -187,7 +192,7 @@ impl<'m, 'a> Translator<'m, 'a> {
         if self.src_len == 0 {
             return Err(Error::DecoderState);
         }
-        if self.finished || self.pos + 1 >= self.model.config.max_len {
+        if self.greedy_done() {
             self.finished = true;
             return Ok(None);
         }
@@ -220,14 +225,28 @@ impl<'m, 'a> Translator<'m, 'a> {
     }
 
     /// [`Translator::greedy`], reporting every activation site to `obs`.
+    ///
+    /// When `out` fills before decoding has finished, returns [`Error::OutputFull`] without
+    /// running the next step: nothing is lost, and [`Translator::next_token`] continues from the
+    /// token that did not fit.
     pub fn greedy_observed<O: Observer>(&mut self, out: &mut [TokenId], obs: &mut O) -> Result<usize, Error> {
+        if self.src_len == 0 {
+            return Err(Error::DecoderState);
+        }
         let mut n = 0;
-        while let Some(tok) = self.greedy_step(obs)? {
-            let slot = out.get_mut(n).ok_or(Error::OutputFull { capacity: n })?;
+        while !self.greedy_done() {
+            let capacity = out.len();
+            let slot = out.get_mut(n).ok_or(Error::OutputFull { capacity })?;
+            let Some(tok) = self.greedy_step(obs)? else { break };
             *slot = tok;
             n += 1;
         }
         Ok(n)
+    }
+
+    /// Whether the greedy stream has nothing more to produce.
+    fn greedy_done(&self) -> bool {
+        self.finished || self.pos + 1 >= self.model.config.max_len
     }
 
     /// Beam search of `width` (`1..=beam_cap`) with length normalisation: hypotheses are ranked
@@ -237,6 +256,9 @@ impl<'m, 'a> Translator<'m, 'a> {
     /// Each step expands every live beam into its `width` best tokens and keeps the `2·width`
     /// best candidates overall; finished ones (eos, or `max_len - 1` tokens) leave the beam,
     /// and the search stops once `width` hypotheses have finished.
+    ///
+    /// The source stays encoded: a later [`Translator::greedy`] or [`Translator::next_token`]
+    /// decodes it from its first step, and another beam search may follow.
     pub fn beam_search(&mut self, width: usize, out: &mut [TokenId]) -> Result<usize, Error> {
         if width == 0 || width > self.beam_cap {
             return Err(Error::BadBeamWidth { requested: width, capacity: self.beam_cap });
@@ -321,7 +343,8 @@ impl<'m, 'a> Translator<'m, 'a> {
             core::mem::swap(&mut self.beam.tokens, &mut self.beam.next_tokens);
             live = next;
         }
-        self.finished = true;
+        // the source stays encoded: greedy decoding may follow, from its first step
+        self.restart();
         let best = done.best().ok_or(Error::DecoderState)?;
         let len = done.len_of(best);
         let src = self.beam.done_tokens.get(best * t_max..best * t_max + len).unwrap_or(&[]);

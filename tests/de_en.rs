@@ -169,3 +169,53 @@ fn beam_search_runs_on_the_real_model() {
     assert!(text.to_lowercase().contains("dog"), "{text}");
     let _ = NoObserver;
 }
+
+/// A full `out` stops greedy decoding before the next step, so no token is lost: the stream
+/// continues with the token that did not fit (bug: "runs" was dropped from "A dog runs …").
+#[test]
+fn greedy_into_a_short_buffer_loses_no_token() {
+    let blob = blob();
+    let m = Model::parse(blob.bytes()).unwrap();
+    let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 1));
+    let mut t = Translator::new(&m, arena.bytes_mut(), 1).unwrap();
+    let src = source(&m, "Ein Hund rennt durch den Schnee.");
+    t.encode(&src).unwrap();
+    let mut full = vec![0; m.config.max_len];
+    let n = t.greedy(&mut full).unwrap();
+    full.truncate(n);
+    assert!(n > 3, "{full:?}");
+
+    t.encode(&src).unwrap();
+    let mut two = [0u16; 2];
+    assert_eq!(t.greedy(&mut two), Err(picoformer::Error::OutputFull { capacity: 2 }));
+    let mut rest = two.to_vec();
+    while let Some(id) = t.next_token().unwrap() {
+        rest.push(id);
+    }
+    let eos = m.config.eos;
+    let want: Vec<u16> = full.iter().copied().filter(|&id| id != eos).collect();
+    assert_eq!(rest, want);
+    assert_eq!(m.tokenizer().decode(&rest, &mut [0u8; 256]).unwrap(), "A dog runs through the snow.");
+}
+
+/// Beam search leaves the source encoded: greedy decoding afterwards starts from its first step.
+#[test]
+fn greedy_after_beam_search_decodes_the_same_source() {
+    let blob = blob();
+    let m = Model::parse(blob.bytes()).unwrap();
+    let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 4));
+    let mut t = Translator::new(&m, arena.bytes_mut(), 4).unwrap();
+    let src = source(&m, "Zwei Männer spielen Fußball.");
+    t.encode(&src).unwrap();
+    let mut greedy = vec![0; m.config.max_len];
+    let n = t.greedy(&mut greedy).unwrap();
+    let mut beam = vec![0; m.config.max_len];
+    let nb = t.beam_search(4, &mut beam).unwrap();
+    assert!(nb > 0);
+    let mut again = vec![0; m.config.max_len];
+    assert_eq!(t.greedy(&mut again).unwrap(), n);
+    assert_eq!(again[..n], greedy[..n]);
+    let mut beam2 = vec![0; m.config.max_len];
+    assert_eq!(t.beam_search(4, &mut beam2).unwrap(), nb);
+    assert_eq!(beam2[..nb], beam[..nb]);
+}
