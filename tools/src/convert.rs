@@ -253,8 +253,8 @@ pub fn agreement(model: &Model<'_>, fm: &FloatModel<'_>, tok: &Tokenizer<'_>, sr
         prefix_tokens += a.iter().zip(b).take_while(|(x, y)| x == y).count();
         float_tokens += b.len();
     }
-    let int8_hyps: Vec<String> = qout.iter().map(|o| detok(tok, o)).collect();
-    let float_hyps: Vec<String> = fout.iter().map(|o| detok(tok, o)).collect();
+    let int8_hyps: Vec<String> = qout.iter().map(|o| detok(tok, o)).collect::<Result<_>>()?;
+    let float_hyps: Vec<String> = fout.iter().map(|o| detok(tok, o)).collect::<Result<_>>()?;
     Ok(Agreement {
         sentences: ids.len(),
         identical,

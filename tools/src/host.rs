@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use picoformer::reference::{FloatModel, FloatState};
-use picoformer::tokenizer::{Node, Tokenizer};
+use picoformer::tokenizer::{DecodeState, Node, Tokenizer};
 use picoformer::{Model, TokenId, Translator};
 
 /// Bytes with 8-byte alignment, as the runtime wants its blob and arena.
@@ -52,10 +52,15 @@ pub fn pieces(tok: &Tokenizer<'_>, text: &str) -> Result<Vec<TokenId>> {
     Ok(ids)
 }
 
-/// Decode ids (eos and other control ids print nothing).
-pub fn detok(tok: &Tokenizer<'_>, ids: &[TokenId]) -> String {
-    let mut buf = vec![0u8; 16 * ids.len() + 16];
-    tok.decode(ids, &mut buf).map(str::to_owned).unwrap_or_default()
+/// Decode ids (eos and other control ids print nothing), streaming into a growing string so
+/// no piece is too long for a guessed buffer.
+pub fn detok(tok: &Tokenizer<'_>, ids: &[TokenId]) -> Result<String> {
+    let mut text = String::new();
+    let mut state = DecodeState::default();
+    for &id in ids {
+        tok.decode_piece(id, &mut state, &mut text).map_err(|e| anyhow!("decoding id {id}: {e}"))?;
+    }
+    Ok(text)
 }
 
 /// An int8 session with its own arena.
@@ -121,4 +126,25 @@ pub fn read_lines(path: &Path) -> Result<Vec<String>> {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
     };
     Ok(text.lines().map(str::to_owned).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pieces longer than any guessed bytes-per-id bound decode in full (bug: `detok` returned
+    /// "" when its 16-bytes-per-id buffer was short: "Fußgängerüberweg" is 19 bytes).
+    #[test]
+    fn detok_takes_long_pieces() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/de-en/de-en.pico"));
+        let blob = Aligned::read(path).unwrap();
+        let model = Model::parse(blob.bytes()).unwrap();
+        let tok = model.tokenizer();
+        assert_eq!(tok.piece_str(3354), Some("Fußgängerüberweg")); // 19 bytes, more than 16
+        let ids = [3354; 6];
+        let mut big = vec![0u8; 1024];
+        let want = tok.decode(&ids, &mut big).unwrap().to_owned();
+        assert_eq!(want.len(), 114);
+        assert_eq!(detok(tok, &ids).unwrap(), want);
+    }
 }
