@@ -23,7 +23,8 @@ impl<'a> Arena<'a> {
     }
 
     pub(crate) fn new(mem: &'a mut [u8]) -> Result<Arena<'a>, Error> {
-        if mem.as_ptr() as usize % ARENA_ALIGN != 0 {
+        // an empty slice holds no buffer, whatever its (dangling) address
+        if !mem.is_empty() && mem.as_ptr() as usize % ARENA_ALIGN != 0 {
             return Err(Error::MisalignedArena { align: ARENA_ALIGN });
         }
         Ok(Arena { rest: mem, used: 0, dry: false })

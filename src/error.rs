@@ -31,7 +31,7 @@ pub enum Error {
     BadVocab { reason: &'static str },
     /// The caller's arena does not start on an 8-byte boundary.
     MisalignedArena { align: usize },
-    /// The caller's arena is smaller than [`crate::Model::arena_bytes`].
+    /// The caller's arena is smaller than [`crate::Translator::arena_bytes`].
     ArenaTooSmall { needed: usize, got: usize },
     /// A token id is not below the vocabulary size.
     TokenOutOfRange { id: u32, vocab: u32 },
@@ -61,7 +61,7 @@ impl fmt::Display for Error {
                 write!(f, "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")
             }
             Error::MisalignedBlob { align } => {
-                write!(f, "blob must start on a {align}-byte boundary")
+                write!(f, "blob must be aligned to {align} bytes")
             }
             Error::BadConfig { field } => write!(f, "bad config field `{field}`"),
             Error::UnexpectedTensor { index, expected, found } => write!(
@@ -77,7 +77,7 @@ impl fmt::Display for Error {
             }
             Error::BadVocab { reason } => write!(f, "bad tokenizer vocabulary: {reason}"),
             Error::MisalignedArena { align } => {
-                write!(f, "arena must start on a {align}-byte boundary")
+                write!(f, "arena must be aligned to {align} bytes")
             }
             Error::ArenaTooSmall { needed, got } => {
                 write!(f, "arena too small: need {needed} bytes, got {got}")

@@ -56,21 +56,23 @@ pub struct DecoderLayer<'a> {
 }
 
 /// A model, parsed and verified. Every view has the shape its config calls for and every
-/// quantization parameter is in range, so no forward path can index out of bounds.
+/// quantization parameter is in range, so no forward path can index out of bounds. The fields
+/// are private: [`Model::parse`] is the only way to a non-empty model, so every size computed
+/// from its config is within the bounds `Config::validate` checks.
 #[derive(Debug, Clone, Default)]
 pub struct Model<'a> {
-    pub config: Config,
-    pub src_emb: Embedding<'a>,
-    pub tgt_emb: Embedding<'a>,
-    pub enc: [EncoderLayer<'a>; MAX_LAYERS],
-    pub enc_norm: LayerNorm<'a>,
-    pub dec: [DecoderLayer<'a>; MAX_LAYERS],
-    pub dec_norm: LayerNorm<'a>,
+    pub(crate) config: Config,
+    pub(crate) src_emb: Embedding<'a>,
+    pub(crate) tgt_emb: Embedding<'a>,
+    pub(crate) enc: [EncoderLayer<'a>; MAX_LAYERS],
+    pub(crate) enc_norm: LayerNorm<'a>,
+    pub(crate) dec: [DecoderLayer<'a>; MAX_LAYERS],
+    pub(crate) dec_norm: LayerNorm<'a>,
     /// Output projection to `i32` logits, `(vocab, d)`.
-    pub generator: Linear<'a>,
+    pub(crate) generator: Linear<'a>,
     /// Logit difference to a Q10 base-2 exponent: `s_logit · log2(e) · 1024` (beam search).
-    pub log_softmax: Requant,
-    pub tokenizer: Tokenizer<'a>,
+    pub(crate) log_softmax: Requant,
+    pub(crate) tokenizer: Tokenizer<'a>,
 }
 
 /// Views gathered while walking the tensor table, before they are assembled.
@@ -177,6 +179,16 @@ impl<'a> Model<'a> {
             return Err(Error::BadConfig { field: "tensor count" });
         }
         parts.assemble(config, m)
+    }
+
+    /// The model's hyper-parameters, as verified by [`Model::parse`].
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The output projection to `(vocab,)` `i32` logits.
+    pub fn generator(&self) -> &Linear<'a> {
+        &self.generator
     }
 
     /// The vocabulary's tokenizer.

@@ -152,16 +152,18 @@ fn carve<'a>(c: &Config, a: &mut Arena<'a>) -> Result<FloatState<'a>, Error> {
 }
 
 impl<'a> FloatState<'a> {
-    /// Bytes of memory a float state for `c` needs.
-    pub fn bytes(c: &Config) -> usize {
+    /// Bytes of memory a float state for `c` needs; `c` must pass `Config::validate`, which
+    /// bounds every size.
+    pub fn bytes(c: &Config) -> Result<usize, Error> {
+        c.validate()?;
         let mut a = Arena::dry();
-        let _ = carve(c, &mut a);
-        a.used()
+        carve(c, &mut a)?;
+        Ok(a.used())
     }
 
     /// Carve a state from `mem` (8-byte aligned, at least [`FloatState::bytes`]).
     pub fn new(c: &Config, mem: &'a mut [u8]) -> Result<Self, Error> {
-        let needed = Self::bytes(c);
+        let needed = Self::bytes(c)?;
         if mem.len() < needed {
             return Err(Error::ArenaTooSmall { needed, got: mem.len() });
         }
@@ -266,9 +268,51 @@ impl FloatModel<'_> {
         }
     }
 
-    /// Encode `src` (ids < vocab, `1..=max_len` of them) into the memory and the cross K/V.
-    pub fn encode<O: Observer>(&self, src: &[u16], st: &mut FloatState<'_>, obs: &mut O) {
+    /// Every view has the length the config calls for: the forward passes index them freely.
+    fn check(&self, st: &FloatState<'_>) -> Result<(), Error> {
         let c = &self.config;
+        c.validate()?;
+        let (d, f, v) = (c.d_model, c.d_ff, c.vocab);
+        let bad = |field| Err(Error::BadConfig { field });
+        let lin = |l: &FLinear<'_>, n: usize, k: usize| l.k == k && l.b.len() == n && l.w.len() == n * k;
+        let norm = |n: &FLayerNorm<'_>| n.g.len() == d && n.b.len() == d;
+        let attn = |a: &FAttention<'_>| [&a.q, &a.k, &a.v, &a.o].iter().all(|l| lin(l, d, d));
+        if self.src_emb.len() != v * d || self.tgt_emb.len() != v * d || !lin(&self.generator, v, d) {
+            return bad("embeddings");
+        }
+        if !norm(&self.enc_norm) || !norm(&self.dec_norm) {
+            return bad("final norms");
+        }
+        for l in self.enc.get(..c.n_enc).unwrap_or(&[]) {
+            if !attn(&l.sa) || !lin(&l.ff1, f, d) || !lin(&l.ff2, d, f) || !norm(&l.ln1) || !norm(&l.ln2) {
+                return bad("encoder layer");
+            }
+        }
+        for l in self.dec.get(..c.n_dec).unwrap_or(&[]) {
+            if !attn(&l.sa) || !attn(&l.ca) || !lin(&l.ff1, f, d) || !lin(&l.ff2, d, f) || !norm(&l.ln1) || !norm(&l.ln2) || !norm(&l.ln3) {
+                return bad("decoder layer");
+            }
+        }
+        let s = c.max_len * d;
+        if st.x.len() < s || st.ff.len() < c.max_len * f || st.cross_k.len() < c.n_dec * s || st.self_k.len() < c.n_dec * s || st.logits.len() < v {
+            return bad("float state");
+        }
+        Ok(())
+    }
+
+    /// Encode `src` (ids < vocab, `1..=max_len` of them) into the memory and the cross K/V.
+    pub fn encode<O: Observer>(&self, src: &[u16], st: &mut FloatState<'_>, obs: &mut O) -> Result<(), Error> {
+        self.check(st)?;
+        let c = &self.config;
+        if src.is_empty() {
+            return Err(Error::EmptyInput);
+        }
+        if src.len() > c.max_len {
+            return Err(Error::InputTooLong { len: src.len(), max: c.max_len });
+        }
+        if let Some(&id) = src.iter().find(|&&id| id as usize >= c.vocab) {
+            return Err(Error::TokenOutOfRange { id: id as u32, vocab: c.vocab as u32 });
+        }
         let (d, n, nf) = (c.d_model, src.len(), c.norm_first());
         let nd = n * d;
         let (x, h, a, ctx) = (&mut st.x[..nd], &mut st.h[..nd], &mut st.a[..nd], &mut st.ctx[..nd]);
@@ -307,6 +351,7 @@ impl FloatModel<'_> {
             obs.observe(site(true, l, Block::CrossAttn, Point::V), Data::F32(cv));
         }
         st.src_len = n;
+        Ok(())
     }
 
     /// The encoder output (after the final norm) of the last [`FloatModel::encode`], `(n, d)`.
@@ -314,9 +359,17 @@ impl FloatModel<'_> {
         &st.h[..st.src_len * self.config.d_model]
     }
 
-    /// One decoder step: `token` at `pos`, logits into the state.
-    pub fn decode_step<O: Observer>(&self, token: u16, pos: usize, st: &mut FloatState<'_>, obs: &mut O) {
+    /// One decoder step: `token` at `pos` (`< max_len`), logits into the state. Call
+    /// [`FloatModel::encode`] first.
+    pub fn decode_step<O: Observer>(&self, token: u16, pos: usize, st: &mut FloatState<'_>, obs: &mut O) -> Result<(), Error> {
+        self.check(st)?;
         let c = &self.config;
+        if st.src_len == 0 || pos >= c.max_len {
+            return Err(Error::DecoderState);
+        }
+        if token as usize >= c.vocab {
+            return Err(Error::TokenOutOfRange { id: token as u32, vocab: c.vocab as u32 });
+        }
         let (d, nf) = (c.d_model, c.norm_first());
         let stride = c.max_len * d;
         let (x, h, a, ctx) = (&mut st.x[..d], &mut st.h[..d], &mut st.a[..d], &mut st.ctx[..d]);
@@ -359,31 +412,32 @@ impl FloatModel<'_> {
         obs.observe(Site::DecNorm, Data::F32(h));
         self.generator.forward(h, st.logits);
         obs.observe(Site::Logits, Data::F32(st.logits));
+        Ok(())
     }
 
     /// Greedy decoding after [`FloatModel::encode`]; returns the ids written (eos included).
-    pub fn greedy(&self, st: &mut FloatState<'_>, out: &mut [u16]) -> usize {
+    /// A full `out` stops decoding with [`Error::OutputFull`].
+    pub fn greedy(&self, st: &mut FloatState<'_>, out: &mut [u16]) -> Result<usize, Error> {
         let c = &self.config;
         let mut last = c.bos;
         let mut n = 0;
         for pos in 0..c.max_len - 1 {
-            if n >= out.len() {
-                break;
-            }
-            self.decode_step(last, pos, st, &mut NoObserver);
+            let capacity = out.len();
+            let slot = out.get_mut(n).ok_or(Error::OutputFull { capacity })?;
+            self.decode_step(last, pos, st, &mut NoObserver)?;
             let mut best = 0;
             for (i, &v) in st.logits.iter().enumerate() {
                 if v > st.logits[best] {
                     best = i;
                 }
             }
-            out[n] = best as u16;
+            *slot = best as u16;
             n += 1;
             last = best as u16;
             if last == c.eos {
                 break;
             }
         }
-        n
+        Ok(n)
     }
 }

@@ -90,6 +90,8 @@ impl<'m, 'a> Translator<'m, 'a> {
         if beam_cap == 0 || beam_cap > MAX_BEAM {
             return Err(Error::BadBeamWidth { requested: beam_cap, capacity: MAX_BEAM });
         }
+        // a parsed model always passes; the empty `Model::default()` does not
+        model.config.validate()?;
         let needed = Self::arena_bytes(model, beam_cap);
         if arena.len() < needed {
             return Err(Error::ArenaTooSmall { needed, got: arena.len() });

@@ -12,9 +12,9 @@ fn run_if_valid(b: &[u8]) -> Result<(), Error> {
     let m = Model::parse(b)?;
     let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 2));
     let mut t = Translator::new(&m, arena.bytes_mut(), 2)?;
-    let src: Vec<u16> = (0..m.config.max_len.min(5)).map(|i| (i % m.config.vocab) as u16).collect();
+    let src: Vec<u16> = (0..m.config().max_len.min(5)).map(|i| (i % m.config().vocab) as u16).collect();
     t.encode(&src)?;
-    let mut out = vec![0u16; m.config.max_len];
+    let mut out = vec![0u16; m.config().max_len];
     t.greedy(&mut out)?;
     t.encode(&src)?;
     t.beam_search(2, &mut out)?;

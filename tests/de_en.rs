@@ -36,8 +36,8 @@ fn ints(st: &SafeTensors<'_>, name: &str) -> Vec<i32> {
 
 fn source(m: &Model<'_>, text: &str) -> Vec<TokenId> {
     let mut scratch = vec![Node::default(); picoformer::tokenizer::Tokenizer::scratch_len(text.len())];
-    let mut ids = vec![0; m.config.max_len];
-    let n = m.tokenizer().encode_source(text, &mut scratch, &mut ids, m.config.max_len).unwrap();
+    let mut ids = vec![0; m.config().max_len];
+    let n = m.tokenizer().encode_source(text, &mut scratch, &mut ids, m.config().max_len).unwrap();
     ids.truncate(n);
     ids
 }
@@ -118,7 +118,7 @@ fn translates_test2016_as_the_report_says() {
     let mut buf = vec![0u8; 4096];
     for (i, (s, h)) in src.lines().zip(hyps.lines()).take(100).enumerate() {
         t.encode(&source(&m, s)).unwrap();
-        let mut out = vec![0; m.config.max_len];
+        let mut out = vec![0; m.config().max_len];
         let n = t.greedy(&mut out).unwrap();
         let text = m.tokenizer().decode(&out[..n], &mut buf).unwrap();
         assert_eq!(text, h, "sentence {i}: {s}");
@@ -163,7 +163,7 @@ fn beam_search_runs_on_the_real_model() {
     t.encode(&src).unwrap();
     let mut b4 = vec![0; 64];
     let n4 = t.beam_search(4, &mut b4).unwrap();
-    assert_eq!(b4[n4 - 1], m.config.eos);
+    assert_eq!(b4[n4 - 1], m.config().eos);
     let mut buf = vec![0u8; 512];
     let text = m.tokenizer().decode(&b4[..n4], &mut buf).unwrap();
     assert!(text.to_lowercase().contains("dog"), "{text}");
@@ -180,7 +180,7 @@ fn greedy_into_a_short_buffer_loses_no_token() {
     let mut t = Translator::new(&m, arena.bytes_mut(), 1).unwrap();
     let src = source(&m, "Ein Hund rennt durch den Schnee.");
     t.encode(&src).unwrap();
-    let mut full = vec![0; m.config.max_len];
+    let mut full = vec![0; m.config().max_len];
     let n = t.greedy(&mut full).unwrap();
     full.truncate(n);
     assert!(n > 3, "{full:?}");
@@ -192,7 +192,7 @@ fn greedy_into_a_short_buffer_loses_no_token() {
     while let Some(id) = t.next_token().unwrap() {
         rest.push(id);
     }
-    let eos = m.config.eos;
+    let eos = m.config().eos;
     let want: Vec<u16> = full.iter().copied().filter(|&id| id != eos).collect();
     assert_eq!(rest, want);
     assert_eq!(m.tokenizer().decode(&rest, &mut [0u8; 256]).unwrap(), "A dog runs through the snow.");
@@ -207,15 +207,15 @@ fn greedy_after_beam_search_decodes_the_same_source() {
     let mut t = Translator::new(&m, arena.bytes_mut(), 4).unwrap();
     let src = source(&m, "Zwei Männer spielen Fußball.");
     t.encode(&src).unwrap();
-    let mut greedy = vec![0; m.config.max_len];
+    let mut greedy = vec![0; m.config().max_len];
     let n = t.greedy(&mut greedy).unwrap();
-    let mut beam = vec![0; m.config.max_len];
+    let mut beam = vec![0; m.config().max_len];
     let nb = t.beam_search(4, &mut beam).unwrap();
     assert!(nb > 0);
-    let mut again = vec![0; m.config.max_len];
+    let mut again = vec![0; m.config().max_len];
     assert_eq!(t.greedy(&mut again).unwrap(), n);
     assert_eq!(again[..n], greedy[..n]);
-    let mut beam2 = vec![0; m.config.max_len];
+    let mut beam2 = vec![0; m.config().max_len];
     assert_eq!(t.beam_search(4, &mut beam2).unwrap(), nb);
     assert_eq!(beam2[..nb], beam[..nb]);
 }

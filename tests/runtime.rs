@@ -130,3 +130,18 @@ fn tokenizer_maps_unknown_text_to_unk() {
     assert!(matches!(tok.encode("ein hund ein hund ein hund", &mut scratch[..8], &mut ids), Err(Error::InputTooLong { .. })));
     assert!(matches!(tok.encode("ein hund", &mut scratch, &mut ids[..1]), Err(Error::OutputFull { .. })));
 }
+
+/// Edges: an empty arena is too small, not misaligned; a session over an empty (default,
+/// unparsed) model is refused with the config field that is wrong.
+#[test]
+fn empty_arena_and_empty_model() {
+    let c = tiny_config(0);
+    let blob = tiny_blob(&c, 1);
+    let m = Model::parse(blob.bytes()).unwrap();
+    let need = Translator::arena_bytes(&m, 1);
+    assert_eq!(Translator::new(&m, &mut [], 1).err(), Some(Error::ArenaTooSmall { needed: need, got: 0 }));
+    let empty = Model::default();
+    assert_eq!(Translator::new(&empty, &mut [], 1).err(), Some(Error::BadConfig { field: "d_model" }));
+    assert_eq!(Error::MisalignedArena { align: 8 }.to_string(), "arena must be aligned to 8 bytes");
+    assert_eq!(Error::MisalignedBlob { align: 8 }.to_string(), "blob must be aligned to 8 bytes");
+}

@@ -26,7 +26,7 @@ fn models() -> &'static [Model<'static>] {
 fuzz_target!(|data: &[u8]| {
     let [variant, cap, width, src_len, out_len, rest @ ..] = data else { return };
     let m = &models()[usize::from(*variant) % VARIANTS.len()];
-    let c = m.config;
+    let c = *m.config();
     let cap = usize::from(*cap) % (MAX_BEAM + 2);
     let width = usize::from(*width) % (cap + 2);
     let src_len = usize::from(*src_len) % (2 * c.max_len + 1);

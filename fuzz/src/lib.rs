@@ -26,7 +26,7 @@ pub fn run_if_valid(b: &[u8]) -> Result<(), Error> {
     let m = Model::parse(b)?;
     let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 2));
     let mut t = Translator::new(&m, arena.bytes_mut(), 2)?;
-    let c = m.config;
+    let c = *m.config();
     let src: Vec<u16> = (0..c.max_len.min(5)).map(|i| ((i + 4) % c.vocab) as u16).chain([c.eos]).collect();
     let src = &src[src.len().saturating_sub(c.max_len)..];
     t.encode(src)?;

@@ -46,7 +46,7 @@ pub fn check_reference(fm: &FloatModel<'_>, dir: &Path) -> Result<f32> {
     let path = dir.join("reference.safetensors");
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let st = SafeTensors::deserialize(&bytes).with_context(|| format!("{}: not a safetensors file", path.display()))?;
-    let mut fl = Float::new(fm);
+    let mut fl = Float::new(fm)?;
     let mut worst = 0f32;
     let mut i = 0;
     while st.tensor(&format!("src_ids.{i}")).is_ok() {
@@ -54,19 +54,19 @@ pub fn check_reference(fm: &FloatModel<'_>, dir: &Path) -> Result<f32> {
         let (memory, _) = floats(&st, &format!("memory.{i}"), &path)?;
         let greedy: Vec<TokenId> = ints(&st, &format!("greedy.{i}"), &path)?.iter().map(|&v| v as TokenId).collect();
         let (logits, shape) = floats(&st, &format!("logits.{i}"), &path)?;
-        let mut state = fl.state();
-        fm.encode(&src, &mut state, &mut NoObserver);
+        let mut state = fl.state()?;
+        fm.encode(&src, &mut state, &mut NoObserver)?;
         let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         let dm = diff(fm.memory(&state), &memory);
         let v = fm.config.vocab;
         let mut dl = 0f32;
         let mut last = fm.config.bos;
         for t in 0..shape.first().copied().unwrap_or(0) {
-            fm.decode_step(last, t, &mut state, &mut NoObserver);
+            fm.decode_step(last, t, &mut state, &mut NoObserver)?;
             dl = dl.max(diff(state.logits(), &logits[t * v..(t + 1) * v]));
             last = greedy.get(t).copied().unwrap_or(0);
         }
-        let ours = fl.greedy(&src);
+        let ours = fl.greedy(&src)?;
         if dm > 1e-3 || dl > 1e-3 {
             bail!("{}: sentence {i}: f32 forward disagrees with PyTorch (memory max |Δ| {dm:.2e}, logits max |Δ| {dl:.2e}): the weight mapping is wrong", path.display());
         }
@@ -87,17 +87,17 @@ pub fn check_reference(fm: &FloatModel<'_>, dir: &Path) -> Result<f32> {
 pub fn calibrate(fm: &FloatModel<'_>, tok: &Tokenizer<'_>, src: &[String], tgt: &[String]) -> Result<Ranges> {
     let c = fm.config;
     let mut ranges = Ranges::default();
-    let mut fl = Float::new(fm);
+    let mut fl = Float::new(fm)?;
     let pb = bar(src.len(), "calibrate");
     for (s, t) in src.iter().zip(tgt) {
         let ids = source_ids(tok, s, c.max_len)?;
         let mut tgt_ids = pieces(tok, t)?;
         tgt_ids.truncate(c.max_len - 1);
-        let mut st = fl.state();
-        fm.encode(&ids, &mut st, &mut ranges);
+        let mut st = fl.state()?;
+        fm.encode(&ids, &mut st, &mut ranges)?;
         let mut last = c.bos;
         for (pos, &next) in tgt_ids.iter().chain(std::iter::once(&c.eos)).enumerate().take(c.max_len - 1) {
-            fm.decode_step(last, pos, &mut st, &mut ranges);
+            fm.decode_step(last, pos, &mut st, &mut ranges)?;
             last = next;
         }
         pb.inc(1);
@@ -161,16 +161,16 @@ pub struct SiteError {
 pub fn layer_errors(model: &Model<'_>, fm: &FloatModel<'_>, scales: &Scales, srcs: &[Vec<TokenId>]) -> Result<Vec<SiteError>> {
     let mut acc: HashMap<Site, (f64, f64, f64, f64, usize)> = HashMap::new();
     let mut i8s = Int8::new(model, 1);
-    let mut fl = Float::new(fm);
-    let c = model.config;
+    let mut fl = Float::new(fm)?;
+    let c = *model.config();
     for src in srcs {
-        let out = fl.greedy(src);
+        let out = fl.greedy(src)?;
         let mut fobs = Collect::default();
-        let mut st = fl.state();
-        fm.encode(src, &mut st, &mut fobs);
+        let mut st = fl.state()?;
+        fm.encode(src, &mut st, &mut fobs)?;
         let mut last = c.bos;
         for (pos, &t) in out.iter().enumerate() {
-            fm.decode_step(last, pos, &mut st, &mut fobs);
+            fm.decode_step(last, pos, &mut st, &mut fobs)?;
             last = t;
         }
         let mut qobs = Collect { scales: Some(scales), data: HashMap::new() };
@@ -223,7 +223,7 @@ pub struct Agreement {
 
 /// Translate `src` with both models (greedy) and score against `refs`.
 pub fn agreement(model: &Model<'_>, fm: &FloatModel<'_>, tok: &Tokenizer<'_>, src: &[String], refs: &[String]) -> Result<Agreement> {
-    let c = model.config;
+    let c = *model.config();
     let ids: Vec<Vec<TokenId>> = src.iter().map(|s| source_ids(tok, s, c.max_len)).collect::<Result<_>>()?;
     let pb = bar(ids.len(), "int8");
     let t0 = Instant::now();
@@ -237,10 +237,10 @@ pub fn agreement(model: &Model<'_>, fm: &FloatModel<'_>, tok: &Tokenizer<'_>, sr
     let seconds_int8 = t0.elapsed().as_secs_f64();
     let pb = bar(ids.len(), "float");
     let t0 = Instant::now();
-    let mut fl = Float::new(fm);
+    let mut fl = Float::new(fm)?;
     let mut fout = Vec::new();
     for s in &ids {
-        fout.push(fl.greedy(s));
+        fout.push(fl.greedy(s)?);
         pb.inc(1);
     }
     pb.finish();
@@ -282,10 +282,10 @@ pub struct Case {
 
 /// Run the int8 model (the integer simulation the firmware must match) on `texts`.
 pub fn vector_cases(model: &Model<'_>, fm: &FloatModel<'_>, texts: &[String]) -> Result<Vec<Case>> {
-    let c = model.config;
+    let c = *model.config();
     let tok = model.tokenizer();
     let mut q = Int8::new(model, 1);
-    let mut fl = Float::new(fm);
+    let mut fl = Float::new(fm)?;
     let mut cases = Vec::new();
     for text in texts {
         let src = source_ids(tok, text, c.max_len)?;
@@ -304,9 +304,9 @@ pub fn vector_cases(model: &Model<'_>, fm: &FloatModel<'_>, texts: &[String]) ->
                 out.push(t);
             }
         }
-        let mut st = fl.state();
-        fm.encode(&src, &mut st, &mut NoObserver);
-        fm.decode_step(c.bos, 0, &mut st, &mut NoObserver);
+        let mut st = fl.state()?;
+        fm.encode(&src, &mut st, &mut NoObserver)?;
+        fm.decode_step(c.bos, 0, &mut st, &mut NoObserver)?;
         let float_first_logits = st.logits().to_vec();
         cases.push(Case { text: text.clone(), src, out, logits_digest: digest.0, first_logits, float_first_logits, sites });
     }

@@ -81,7 +81,7 @@ impl<'m> Int8<'m> {
 
     /// Greedy (beam 1) or beam search ids of `src`, eos included when produced.
     pub fn translate_ids(&mut self, src: &[TokenId], beam: usize) -> Result<Vec<TokenId>> {
-        let max = self.model.config.max_len;
+        let max = self.model.config().max_len;
         let mut t = self.session()?;
         t.encode(src).map_err(|e| anyhow!("{e}"))?;
         let mut out = vec![0; max];
@@ -98,22 +98,23 @@ pub struct Float<'m> {
 }
 
 impl<'m> Float<'m> {
-    pub fn new(model: &'m FloatModel<'m>) -> Float<'m> {
-        Float { model, mem: Aligned::zeroed(FloatState::bytes(&model.config)) }
+    pub fn new(model: &'m FloatModel<'m>) -> Result<Float<'m>> {
+        let bytes = FloatState::bytes(&model.config).map_err(|e| anyhow!("float model: {e}"))?;
+        Ok(Float { model, mem: Aligned::zeroed(bytes) })
     }
 
-    pub fn state(&mut self) -> FloatState<'_> {
-        FloatState::new(&self.model.config, self.mem.bytes_mut()).unwrap_or_else(|e| panic!("float state: {e}"))
+    pub fn state(&mut self) -> Result<FloatState<'_>> {
+        FloatState::new(&self.model.config, self.mem.bytes_mut()).map_err(|e| anyhow!("float state: {e}"))
     }
 
-    pub fn greedy(&mut self, src: &[TokenId]) -> Vec<TokenId> {
+    pub fn greedy(&mut self, src: &[TokenId]) -> Result<Vec<TokenId>> {
         let m = self.model;
-        let mut st = self.state();
-        m.encode(src, &mut st, &mut picoformer::observe::NoObserver);
+        let mut st = self.state()?;
+        m.encode(src, &mut st, &mut picoformer::observe::NoObserver)?;
         let mut out = vec![0; m.config.max_len];
-        let n = m.greedy(&mut st, &mut out);
+        let n = m.greedy(&mut st, &mut out)?;
         out.truncate(n);
-        out
+        Ok(out)
     }
 }
 
@@ -146,5 +147,30 @@ mod tests {
         let want = tok.decode(&ids, &mut big).unwrap().to_owned();
         assert_eq!(want.len(), 114);
         assert_eq!(detok(tok, &ids).unwrap(), want);
+    }
+
+    /// The f32 reference refuses bad input with the runtime's typed errors (it panicked on an
+    /// id equal to the vocabulary size and on 65 ids, and decoded 19 tokens from nothing).
+    #[test]
+    fn float_reference_refuses_bad_input() {
+        use picoformer::Error;
+        let ex = crate::export::Export::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/de-en/export"))).unwrap();
+        let fm = ex.float_model();
+        let mut fl = Float::new(&fm).unwrap();
+        let mut st = fl.state().unwrap();
+        let obs = &mut picoformer::observe::NoObserver;
+        let c = fm.config;
+        assert_eq!(fm.encode(&[5, c.vocab as u16, 3], &mut st, obs), Err(Error::TokenOutOfRange { id: 4000, vocab: 4000 }));
+        assert_eq!(fm.encode(&[5; 65], &mut st, obs), Err(Error::InputTooLong { len: 65, max: 64 }));
+        assert_eq!(fm.encode(&[], &mut st, obs), Err(Error::EmptyInput));
+        assert_eq!(fm.decode_step(c.bos, 0, &mut st, obs), Err(Error::DecoderState));
+        fm.encode(&[5, 6, 3], &mut st, obs).unwrap();
+        assert_eq!(fm.decode_step(c.bos, 64, &mut st, obs), Err(Error::DecoderState));
+        assert_eq!(fm.decode_step(4000, 0, &mut st, obs), Err(Error::TokenOutOfRange { id: 4000, vocab: 4000 }));
+        assert_eq!(fm.greedy(&mut st, &mut [0; 2]), Err(Error::OutputFull { capacity: 2 }));
+        // a hand-built float model whose views are short is refused, not indexed
+        let mut short = fm.clone();
+        short.src_emb = &fm.src_emb[..10];
+        assert_eq!(short.encode(&[5, 3], &mut st, obs), Err(Error::BadConfig { field: "embeddings" }));
     }
 }

@@ -109,7 +109,7 @@ fn translate(model_path: &Path, beam: usize, sentences: &[String]) -> Result<()>
     let model = Model::parse(blob.bytes()).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
     let mut int8 = Int8::new(&model, beam.max(1));
     let tok = model.tokenizer();
-    let c = model.config;
+    let c = *model.config();
     let mut one = |text: &str| -> Result<()> {
         let src = source_ids(tok, text, c.max_len)?;
         let stdout = std::io::stdout();

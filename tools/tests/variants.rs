@@ -22,7 +22,7 @@ fn check(name: &str, min_logit_sqnr: f64) {
     let blob = Aligned::from_bytes(&conv.blob);
     let model = Model::parse(blob.bytes()).unwrap();
     let fm = ex.float_model();
-    let c = model.config;
+    let c = *model.config();
     assert_eq!(c, ex.blob_config);
     let test = read_lines(&root().join("models/de-en/test2016.de")).unwrap();
     let srcs: Vec<Vec<u16>> = test.iter().take(6).map(|s| source_ids(model.tokenizer(), s, c.max_len).unwrap()).collect();

@@ -309,7 +309,7 @@ fn bench_model<P: Platform>(p: &mut P, b: &mut Bufs) -> bool {
             return false;
         }
     };
-    let c = &model.config;
+    let c = &model.config();
     if c.d_model != D || c.vocab > b.y32.len() || c.max_len < STEPS + 1 {
         defmt::println!("bench: expects the de-en model (d_model 128, vocab <= 4000)");
         return false;
@@ -339,7 +339,7 @@ fn bench_model<P: Platform>(p: &mut P, b: &mut Bufs) -> bool {
     let x: [i16; SEQ * D] = core::array::from_fn(|i| b.x.0[i]);
     let rows = n.min(SEQ);
     let xs = &x[..rows * D];
-    let sa = model.enc[0].sa;
+    let sa = model.encoder_layers()[0].sa;
     let t_qkv = qkv(p, &sa, xs, b, rows);
     let t_att = attn(p, &sa.params, c.nhead, b, rows, rows, Mask { key_len: rows, causal: false, q_pos0: 0 });
     let (ctx, y16) = (&b.ctx[..rows * D], &mut b.y16[..rows * D]);
@@ -420,7 +420,7 @@ fn bench_model<P: Platform>(p: &mut P, b: &mut Bufs) -> bool {
         dec_linear += per_call(p, 20, || l.ff.ff2.forward(black_box(xi), black_box(&mut *yo)));
     }
     let (xi, lg) = (&x[..D], &mut b.y32[..c.vocab]);
-    let generator = per_call(p, 3, || model.generator.forward(black_box(xi), black_box(&mut *lg)));
+    let generator = per_call(p, 3, || model.generator().forward(black_box(xi), black_box(&mut *lg)));
     dec_linear += generator;
     // one step's attention kernels: self over pos + 1 keys, cross over n keys, per layer
     let dec_attn = |p: &mut P, b: &mut Bufs, pos: usize| -> u64 {

@@ -126,7 +126,7 @@ fn translate_all<P: Platform>(p: &mut P) -> (usize, usize) {
     }
     let parse = p.instructions() - t0;
     let model: &Model<'_> = memory.model;
-    let c = &model.config;
+    let c = &model.config();
     defmt::println!(
         "blob: {=usize} bytes in flash; d_model {=usize}, {=usize}+{=usize} layers, vocabulary {=usize}, max_len {=usize}; verified in {=u64} instructions",
         assets::BLOB.len(),

@@ -54,7 +54,7 @@ fn run<P: Platform>(p: &mut P, text: &str) -> Result<(), Error> {
     defmt::println!("de: {=str}", text);
     let t0 = p.instructions();
     let mut src = [0 as TokenId; assets::MAX_TEXT_BYTES + 2];
-    let n = tok.encode_source(text, memory.scratch, &mut src, model.config.max_len)?;
+    let n = tok.encode_source(text, memory.scratch, &mut src, model.config().max_len)?;
     t.encode(src.get(..n).unwrap_or(&[]))?;
     let mut state = DecodeState::default();
     let mut en = Text { buf: [0; 512], len: 0 };

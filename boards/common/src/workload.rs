@@ -98,7 +98,7 @@ pub fn run_case<P: Platform>(
     index: usize,
     case: &Case<'_>,
 ) -> Result<Outcome, Error> {
-    let c = &model.config;
+    let c = &model.config();
     let tok = model.tokenizer();
     let mut cost = Cost::default();
     defmt::println!("case {=usize}: {=str}", index, case.text);

@@ -182,7 +182,7 @@ fn translate<S: Write, C: Clock>(
     text: &str,
 ) -> Result<Cost, Error> {
     let tok = model.tokenizer();
-    let max_len = model.config.max_len;
+    let max_len = model.config().max_len;
     let mut cost = Cost::default();
 
     // tokenize on the device (pieces never outnumber the bytes plus the dummy prefix, plus eos)
@@ -239,7 +239,7 @@ pub fn run<S: Read + Write, C: Clock>(
     }
     let model: &Model<'_> = slot;
     let parse = clock.ticks().wrapping_sub(t0) as u64;
-    let c = &model.config;
+    let c = &model.config();
     defmt::info!(
         "blob: {=usize} bytes; d_model {=usize}, {=usize}+{=usize} layers, vocabulary {=usize}, max_len {=usize}; verified in {=u64} us",
         BLOB.len(),
