@@ -1,15 +1,20 @@
-//! Selects the kernels' fast paths by target: `picoformer_dsp` on cores with the Armv7E-M DSP
-//! extension. It is architectural on Armv7E-M (`thumbv7em`: Cortex-M4/M7) and optional on
-//! Armv8-M Mainline (`thumbv8m.main`), so there it is opt-in: `-C target-cpu=cortex-m33`
-//! (or `cortex-m35p`, `cortex-m55`, `cortex-m85`) in the rustflags, or `PICOFORMER_DSP=1`.
-//! `picoformer_v7m` on Armv7-M without DSP (`thumbv7m`: Cortex-M3), for its `LDRSB` + `MLA`
-//! linear kernel, and `picoformer_v6m` on Armv6-M (`thumbv6m`: Cortex-M0/M0+). `PICOFORMER_PORTABLE=1` turns the fast paths off, to measure the portable
-//! kernels on the same core.
+//! Chooses which core's fast paths the kernels compile, as one value: `cfg(picoformer_core = …)`.
+//!
+//! | core | targets | fast paths |
+//! |---|---|---|
+//! | `"dsp"` | `thumbv7em` (Cortex-M4/M7); `thumbv8m.main` with the DSP extension: `-C target-cpu=cortex-m33` (or `m35p`, `m55`, `m85`), or `PICOFORMER_DSP=1` | `SMLAD` assembly |
+//! | `"v7m"` | `thumbv7m` (Cortex-M3: Armv7-M without DSP) | `LDRSB` + `MLA` assembly |
+//! | `"v6m"` | `thumbv6m` (Cortex-M0/M0+) | `LDRB` + `SXTB` + `MULS` assembly |
+//! | `"rv32"` | `riscv32` with the M extension | `lb` + `mul` + `add` assembly |
+//! | `"none"` | everything else, or any target with `PICOFORMER_PORTABLE=1` | portable Rust only |
+//!
+//! Each kernel family picks its core's file in one place (`src/kernels/<family>/mod.rs`); the
+//! portable loops and the plain references build everywhere. `picoformer_armv6m` is separate:
+//! it says the ISA has no 32×32→64 multiply (`quant::mul_wide`), whatever the fast paths.
 
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(picoformer_dsp)");
-    println!("cargo::rustc-check-cfg=cfg(picoformer_v7m)");
-    println!("cargo::rustc-check-cfg=cfg(picoformer_v6m)");
+    println!("cargo::rustc-check-cfg=cfg(picoformer_core, values(\"dsp\", \"v7m\", \"v6m\", \"rv32\", \"none\"))");
+    println!("cargo::rustc-check-cfg=cfg(picoformer_armv6m)");
     println!("cargo::rerun-if-env-changed=PICOFORMER_PORTABLE");
     println!("cargo::rerun-if-env-changed=PICOFORMER_DSP");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
@@ -18,17 +23,21 @@ fn main() {
     let on = |var: &str| std::env::var(var).is_ok_and(|v| v == "1");
     let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
     let dsp_cpu = ["cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85"].iter().any(|cpu| flags.contains(&format!("target-cpu={cpu}")));
-    let dsp = target.starts_with("thumbv7em") || (target.starts_with("thumbv8m.main") && (dsp_cpu || on("PICOFORMER_DSP")));
-    if on("PICOFORMER_PORTABLE") {
-        return;
-    }
-    if dsp {
-        println!("cargo::rustc-cfg=picoformer_dsp");
-    }
-    if target.starts_with("thumbv7m") {
-        println!("cargo::rustc-cfg=picoformer_v7m");
-    }
     if target.starts_with("thumbv6m") {
-        println!("cargo::rustc-cfg=picoformer_v6m");
+        println!("cargo::rustc-cfg=picoformer_armv6m");
     }
+    let core = if on("PICOFORMER_PORTABLE") {
+        "none"
+    } else if target.starts_with("thumbv7em") || (target.starts_with("thumbv8m.main") && (dsp_cpu || on("PICOFORMER_DSP"))) {
+        "dsp"
+    } else if target.starts_with("thumbv7m") {
+        "v7m"
+    } else if target.starts_with("thumbv6m") {
+        "v6m"
+    } else if target.starts_with("riscv32im") {
+        "rv32"
+    } else {
+        "none"
+    };
+    println!("cargo::rustc-cfg=picoformer_core=\"{core}\"");
 }

@@ -50,7 +50,7 @@ impl Layer {
     }
 
     fn linear(&self) -> Linear<'_> {
-        Linear { w: &self.w, layout: Layout::Block4, bias: &self.bias, rq: &self.rq, k: self.k, fast_rq: self.rq.iter().all(|r| (33..=62).contains(&r.shift)) }
+        Linear::new(&self.w, Layout::Block4, &self.bias, &self.rq, self.k)
     }
 }
 

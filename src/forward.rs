@@ -10,7 +10,7 @@
 //! attention probabilities `u8`; contexts and FFN hidden values `i16`; logits `i32`.
 
 use crate::kernels::activation::{relu_i16, table_i16};
-use crate::kernels::attention::{attention, Mask};
+use crate::kernels::attention::{attention, Heads, Mask};
 use crate::kernels::layernorm::LayerNorm;
 use crate::kernels::residual::{add_in_place, ResidualParams};
 use crate::model::{Attention, FeedForward, Model};
@@ -144,7 +144,7 @@ pub(crate) fn encode<O: Observer>(
         let mask = Mask { key_len: n, causal: false, q_pos0: 0 };
         let sa = &layer.sa;
         project_qkv(sa, h, q, k, v, |p| at(Block::SelfAttn, p), obs);
-        attention(&sa.params, c.nhead, d, q, k, v, mask, s.scores, s.probs, ctx);
+        attention(&sa.params, Heads::multi(c.nhead, d), q, k, v, mask, s.scores, s.probs, ctx);
         obs.observe(at(Block::SelfAttn, Point::Ctx), Data::I16(ctx));
         sa.o.forward(ctx, a);
         obs.observe(at(Block::SelfAttn, Point::Out), Data::I16(a));
@@ -236,7 +236,7 @@ pub(crate) fn decode_step<O: Observer>(
         };
         project_qkv(sa, h, q, k_new, v_new, |p| at(Block::SelfAttn, p), obs);
         let mask = Mask { key_len: pos + 1, causal: true, q_pos0: pos };
-        attention(&sa.params, c.nhead, d, q, kc, vc, mask, s.scores, s.probs, ctx);
+        attention(&sa.params, Heads::multi(c.nhead, d), q, kc, vc, mask, s.scores, s.probs, ctx);
         obs.observe(at(Block::SelfAttn, Point::Ctx), Data::I16(ctx));
         sa.o.forward(ctx, a);
         obs.observe(at(Block::SelfAttn, Point::Out), Data::I16(a));
@@ -252,7 +252,7 @@ pub(crate) fn decode_step<O: Observer>(
             return;
         };
         let mask = Mask { key_len: mem.src_len, causal: false, q_pos0: 0 };
-        attention(&ca.params, c.nhead, d, q, ck, cv, mask, s.scores, s.probs, ctx);
+        attention(&ca.params, Heads::multi(c.nhead, d), q, ck, cv, mask, s.scores, s.probs, ctx);
         obs.observe(at(Block::CrossAttn, Point::Ctx), Data::I16(ctx));
         ca.o.forward(ctx, a);
         obs.observe(at(Block::CrossAttn, Point::Out), Data::I16(a));

@@ -18,6 +18,8 @@ pub mod quant;
 #[cfg(feature = "reference")]
 #[allow(clippy::indexing_slicing)] // host/FPU-board reference over converter-checked shapes
 pub mod reference;
+#[cfg(any(test, feature = "selftest"))]
+pub mod selftest;
 pub mod tokenizer;
 mod translate;
 pub mod vectors;

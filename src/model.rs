@@ -407,8 +407,7 @@ impl<'a> Parts<'a> {
         m.tgt_emb = Embedding { table: tgt_table, layout: tgt_layout, rq: tgt_rq, pos: self.pos, d };
         m.enc_norm = self.enc_norm;
         m.dec_norm = self.dec_norm;
-        let fast_rq = self.gen_rq.iter().all(|r| (33..=62).contains(&r.shift));
-        m.generator = Linear { w: gen_w, layout: gen_layout, bias: self.gen_bias, rq: self.gen_rq, k: d, fast_rq };
+        m.generator = Linear::new(gen_w, gen_layout, self.gen_bias, self.gen_rq, d);
         m.log_softmax = self.log_softmax;
         Ok(())
     }
@@ -441,10 +440,7 @@ fn linear_part<'a>(slot: (&mut Linear<'a>, u32), t: u32, bytes: &'a [u8], layout
     match part {
         0 => (l.w, l.layout) = (cast(t, bytes)?, layout),
         1 => l.bias = cast(t, bytes)?,
-        2 => {
-            l.rq = checked_rq(t, bytes)?;
-            l.fast_rq = l.rq.iter().all(|r| (33..=62).contains(&r.shift));
-        }
+        2 => l.rq = checked_rq(t, bytes)?,
         _ => return Err(Error::BadTensorShape { tag: t }),
     }
     Ok(())
@@ -452,13 +448,13 @@ fn linear_part<'a>(slot: (&mut Linear<'a>, u32), t: u32, bytes: &'a [u8], layout
 
 fn set_k(a: &mut Attention<'_>, d: usize) {
     for l in [&mut a.q, &mut a.k, &mut a.v, &mut a.o] {
-        l.k = d;
+        *l = Linear::new(l.w, l.layout, l.bias, l.rq, d);
     }
 }
 
 fn set_ff_k(f: &mut FeedForward<'_>, d_ff: usize, d: usize) {
-    f.ff1.k = d;
-    f.ff2.k = d_ff;
+    f.ff1 = Linear::new(f.ff1.w, f.ff1.layout, f.ff1.bias, f.ff1.rq, d);
+    f.ff2 = Linear::new(f.ff2.w, f.ff2.layout, f.ff2.bias, f.ff2.rq, d_ff);
 }
 
 const _: () = assert!(HEADER_LEN % ALIGN == 0 && ENTRY_LEN % ALIGN == 0);

@@ -31,6 +31,17 @@ impl Requant {
     pub const SHIFT_MIN: i32 = 1;
     pub const SHIFT_MAX: i32 = 62;
 
+    /// The shifts of the fused 32-bit requantization ([`Requant::apply32`]): a multiplier below
+    /// 1/4. Every fast path that requantizes in registers (`SMMLA`, `mulh`) takes only these,
+    /// and the converter chooses scales so that every linear layer's multipliers are in it.
+    pub const FUSED_SHIFTS: core::ops::RangeInclusive<i32> = 33..=Self::SHIFT_MAX;
+
+    /// Whether this multiplier takes the fused 32-bit path (its shift is in [`Self::FUSED_SHIFTS`]).
+    #[inline(always)]
+    pub const fn is_fused(self) -> bool {
+        self.shift >= *Self::FUSED_SHIFTS.start() && self.shift <= *Self::FUSED_SHIFTS.end()
+    }
+
     /// Whether `mult` and `shift` are in their documented ranges.
     #[inline]
     pub const fn is_valid(self) -> bool {
@@ -56,7 +67,7 @@ impl Requant {
     #[inline(always)]
     pub fn apply32(self, acc: i32) -> i32 {
         let s = self.shift;
-        if (33..=62).contains(&s) {
+        if self.is_fused() {
             // |hi| ≤ 2^30 and the rounding term ≤ 2^29: no overflow
             let hi = (mul_wide(acc, self.mult) >> 32) as i32;
             (hi + (1 << (s - 33))) >> (s - 32)
@@ -159,18 +170,18 @@ pub fn sat_i32(x: i64) -> i32 {
 /// [`mul_wide_split`], four `MULS` inline instead of a call to `__aeabi_lmul`.
 #[inline(always)]
 pub fn mul_wide(a: i32, b: i32) -> i64 {
-    #[cfg(picoformer_v6m)]
+    #[cfg(picoformer_armv6m)]
     return mul_wide_split(a, b);
-    #[cfg(not(picoformer_v6m))]
+    #[cfg(not(picoformer_armv6m))]
     return a as i64 * b as i64;
 }
 
 /// `a · b` for `u32` operands, as [`mul_wide`].
 #[inline(always)]
 pub fn mul_wide_u32(a: u32, b: u32) -> u64 {
-    #[cfg(picoformer_v6m)]
+    #[cfg(picoformer_armv6m)]
     return mul_wide_u32_split(a, b);
-    #[cfg(not(picoformer_v6m))]
+    #[cfg(not(picoformer_armv6m))]
     return a as u64 * b as u64;
 }
 

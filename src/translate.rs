@@ -13,7 +13,7 @@
 
 use crate::arena::Arena;
 use crate::forward::{decode_step, encode, DecoderMemory, Scratch};
-use crate::kernels::softmax::exp2_neg_q15;
+use crate::kernels::softmax::{exp2_neg_q15, log2_q10};
 use crate::model::Model;
 use crate::observe::{NoObserver, Observer};
 use crate::{Error, TokenId};
@@ -511,44 +511,9 @@ fn log_sum_exp_q10(logits: &[i32], rq: crate::quant::Requant) -> i64 {
     log2_q10(sum) - 15 * 1024
 }
 
-/// `log2(x)` in Q10 for `x ≥ 1`: the integer part from the leading bit, ten fractional bits by
-/// repeated squaring.
-pub fn log2_q10(x: u64) -> i64 {
-    if x == 0 {
-        return 0;
-    }
-    let n = 63 - x.leading_zeros() as i64;
-    // y in [1, 2) as Q30
-    let mut y = if n >= 30 { x >> (n - 30) } else { x << (30 - n) };
-    let mut frac = 0i64;
-    for _ in 0..10 {
-        y = (y * y) >> 30;
-        frac <<= 1;
-        if y >= 2 << 30 {
-            y >>= 1;
-            frac |= 1;
-        }
-    }
-    n * 1024 + frac
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn log2_is_exact_on_powers_and_monotone() {
-        assert_eq!(log2_q10(1), 0);
-        assert_eq!(log2_q10(2), 1024);
-        assert_eq!(log2_q10(1 << 40), 40 * 1024);
-        assert_eq!(log2_q10(3), 1623); // log2(3) · 1024 = 1622.9997: within one step
-        let mut prev = -1;
-        for x in 1..5000u64 {
-            let v = log2_q10(x);
-            assert!(v >= prev);
-            prev = v;
-        }
-    }
 
     #[test]
     fn top_k_and_argmax() {

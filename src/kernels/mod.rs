@@ -1,47 +1,65 @@
-//! Integer kernels, one file per family. Each has a plain scalar reference; fast paths sit
-//! beside it and are tested bit-exact against it.
+//! Integer kernels, one folder or file per family. Each has a plain scalar reference; fast
+//! paths sit beside it and are tested bit-exact against it (on the host, and on every board by
+//! [`crate::selftest`]).
 //!
 //! Conventions: activations are row-major `(rows, features)`; weights are `(out, in)` as in
 //! PyTorch; kernels take slices and never panic: shapes are checked by the caller (the model
 //! verifies them once, at parse time) and the loops use iterators that stop at the shortest
 //! slice.
+//!
+//! Dispatch, in every family the same way: `build.rs` sets one `cfg(picoformer_core = …)` for
+//! the build (`dsp`, `v7m`, `v6m`, `rv32`, or `none` with `PICOFORMER_PORTABLE=1`), and the
+//! family's `mod.rs` maps it to one file (`use dsp as core_path;`). Each core's file offers the
+//! same functions as the family's portable file, takes the shapes its assembly can, and hands
+//! the rest to the portable loops; a core without a file uses the portable one. Fast-path files
+//! depend on their family's portable and parameter files, never the other way round.
 
-/// Whether this build has the Cortex-M4/M7/M33 DSP fast paths (`cfg(picoformer_dsp)`, see
-/// `build.rs`); without them every kernel runs its portable code.
-pub const DSP: bool = cfg!(picoformer_dsp);
+pub mod activation;
+pub mod attention;
+pub mod embedding;
+pub mod layernorm;
+pub mod layout;
+pub mod linear;
+pub mod residual;
+pub mod softmax;
+
+/// The core whose fast paths this build runs (`build.rs`).
+pub const CORE: &str = if cfg!(picoformer_core = "dsp") {
+    "dsp"
+} else if cfg!(picoformer_core = "v7m") {
+    "v7m"
+} else if cfg!(picoformer_core = "v6m") {
+    "v6m"
+} else if cfg!(picoformer_core = "rv32") {
+    "rv32"
+} else {
+    "none"
+};
+
+/// Whether this build runs the Cortex-M4/M7/M33 DSP fast paths.
+pub const DSP: bool = cfg!(picoformer_core = "dsp");
 
 /// Which assembly fast paths this build runs (the rest is portable Rust).
 pub const FAST_PATHS: &str = if DSP {
     "DSP assembly (SMLAD): linear, softmax, LayerNorm, attention"
-} else if cfg!(picoformer_v7m) {
+} else if cfg!(picoformer_core = "v7m") {
     "Armv7-M assembly (LDRSB + MLA): linear"
-} else if cfg!(picoformer_v6m) {
+} else if cfg!(picoformer_core = "v6m") {
     "Armv6-M assembly (LDRB + SXTB + MULS): linear"
-} else if cfg!(target_arch = "riscv32") {
+} else if cfg!(picoformer_core = "rv32") {
     "RV32 assembly (16 channels per pass): linear"
 } else {
     "none (portable Rust)"
 };
 
-pub mod activation;
-pub mod attention;
-#[cfg(picoformer_dsp)]
-pub mod attention_dsp;
-pub mod embedding;
-pub mod layernorm;
-#[cfg(picoformer_dsp)]
-pub mod layernorm_dsp;
-pub mod layout;
-pub mod linear;
-#[cfg(picoformer_dsp)]
-pub mod linear_dsp;
-#[cfg(target_arch = "riscv32")]
-pub mod linear_rv32;
-#[cfg(picoformer_v6m)]
-pub mod linear_v6m;
-#[cfg(picoformer_v7m)]
-pub mod linear_v7m;
-pub mod residual;
-pub mod softmax;
-#[cfg(picoformer_dsp)]
-pub mod softmax_dsp;
+/// Bytes of stack the kernels use at most beyond their register frames (the deepest family):
+/// what a board must leave free on top of the model's own frames.
+pub const STACK_BYTES: usize = max(max(linear::STACK_BYTES, attention::STACK_BYTES), max(softmax::STACK_BYTES, layernorm::STACK_BYTES));
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}

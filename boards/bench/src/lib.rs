@@ -16,12 +16,12 @@
 
 use core::hint::black_box;
 
-use picoformer::kernels::attention::{attention, AttentionParams, Mask};
+use picoformer::kernels::attention::{attention, AttentionParams, Heads, Mask};
 use picoformer::kernels::layernorm::LayerNorm;
 use picoformer::kernels::layout::Layout;
 use picoformer::kernels::linear::{linear_ref, Linear};
 use picoformer::kernels::residual::{add_in_place, ResidualParams};
-use picoformer_board_common::kernels::Rng;
+use picoformer::selftest::Rng;
 use picoformer::kernels::softmax::softmax_u8;
 use picoformer::model::Attention;
 use picoformer::observe::NoObserver;
@@ -181,7 +181,7 @@ fn fill(rng: &mut Rng, b: &mut Bufs) {
 
 /// The Block4 layer `(n, k)` over the first `n·k` weights.
 fn layer<'a>(w: &'a [i8], bias: &'a [i32], rq: &'a [Requant], k: usize, n: usize) -> Linear<'a> {
-    Linear { w: &w[..n * k], layout: Layout::Block4, bias: &bias[..n], rq: &rq[..n], k, fast_rq: rq[..n].iter().all(|r| (33..=62).contains(&r.shift)) }
+    Linear::new(&w[..n * k], Layout::Block4, &bias[..n], &rq[..n], k)
 }
 
 /// Instructions of one `forward` into `O` outputs.
@@ -297,7 +297,7 @@ fn attn<P: Platform>(p: &mut P, params: &AttentionParams, heads: usize, b: &mut 
     let (q, k, v) = (&b.q.0[..rows * D], &b.k.0[..keys * D], &b.v.0[..keys * D]);
     let (scores, probs, ctx) = (&mut b.scores[..keys], &mut b.probs[..keys], &mut b.ctx[..rows * D]);
     per_call(p, reps_for((rows * keys * D * 4) as u64), || {
-        attention(params, heads, D, black_box(q), black_box(k), black_box(v), mask, black_box(&mut *scores), black_box(&mut *probs), black_box(&mut *ctx))
+        attention(params, Heads::multi(heads, D), black_box(q), black_box(k), black_box(v), mask, black_box(&mut *scores), black_box(&mut *probs), black_box(&mut *ctx))
     })
 }
 

@@ -10,7 +10,6 @@
 #![no_std]
 
 pub mod assets;
-pub mod kernels;
 pub mod mem;
 pub mod sentence;
 #[cfg(target_arch = "arm")]
@@ -47,30 +46,9 @@ pub fn run<P: Platform>(p: &mut P) -> bool {
     }
     let (mut passed, mut failed) = translate_all(p);
     let translation_stack = mem::stack_high_water(&ram);
-    let bad = kernels::check_linear(200);
-    defmt::println!("kernels: linear fast path vs reference on 200 random layers × i32/i16/i8 outputs: {=usize} mismatches", bad);
-    tally(bad == 0, &mut passed, &mut failed);
-    if picoformer::kernels::softmax::FAST_PATH {
-        let bad = kernels::check_softmax(1000);
-        defmt::println!("kernels: softmax fast path vs reference on 1000 random rows: {=usize} mismatches", bad);
-        tally(bad == 0, &mut passed, &mut failed);
-    } else {
-        defmt::println!("kernels: softmax runs its portable reference on this core (nothing to compare)");
-    }
-    if picoformer::kernels::layernorm::FAST_PATH {
-        let bad = kernels::check_layernorm(1000);
-        defmt::println!("kernels: LayerNorm fast path vs reference on 1000 random calls: {=usize} mismatches", bad);
-        tally(bad == 0, &mut passed, &mut failed);
-    } else {
-        defmt::println!("kernels: LayerNorm runs its portable reference on this core (nothing to compare)");
-    }
-    if picoformer::kernels::attention::FAST_PATH {
-        let bad = kernels::check_attention(500);
-        defmt::println!("kernels: attention fast path vs reference on 500 random calls: {=usize} mismatches", bad);
-        tally(bad == 0, &mut passed, &mut failed);
-    } else {
-        defmt::println!("kernels: attention runs its portable reference on this core (nothing to compare)");
-    }
+    let (passed_checks, failed_checks) = self_test();
+    passed += passed_checks;
+    failed += failed_checks;
     defmt::println!("static RAM {=usize} bytes", ram.static_bytes());
     defmt::println!(
         "stack high-water {=usize} bytes of {=usize} ({=usize} by the end of the translations, before the kernel checks)",
@@ -80,6 +58,28 @@ pub fn run<P: Platform>(p: &mut P) -> bool {
     );
     defmt::println!("{=usize} passed, {=usize} failed", passed, failed);
     failed == 0 && passed > 0
+}
+
+/// The kernels' self-test ([`picoformer::selftest`], the module `cargo test` runs too): every
+/// fast path of this core against its plain reference. `(passed, failed)` families.
+#[inline(never)] // its buffers live only while it runs, not under the translations
+fn self_test() -> (usize, usize) {
+    use picoformer::selftest;
+    defmt::println!("self-test on core `{=str}` (fast paths: {=str}):", picoformer::kernels::CORE, picoformer::kernels::FAST_PATHS);
+    let checks: [(&str, usize, fn(usize) -> usize); 5] = [
+        ("linear, random layers x i32/i16/i8 outputs", 200, selftest::check_linear),
+        ("softmax, random rows", 1000, selftest::check_softmax),
+        ("LayerNorm, random calls", 1000, selftest::check_layernorm),
+        ("attention, random calls", 500, selftest::check_attention),
+        ("residual add, random calls", 500, selftest::check_residual),
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    for (what, trials, check) in checks {
+        let bad = check(trials);
+        defmt::println!("  {=str} ({=usize}): {=usize} mismatches", what, trials, bad);
+        tally(bad == 0, &mut passed, &mut failed);
+    }
+    (passed, failed)
 }
 
 /// Counts one check.

@@ -6,7 +6,7 @@
 //! accumulators in the high registers `r8`-`r11` and the group's four int16 inputs in `r2`-`r5`
 //! (two `LDR` + `SXTH`/`ASRS`); each MAC is `LDRB` + `SXTB` + `MULS` + `ADD` (high-register
 //! form): 74 instructions per 16 MACs. Sums wrap like the reference's `wrapping_add`, so the
-//! result is bit-exact with [`super::linear::linear_ref`]; the firmware checks it on target.
+//! result is bit-exact with [`super::reference::linear_ref`]; the firmware checks it on target.
 
 /// Channel at word offset `$o` of the group into accumulator `$acc`: bytes 0..3 hold inputs
 /// j0, j2, j1, j3 (`r2`, `r4`, `r3`, `r5`).
@@ -81,7 +81,7 @@ extern "C" {
 /// `k = x.len()` rounded down to a multiple of 4). Returns `false`, doing nothing, unless `x` is
 /// word-aligned (Armv6-M faults on unaligned words) and `w` holds the groups.
 #[inline(always)]
-pub fn dot_block4(w: &[i8], x: &[i16], acc: &mut [i32; 4]) -> bool {
+fn dot_block4_asm(w: &[i8], x: &[i16], acc: &mut [i32; 4]) -> bool {
     let groups = (x.len() / 4).min(w.len() / 16);
     if groups == 0 || x.as_ptr() as usize % 4 != 0 {
         return false;
@@ -91,4 +91,22 @@ pub fn dot_block4(w: &[i8], x: &[i16], acc: &mut [i32; 4]) -> bool {
     // `STM`: word-aligned as `[i32; 4]`). Restores r4-r11.
     unsafe { pf_v6m_dot_block4(w.as_ptr(), x.as_ptr(), groups, acc.as_mut_ptr()) };
     true
+}
+
+use super::portable;
+use super::weights::Linear;
+use crate::quant::Activation;
+
+/// Stack scratch: none beyond the 4 accumulators.
+pub const STACK_BYTES: usize = 16;
+
+/// A Block4 layer on Armv6-M: each block of 4 channels in assembly, rows through the portable
+/// loop.
+#[inline]
+pub fn block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
+    portable::block4_rows(l, x, y, |_, _, _| 0, |w, x, acc| {
+        if !dot_block4_asm(w, x, acc) {
+            portable::dot_block4(w, x, acc)
+        }
+    })
 }

@@ -12,8 +12,11 @@
 //! instructions per 16 MACs: [`rows`] (`pf_rows_expanded_*`, requantization fused, `k ≤ 256`),
 //! or [`expand`] + [`dot_expanded`] in 128-input chunks otherwise.
 //!
+//! [`block4`] picks among them: many rows take [`rows`] (or the chunked [`batched`] loop), one
+//! row [`row`], and anything else the portable loop with [`dot_block4`] inside.
+//!
 //! `SMLAD` wraps like the reference's `wrapping_add`, so every sum is bit-exact with
-//! [`super::linear::linear_ref`]; the firmware checks every path against it on target.
+//! [`super::reference::linear_ref`]; the firmware checks every path against it on target.
 
 core::arch::global_asm!(
     ".syntax unified",
@@ -286,7 +289,8 @@ const _: () = {
     assert!(offset_of!(RowArgs, y) == 16 && offset_of!(RowArgs, blocks) == 20 && size_of::<RowArgs>() == 24);
 };
 
-use super::linear::Linear;
+use super::portable;
+use super::weights::Linear;
 use crate::quant::{Activation, OutKind, Requant};
 
 /// What the many-rows routines read and advance, for one block of 4 channels.
@@ -328,15 +332,15 @@ extern "C" {
 /// is `SMMLA` + `ASR` + `SSAT` (exact for `shift ≥ 33`, see `Requant::apply32`). An `i32`
 /// layer with other shifts (the generator's logits) stores the raw accumulators and
 /// requantizes them in place. Returns `false`, doing nothing, unless the layer qualifies:
-/// `l.fast_rq` (every shift in 33..=62) or `i32` outputs,
+/// `l.fused()` (every shift in `Requant::FUSED_SHIFTS`) or `i32` outputs,
 /// `k % 32 == 0` (the loop runs 8 groups deep), `n % 4 == 0`, word-aligned weights, bias and input, and exact lengths.
 #[inline(always)]
 pub fn row<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> bool {
     let (k, n) = (l.k, l.n());
     // i32 outputs with other shifts (the generator's logits): raw accumulators, then
     // requantize them in place
-    let raw = !l.fast_rq && O::KIND == OutKind::I32;
-    let ok = (l.fast_rq || raw)
+    let raw = !l.fused() && O::KIND == OutKind::I32;
+    let ok = (l.fused() || raw)
         && k % 32 == 0
         && k > 0
         && n % 4 == 0
@@ -392,7 +396,7 @@ pub struct ExpandedBlock(pub [i16; 4 * ROWS_MAX_K]);
 /// `k % 16 == 0`, `k ≤ ROWS_MAX_K` and whole rows).
 pub fn rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> bool {
     let (k, n) = (l.k, l.n());
-    if !(l.fast_rq && k % 16 == 0 && k > 0 && k <= ROWS_MAX_K && n % 4 == 0 && n > 0) {
+    if !(l.fused() && k % 16 == 0 && k > 0 && k <= ROWS_MAX_K && n % 4 == 0 && n > 0) {
         return false;
     }
     let rows = x.len() / k;
@@ -502,10 +506,69 @@ pub fn dot_block4(w: &[i8], x: &[i16], acc: &mut [i32; 4]) {
         return;
     }
     if w.as_ptr() as usize % 4 != 0 || x.as_ptr() as usize % 4 != 0 {
-        return super::linear::dot_block4_portable(w, x, acc);
+        return portable::dot_block4(w, x, acc);
     }
     // SAFETY: the routine reads `16·groups` bytes from `w` and `8·groups` bytes from `x`, both
     // within the slices and word-aligned (checked above), and reads and writes `acc[0..4]`. It
     // saves and restores every callee-saved register it uses (AAPCS).
     unsafe { pf_dot_block4(w.as_ptr(), x.as_ptr(), groups, acc.as_mut_ptr()) }
 }
+
+/// Stack scratch: the int16 block of [`rows`] (2 KiB), or the chunk of [`batched`] (1 KiB),
+/// never both at once.
+pub const STACK_BYTES: usize = core::mem::size_of::<ExpandedBlock>();
+
+/// A Block4 layer on a DSP core (`k % 4 == 0`, `n % 4 == 0`).
+#[inline]
+pub fn block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
+    let k = l.k;
+    if x.len() >= 2 * k && rows(l, x, y) {
+        return;
+    }
+    if x.len() >= 2 * k && k % 16 == 0 {
+        return batched(l, x, y);
+    }
+    if row(l, x, y) {
+        return;
+    }
+    portable::block4_rows(l, x, y, |_, _, _| 0, dot_block4)
+}
+
+/// Many rows, any requantization: per block of 4 channels and chunk of [`ROW_CHUNK`] rows, widen
+/// each [`EXPAND_K`]-input slice of the weights to int16 once, then run every row over it.
+/// Bit-exact with the reference (same products, wrapping sums).
+fn batched<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
+    let (k, n) = (l.k, l.n());
+    let rows = (x.len() / k).min(y.len() / n);
+    let mut e = Expanded([0; 4 * EXPAND_K]);
+    let blocks = l.w.chunks_exact(4 * k).zip(l.bias.chunks_exact(4)).zip(l.rq.chunks_exact(4));
+    for (b, ((w4, b4), rq4)) in blocks.enumerate() {
+        let mut r0 = 0;
+        while r0 < rows {
+            let rc = (rows - r0).min(ROW_CHUNK);
+            let mut acc = [[0i32; 4]; ROW_CHUNK];
+            for a in acc.iter_mut().take(rc) {
+                a.copy_from_slice(b4);
+            }
+            for (c, wc) in w4.chunks(4 * EXPAND_K).enumerate() {
+                let groups = expand(wc, &mut e);
+                for (r, a) in acc.iter_mut().take(rc).enumerate() {
+                    let start = (r0 + r) * k + c * EXPAND_K;
+                    dot_expanded(&e, groups, x.get(start..start + 4 * groups).unwrap_or(&[]), a);
+                }
+            }
+            for (r, a) in acc.iter().take(rc).enumerate() {
+                let at = (r0 + r) * n + 4 * b;
+                if let Some(y4) = y.get_mut(at..at + 4) {
+                    for ((yo, &v), rq) in y4.iter_mut().zip(a).zip(rq4) {
+                        *yo = O::requant(*rq, v);
+                    }
+                }
+            }
+            r0 += rc;
+        }
+    }
+}
+
+/// Rows [`batched`] accumulates at once.
+const ROW_CHUNK: usize = 16;

@@ -6,7 +6,7 @@
 //! 64 × (`lb`, `mul`, `add`), 4 pointer bumps and the loop: 203 instructions for 64 MACs
 //! (3.17 per MAC). The 16 accumulators live in `s0`-`s11` and `t3`-`t6`, the inputs in
 //! `a5`-`a7` and `ra`, the four block pointers in `a0` and `t0`-`t2`. Sums wrap like the
-//! reference's `wrapping_add`, so the result is bit-exact with [`super::linear::linear_ref`].
+//! reference's `wrapping_add`, so the result is bit-exact with [`super::reference::linear_ref`].
 //!
 //! - `pf_dot_16rows`: accumulators in and out through memory (any requantization);
 //! - `pf_dot_8rows`: the same for 8 channels (the last 8 of a layer with `n % 16 == 8`,
@@ -14,7 +14,8 @@
 //! - `pf_row16_{i8,i16,i32}`: a whole row, bias preloaded, requantization fused (`mulh`, add,
 //!   `sra`, clamp; exact for shifts ≥ 33, see `Requant::apply32`), 16 channels per pass.
 
-use super::linear::Linear;
+use super::portable::{self, wide_sets};
+use super::weights::Linear;
 use crate::quant::{Activation, OutKind, Requant};
 
 /// One MAC: weight byte `byte` of channel `r` of the block at `ptr`, times input `x`.
@@ -288,12 +289,12 @@ pub fn dot_2blocks(w: &[i8], x: &[i16], k: usize, acc: &mut [i32; 8]) {
 /// One whole row through a Block4 layer, 16 channels per pass, requantization fused (`mulh`,
 /// add, `sra`, clamp; exact for `shift ≥ 33`, see `Requant::apply32`): the bias goes straight
 /// into the accumulators and each output is stored as it is made. Returns `false`, doing
-/// nothing, unless `l.fast_rq`, `k % 4 == 0`, `n % 4 == 0` and the lengths are exact. Takes
+/// nothing, unless `l.fused()`, `k % 4 == 0`, `n % 4 == 0` and the lengths are exact. Takes
 /// the first `16·⌊n/16⌋` channels and returns how many it did (0: none).
 #[inline(always)]
 pub fn row<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> usize {
     let (k, n) = (l.k, l.n());
-    let ok = l.fast_rq && k % 4 == 0 && k > 0 && n % 4 == 0 && n >= 16 && l.w.len() == n * k && l.rq.len() == n && x.len() == k && y.len() == n;
+    let ok = l.fused() && k % 4 == 0 && k > 0 && n % 4 == 0 && n >= 16 && l.w.len() == n * k && l.rq.len() == n && x.len() == k && y.len() == n;
     if !ok {
         return 0;
     }
@@ -318,4 +319,32 @@ pub fn row<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> usize {
         }
     }
     16 * (n / 16)
+}
+
+/// Stack scratch: the 16 accumulators of a pass (64 bytes).
+pub const STACK_BYTES: usize = 64;
+
+/// A Block4 layer on RV32 (`k % 4 == 0`, `n % 4 == 0`): whole rows 16 channels per pass in
+/// assembly when every multiplier is fused, the last `n % 16` channels (or every channel of
+/// other layers) through the portable loop with 16- and 8-channel inner passes.
+#[inline]
+pub fn block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
+    let (k, n) = (l.k, l.n());
+    if l.fused() && n >= 16 {
+        for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
+            let done = row(l, xr, yr);
+            if let Some(yt) = yr.get_mut(done..) {
+                portable::block4_rows(&l.channels_from(done), xr, yt, wide, portable::dot_block4);
+            }
+        }
+        return;
+    }
+    portable::block4_rows(l, x, y, wide, portable::dot_block4)
+}
+
+/// The first channels of a row in passes of 16, then 8: each input loaded once per 16 or 8 MACs.
+#[inline(always)]
+fn wide<O: Activation>(l: &Linear<'_>, xr: &[i16], yr: &mut [O]) -> usize {
+    let done = wide_sets::<O, 16>(l, xr, yr, 0, dot_4blocks);
+    wide_sets::<O, 8>(l, xr, yr, done, dot_2blocks)
 }

@@ -1,5 +1,6 @@
 //! Cortex-M4/M7/M33 DSP fast paths of the two matrix products inside [`super::attention`]
-//! (`cfg(picoformer_dsp)`), for heads with `d_head % 4 == 0` and `d_head ≤ MAX_DH`.
+//! (`picoformer_core = "dsp"`), for heads with `d_head % 4 == 0` and `d_head ≤ MAX_DH`; other
+//! heads take the portable loops.
 //!
 //! - Scores, `s_j = q_h · k_j` (`pf_qk_scores`): `q_h` is widened once into pairs `(q0, q2)`,
 //!   `(q1, q3)` per 4 dimensions, the order `SXTB16` / `SXTB16 ROR #8` give a key word. Four
@@ -12,8 +13,15 @@
 //!   8 `SMLAD`: 28 instructions per 16 MACs. Left-over keys (`n % 4`) take `SMLABB`/`SMLATB`.
 //!   Like the portable loop, it skips what adds nothing: a key, or four keys, with `p = 0`.
 //!
-//! `SMLAD` wraps like the reference's `wrapping_add`, so both are bit-exact with the portable
-//! loops in [`super::attention`]; the firmware checks them on target.
+//! `SMLAD` wraps like the reference's `wrapping_add`, so both are bit-exact with
+//! [`super::reference::attention_ref`]; the firmware checks them on target.
+
+use super::portable;
+use crate::quant::{Activation, Requant};
+
+/// Stack scratch: the widened query (`MAX_DH / 2` words) and the context accumulators
+/// (`MAX_DH` words).
+pub const STACK_BYTES: usize = 4 * (MAX_DH / 2 + MAX_DH);
 
 /// Largest head dimension the fast paths take (their stack buffers).
 pub const MAX_DH: usize = 64;
@@ -307,7 +315,7 @@ pub fn takes(dh: usize, stride: usize) -> bool {
 /// `scores[j] = q · k[j·stride .. j·stride + dh]` for `j < scores.len()`, `dh = q.len()`.
 /// Returns `false`, doing nothing, unless [`takes`] and `k` holds every key.
 #[inline(always)]
-pub fn scores(q: &[i8], k: &[i8], stride: usize, scores: &mut [i32]) -> bool {
+fn scores_asm(q: &[i8], k: &[i8], stride: usize, scores: &mut [i32]) -> bool {
     let (dh, n) = (q.len(), scores.len());
     if !takes(dh, stride) || n == 0 || (n - 1).checked_mul(stride).and_then(|o| o.checked_add(dh)).is_none_or(|end| end > k.len()) {
         return false;
@@ -326,7 +334,7 @@ pub fn scores(q: &[i8], k: &[i8], stride: usize, scores: &mut [i32]) -> bool {
 /// `acc[i] = Σ_j p[j] · v[j·stride + i]` for `i < acc.len()` (`= dh`), `j < p.len()`.
 /// Returns `false`, doing nothing, unless [`takes`] and `v` holds every key.
 #[inline(always)]
-pub fn context(p: &[u8], v: &[i8], stride: usize, acc: &mut [i32]) -> bool {
+fn context_asm(p: &[u8], v: &[i8], stride: usize, acc: &mut [i32]) -> bool {
     let (dh, n) = (acc.len(), p.len());
     if !takes(dh, stride) || (n > 0 && (n - 1).checked_mul(stride).and_then(|o| o.checked_add(dh)).is_none_or(|end| end > v.len())) {
         return false;
@@ -338,5 +346,41 @@ pub fn context(p: &[u8], v: &[i8], stride: usize, acc: &mut [i32]) -> bool {
     // and writes the `dh` accumulators (`LDM`/`STM`: 4-aligned as `i32`). Callee-saved
     // registers are restored.
     unsafe { pf_pv_context(&args) };
+    true
+}
+
+/// The scores of one head: the assembly when the head qualifies, else the portable loop.
+#[inline(always)]
+pub fn scores(qh: &[i8], kh: &[i8], stride: usize, s: &mut [i32]) -> bool {
+    scores_asm(qh, kh, stride, s) || scores_portable(qh, kh, stride, s)
+}
+
+/// Heads the assembly does not take (out of line: the common path stays small).
+#[cold]
+#[inline(never)]
+fn scores_portable(qh: &[i8], kh: &[i8], stride: usize, s: &mut [i32]) -> bool {
+    portable::scores(qh, kh, stride, s)
+}
+
+#[cold]
+#[inline(never)]
+fn context_portable(probs: &[u8], vh: &[i8], stride: usize, rq: Requant, outh: &mut [i16]) -> bool {
+    portable::context(probs, vh, stride, rq, outh)
+}
+
+/// The context of one head, requantized into `outh`: the assembly when the head qualifies,
+/// else the portable loop.
+#[inline(always)]
+pub fn context(probs: &[u8], vh: &[i8], stride: usize, rq: Requant, outh: &mut [i16]) -> bool {
+    let mut acc = [0i32; MAX_DH];
+    let Some(acc) = acc.get_mut(..outh.len()) else {
+        return context_portable(probs, vh, stride, rq, outh);
+    };
+    if !context_asm(probs, vh, stride, acc) {
+        return context_portable(probs, vh, stride, rq, outh);
+    }
+    for (o, &a) in outh.iter_mut().zip(acc.iter()) {
+        *o = i16::requant(rq, a);
+    }
     true
 }

@@ -6,7 +6,7 @@
 //! int16 input is loaded once (`LDRSH`) for 8 weights: per group of 4 inputs, 4 `LDRSH`, 32 ×
 //! (`LDRSB`, `MLA`), two pointer bumps and the loop, groups two deep: 2.2 instructions per MAC.
 //! Sums wrap like the reference's `wrapping_add`, so the result is bit-exact with
-//! [`super::linear::linear_ref`]; the firmware checks it on target against the reference.
+//! [`super::reference::linear_ref`]; the firmware checks it on target against the reference.
 
 /// `$acc += w[$ptr + 16·$g + 4·$c + $b] · r3` (weight byte sign-extended into `lr`).
 macro_rules! mac {
@@ -85,4 +85,17 @@ pub fn dot_2blocks(w: &[i8], x: &[i16], k: usize, acc: &mut [i32; 8]) {
     // `w[b·4k .. (b+1)·4k]` (inside `w`, checked above), `4 · groups ≤ k` int16 of `x`
     // (`LDRSH`: 2-aligned as `i16`), and reads and writes `acc[0..8]`. It restores r4-r11.
     unsafe { pf_v7m_dot_8rows(w.as_ptr(), x.as_ptr(), groups, acc.as_mut_ptr(), 4 * k) }
+}
+
+use super::portable::{self, wide_sets};
+use super::weights::Linear;
+use crate::quant::Activation;
+
+/// Stack scratch: the 8 accumulators of a pass (32 bytes).
+pub const STACK_BYTES: usize = 32;
+
+/// A Block4 layer on Armv7-M without DSP: 8 channels per assembly pass, the rest in blocks of 4.
+#[inline]
+pub fn block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
+    portable::block4_rows(l, x, y, |l, xr, yr| wide_sets::<O, 8>(l, xr, yr, 0, dot_2blocks), portable::dot_block4)
 }

@@ -1,5 +1,6 @@
-//! Cortex-M4/M7/M33 DSP fast path of [`super::layernorm::LayerNorm::forward`]
-//! (`cfg(picoformer_dsp)`), for word-aligned rows with `d % 8 == 0`.
+//! Cortex-M4/M7/M33 DSP fast path of [`super::LayerNorm::forward`] (`picoformer_core = "dsp"`),
+//! for word-aligned rows with `d % 8 == 0`: the row statistics and the output pass, inside the
+//! portable row loop.
 //!
 //! - Row statistics (`pf_ln_stats`): one `LDM` of 8 inputs, then per pair one `SMLAD` by
 //!   `(1, 1)` into `Σx` and one `SMLALD` into the 64-bit `Σx²` (11 instructions per 8 inputs).
@@ -11,7 +12,19 @@
 //!   `SMMLA` adds the rounding term to `(z·g) >> 32`, `ASR`, `QADD` of the bias and `SSAT #16`:
 //!   10 instructions per output. A shift of exactly 32 rounds with one `SMMULR` instead.
 //!
-//! Bit-exact with [`super::layernorm::LayerNorm::forward_ref`]; the firmware checks it on target.
+//! Bit-exact with [`super::reference::layer_norm_ref`]; the firmware checks it on target.
+
+use super::params::LayerNorm;
+use super::portable;
+
+/// Stack scratch: the statistics' three words and the argument block.
+pub const STACK_BYTES: usize = 12 + core::mem::size_of::<OutArgs>();
+
+/// LayerNorm on a DSP core.
+#[inline]
+pub fn layer_norm(ln: &LayerNorm<'_>, x: &[i16], y: &mut [i16]) {
+    portable::layer_norm_with(ln, x, y, stats, |x, y, ln, mean, inv| output(x, y, ln.gain, ln.bias, mean, inv, ln.shift))
+}
 
 /// Arguments of `pf_ln_out`, read by offset: keep the order.
 #[repr(C)]
@@ -157,7 +170,7 @@ fn takes(x: &[i16]) -> bool {
 /// `(Σx, Σx²)` of one row (`Σx` wrapping, as the reference's), or `None` if it does not take
 /// the fast path.
 #[inline(always)]
-pub fn stats(x: &[i16]) -> Option<(i32, u64)> {
+fn stats(x: &[i16]) -> Option<(i32, u64)> {
     if !takes(x) {
         return None;
     }
@@ -174,7 +187,7 @@ pub fn stats(x: &[i16]) -> Option<(i32, u64)> {
 /// otherwise.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub fn output(x: &[i16], y: &mut [i16], gain: &[i32], bias: &[i32], mean: i64, inv: i64, shift: i32) -> bool {
+fn output(x: &[i16], y: &mut [i16], gain: &[i32], bias: &[i32], mean: i64, inv: i64, shift: i32) -> bool {
     let d = x.len();
     let ok = d > 0
         && d % 2 == 0

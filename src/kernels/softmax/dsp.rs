@@ -1,5 +1,6 @@
-//! Cortex-M4/M7/M33 DSP fast path of [`super::softmax::softmax_u8`] (`cfg(picoformer_dsp)`), for
-//! the 32-bit exponent form (shift in `33..=62`). One routine, `pf_softmax_u8`, three passes:
+//! Cortex-M4/M7/M33 DSP fast path of [`super::softmax_u8`] (`picoformer_core = "dsp"`), for
+//! the 32-bit exponent form (fused shifts, `Requant::FUSED_SHIFTS`); other shifts take the
+//! portable loop. One routine, `pf_softmax_u8`, three passes:
 //!
 //! - max: `LDM` of 8 scores, then `CMP` + `IT GT` + `MOVGT` each (3.4 instructions/element);
 //! - exponentials: `LDM` 4, then per score `SUB`, `UMULL` (high word), `ADD` (rounding), `LSR`,
@@ -10,9 +11,10 @@
 //!
 //! The output store is an unaligned `STR` when `p` is not word-aligned, which Armv7-M allows on
 //! normal memory (`CCR.UNALIGN_TRP` clear, the reset value). Bit-exact with
-//! [`super::softmax::softmax_u8_ref`]; the firmware checks it on target.
+//! [`super::reference::softmax_u8_ref`]; the firmware checks it on target.
 
-use super::softmax::{EXP2_NEG_Q15, RECIP_CAP};
+use super::exp2::{EXP2_NEG_Q15, RECIP_CAP};
+use super::portable;
 use crate::quant::Requant;
 
 /// Arguments of `pf_softmax_u8`, read by offset: keep the order.
@@ -179,12 +181,18 @@ extern "C" {
     fn pf_softmax_u8(args: *const Args);
 }
 
-/// [`super::softmax::softmax_u8_ref`] for `rq.shift` in `33..=62`, over the shorter of
-/// `scores` and `p`.
+/// Stack scratch: none beyond the argument block.
+pub const STACK_BYTES: usize = core::mem::size_of::<Args>();
+
+/// [`super::softmax_u8`] on a DSP core, over the shorter of `scores` and `p`: the assembly for
+/// fused shifts, the portable loop for others.
 pub fn softmax_u8(scores: &mut [i32], rq: Requant, p: &mut [u8]) {
     let n = scores.len().min(p.len());
-    if n == 0 || !(33..=62).contains(&rq.shift) {
+    if n == 0 {
         return;
+    }
+    if !rq.is_fused() {
+        return softmax_portable(scores, rq, p);
     }
     let args = Args {
         scores: scores.as_mut_ptr(),
@@ -199,4 +207,11 @@ pub fn softmax_u8(scores: &mut [i32], rq: Requant, p: &mut [u8]) {
     // writes `n` bytes at `p`, and reads `EXP2_NEG_Q15` at indices ≤ 1023 (`USAT #10`); `n` is
     // at most both lengths. It saves every callee-saved register it uses.
     unsafe { pf_softmax_u8(&args) };
+}
+
+/// Shifts the assembly does not take (out of line: the common path stays small).
+#[cold]
+#[inline(never)]
+fn softmax_portable(scores: &mut [i32], rq: Requant, p: &mut [u8]) {
+    portable::softmax_u8(scores, rq, p)
 }

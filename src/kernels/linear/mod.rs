@@ -1,0 +1,126 @@
+//! int8 linear layer with per-output-channel requantization.
+//!
+//! `y[r, o] = sat(rq[o](bias[o] + Σ_k x[r, k] · w[o, k]))`
+//!
+//! - `x`: `(rows, k)` `i16` activations, any range;
+//! - `w`: `(n, k)` `i8` weights, symmetric per output channel, stored in `layout`;
+//! - `bias`: `(n,)` `i32` in the accumulator's scale (`s_x · s_w[o]`);
+//! - `rq`: `(n,)` multipliers `s_x · s_w[o] / s_y`;
+//! - `y`: `(rows, n)`, `i8`, `i16` or `i32`.
+//!
+//! The accumulator wraps on overflow (as SMLAD does); with `|x| ≤ 2^15` and `k ≤ 512` it cannot.
+//!
+//! Files: [`weights`](Linear) (the view), `reference.rs` (the plain loop every fast path is
+//! checked against), `portable.rs` (row-major layers, and Block4 on cores without a fast path),
+//! and one file per core: `dsp.rs` (Cortex-M4/M7/M33), `v7m.rs` (M3), `v6m.rs` (M0/M0+),
+//! `rv32.rs`. [`Linear::forward`] picks the core's file; each file's `block4` takes what its
+//! assembly can and hands the rest to the portable loop.
+//!
+//! Stack scratch: [`STACK_BYTES`] (the DSP cores widen a block of weights to int16 on the
+//! stack; the others use a few accumulators).
+
+mod portable;
+mod reference;
+mod weights;
+
+#[cfg(picoformer_core = "dsp")]
+mod dsp;
+#[cfg(picoformer_core = "rv32")]
+mod rv32;
+#[cfg(picoformer_core = "v6m")]
+mod v6m;
+#[cfg(picoformer_core = "v7m")]
+mod v7m;
+
+// This build's core (`build.rs`): one line per core.
+#[cfg(picoformer_core = "dsp")]
+use dsp as core_path;
+#[cfg(picoformer_core = "none")]
+use portable as core_path;
+#[cfg(picoformer_core = "rv32")]
+use rv32 as core_path;
+#[cfg(picoformer_core = "v6m")]
+use v6m as core_path;
+#[cfg(picoformer_core = "v7m")]
+use v7m as core_path;
+
+pub use portable::linear_4rows;
+pub use reference::linear_ref;
+pub use weights::Linear;
+
+use super::layout::Layout;
+use crate::quant::Activation;
+
+/// Bytes of stack the linear kernel uses beyond its frame of registers, on this build's core.
+pub const STACK_BYTES: usize = core_path::STACK_BYTES;
+
+impl Linear<'_> {
+    /// Run the layer on `rows = x.len() / k` rows, through this core's fast path.
+    #[inline]
+    pub fn forward<O: Activation>(&self, x: &[i16], y: &mut [O]) {
+        let (k, n) = (self.k, self.n());
+        match self.layout {
+            Layout::Block4 if k % 4 == 0 && n % 4 == 0 && k > 0 && n > 0 => core_path::block4(self, x, y),
+            Layout::Block4 => linear_ref(self, x, y),
+            Layout::RowMajor => linear_4rows(self, x, y),
+        }
+    }
+}
+
+/// The Block4 layer through this core's fast path (what [`Linear::forward`] runs), for the
+/// self-tests.
+pub fn linear_block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
+    l.forward(x, y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::Requant;
+
+    #[test]
+    fn hand_computed() {
+        // 2 rows, k = 3, n = 2
+        let w = [1i8, 2, 3, -1, 0, 127];
+        let bias = [10i32, -5];
+        let one = Requant::from_real(1.0);
+        let half = Requant::from_real(0.5);
+        let rq = [one, half];
+        let l = Linear::new(&w, Layout::RowMajor, &bias, &rq, 3);
+        let x = [1i16, 1, 1, -2, 100, 3];
+        let mut y = [0i16; 4];
+        l.forward(&x, &mut y);
+        // row 0: 10 + 1+2+3 = 16; (-5 -1 + 0 + 127) = 121 * 0.5 = 60.5 -> 61
+        // row 1: 10 + (-2 + 200 + 9) = 217; (-5 + 2 + 0 + 381) = 378 * 0.5 = 189
+        assert_eq!(y, [16, 61, 217, 189]);
+        let mut y8 = [0i8; 4];
+        l.forward(&x, &mut y8);
+        assert_eq!(y8, [16, 61, 127, 127]);
+    }
+
+    #[test]
+    fn saturates_both_ways() {
+        let w = [127i8; 4];
+        let bias = [0i32];
+        let rq = [Requant::from_real(1.0)];
+        let l = Linear::new(&w, Layout::RowMajor, &bias, &rq, 4);
+        let mut y = [0i8; 2];
+        l.forward(&[1, 0, 0, 0, -1, -1, 0, 0], &mut y);
+        assert_eq!(y, [127, -128]);
+        let mut y16 = [0i16; 2];
+        l.forward(&[i16::MAX; 8].map(|v| v), &mut y16);
+        assert_eq!(y16, [i16::MAX, i16::MAX]);
+        l.forward(&[i16::MIN; 8], &mut y16);
+        assert_eq!(y16, [i16::MIN, i16::MIN]);
+    }
+
+    #[test]
+    fn short_slices_do_not_panic() {
+        let rq = [Requant::default(); 1];
+        let l = Linear::new(&[1; 5], Layout::RowMajor, &[0; 3], &rq, 2);
+        let mut y = [0i8; 1];
+        l.forward(&[1; 3], &mut y);
+        let l0 = Linear::new(&[], Layout::Block4, &[], &[], 0);
+        l0.forward::<i8>(&[], &mut []);
+    }
+}

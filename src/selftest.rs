@@ -1,0 +1,301 @@
+//! The kernels' self-test: every fast path this build compiles against its plain reference, on
+//! random shapes and extreme values. One module, two runners: `cargo test` runs it on the host
+//! (the portable paths), and every firmware runs it on its core (the assembly), the way
+//! CMSIS-NN runs the same unit tests on both. `no_std`, no allocation: the buffers are fixed
+//! arrays in each check's own frame (about 8 KiB at most), so a board runs it after its
+//! workload, not under it.
+//!
+//! Each check returns how many calls disagreed; [`run`] runs them all.
+
+use crate::kernels::attention::{attention, attention_ref, AttentionParams, Heads, Mask};
+use crate::kernels::layernorm::{layer_norm_ref, LayerNorm};
+use crate::kernels::layout::Layout;
+use crate::kernels::linear::{linear_ref, Linear};
+use crate::kernels::residual::{add, add_ref, ResidualParams};
+use crate::kernels::softmax::{softmax_u8, softmax_u8_ref};
+use crate::quant::{Activation, Requant};
+
+/// xorshift32: the same numbers on every machine (the self-test's and the benchmarks' inputs).
+#[derive(Debug, Clone)]
+pub struct Rng(pub u32);
+
+impl Rng {
+    pub fn next(&mut self) -> u32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 17;
+        self.0 ^= self.0 << 5;
+        self.0
+    }
+
+    /// Uniform in `-2^(bits-1) .. 2^(bits-1)`.
+    pub fn signed(&mut self, bits: u32) -> i32 {
+        (self.next() as i32) >> (32 - bits)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        self.next() as usize % n.max(1)
+    }
+
+    /// A byte that is an extreme (`MIN`, `MAX`) a quarter of the time.
+    pub fn i8_edgy(&mut self) -> i8 {
+        match self.next() % 8 {
+            0 => i8::MIN,
+            1 => i8::MAX,
+            _ => self.next() as i8,
+        }
+    }
+
+    /// A multiplier with a random mantissa and a shift in `lo..lo + span`.
+    pub fn requant(&mut self, lo: i32, span: u32) -> Requant {
+        Requant { mult: (1 << 30) | (self.next() as i32 & 0x3fff_ffff), shift: lo + (self.next() % span) as i32 }
+    }
+}
+
+/// Mismatches per kernel family.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Report {
+    pub linear: usize,
+    pub softmax: usize,
+    pub layernorm: usize,
+    pub attention: usize,
+    pub residual: usize,
+}
+
+impl Report {
+    pub fn total(&self) -> usize {
+        self.linear + self.softmax + self.layernorm + self.attention + self.residual
+    }
+}
+
+/// Every check, with `trials` random calls each (boards use 200-1000; the host more).
+pub fn run(trials: usize) -> Report {
+    Report {
+        linear: check_linear(trials),
+        softmax: check_softmax(trials),
+        layernorm: check_layernorm(trials),
+        attention: check_attention(trials),
+        residual: check_residual(trials),
+    }
+}
+
+/// `#[repr(align(8))]` buffers, as the blob and the arena are.
+#[repr(C, align(8))]
+struct Buf<T, const N: usize>([T; N]);
+
+const K_MAX: usize = 160;
+const N_MAX: usize = 24;
+const ROWS: usize = 3;
+
+/// Random linear layers (Block4 and row-major, `k` past the DSP's 128-input chunk, fused and
+/// other shifts, 1-3 rows) through the fast path and the reference, with i32, i16 and i8
+/// outputs.
+#[inline(never)] // its buffers live only while it runs
+pub fn check_linear(trials: usize) -> usize {
+    let mut rng = Rng(0x1234_5678);
+    let mut w = Buf([0i8; N_MAX * K_MAX]);
+    let mut x = Buf([0i16; ROWS * K_MAX]);
+    let mut bias = [0i32; N_MAX];
+    let mut rq = [Requant::default(); N_MAX];
+    let mut mismatches = 0;
+    for t in 0..trials {
+        let block4 = t % 5 != 4;
+        // every third layer has k % 32 == 0, the shape the fused whole-row path takes
+        let k = match (block4, t % 3) {
+            (true, 0) => 32 * (1 + rng.below(K_MAX / 32)),
+            (true, _) => 4 * (1 + rng.below(K_MAX / 4)),
+            (false, _) => 1 + rng.below(K_MAX),
+        };
+        let n = if block4 { 4 * (1 + rng.below(N_MAX / 4)) } else { 1 + rng.below(N_MAX) };
+        for v in w.0.iter_mut() {
+            *v = rng.next() as i8;
+        }
+        for v in x.0.iter_mut() {
+            *v = match rng.next() % 4 {
+                0 => i16::MAX,
+                1 => i16::MIN,
+                _ => rng.next() as i16,
+            };
+        }
+        // half the trials keep every shift fused, so the fused-requant paths run
+        let fused = (t / 2) % 2 == 0;
+        for (b, r) in bias.iter_mut().zip(rq.iter_mut()) {
+            *b = (rng.next() as i32) >> (rng.next() % 32);
+            *r = if fused { rng.requant(33, 12) } else { rng.requant(20, 24) };
+        }
+        let layout = if block4 { Layout::Block4 } else { Layout::RowMajor };
+        let l = Linear::new(&w.0[..n * k], layout, &bias[..n], &rq[..n], k);
+        let rows = 1 + t % ROWS;
+        let x = &x.0[..rows * k];
+        mismatches += (!same_linear::<i32>(&l, x, rows * n)) as usize;
+        mismatches += (!same_linear::<i16>(&l, x, rows * n)) as usize;
+        mismatches += (!same_linear::<i8>(&l, x, rows * n)) as usize;
+    }
+    mismatches
+}
+
+fn same_linear<O: Activation + PartialEq>(l: &Linear<'_>, x: &[i16], len: usize) -> bool {
+    let (mut a, mut b) = ([O::default(); ROWS * N_MAX], [O::default(); ROWS * N_MAX]);
+    linear_ref(l, x, &mut a[..len]);
+    l.forward(x, &mut b[..len]);
+    a == b
+}
+
+/// Longest softmax row checked: covers every remainder of the 8- and 4-element loops.
+const ROW_MAX: usize = 80;
+
+/// Random softmax rows (every length up to `ROW_MAX`, fused and other shifts, scores from
+/// near-uniform to the full `i32` range, outputs at every byte offset); a mismatch in the
+/// probabilities or in the exponentials left in `scores` counts.
+#[inline(never)]
+pub fn check_softmax(trials: usize) -> usize {
+    let mut rng = Rng(0x9e37_79b9);
+    let mut mismatches = 0;
+    for t in 0..trials {
+        let n = if t == 0 { 10 } else { 1 + t % ROW_MAX };
+        let spread = rng.next() % 32;
+        let mut a = [0i32; ROW_MAX];
+        for v in a[..n].iter_mut() {
+            *v = match rng.next() % 16 {
+                0 => i32::MAX,
+                1 => i32::MIN,
+                _ => (rng.next() as i32) >> spread,
+            };
+        }
+        let mut rq = if t % 4 == 3 { rng.requant(20, 43) } else { rng.requant(33, 30) };
+        if t == 0 {
+            // e = 2^15, 2^14, ..., 2^7, 2^7: Σe = 2^16 exactly, where ⌊2^32 / Σe⌋ needs the
+            // reciprocal's +1 correction, or the last two probabilities round to 0 instead of 1
+            for (j, v) in a[..10].iter_mut().enumerate() {
+                *v = -4096 * j.min(8) as i32;
+            }
+            rq = Requant { mult: 1 << 30, shift: 36 };
+        }
+        let mut b = a;
+        let off = t % 4;
+        let (mut pa, mut pb) = ([0u8; ROW_MAX + 4], [0u8; ROW_MAX + 4]);
+        softmax_u8_ref(&mut a[..n], rq, &mut pa[off..off + n]);
+        softmax_u8(&mut b[..n], rq, &mut pb[off..off + n]);
+        mismatches += (a != b || pa != pb) as usize;
+    }
+    mismatches
+}
+
+const ATT_D: usize = 128;
+const ATT_KEYS: usize = 21;
+const ATT_ROWS: usize = 3;
+
+/// Random attention calls: 1, 2 or 4 query heads over as many or fewer key/value heads, head
+/// dimensions 1..=64 (multiples of 4 take the DSP path, others fall back), up to `ATT_KEYS` keys,
+/// causal and padding masks, extreme values; a mismatch in the contexts or probabilities counts.
+#[inline(never)]
+pub fn check_attention(trials: usize) -> usize {
+    let mut rng = Rng(0x2545_f491);
+    let mut mismatches = 0;
+    let (mut q, mut k, mut v) = ([0i8; ATT_ROWS * ATT_D], [0i8; ATT_KEYS * ATT_D], [0i8; ATT_KEYS * ATT_D]);
+    for t in 0..trials {
+        let heads = [1, 2, 4][t % 3];
+        let kv = [heads, 1, (heads / 2).max(1)][(t / 3) % 3];
+        let dim = if t % 5 == 4 { 1 + rng.below(32) } else { 4 * (1 + rng.below(16)) };
+        let dim = dim.min(ATT_D / heads);
+        let h = Heads { q: heads, kv, dim };
+        let (keys, rows) = (rng.below(ATT_KEYS + 1), 1 + rng.below(ATT_ROWS));
+        for x in q.iter_mut().chain(k.iter_mut()).chain(v.iter_mut()) {
+            *x = rng.i8_edgy();
+        }
+        // a softmax scale from sharp to flat, and a context scale from 1/256 to 1/2^14
+        let p = AttentionParams { softmax: rng.requant(33, 12), ctx: rng.requant(38, 7) };
+        let mask = Mask { key_len: keys - (t % 7 == 0) as usize * keys.min(2), causal: t % 2 == 0, q_pos0: rng.below(keys + 1) };
+        let (dq, dkv) = (h.q_width(), h.kv_width());
+        let (q, k, v) = (&q[..rows * dq], &k[..keys * dkv], &v[..keys * dkv]);
+        let (mut sa, mut sb) = ([0i32; ATT_KEYS], [0i32; ATT_KEYS]);
+        let (mut pa, mut pb) = ([0u8; ATT_KEYS], [0u8; ATT_KEYS]);
+        let (mut oa, mut ob) = ([0i16; ATT_ROWS * ATT_D], [0i16; ATT_ROWS * ATT_D]);
+        attention_ref(&p, h, q, k, v, mask, &mut sa, &mut pa, &mut oa[..rows * dq]);
+        attention(&p, h, q, k, v, mask, &mut sb, &mut pb, &mut ob[..rows * dq]);
+        mismatches += (oa != ob || pa != pb) as usize;
+    }
+    mismatches
+}
+
+const LN_D: usize = 136;
+
+/// Random LayerNorm rows (1 or 2, `d` up to `LN_D`, mostly multiples of 8, word-aligned or
+/// not), variances from zero to full scale, shifts across `20..=62` (32 included), extreme
+/// gains and biases.
+#[inline(never)]
+pub fn check_layernorm(trials: usize) -> usize {
+    let mut rng = Rng(0x6a09_e667);
+    let mut mismatches = 0;
+    let (mut gain, mut bias) = ([0i32; LN_D], [0i32; LN_D]);
+    let mut x = Buf([0i16; 2 * LN_D + 2]);
+    for t in 0..trials {
+        let d = if t % 4 == 3 { 1 + rng.below(LN_D) } else { 8 * (1 + rng.below(LN_D / 8)) };
+        let rows = 1 + t % 2;
+        let (spread, base) = (rng.next() % 17, rng.next() as i16 >> (rng.next() % 16));
+        for v in x.0.iter_mut() {
+            *v = match rng.next() % 32 {
+                0 => i16::MAX,
+                1 => i16::MIN,
+                _ => base.wrapping_add(((rng.next() as i32) >> (16 + spread)) as i16),
+            };
+        }
+        for (g, b) in gain.iter_mut().zip(bias.iter_mut()) {
+            *g = match rng.next() % 16 {
+                0 => i32::MAX,
+                1 => i32::MIN,
+                _ => (rng.next() as i32) >> (rng.next() % 8),
+            };
+            *b = (rng.next() as i32) >> (rng.next() % 32);
+        }
+        let shift = match t % 5 {
+            4 => 20 + (rng.next() % 43) as i32,
+            3 => 32,
+            _ => 33 + (rng.next() % 30) as i32,
+        };
+        let ln = LayerNorm { gain: &gain[..d], bias: &bias[..d], shift, eps: 1 + rng.next() % 64 };
+        // odd offsets start the rows off a word boundary: the fast path must step aside
+        let off = t % 3 / 2;
+        let x = &x.0[off..off + rows * d];
+        let (mut a, mut b) = ([0i16; 2 * LN_D], [0i16; 2 * LN_D]);
+        layer_norm_ref(&ln, x, &mut a[..rows * d]);
+        ln.forward(x, &mut b[..rows * d]);
+        mismatches += (a != b) as usize;
+    }
+    mismatches
+}
+
+/// Random residual adds, every shift `1..=62`, extreme inputs and scales.
+#[inline(never)]
+pub fn check_residual(trials: usize) -> usize {
+    let mut rng = Rng(0xbb67_ae85);
+    let mut mismatches = 0;
+    for t in 0..trials {
+        let p = ResidualParams { ma: rng.next() as i32 >> (rng.next() % 32), mb: rng.next() as i32 >> (rng.next() % 32), shift: 1 + (t % 62) as i32 };
+        let mut a = [0i16; 32];
+        let mut b = [0i16; 32];
+        for v in a.iter_mut().chain(b.iter_mut()) {
+            *v = match rng.next() % 5 {
+                0 => i16::MIN,
+                1 => i16::MAX,
+                _ => rng.next() as i16,
+            };
+        }
+        let (mut ya, mut yb) = ([0i16; 32], [0i16; 32]);
+        add_ref(p, &a, &b, &mut ya);
+        add(p, &a, &b, &mut yb);
+        mismatches += (ya != yb) as usize;
+    }
+    mismatches
+}
+
+#[cfg(test)]
+mod tests {
+    /// The host runs the same self-test as every board, with more trials.
+    #[test]
+    fn every_fast_path_matches_its_reference() {
+        let trials = if cfg!(miri) { 20 } else { 3000 };
+        let r = super::run(trials);
+        assert_eq!(r, super::Report::default(), "{r:?}");
+    }
+}
