@@ -265,7 +265,7 @@ def main():
             opt.step()
             ntok = int(tgt.ne(-100).sum())
             tok_count += ntok
-            loss_sum += float(loss) * ntok
+            loss_sum += loss.item() * ntok
             loss_n += ntok
             if step % 50 == 0:
                 now = time.time()
@@ -297,12 +297,13 @@ def main():
     ref_ids = [[BOS_ID] + sp.encode(p) for p in ref_prompts]
     ref = gm.write_reference(model, ref_ids, args.out)
     for i, p in enumerate(ref_prompts):
-        g = ref[f"greedy.{i}"].tolist()
-        lg = ref[f"logits.{i}"]
+        ids, g = ref[f"ids.{i}"].tolist(), ref[f"greedy.{i}"].tolist()
+        with torch.no_grad():  # top-1 minus top-2 logit at every greedy decision
+            lg = model(torch.tensor([ids + g[:-1]]))[0, len(ids) - 1:]
         top2 = lg.topk(2, dim=-1).values
         log(f"greedy {i}: {p!r} -> {sp.decode([x for x in g if x != EOS_ID])!r} "
             f"({len(g)} tokens, eos {'yes' if g and g[-1] == EOS_ID else 'no'}; "
-            f"min top1-top2 logit gap over the prompt {float((top2[:, 0] - top2[:, 1]).min()):.3f})")
+            f"min top1-top2 logit gap over the greedy steps {float((top2[:, 0] - top2[:, 1]).min()):.3f})")
     log(f"exported to {args.out}")
     log(f"total wall time {time.time() - t_start:.0f}s")
 
