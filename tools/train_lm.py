@@ -4,7 +4,7 @@ training captions and export it for picoformer (docs/export-format.md §2, decod
 
   python tools/train_lm.py --data ../shared/data/multi30k --out models/captions-lm/export --spm-only
   python tools/train_lm.py --data ../shared/data/multi30k --out models/captions-lm/export \
-      --steps N [--minutes 40] [--threads 1] [--seed 0]
+      [--steps 7000] [--minutes 30] [--threads 1] [--seed 0]
 
 Writes, beside the export directory (models/captions-lm/): calib.en, test2016.en, prompts.txt.
 Writes into it: tokenizer.model (SentencePiece BPE, Llama's conventions), config.json,
@@ -162,8 +162,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--minutes", type=float, default=45.0, help="safety cap on training time")
+    ap.add_argument("--steps", type=int, default=7000, help="step budget")
+    ap.add_argument("--minutes", type=float, default=30.0, help="training time budget")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-tokens", type=int, default=2048)
@@ -238,13 +238,18 @@ def main():
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
 
-    def lr_at(step):  # step from 1; linear warm-up, cosine to min_lr_frac * lr at --steps
-        if step <= args.warmup:
-            return args.lr * step / args.warmup
-        t = (step - args.warmup) / max(1, args.steps - args.warmup)
+    # Progress runs from 0 to 1 over --steps steps or --minutes of training, whichever comes
+    # first: on a fast machine the run is step-bound and bit-reproducible; on a busy one it
+    # is time-bound and still ends with the learning rate fully decayed.
+    budget = args.minutes * 60.0
+    warm_frac = args.warmup / args.steps
+
+    def lr_at(progress):  # linear warm-up, then cosine to min_lr_frac * lr
+        if progress <= warm_frac:
+            return args.lr * progress / warm_frac
+        t = min(1.0, (progress - warm_frac) / (1 - warm_frac))
         return args.lr * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
-    budget = args.minutes * 60.0
     t_train = time.time()
     step, epoch = 0, 0
     tok_count, loss_sum, loss_n, t_log = 0, 0.0, 0, time.time()
@@ -254,8 +259,10 @@ def main():
         epoch += 1
         for idx in make_batches(seqs, args.max_tokens, rng):
             step += 1
+            progress = max(step / args.steps, (time.time() - t_train) / budget)
+            lr = lr_at(progress)
             for g in opt.param_groups:
-                g["lr"] = lr_at(step)
+                g["lr"] = lr
             inp, tgt, lens = tensors(seqs, idx)
             logits = model(inp, lens)
             loss = F.cross_entropy(logits.reshape(-1, VOCAB), tgt.reshape(-1), ignore_index=-100)
@@ -269,17 +276,14 @@ def main():
             loss_n += ntok
             if step % 50 == 0:
                 now = time.time()
-                log(f"step {step} epoch {epoch} loss {loss_sum / loss_n:.4f} lr {lr_at(step):.2e} "
+                log(f"step {step} epoch {epoch} loss {loss_sum / loss_n:.4f} lr {lr:.2e} progress {progress:.3f} "
                     f"tok/s {tok_count / (now - t_log):.0f} elapsed {now - t_start:.0f}s")
                 tok_count, loss_sum, loss_n, t_log = 0, 0.0, 0, now
             if step % args.eval_every == 0:
                 v, _ = mean_nll(model, val_seqs)
                 log(f"step {step} val nll {v:.4f} ppl {math.exp(v):.2f} elapsed {time.time() - t_start:.0f}s")
-            if step >= args.steps:
-                stop = True
-                break
-            if time.time() - t_train > budget:
-                log(f"time cap of {args.minutes} min reached at step {step}")
+            if progress >= 1.0:
+                log(f"{'step' if step >= args.steps else 'time'} budget reached at step {step}")
                 stop = True
                 break
     log(f"training stopped at step {step} (epoch {epoch}) after {time.time() - t_train:.0f}s")
