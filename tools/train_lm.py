@@ -158,6 +158,21 @@ def init_weights(model, seed):
                 p.copy_(std * torch.randn(p.shape, generator=g))
 
 
+def evaluate_export(out_dir, sp, val, test, prompts, out_path):
+    model, _ = gm.load(out_dir)
+    for name, texts in (("val", val), ("test2016", test)):
+        nll, n = mean_nll(model, [sequence(sp, t) for t in texts])
+        log(f"{name}: mean nll {nll:.4f} per-token ppl {math.exp(nll):.3f} over {n} tokens (exported model)")
+    n_eos, lines = 0, []
+    for p in prompts:
+        g = model.greedy([BOS_ID] + sp.encode(p), 20)
+        n_eos += int(bool(g) and g[-1] == EOS_ID)
+        lines.append(sp.decode([t for t in g if t != EOS_ID]))
+    write_lines(out_path, lines)
+    log(f"wrote {out_path}: float greedy continuations (at most 20 tokens) of {len(prompts)} prompts, "
+        f"{n_eos} end with eos")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
@@ -175,6 +190,9 @@ def main():
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--spm-only", action="store_true", help="train/save tokenizer and exit")
     ap.add_argument("--retrain-spm", action="store_true")
+    ap.add_argument("--eval-only", action="store_true",
+                    help="load the export, recompute val/test2016 perplexity, and write the float "
+                         "greedy continuations of prompts.txt to float_prompts.txt")
     args = ap.parse_args()
 
     t_start = time.time()
@@ -213,6 +231,10 @@ def main():
     write_lines(os.path.join(base, "prompts.txt"), prompts)
     log(f"wrote calib.en ({len(calib)}), test2016.en ({len(test)}), prompts.txt ({len(prompts)})")
     if args.spm_only:
+        return
+    if args.eval_only:
+        evaluate_export(args.out, sp, val, test, prompts, os.path.join(base, "float_prompts.txt"))
+        log(f"total wall time {time.time() - t_start:.0f}s")
         return
 
     # ---- data
