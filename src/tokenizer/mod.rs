@@ -13,6 +13,8 @@
 //!    piece), as SentencePiece does.
 //! 3. Runs of consecutive `unk` tokens are merged into one, as `SentencePieceProcessor` does.
 
+mod unigram;
+
 use crate::{Error, TokenId};
 use core::fmt;
 
@@ -326,64 +328,7 @@ impl<'a> Tokenizer<'a> {
             return Err(too_long);
         }
         let nodes = scratch.get_mut(..=n).ok_or(too_long)?;
-        for node in nodes.iter_mut() {
-            node.score = 0;
-            node.start = NONE;
-            node.id = self.v.unk;
-        }
-
-        // viterbi, lattice built on the fly
-        let mut start = 0usize;
-        while start < n {
-            let lead = nodes.get(start).map_or(0, |x| x.byte);
-            let char_len = utf8_len(lead).min(n - start);
-            let base = nodes.get(start).map_or(0, |x| x.score);
-            let mut has_single = false;
-            // All sorted pieces in [lo, hi) share the prefix text[start..end].
-            let (mut lo, mut hi) = (0usize, self.v.sorted.len());
-            let mut end = start;
-            while let Some(c) = nodes.get(end).map(|x| x.byte).filter(|_| end < n) {
-                let depth = end - start;
-                let range = self.v.sorted.get(lo..hi).unwrap_or(&[]);
-                let byte_at = |id: &u16| self.piece(*id).get(depth).copied().unwrap_or(0);
-                let a = range.partition_point(|id| byte_at(id) < c);
-                let b = range.partition_point(|id| byte_at(id) <= c);
-                (lo, hi) = (lo + a, lo + b);
-                if lo >= hi {
-                    break;
-                }
-                end += 1;
-                let Some(&id) = self.v.sorted.get(lo) else {
-                    break;
-                };
-                if self.piece(id).len() == end - start {
-                    // The one piece equal to the prefix sorts first; the rest are longer.
-                    lo += 1;
-                    let s = self.v.scores.get(usize::from(id)).copied().unwrap_or(0);
-                    relax(nodes, start, end, id, base.saturating_add(i64::from(s)));
-                    has_single |= end - start == char_len;
-                }
-            }
-            if !has_single {
-                let unk = base.saturating_add(self.unk_score);
-                relax(nodes, start, start + char_len, self.v.unk, unk);
-            }
-            start += char_len.max(1);
-        }
-
-        // backtrack: count merged tokens, then write them right to left
-        let count = self.backtrack(nodes, n, |_| {});
-        let keep = count.min(max_pieces);
-        let capacity = out.len();
-        let out = out.get_mut(..keep).ok_or(Error::OutputFull { capacity })?;
-        let mut i = count;
-        self.backtrack(nodes, n, |id| {
-            i = i.saturating_sub(1);
-            if let Some(o) = out.get_mut(i) {
-                *o = id;
-            }
-        });
-        Ok(keep)
+        unigram::encode(self, nodes, n, out, max_pieces)
     }
 
     /// The source ids of a sentence as the model expects them (DESIGN §2): its pieces, cut
@@ -393,28 +338,6 @@ impl<'a> Tokenizer<'a> {
         let capacity = out.len();
         *out.get_mut(n).ok_or(Error::OutputFull { capacity })? = self.v.eos;
         Ok(n + 1)
-    }
-
-    /// Walk the best path from the end, merging runs of `unk`; calls `put(id)` right to
-    /// left and returns the token count.
-    fn backtrack(&self, nodes: &[Node], n: usize, mut put: impl FnMut(TokenId)) -> usize {
-        let mut count = 0usize;
-        let mut end = n;
-        let mut prev_unk = false;
-        while let Some(node) = nodes.get(end).filter(|_| end > 0) {
-            let is_unk = node.id == self.v.unk;
-            if !(is_unk && prev_unk) {
-                count += 1;
-                put(node.id);
-            }
-            prev_unk = is_unk;
-            // Starts strictly decrease on a reached path; stop on anything else.
-            if node.start as usize >= end {
-                break;
-            }
-            end = node.start as usize;
-        }
-        count
     }
 
     /// The decoded text of one id, updating `state`, exactly as `sp.decode` renders it in
@@ -484,17 +407,6 @@ impl<'a> Tokenizer<'a> {
         core::str::from_utf8(text).map_err(|_| Error::BadVocab {
             reason: "piece is not UTF-8",
         })
-    }
-}
-
-/// Keep the first best candidate for the path ending at `end` (strictly greater replaces).
-fn relax(nodes: &mut [Node], start: usize, end: usize, id: TokenId, score: i64) {
-    if let Some(t) = nodes.get_mut(end) {
-        if t.start == NONE || score > t.score {
-            t.score = score;
-            t.start = start as u32;
-            t.id = id;
-        }
     }
 }
 
