@@ -407,6 +407,7 @@ impl SpmModel {
             pad: self.pad,
             add_dummy_prefix: self.add_dummy_prefix,
             remove_extra_whitespaces: self.remove_extra_whitespaces,
+            ..Vocab::default()
         }
     }
 }
