@@ -195,15 +195,6 @@ impl Surface<'_> {
         Ok(())
     }
 
-    /// Length of the text in bytes.
-    pub fn len(&self) -> usize {
-        let marks = self.text.matches('\u{2581}').count();
-        usize::from(self.replaced) * 3
-            + self.ch.map_or(0, char::len_utf8)
-            + self.text.len()
-            - marks * 2
-    }
-
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
         self.replaced == 0 && self.ch.is_none() && self.text.is_empty()
