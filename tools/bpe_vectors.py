@@ -16,6 +16,8 @@ Files per model <m>:
   <m>.test2016_decoded.txt   sp.decode(ids) of those ids
   <m>.cases.jsonl            hostile texts {"text", "ids", "decoded"} and id sequences
                              {"ids", "decoded"} (random ids, broken byte sequences)
+
+and tiny models the runtime must reject (tools/src/spm.rs names the option): reject_<option>.model.
 """
 import argparse
 import gzip
@@ -54,6 +56,15 @@ MODELS = {
         pad_id=3,
         input_sentence_size=3000,
     ),
+}
+
+# Models spm.rs must refuse, by the option it names.
+REJECTED = {
+    "reject_user_defined_symbols": dict(COMMON, vocab_size=120, user_defined_symbols=["<sep>"],
+                                        remove_extra_whitespaces=True, pad_id=-1),
+    "reject_unigram_byte_fallback": dict(COMMON, model_type="unigram", vocab_size=400, byte_fallback=True,
+                                         remove_extra_whitespaces=True, pad_id=-1),
+    "reject_char_model": dict(COMMON, model_type="char", vocab_size=60, remove_extra_whitespaces=True, pad_id=-1),
 }
 
 HOSTILE = [
@@ -189,6 +200,8 @@ def main():
                 fc.write(json.dumps({"ids": ids, "decoded": sp.decode(ids)}) + "\n")
         print(f"{name}: {sp.get_piece_size()} pieces; test2016 {len(test)} lines, "
               f"{n_bytes} byte pieces, {n_unk} unk; {len(HOSTILE)} hostile texts")
+    for name, opts in REJECTED.items():
+        train(name, opts, train_lines[:2000], args.out)
 
 
 if __name__ == "__main__":

@@ -206,3 +206,18 @@ fn bpe_llama_style_matches_sentencepiece() {
 fn bpe_small_matches_sentencepiece() {
     bpe_matches_sentencepiece("bpe_small", false);
 }
+
+/// What the runtime cannot do is refused, naming the option.
+#[test]
+fn unsupported_models_are_rejected_by_name() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    for (name, needle) in [
+        ("reject_user_defined_symbols", "user_defined_symbols"),
+        ("reject_unigram_byte_fallback", "byte_fallback"),
+        ("reject_char_model", "model_type is 4"),
+    ] {
+        let err = spm::SpmModel::load(&data.join(format!("{name}.model"))).expect_err(name);
+        let msg = format!("{err:#}");
+        assert!(msg.contains(needle), "{name}: {msg}");
+    }
+}
