@@ -266,6 +266,9 @@ impl DecodeState {
     }
 }
 
+// The scratch figures (docs/memory.md) count 16 bytes per node, on every target.
+const _: () = assert!(core::mem::size_of::<Node>() == 16);
+
 impl Node {
     /// An empty node, for `static` scratch buffers.
     pub const EMPTY: Node = Node { score: 0, start: 0, id: 0, byte: 0 };
