@@ -12,9 +12,11 @@
 //! best merge with the next symbol ([`Node`]); the symbols form a list from byte 0.
 //!
 //! Cost for `c` characters: at most `c − 1` merges, each a scan of the remaining symbols for
-//! the best pair (O(c²) node reads in all, ~c²/2) plus two piece lookups; every lookup is a
-//! binary search of the `sorted` pieces, O(log V · L) byte compares for pieces of length L.
-//! SentencePiece keeps a heap for O(c log c); a scan needs no extra memory.
+//! the best pair (O(c²) node reads in all, ~c²/2) plus two piece lookups, and one lookup per
+//! character to start and per final symbol to emit; a lookup is a binary search of the
+//! `sorted` pieces, O(log V · L) byte compares for pieces of length L. SentencePiece keeps a
+//! heap for O(c log c); the scan needs no memory beyond the 16-byte node per normalized byte
+//! that unigram uses too.
 
 use super::{utf8_len, Node, Tokenizer};
 use crate::{Error, TokenId};
