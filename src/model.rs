@@ -401,6 +401,7 @@ impl<'a> Parts<'a> {
             pad: config.pad,
             add_dummy_prefix: config.flags & blob::FLAG_ADD_DUMMY_PREFIX != 0,
             remove_extra_whitespaces: config.flags & blob::FLAG_REMOVE_EXTRA_WS != 0,
+            ..Vocab::default() // TODO(blob): `kind` and `byte_ids` are not in the blob yet: unigram, no byte_fallback
         })?;
         m.config = config;
         m.src_emb = Embedding { table: self.src_emb, layout: self.src_layout, rq: self.src_rq, pos: self.pos, d };

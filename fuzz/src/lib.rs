@@ -1,12 +1,16 @@
 //! Shared support for the fuzz targets: the tiny hand-made model of the host tests
 //! (`tests/common/mod.rs`, included here so there is one generator), the architecture variants,
-//! and "whatever parses must run".
+//! "whatever parses must run", and the BPE test vocabularies.
 
 use picoformer::blob;
+use picoformer::tokenizer::Tokenizer;
 use picoformer::{Error, Model, Translator};
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+#[path = "../../tools/src/spm.rs"]
+#[allow(dead_code)]
+mod spm;
 pub use common::{tiny_blob, tiny_config, Aligned, Rng, PIECES};
 
 /// The four architecture variants the tiny model is built in.
@@ -55,6 +59,22 @@ pub fn real_blobs() -> Vec<&'static [u8]> {
         .collect()
 }
 
+/// The SentencePiece BPE test models (`tools/tests/data`, from `tools/bpe_vectors.py`): one
+/// with byte_fallback and spaces kept (Llama-style), one with `unk` and spaces removed. The
+/// blob cannot carry a BPE vocabulary yet, so they are read from the `.model` files.
+pub fn bpe_tokenizers() -> Vec<Tokenizer<'static>> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/tests/data");
+    ["bpe_llama", "bpe_small"]
+        .iter()
+        .map(|name| {
+            let path = std::path::PathBuf::from(format!("{dir}/{name}.model"));
+            let model = spm::SpmModel::load(&path).expect("BPE test model parses");
+            let tables = &*Box::leak(Box::new(model.tables().expect("BPE tables")));
+            Tokenizer::new(model.vocab(tables)).expect("BPE vocabulary validates")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,7 +94,7 @@ mod tests {
         }
         let d = dir.join("tokenizer");
         std::fs::create_dir_all(&d).unwrap();
-        for (i, s) in ["ein hund", "  a   dog ", "ein xÿ€", "▁e\u{0}h", "\u{ff}\u{fe}"].iter().enumerate() {
+        for (i, s) in ["ein hund", "  a   dog ", "ein xÿ€", "▁e\u{0}h", "\u{ff}\u{fe}", "A dog 😀\t123  ñ ", "\u{e2}\u{96}"].iter().enumerate() {
             std::fs::write(d.join(format!("text-{i}")), s.as_bytes()).unwrap();
         }
         let d = dir.join("translate");

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use picoformer::blob::{self, Config};
 use picoformer::reference::{FAttention, FDecoderLayer, FEncoderLayer, FLayerNorm, FLinear, FloatModel};
+use picoformer::tokenizer::ModelKind;
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 
@@ -67,6 +68,9 @@ impl Export {
         }
         let spm_path = dir.join("tokenizer.model");
         let spm = SpmModel::load(&spm_path)?;
+        if spm.kind != ModelKind::Unigram {
+            bail!("{}: a BPE tokenizer cannot be written to the blob yet (it has no field for the model kind and byte_ids)", spm_path.display());
+        }
         if spm.normalizer_name != "identity" {
             eprintln!(
                 "warning: {}: normalizer {:?}; the device tokenizer applies identity normalization, so ids can differ on text that normalization would change",

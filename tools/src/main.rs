@@ -126,11 +126,15 @@ fn translate(model_path: &Path, beam: usize, sentences: &[String]) -> Result<()>
                 write!(out, "{sink}")?;
                 out.flush()?;
             }
+            sink.clear();
+            state.finish(&mut sink).map_err(|e| anyhow!("{e}"))?;
+            write!(out, "{sink}")?;
         } else {
             let ids = int8.translate_ids(&src, beam)?;
             for &t in &ids {
                 tok.decode_piece(t, &mut state, &mut sink).map_err(|e| anyhow!("{e}"))?;
             }
+            state.finish(&mut sink).map_err(|e| anyhow!("{e}"))?;
             write!(out, "{sink}")?;
         }
         writeln!(out)?;

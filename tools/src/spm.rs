@@ -10,14 +10,19 @@
 //! - `NormalizerSpec`: 1 `name`, 2 `precompiled_charsmap`, 3 `add_dummy_prefix`,
 //!   4 `remove_extra_whitespaces`, 5 `escape_whitespaces`.
 //!
-//! Supported: unigram models whose pieces are NORMAL, UNKNOWN, CONTROL (exactly bos, eos and
-//! pad) or UNUSED. USER_DEFINED and BYTE pieces (and so `byte_fallback`) are rejected, as are
-//! `treat_whitespace_as_suffix`, `escape_whitespaces = false` and a custom `unk_surface`.
+//! Supported: UNIGRAM (`model_type` 1) and BPE (2) models whose pieces are NORMAL, UNKNOWN,
+//! CONTROL (exactly bos, eos and pad), UNUSED (unigram only) and, with `byte_fallback` (BPE
+//! only), the 256 BYTE pieces `<0x00>`..`<0xFF>`. Rejected, with the option named:
+//! USER_DEFINED pieces (`user_defined_symbols`), UNUSED pieces in BPE (SentencePiece merges
+//! them and splits them back), unigram `byte_fallback`, `treat_whitespace_as_suffix`,
+//! `escape_whitespaces = false`, a custom `unk_surface`, piece strings used twice, and in BPE
+//! a CONTROL/UNKNOWN/BYTE piece of one character (SentencePiece would emit it for that
+//! character).
 
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
-use picoformer::tokenizer::{Vocab, SCORE_SCALE_BITS, UNK_SURFACE};
+use picoformer::tokenizer::{bpe_score, ModelKind, Vocab, SCORE_SCALE_BITS, UNK_SURFACE};
 
 /// `SentencePiece.Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,9 +62,14 @@ pub struct Piece {
 pub struct SpmModel {
     /// Indexed by token id.
     pub pieces: Vec<Piece>,
+    /// `TrainerSpec.model_type`.
+    pub kind: ModelKind,
+    /// `TrainerSpec.byte_fallback` (then all 256 BYTE pieces are present).
+    pub byte_fallback: bool,
     pub unk: u16,
     pub bos: u16,
     pub eos: u16,
+    /// The eos id when the model has no pad piece (`pad_id = -1`).
     pub pad: u16,
     /// `normalizer_spec.name`. Anything but `"identity"` means the runtime's normalization
     /// (identity plus whitespace handling) differs from SentencePiece's: warn.
@@ -77,6 +87,8 @@ pub struct VocabTables {
     pub bytes: Vec<u8>,
     pub scores: Vec<i32>,
     pub sorted: Vec<u16>,
+    /// Empty, or with `byte_fallback` the id of `<0xHH>` for each byte.
+    pub byte_ids: Vec<u16>,
 }
 
 /// A protobuf field value.
@@ -283,13 +295,14 @@ impl SpmModel {
             }
         }
 
+        let kind = match model_type {
+            1 => ModelKind::Unigram,
+            2 => ModelKind::Bpe,
+            t => bail!("TrainerSpec.model_type is {t} (3 WORD, 4 CHAR): only UNIGRAM (1) and BPE (2) are supported"),
+        };
         ensure!(
-            model_type == 1,
-            "TrainerSpec.model_type is {model_type}, only UNIGRAM (1) is supported"
-        );
-        ensure!(
-            !byte_fallback,
-            "TrainerSpec.byte_fallback is set: BYTE pieces are not supported"
+            !byte_fallback || kind == ModelKind::Bpe,
+            "TrainerSpec.byte_fallback is set on a UNIGRAM model: byte fallback is supported for BPE only"
         );
         ensure!(
             !suffix,
@@ -327,23 +340,57 @@ impl SpmModel {
         let unk = id(unk_id, "unk_id", PieceType::Unknown)?;
         let bos = id(bos_id, "bos_id", PieceType::Control)?;
         let eos = id(eos_id, "eos_id", PieceType::Control)?;
-        let pad = id(pad_id, "pad_id", PieceType::Control)?;
+        // No pad piece (pad_id = -1, as in Llama): pad aliases eos, which decodes the same
+        // (to nothing) and is never produced by encode.
+        let pad = if pad_id == -1 { eos } else { id(pad_id, "pad_id", PieceType::Control)? };
+        let bpe = kind == ModelKind::Bpe;
+        let mut bytes_seen = [false; 256];
         for (i, p) in pieces.iter().enumerate() {
-            let ok = match p.kind {
-                PieceType::Normal | PieceType::Unused => true,
-                PieceType::Unknown => i == usize::from(unk),
-                PieceType::Control => [bos, eos, pad].contains(&(i as u16)),
-                PieceType::UserDefined | PieceType::Byte => false,
-            };
+            let at = || format!("ModelProto.pieces[{i}] {:?}", p.piece);
+            match p.kind {
+                PieceType::Normal => {}
+                PieceType::Unused => ensure!(
+                    !bpe,
+                    "{}: UNUSED pieces in a BPE model are not supported (SentencePiece merges them, then splits them back)",
+                    at()
+                ),
+                PieceType::Unknown => ensure!(i == usize::from(unk), "{}: a second UNKNOWN piece", at()),
+                PieceType::Control => ensure!(
+                    [bos, eos, pad].contains(&(i as u16)),
+                    "{}: CONTROL pieces other than bos/eos/pad (control_symbols) are not supported",
+                    at()
+                ),
+                PieceType::UserDefined => bail!(
+                    "{}: USER_DEFINED pieces (TrainerSpec.user_defined_symbols) are not supported",
+                    at()
+                ),
+                PieceType::Byte => {
+                    ensure!(byte_fallback, "{}: a BYTE piece without TrainerSpec.byte_fallback", at());
+                    let b = byte_of(&p.piece).with_context(|| format!("{}: a BYTE piece not spelled <0xHH>", at()))?;
+                    ensure!(!bytes_seen[usize::from(b)], "{}: byte piece defined twice", at());
+                    bytes_seen[usize::from(b)] = true;
+                }
+            }
             ensure!(
-                ok,
-                "ModelProto.pieces[{i}] {:?}: {:?} pieces are not supported",
-                p.piece,
+                !(bpe && p.kind != PieceType::Normal && p.piece.chars().count() == 1),
+                "{}: a {:?} piece of one character in a BPE model is not supported (SentencePiece emits it for that character)",
+                at(),
                 p.kind
             );
         }
+        ensure!(
+            !byte_fallback || bytes_seen.iter().all(|&b| b),
+            "TrainerSpec.byte_fallback is set but not all 256 BYTE pieces <0x00>..<0xFF> are present"
+        );
+        let mut names: Vec<&str> = pieces.iter().map(|p| p.piece.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            bail!("ModelProto.pieces: duplicate piece {:?}", w[0]);
+        }
         Ok(Self {
             pieces,
+            kind,
+            byte_fallback,
             unk,
             bos,
             eos,
@@ -355,8 +402,9 @@ impl SpmModel {
         })
     }
 
-    /// Build the runtime tables: piece bytes and offsets in id order, scores in fixed point
-    /// ([`SCORE_SCALE_BITS`]), and the NORMAL ids sorted by bytes.
+    /// Build the runtime tables: piece bytes and offsets in id order, scores (unigram: fixed
+    /// point, [`SCORE_SCALE_BITS`]; BPE: [`bpe_score`]), the NORMAL ids sorted by bytes, and
+    /// with `byte_fallback` the 256 byte piece ids.
     pub fn tables(&self) -> Result<VocabTables> {
         let mut t = VocabTables::default();
         t.offsets.push(0);
@@ -365,6 +413,11 @@ impl SpmModel {
             t.bytes.extend_from_slice(p.piece.as_bytes());
             t.offsets
                 .push(u32::try_from(t.bytes.len()).context("piece bytes exceed 4 GiB")?);
+            if self.kind == ModelKind::Bpe {
+                ensure!(!p.score.is_nan(), "ModelProto.pieces[{i}] {:?}: score is NaN", p.piece);
+                t.scores.push(bpe_score(p.score.to_bits()));
+                continue;
+            }
             let s = (f64::from(p.score) * scale).round();
             ensure!(
                 p.score.is_finite() && s >= f64::from(i32::MIN) && s <= f64::from(i32::MAX),
@@ -391,6 +444,14 @@ impl SpmModel {
                 self.pieces[usize::from(w[0])].piece
             );
         }
+        if self.byte_fallback {
+            t.byte_ids = vec![0; 256];
+            for (i, p) in self.pieces.iter().enumerate() {
+                if let (PieceType::Byte, Some(b)) = (p.kind, byte_of(&p.piece)) {
+                    t.byte_ids[usize::from(b)] = i as u16;
+                }
+            }
+        }
         Ok(t)
     }
 
@@ -407,6 +468,16 @@ impl SpmModel {
             pad: self.pad,
             add_dummy_prefix: self.add_dummy_prefix,
             remove_extra_whitespaces: self.remove_extra_whitespaces,
+            kind: self.kind,
+            byte_ids: &t.byte_ids,
         }
     }
+}
+
+/// The byte of a BYTE piece spelled `<0xHH>` (uppercase hex, as SentencePiece writes it).
+fn byte_of(piece: &str) -> Option<u8> {
+    let hex = piece.strip_prefix("<0x")?.strip_suffix('>')?;
+    (hex.len() == 2 && hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'A'..=b'F')))
+        .then(|| u8::from_str_radix(hex, 16).ok())
+        .flatten()
 }

@@ -1,7 +1,10 @@
-//! The runtime tokenizer against python SentencePiece on the 1000 Multi30k test_2016 German
-//! sentences: ids from `sp.encode(line)` and text from `sp.decode(ids)`, byte for byte.
+//! The runtime tokenizer against python SentencePiece, byte for byte: ids from
+//! `sp.encode(line)` and text from `sp.decode(ids)`.
 //!
-//! Skips (with a message) only while `models/de-en/export/tokenizer.model` is absent.
+//! - the de-en unigram model on the 1000 Multi30k test_2016 German sentences (skips, with a
+//!   message, only while `models/de-en/export/tokenizer.model` is absent);
+//! - the BPE models in `tests/data` (`tools/bpe_vectors.py`) on the 1000 test_2016 English
+//!   captions and hostile cases, whole and streamed decode.
 
 #[path = "../src/spm.rs"]
 #[allow(dead_code)]
@@ -10,7 +13,7 @@ mod spm;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use picoformer::tokenizer::{Node, Tokenizer};
+use picoformer::tokenizer::{DecodeState, ModelKind, Node, Tokenizer};
 use picoformer::TokenId;
 
 const SOURCE: &str = "/work/shared/data/multi30k/test_2016_flickr.de.gz";
@@ -112,4 +115,109 @@ fn test2016_matches_sentencepiece() {
         failures.join("\n"),
         n = sentences.len()
     );
+}
+
+/// Decode `ids` piece by piece through `decode_piece`, then `finish`.
+fn stream(tok: &Tokenizer<'_>, ids: &[TokenId]) -> String {
+    let mut s = String::new();
+    let mut state = DecodeState::default();
+    for &id in ids {
+        tok.decode_piece(id, &mut state, &mut s).expect("decode_piece");
+    }
+    state.finish(&mut s).expect("finish");
+    s
+}
+
+/// One comparison: `text` (if any) must encode to `ids`, and `ids` must decode, whole and
+/// streamed, to `decoded`. Returns the failures.
+fn compare(tok: &Tokenizer<'_>, what: &str, text: Option<&str>, ids: &[TokenId], decoded: &str) -> Vec<String> {
+    let mut bad = Vec::new();
+    if let Some(text) = text {
+        let mut scratch = vec![Node::default(); Tokenizer::scratch_len(text.len())];
+        let mut out = vec![0 as TokenId; 4 * text.len() + 4];
+        let n = tok.encode(text, &mut scratch, &mut out).expect("encode");
+        if &out[..n] != ids {
+            bad.push(format!("{what}: encode {text:?}\n  want {ids:?}\n  got  {:?}", &out[..n]));
+        }
+    }
+    let mut buf = vec![0u8; 16 * ids.len() + 16];
+    let whole = tok.decode(ids, &mut buf).expect("decode");
+    if whole != decoded {
+        bad.push(format!("{what}: decode {ids:?}\n  want {decoded:?}\n  got  {whole:?}"));
+    }
+    let streamed = stream(tok, ids);
+    if streamed != decoded {
+        bad.push(format!("{what}: streamed decode {ids:?}\n  want {decoded:?}\n  got  {streamed:?}"));
+    }
+    bad
+}
+
+/// A BPE model in `tests/data` (written by `tools/bpe_vectors.py`) against python
+/// SentencePiece: the 1000 test2016 English captions and the hostile cases, every line.
+fn bpe_matches_sentencepiece(name: &str, byte_fallback: bool) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let model = spm::SpmModel::load(&data.join(format!("{name}.model"))).expect("parse model");
+    assert_eq!(model.kind, ModelKind::Bpe);
+    assert_eq!(model.byte_fallback, byte_fallback);
+    let tables = model.tables().expect("build tables");
+    let tok = Tokenizer::new(model.vocab(&tables)).expect("validate vocab");
+    assert_eq!(tok.vocab().byte_fallback(), byte_fallback);
+
+    let sentences = read_lines(&root().join("models/de-en/test2016.en"));
+    let want_ids = read_lines(&data.join(format!("{name}.test2016.txt")));
+    let want_text = read_lines(&data.join(format!("{name}.test2016_decoded.txt")));
+    assert_eq!(sentences.len(), 1000);
+    assert_eq!(want_ids.len(), 1000);
+    assert_eq!(want_text.len(), 1000);
+    let mut failures = Vec::new();
+    for (i, s) in sentences.iter().enumerate() {
+        let ids: Vec<TokenId> = want_ids[i].split_whitespace().map(|t| t.parse().expect("golden ids")).collect();
+        failures.extend(compare(&tok, &format!("test2016 line {}", i + 1), Some(s), &ids, &want_text[i]));
+    }
+    let cases = read_lines(&data.join(format!("{name}.cases.jsonl")));
+    let (mut texts, mut id_cases) = (0, 0);
+    for (i, line) in cases.iter().enumerate() {
+        let case: serde_json::Value = serde_json::from_str(line).expect("cases.jsonl line");
+        let text = case.get("text").map(|t| t.as_str().expect("text is a string"));
+        let ids: Vec<TokenId> =
+            case["ids"].as_array().expect("ids").iter().map(|v| v.as_u64().expect("id") as TokenId).collect();
+        let decoded = case["decoded"].as_str().expect("decoded");
+        if text.is_some() {
+            texts += 1;
+        } else {
+            id_cases += 1;
+        }
+        failures.extend(compare(&tok, &format!("case {}", i + 1), text, &ids, decoded));
+    }
+    eprintln!(
+        "{name}: 1000 test2016 lines, {texts} hostile texts, {id_cases} id sequences: {} mismatches",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.iter().take(10).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(texts >= 40 && id_cases >= 300, "{texts} texts, {id_cases} id cases");
+}
+
+#[test]
+fn bpe_llama_style_matches_sentencepiece() {
+    bpe_matches_sentencepiece("bpe_llama", true);
+}
+
+#[test]
+fn bpe_small_matches_sentencepiece() {
+    bpe_matches_sentencepiece("bpe_small", false);
+}
+
+/// What the runtime cannot do is refused, naming the option.
+#[test]
+fn unsupported_models_are_rejected_by_name() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    for (name, needle) in [
+        ("reject_user_defined_symbols", "user_defined_symbols"),
+        ("reject_unigram_byte_fallback", "byte_fallback"),
+        ("reject_char_model", "model_type is 4"),
+    ] {
+        let err = spm::SpmModel::load(&data.join(format!("{name}.model"))).expect_err(name);
+        let msg = format!("{err:#}");
+        assert!(msg.contains(needle), "{name}: {msg}");
+    }
 }

@@ -66,6 +66,7 @@ fn run<P: Platform>(p: &mut P, text: &str) -> Result<(), Error> {
         defmt::println!("  token {=u16} {=str}", id, piece);
         tokens += 1;
     }
+    state.finish(&mut en)?;
     let spent = p.instructions() - t0;
     defmt::println!("en: {=str}", en.as_str());
     defmt::println!("{=u32} tokens in {=u64} instructions (tokenize + encode + decode)", tokens, spent);

@@ -150,6 +150,7 @@ pub fn run_case<P: Platform>(
         );
         cost.steps += 1;
     }
+    state.finish(&mut text)?;
     let out_ok = first_diff.is_none() && cost.steps == case.out_len();
     defmt::println!(
         "  output: {=str}{=str}",

@@ -215,6 +215,11 @@ fn translate<S: Write, C: Clock>(
         }
         let _ = out.port.flush();
     }
+    match state.finish(&mut out) {
+        Err(Error::OutputFull { .. }) if out.failed => defmt::warn!("serial write failed"),
+        r => r?,
+    }
+    let _ = out.port.flush();
     Ok(cost)
 }
 

@@ -1,22 +1,31 @@
-//! SentencePiece unigram tokenizer: encode (normalize + Viterbi) and streaming decode, with no
-//! allocation and no floats.
+//! SentencePiece tokenizer: encode (normalize, then unigram Viterbi or BPE merges) and
+//! streaming decode, with no allocation and no floats.
 //!
-//! Bit-compatible with SentencePiece's `EncodeOptimized` for models trained with the `identity`
-//! normalization rule and only NORMAL, CONTROL and UNKNOWN pieces:
+//! Bit-compatible with python `sentencepiece` for models trained with the `identity`
+//! normalization rule whose pieces are NORMAL, CONTROL (bos, eos, pad), UNKNOWN and, with
+//! `byte_fallback` (BPE only), the 256 BYTE pieces `<0x00>`..`<0xFF>`:
 //!
-//! 1. normalize: optionally drop leading spaces, collapse runs of `' '` and drop trailing `▁`;
-//!    optionally prepend `▁` (dummy prefix); every `' '` becomes `▁` (U+2581). Only ASCII
-//!    space is whitespace; other characters pass through unchanged.
-//! 2. Viterbi over the UTF-8 bytes: at each character boundary every NORMAL piece that is a
-//!    prefix of the rest competes; a character with no one-character piece gets an `unk` node
-//!    scored `min_score − 10`. Ties keep the candidate found first (earlier start, then shorter
-//!    piece), as SentencePiece does.
-//! 3. Runs of consecutive `unk` tokens are merged into one, as `SentencePieceProcessor` does.
+//! 1. normalize (here): optionally drop leading spaces, collapse runs of `' '` and drop
+//!    trailing `▁`; optionally prepend `▁` (dummy prefix); every `' '` becomes `▁` (U+2581).
+//!    Only ASCII space is whitespace; other characters pass through unchanged.
+//! 2. segment: [`unigram`] (Viterbi, `EncodeOptimized`) or [`bpe`] (greedy merges,
+//!    `bpe::Model::Encode`), chosen by [`Vocab::kind`].
+//! 3. unknown characters: each UTF-8 byte becomes its BYTE piece when `byte_fallback`, else
+//!    the character is `unk` and runs of `unk` merge into one (`PopulateSentencePieceText`).
+//!
+//! Decode (here) follows `SentencePieceProcessor::Decode`: control ids vanish, `unk` is
+//! [`UNK_SURFACE`], `▁` is a space and the first one of the text is dropped, and runs of byte
+//! pieces are read as UTF-8 with one U+FFFD per byte that is not part of a valid character.
+
+mod bpe;
+#[cfg(test)]
+mod testing;
+mod unigram;
 
 use crate::{Error, TokenId};
 use core::fmt;
 
-/// Piece scores are fixed point: `score_fixed = round(score_f32 · 2^SCORE_SCALE_BITS)`.
+/// Unigram piece scores are fixed point: `score_fixed = round(score_f32 · 2^SCORE_SCALE_BITS)`.
 ///
 /// With 24 bits every `f32` score of magnitude ≥ 1 is exact, and smaller ones are within
 /// 2^-25. Scores must lie in `[-128, 128)` to fit an `i32`; path sums are `i64`.
@@ -32,8 +41,34 @@ pub const UNK_SURFACE: &str = " \u{2047} ";
 /// The whitespace marker, U+2581, as UTF-8.
 const SPACE_MARK: &[u8] = "\u{2581}".as_bytes();
 
-/// Node index meaning "not reached yet".
+/// Node index meaning "not reached yet" / "no symbol".
 const NONE: u32 = u32::MAX;
+
+/// A BPE piece score as stored in [`Vocab::scores`]: the `f32` score's bits mapped to an
+/// `i32` with the same order (`a < b` as floats iff `key(a) < key(b)`, `-0.0` equal to `0.0`).
+/// BPE only compares scores, so this is exact for every finite score (Llama's reach −31,000,
+/// far outside the unigram fixed point). NaN bits give keys above +inf or below −inf.
+pub const fn bpe_score(f32_bits: u32) -> i32 {
+    let bits = if f32_bits == 0x8000_0000 { 0 } else { f32_bits };
+    if bits & 0x8000_0000 != 0 {
+        // negative: larger magnitude bits sort lower
+        !((bits & 0x7fff_ffff) as i32)
+    } else {
+        bits as i32
+    }
+}
+
+/// How a vocabulary segments text (`TrainerSpec.model_type`).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModelKind {
+    /// `UNIGRAM` (1): the most likely segmentation, scores are fixed-point log-probabilities.
+    #[default]
+    Unigram,
+    /// `BPE` (2): merge the best-scoring adjacent pair until none is a piece; scores are
+    /// merge priorities ([`bpe_score`]).
+    Bpe,
+}
 
 /// The tokenizer tables, as zero-copy views into the model blob. `V` is the vocabulary size.
 #[derive(Debug, Clone, Copy, Default)]
@@ -43,10 +78,12 @@ pub struct Vocab<'a> {
     pub offsets: &'a [u32],
     /// UTF-8 piece strings, concatenated; spaces appear as `▁` (U+2581).
     pub bytes: &'a [u8],
-    /// `(V,)` piece scores (log-probabilities) in fixed point, see [`SCORE_SCALE_BITS`].
+    /// `(V,)` piece scores. Unigram: log-probabilities in fixed point ([`SCORE_SCALE_BITS`]).
+    /// BPE: merge priorities, higher merges first, any `i32` ([`bpe_score`] of the `f32`).
     pub scores: &'a [i32],
     /// Ids of the NORMAL pieces only, sorted by their bytes (strictly increasing). Control,
-    /// unknown and unused pieces are absent, so encode never produces them.
+    /// unknown, byte and unused pieces are absent, so encode never produces them (except
+    /// byte pieces through `byte_ids`).
     pub sorted: &'a [u16],
     pub unk: TokenId,
     pub bos: TokenId,
@@ -56,18 +93,38 @@ pub struct Vocab<'a> {
     pub add_dummy_prefix: bool,
     /// Drop leading/trailing spaces and collapse runs of spaces.
     pub remove_extra_whitespaces: bool,
+    /// The segmentation algorithm.
+    pub kind: ModelKind,
+    /// `byte_fallback`: empty when off; else `(256,)`, `byte_ids[b]` is the id of the BYTE
+    /// piece `<0xHH>` for byte `b` (uppercase hex), which encode emits for each byte of an
+    /// unknown character and decode reads back as raw bytes. BPE only.
+    pub byte_ids: &'a [u16],
 }
 
-/// One Viterbi cell of the encode scratch: the best path ending at this byte of the
-/// normalized text. Encode needs `normalized_len + 1` of them; [`Tokenizer::scratch_len`]
-/// gives a bound from the input length.
+impl Vocab<'_> {
+    /// `byte_fallback` is on: unknown characters encode as their UTF-8 bytes.
+    pub fn byte_fallback(&self) -> bool {
+        !self.byte_ids.is_empty()
+    }
+}
+
+/// One cell of the encode scratch, for byte `i` of the normalized text. Encode needs
+/// `normalized_len + 1` of them; [`Tokenizer::scratch_len`] gives a bound from the input
+/// length. 16 bytes.
+///
+/// Unigram: the best path ending at byte `i` (`score`, `start` of its last piece, `id`).
+/// BPE, where `i` starts a symbol: the symbol ends at `start`, merging it with the next
+/// symbol gives piece `id` with priority `score` (`NO_PAIR` if the concatenation is not a
+/// piece).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Node {
-    /// Best path score ending here (fixed point, [`SCORE_SCALE_BITS`]).
+    /// Unigram: best path score ending here (fixed point, [`SCORE_SCALE_BITS`]).
+    /// BPE: priority of the merge with the next symbol.
     score: i64,
-    /// Byte where the last piece of that path starts, or `NONE`.
+    /// Unigram: byte where the last piece of that path starts, or `NONE`.
+    /// BPE: byte where this symbol ends (and the next one starts).
     start: u32,
-    /// Id of that last piece.
+    /// Unigram: id of that last piece. BPE: id of the merged pair.
     id: TokenId,
     /// The normalized text byte at this position.
     byte: u8,
@@ -78,19 +135,24 @@ pub struct Node {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tokenizer<'a> {
     v: Vocab<'a>,
-    /// Score of an `unk` node: smallest NORMAL score minus [`UNK_PENALTY`].
+    /// Unigram: score of an `unk` node, smallest NORMAL score minus [`UNK_PENALTY`].
     unk_score: i64,
 }
 
 /// Streaming decode state: feed every id of one sentence through [`Tokenizer::decode_piece`]
-/// with the same state. `Default` starts a new sentence.
+/// with the same state, then call [`DecodeState::finish`]. `Default` starts a new sentence.
 #[derive(Debug, Clone, Copy)]
 pub struct DecodeState {
     /// SentencePiece's `is_bos_ws`: nothing visible has been written yet and no leading `▁`
     /// has been consumed.
     at_start: bool,
-    /// The previous piece consumed the leading `▁` (only when `remove_extra_whitespaces` is off).
+    /// The previous non-byte piece consumed the leading `▁` (only when
+    /// `remove_extra_whitespaces` is off).
     bos_ws_seen: bool,
+    /// `pending[..pending_len]`: an unfinished UTF-8 character from byte pieces, a lead byte
+    /// and at most two continuation bytes (`pending_len` in `0..=3`).
+    pending: [u8; 3],
+    pending_len: u8,
 }
 
 impl Default for DecodeState {
@@ -98,33 +160,114 @@ impl Default for DecodeState {
         Self {
             at_start: true,
             bos_ws_seen: false,
+            pending: [0; 3],
+            pending_len: 0,
         }
     }
 }
 
-/// The decoded text of one piece, as chunks: runs of text, and `" "` for each `▁`.
-#[derive(Debug, Clone)]
+/// The decoded text of one piece: `replaced` U+FFFD (bytes that cannot form a character),
+/// then `ch` (a character completed by byte pieces), then `text` with each `▁` as `' '`.
+/// Write it with [`Surface::write_to`] or `Display`.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Surface<'a> {
-    rest: &'a str,
+    /// U+FFFD count, `0..=4`.
+    replaced: u8,
+    ch: Option<char>,
+    text: &'a str,
 }
 
-impl<'a> Iterator for Surface<'a> {
-    type Item = &'a str;
+impl Surface<'_> {
+    /// Write the text into `sink`.
+    pub fn write_to(&self, sink: &mut (impl fmt::Write + ?Sized)) -> fmt::Result {
+        for _ in 0..self.replaced {
+            sink.write_char(char::REPLACEMENT_CHARACTER)?;
+        }
+        if let Some(c) = self.ch {
+            sink.write_char(c)?;
+        }
+        for (i, part) in self.text.split('\u{2581}').enumerate() {
+            if i > 0 {
+                sink.write_char(' ')?;
+            }
+            sink.write_str(part)?;
+        }
+        Ok(())
+    }
 
-    fn next(&mut self) -> Option<&'a str> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        if let Some(r) = self.rest.strip_prefix('\u{2581}') {
-            self.rest = r;
-            return Some(" ");
-        }
-        let cut = self.rest.find('\u{2581}').unwrap_or(self.rest.len());
-        let (head, tail) = self.rest.split_at_checked(cut)?;
-        self.rest = tail;
-        Some(head)
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.replaced == 0 && self.ch.is_none() && self.text.is_empty()
     }
 }
+
+impl fmt::Display for Surface<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_to(f)
+    }
+}
+
+impl DecodeState {
+    /// End the sentence: an unfinished character from byte pieces becomes one U+FFFD per
+    /// byte, as `sp.decode` renders it. A sink error becomes [`Error::OutputFull`].
+    pub fn finish(&mut self, sink: &mut impl fmt::Write) -> Result<(), Error> {
+        let s = Surface { replaced: self.flush(), ..Surface::default() };
+        s.write_to(sink).map_err(|_| Error::OutputFull { capacity: 0 })
+    }
+
+    /// Drop the pending bytes; returns how many there were.
+    fn flush(&mut self) -> u8 {
+        core::mem::replace(&mut self.pending_len, 0)
+    }
+
+    /// Add one byte from a byte piece: returns the U+FFFD count for bytes that cannot be part
+    /// of a valid character, and the character the byte completes. Validity is
+    /// SentencePiece's `IsValidDecodeUTF8` (strict UTF-8, as `core::str::from_utf8`) and an
+    /// invalid sequence costs one U+FFFD for its first byte, then decoding resumes at the
+    /// next byte. A completed character always ends at the new byte, so nothing follows it.
+    fn push(&mut self, b: u8) -> (u8, Option<char>) {
+        let mut buf = [0u8; 4];
+        let held = usize::from(self.pending_len).min(3);
+        if let (Some(dst), Some(src)) = (buf.get_mut(..held), self.pending.get(..held)) {
+            dst.copy_from_slice(src);
+        }
+        if let Some(last) = buf.get_mut(held) {
+            *last = b;
+        }
+        self.pending_len = 0;
+        let mut replaced = 0u8;
+        let mut rest = buf.get(..=held).unwrap_or(&[]);
+        while let Some((&lead, tail)) = rest.split_first() {
+            let need = match lead {
+                0x00..=0x7f => 1,
+                0xc0..=0xdf => 2,
+                0xe0..=0xef => 3,
+                0xf0..=0xf7 => 4,
+                _ => 0,
+            };
+            let trails_ok = tail.iter().take(need.max(1) - 1).all(|&t| t & 0xc0 == 0x80);
+            if need > 0 && trails_ok && rest.len() < need {
+                // a valid prefix so far: hold it
+                let n = rest.len().min(3);
+                if let (Some(dst), Some(src)) = (self.pending.get_mut(..n), rest.get(..n)) {
+                    dst.copy_from_slice(src);
+                }
+                self.pending_len = n as u8;
+                return (replaced, None);
+            }
+            let whole = rest.get(..need).filter(|_| need > 0 && trails_ok);
+            if let Some(c) = whole.and_then(|w| core::str::from_utf8(w).ok()).and_then(|s| s.chars().next()) {
+                return (replaced, Some(c));
+            }
+            replaced += 1;
+            rest = tail;
+        }
+        (replaced, None)
+    }
+}
+
+// The scratch figures (docs/memory.md) count 16 bytes per node, on every target.
+const _: () = assert!(core::mem::size_of::<Node>() == 16);
 
 impl Node {
     /// An empty node, for `static` scratch buffers.
@@ -192,6 +335,25 @@ impl<'a> Tokenizer<'a> {
             let s = v.scores.get(usize::from(id)).copied().unwrap_or(0);
             min_score = min_score.min(i64::from(s));
         }
+        if v.byte_fallback() {
+            if v.kind != ModelKind::Bpe {
+                return bad("byte_fallback is only supported for BPE");
+            }
+            if v.byte_ids.len() != 256 {
+                return bad("byte_ids is not 256 ids");
+            }
+            for (b, &id) in v.byte_ids.iter().enumerate() {
+                if usize::from(id) >= n || [v.unk, v.bos, v.eos, v.pad].contains(&id) {
+                    return bad("byte piece id out of range or special");
+                }
+                if t.byte_of(id) != Some(b as u8) {
+                    return bad("byte piece is not <0xHH> of its byte");
+                }
+                if t.piece_str(id).and_then(|p| t.id_of(p)).is_some() {
+                    return bad("byte piece also a normal piece");
+                }
+            }
+        }
         Ok(Tokenizer {
             v,
             unk_score: min_score - UNK_PENALTY,
@@ -242,6 +404,22 @@ impl<'a> Tokenizer<'a> {
             .binary_search_by(|&id| self.piece(id).cmp(key))
             .ok()?;
         self.v.sorted.get(i).copied()
+    }
+
+    /// The byte of a BYTE piece: `Some(b)` iff `byte_fallback` is on and `id` is
+    /// `byte_ids[b]`, spelled `<0xHH>`.
+    fn byte_of(&self, id: TokenId) -> Option<u8> {
+        let hex = self.piece(id).strip_prefix(b"<0x")?.strip_suffix(b">")?;
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        };
+        let b = match *hex {
+            [hi, lo] => digit(hi)? << 4 | digit(lo)?,
+            _ => return None,
+        };
+        (self.v.byte_ids.get(usize::from(b)) == Some(&id)).then_some(b)
     }
 
     /// Normalize `text` into `nodes[..].byte`; returns the normalized length. Bytes past the
@@ -326,64 +504,10 @@ impl<'a> Tokenizer<'a> {
             return Err(too_long);
         }
         let nodes = scratch.get_mut(..=n).ok_or(too_long)?;
-        for node in nodes.iter_mut() {
-            node.score = 0;
-            node.start = NONE;
-            node.id = self.v.unk;
+        match self.v.kind {
+            ModelKind::Unigram => unigram::encode(self, nodes, n, out, max_pieces),
+            ModelKind::Bpe => bpe::encode(self, nodes, n, out, max_pieces),
         }
-
-        // viterbi, lattice built on the fly
-        let mut start = 0usize;
-        while start < n {
-            let lead = nodes.get(start).map_or(0, |x| x.byte);
-            let char_len = utf8_len(lead).min(n - start);
-            let base = nodes.get(start).map_or(0, |x| x.score);
-            let mut has_single = false;
-            // All sorted pieces in [lo, hi) share the prefix text[start..end].
-            let (mut lo, mut hi) = (0usize, self.v.sorted.len());
-            let mut end = start;
-            while let Some(c) = nodes.get(end).map(|x| x.byte).filter(|_| end < n) {
-                let depth = end - start;
-                let range = self.v.sorted.get(lo..hi).unwrap_or(&[]);
-                let byte_at = |id: &u16| self.piece(*id).get(depth).copied().unwrap_or(0);
-                let a = range.partition_point(|id| byte_at(id) < c);
-                let b = range.partition_point(|id| byte_at(id) <= c);
-                (lo, hi) = (lo + a, lo + b);
-                if lo >= hi {
-                    break;
-                }
-                end += 1;
-                let Some(&id) = self.v.sorted.get(lo) else {
-                    break;
-                };
-                if self.piece(id).len() == end - start {
-                    // The one piece equal to the prefix sorts first; the rest are longer.
-                    lo += 1;
-                    let s = self.v.scores.get(usize::from(id)).copied().unwrap_or(0);
-                    relax(nodes, start, end, id, base.saturating_add(i64::from(s)));
-                    has_single |= end - start == char_len;
-                }
-            }
-            if !has_single {
-                let unk = base.saturating_add(self.unk_score);
-                relax(nodes, start, start + char_len, self.v.unk, unk);
-            }
-            start += char_len.max(1);
-        }
-
-        // backtrack: count merged tokens, then write them right to left
-        let count = self.backtrack(nodes, n, |_| {});
-        let keep = count.min(max_pieces);
-        let capacity = out.len();
-        let out = out.get_mut(..keep).ok_or(Error::OutputFull { capacity })?;
-        let mut i = count;
-        self.backtrack(nodes, n, |id| {
-            i = i.saturating_sub(1);
-            if let Some(o) = out.get_mut(i) {
-                *o = id;
-            }
-        });
-        Ok(keep)
     }
 
     /// The source ids of a sentence as the model expects them (DESIGN §2): its pieces, cut
@@ -395,38 +519,27 @@ impl<'a> Tokenizer<'a> {
         Ok(n + 1)
     }
 
-    /// Walk the best path from the end, merging runs of `unk`; calls `put(id)` right to
-    /// left and returns the token count.
-    fn backtrack(&self, nodes: &[Node], n: usize, mut put: impl FnMut(TokenId)) -> usize {
-        let mut count = 0usize;
-        let mut end = n;
-        let mut prev_unk = false;
-        while let Some(node) = nodes.get(end).filter(|_| end > 0) {
-            let is_unk = node.id == self.v.unk;
-            if !(is_unk && prev_unk) {
-                count += 1;
-                put(node.id);
-            }
-            prev_unk = is_unk;
-            // Starts strictly decrease on a reached path; stop on anything else.
-            if node.start as usize >= end {
-                break;
-            }
-            end = node.start as usize;
-        }
-        count
-    }
-
     /// The decoded text of one id, updating `state`, exactly as `sp.decode` renders it in
     /// sequence: bos/eos/pad give nothing, `unk` gives [`UNK_SURFACE`], `▁` becomes `' '`,
-    /// and the leading `▁` of the first visible piece is dropped.
+    /// the leading `▁` of the first visible piece is dropped, and byte pieces are held until
+    /// they form a character (see [`Surface`]); any other piece first flushes held bytes as
+    /// U+FFFD.
     pub fn surface(&self, id: TokenId, state: &mut DecodeState) -> Result<Surface<'a>, Error> {
         let vocab = self.vocab_size();
         let text = self.piece_str(id).ok_or(Error::TokenOutOfRange {
             id: u32::from(id),
             vocab: u32::try_from(vocab).unwrap_or(u32::MAX),
         })?;
-        if state.bos_ws_seen {
+        if let Some(b) = self.byte_of(id) {
+            let (replaced, ch) = state.push(b);
+            let s = Surface { replaced, ch, text: "" };
+            if !s.is_empty() {
+                state.at_start = false;
+            }
+            return Ok(s);
+        }
+        let replaced = state.flush();
+        if state.bos_ws_seen || replaced > 0 {
             state.at_start = false;
         }
         let is_bos_ws = state.at_start;
@@ -448,53 +561,55 @@ impl<'a> Tokenizer<'a> {
         if !text.is_empty() {
             state.at_start = false;
         }
-        Ok(Surface { rest: text })
+        Ok(Surface { replaced, ch: None, text })
     }
 
-    /// Stream the decoded text of one id into `sink` (see [`Self::surface`]). A sink error
-    /// becomes [`Error::OutputFull`] with capacity 0.
+    /// Stream the decoded text of one id into `sink` (see [`Self::surface`]); end the
+    /// sentence with [`DecodeState::finish`]. A sink error becomes [`Error::OutputFull`]
+    /// with capacity 0.
     pub fn decode_piece(
         &self,
         id: TokenId,
         state: &mut DecodeState,
         sink: &mut impl fmt::Write,
     ) -> Result<(), Error> {
-        for chunk in self.surface(id, state)? {
-            sink.write_str(chunk)
-                .map_err(|_| Error::OutputFull { capacity: 0 })?;
-        }
-        Ok(())
+        self.surface(id, state)?
+            .write_to(sink)
+            .map_err(|_| Error::OutputFull { capacity: 0 })
     }
 
     /// Decode `ids` into `out`, matching python `sp.decode(ids)`.
     pub fn decode<'o>(&self, ids: &[TokenId], out: &'o mut [u8]) -> Result<&'o str, Error> {
-        let mut state = DecodeState::default();
         let capacity = out.len();
-        let mut len = 0usize;
+        let mut w = SliceWriter { buf: out, len: 0 };
+        let mut state = DecodeState::default();
         for &id in ids {
-            for chunk in self.surface(id, &mut state)? {
-                let dst = out
-                    .get_mut(len..len + chunk.len())
-                    .ok_or(Error::OutputFull { capacity })?;
-                dst.copy_from_slice(chunk.as_bytes());
-                len += chunk.len();
-            }
+            self.surface(id, &mut state)?
+                .write_to(&mut w)
+                .map_err(|_| Error::OutputFull { capacity })?;
         }
-        let text = out.get(..len).ok_or(Error::OutputFull { capacity })?;
+        state.finish(&mut w).map_err(|_| Error::OutputFull { capacity })?;
+        let SliceWriter { buf, len } = w;
+        let text = buf.get(..len).ok_or(Error::OutputFull { capacity })?;
         core::str::from_utf8(text).map_err(|_| Error::BadVocab {
             reason: "piece is not UTF-8",
         })
     }
 }
 
-/// Keep the first best candidate for the path ending at `end` (strictly greater replaces).
-fn relax(nodes: &mut [Node], start: usize, end: usize, id: TokenId, score: i64) {
-    if let Some(t) = nodes.get_mut(end) {
-        if t.start == NONE || score > t.score {
-            t.score = score;
-            t.start = start as u32;
-            t.id = id;
-        }
+/// `fmt::Write` into a byte slice; errors when full.
+struct SliceWriter<'o> {
+    buf: &'o mut [u8],
+    len: usize,
+}
+
+impl fmt::Write for SliceWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
+        let dst = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -519,50 +634,7 @@ fn utf8_len(lead: u8) -> usize {
 mod tests {
     use super::*;
 
-    const S: i32 = 1 << SCORE_SCALE_BITS;
-
-    /// Owned tables for a hand-made vocabulary: (piece, score in whole units ×4).
-    struct Tables {
-        offsets: Vec<u32>,
-        bytes: Vec<u8>,
-        scores: Vec<i32>,
-        sorted: Vec<u16>,
-    }
-
-    fn tables(pieces: &[(&str, i32)]) -> Tables {
-        let mut t = Tables {
-            offsets: vec![0],
-            bytes: vec![],
-            scores: vec![],
-            sorted: vec![],
-        };
-        for (i, (p, s)) in pieces.iter().enumerate() {
-            t.bytes.extend_from_slice(p.as_bytes());
-            t.offsets.push(t.bytes.len() as u32);
-            t.scores.push(s * S / 4);
-            if i >= 4 {
-                t.sorted.push(i as u16);
-            }
-        }
-        t.sorted
-            .sort_by_key(|&i| pieces[usize::from(i)].0.as_bytes());
-        t
-    }
-
-    fn vocab(t: &Tables) -> Vocab<'_> {
-        Vocab {
-            offsets: &t.offsets,
-            bytes: &t.bytes,
-            scores: &t.scores,
-            sorted: &t.sorted,
-            unk: 1,
-            bos: 2,
-            eos: 3,
-            pad: 0,
-            add_dummy_prefix: true,
-            remove_extra_whitespaces: true,
-        }
-    }
+    use super::testing::{unigram as tables, vocab};
 
     const PIECES: &[(&str, i32)] = &[
         ("<pad>", 0),
@@ -593,6 +665,17 @@ mod tests {
     fn dec(tok: &Tokenizer, ids: &[TokenId]) -> String {
         let mut out = [0u8; 256];
         tok.decode(ids, &mut out).unwrap().to_owned()
+    }
+
+    #[test]
+    fn bpe_score_keeps_the_float_order() {
+        let xs = [f32::NEG_INFINITY, -31743.0, -2.5, -1.0, -1e-40, -0.0, 0.0, 1e-40, 0.5, 1.0, 3e38, f32::INFINITY];
+        for a in xs {
+            for b in xs {
+                let (ka, kb) = (bpe_score(a.to_bits()), bpe_score(b.to_bits()));
+                assert_eq!(a.partial_cmp(&b), Some(ka.cmp(&kb)), "{a} vs {b}");
+            }
+        }
     }
 
     #[test]
