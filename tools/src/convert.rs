@@ -175,10 +175,10 @@ pub fn layer_errors(model: &Model<'_>, fm: &FloatModel<'_>, scales: &Scales, src
         }
         let mut qobs = Collect { scales: Some(scales), data: HashMap::new() };
         let mut sess = i8s.session()?;
-        sess.encode_observed(src, &mut qobs).map_err(|e| anyhow!("{e}"))?;
+        sess.encode_observed(src, &mut qobs)?;
         let mut last = c.bos;
         for &t in &out {
-            sess.force_observed(last, &mut qobs).map_err(|e| anyhow!("{e}"))?;
+            sess.force_observed(last, &mut qobs)?;
             last = t;
         }
         for (site, f) in &fobs.data {
@@ -295,8 +295,8 @@ pub fn vector_cases(model: &Model<'_>, fm: &FloatModel<'_>, texts: &[String]) ->
         let mut out = Vec::new();
         {
             let mut sess = q.session()?;
-            sess.encode_observed(&src, &mut sites).map_err(|e| anyhow!("{e}"))?;
-            while let Some(t) = sess.greedy_step(&mut sites).map_err(|e| anyhow!("{e}"))? {
+            sess.encode_observed(&src, &mut sites)?;
+            while let Some(t) = sess.greedy_step(&mut sites)? {
                 digest.i32s(sess.logits());
                 if first_logits.is_empty() {
                     first_logits = sess.logits().to_vec();
@@ -311,25 +311,6 @@ pub fn vector_cases(model: &Model<'_>, fm: &FloatModel<'_>, texts: &[String]) ->
         cases.push(Case { text: text.clone(), src, out, logits_digest: digest.0, first_logits, float_first_logits, sites });
     }
     Ok(cases)
-}
-
-/// Greedy int8 ids and the logits digest of one sentence: what the firmware recomputes.
-pub fn digest_run(sess: &mut Translator<'_, '_>, src: &[TokenId]) -> Result<(Vec<TokenId>, u32)> {
-    sess.encode(src).map_err(|e| anyhow!("{e}"))?;
-    let mut digest = Fnv1a::default();
-    let mut out = Vec::new();
-    while let Some(t) = sess.greedy_step(&mut NoObserver).map_err(|e| anyhow!("{e}"))? {
-        digest.i32s(sess.logits());
-        out.push(t);
-    }
-    Ok((out, digest.0))
-}
-
-/// Load and verify a blob file.
-pub fn load_blob(path: &Path) -> Result<Aligned> {
-    let a = Aligned::read(path)?;
-    Model::parse(a.bytes()).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    Ok(a)
 }
 
 pub fn read_pair(src: &Path, tgt: &Path, n: usize) -> Result<(Vec<String>, Vec<String>)> {

@@ -76,16 +76,16 @@ impl<'m> Int8<'m> {
     }
 
     pub fn session(&mut self) -> Result<Translator<'m, '_>> {
-        Translator::new(self.model, self.arena.bytes_mut(), self.beam_cap).map_err(|e| anyhow!("{e}"))
+        Ok(Translator::new(self.model, self.arena.bytes_mut(), self.beam_cap)?)
     }
 
     /// Greedy (beam 1) or beam search ids of `src`, eos included when produced.
     pub fn translate_ids(&mut self, src: &[TokenId], beam: usize) -> Result<Vec<TokenId>> {
         let max = self.model.config().max_len;
         let mut t = self.session()?;
-        t.encode(src).map_err(|e| anyhow!("{e}"))?;
+        t.encode(src)?;
         let mut out = vec![0; max];
-        let n = if beam <= 1 { t.greedy(&mut out) } else { t.beam_search(beam, &mut out) }.map_err(|e| anyhow!("{e}"))?;
+        let n = if beam <= 1 { t.greedy(&mut out) } else { t.beam_search(beam, &mut out) }?;
         out.truncate(n);
         Ok(out)
     }

@@ -119,17 +119,17 @@ fn translate(model_path: &Path, beam: usize, sentences: &[String]) -> Result<()>
         if beam <= 1 {
             // stream: print each piece as it comes
             let mut sess = int8.session()?;
-            sess.encode(&src).map_err(|e| anyhow!("{e}"))?;
-            while let Some(t) = sess.next_token().map_err(|e| anyhow!("{e}"))? {
+            sess.encode(&src)?;
+            while let Some(t) = sess.next_token()? {
                 sink.clear();
-                tok.decode_piece(t, &mut state, &mut sink).map_err(|e| anyhow!("{e}"))?;
+                tok.decode_piece(t, &mut state, &mut sink)?;
                 write!(out, "{sink}")?;
                 out.flush()?;
             }
         } else {
             let ids = int8.translate_ids(&src, beam)?;
             for &t in &ids {
-                tok.decode_piece(t, &mut state, &mut sink).map_err(|e| anyhow!("{e}"))?;
+                tok.decode_piece(t, &mut state, &mut sink)?;
             }
             write!(out, "{sink}")?;
         }

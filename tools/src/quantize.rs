@@ -348,8 +348,7 @@ impl<'m> Builder<'m> {
         blob::expected_tensors(&c, vocab.bytes.len(), vocab.sorted.len(), |s| {
             order.push(s.tag);
             Ok(())
-        })
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        })?;
         let mut out = Vec::new();
         for t in order {
             match self.tensors.remove(&t) {
