@@ -143,6 +143,32 @@ fn residual(ra: f64, rb: f64) -> [i32; 3] {
     [m(ra), m(rb), shift]
 }
 
+/// The sublayer of a residual block, with its float weights.
+#[derive(Clone, Copy)]
+enum Sublayer<'a> {
+    SelfAttn(&'a FAttention<'a>),
+    /// Cross-attention: keys and values read the encoder memory, at scale `s_mem`.
+    CrossAttn(&'a FAttention<'a>, f64),
+    FeedForward(&'a FLinear<'a>, &'a FLinear<'a>),
+}
+
+impl Sublayer<'_> {
+    fn block(&self) -> Block {
+        match self {
+            Sublayer::SelfAttn(_) => Block::SelfAttn,
+            Sublayer::CrossAttn(..) => Block::CrossAttn,
+            Sublayer::FeedForward(..) => Block::FeedForward,
+        }
+    }
+}
+
+/// One residual block of a layer: its LayerNorm (tensor kind and weights) and its sublayer.
+struct ResidualBlock<'a> {
+    norm_kind: u32,
+    norm: &'a FLayerNorm<'a>,
+    sublayer: Sublayer<'a>,
+}
+
 /// The blob tensors, built in [`blob::expected_tensors`] order.
 pub struct Builder<'m> {
     pub fm: &'m FloatModel<'m>,
@@ -235,6 +261,44 @@ impl<'m> Builder<'m> {
         Ok(())
     }
 
+    /// One layer of either stack: its residual blocks in order, then its scalars (each block's
+    /// sublayer scalars followed by its residual multipliers). Returns the stream's scale after it.
+    fn layer(&mut self, group: u32, layer: usize, blocks: &[ResidualBlock<'_>], mut stream: f64, site: impl Fn(Block, Point) -> Site) -> Result<f64> {
+        let mut scalars = Vec::new();
+        for b in blocks {
+            let block = b.sublayer.block();
+            stream = self.residual_block(group, layer, b, stream, |p| site(block, p), &mut scalars)?;
+        }
+        self.put(group, layer, tag::SCALARS, DType::I32, [scalars.len(), 1], bytes_i32(&scalars));
+        Ok(stream)
+    }
+
+    /// One residual block, `x + f(norm(x))` (pre-norm) or `norm(x + f(x))` (post-norm), from a
+    /// stream at scale `stream`: the LayerNorm where the config puts it, the sublayer `f`, and the
+    /// residual sum's multipliers (appended to `scalars` after the sublayer's). Returns the
+    /// stream's scale after the block.
+    fn residual_block(&mut self, group: u32, layer: usize, b: &ResidualBlock<'_>, stream: f64, site: impl Fn(Point) -> Site, scalars: &mut Vec<i32>) -> Result<f64> {
+        let sc = self.scales;
+        let pre = self.fm.config.norm_first();
+        let s_in = if pre { sc.get(site(Point::Norm))? } else { stream };
+        if pre {
+            self.layer_norm(group, layer, b.norm_kind, b.norm, stream, s_in);
+        }
+        match b.sublayer {
+            Sublayer::SelfAttn(a) => scalars.extend(self.attention(group, layer, false, a, s_in, 0.0, &site)?),
+            Sublayer::CrossAttn(a, s_mem) => scalars.extend(self.attention(group, layer, true, a, s_in, s_mem, &site)?),
+            Sublayer::FeedForward(f1, f2) => self.ffn(group, layer, f1, f2, s_in, &site)?,
+        }
+        let s_sum = sc.get(site(Point::Sum))?;
+        scalars.extend(residual(stream / s_sum, sc.get(site(Point::Out))? / s_sum));
+        if pre {
+            return Ok(s_sum);
+        }
+        let s_norm = sc.get(site(Point::Norm))?;
+        self.layer_norm(group, layer, b.norm_kind, b.norm, s_sum, s_norm);
+        Ok(s_norm)
+    }
+
     /// Build every tensor; returns them in blob order.
     pub fn build(mut self, vocab: &VocabTables) -> Result<Vec<Tensor>> {
         let fm = self.fm;
@@ -258,71 +322,26 @@ impl<'m> Builder<'m> {
         self.put(tag::GLOBAL, 0, tag::POS, DType::I16, [c.max_len, d], bytes_i16(&pos));
 
         // encoder
-        let enc = |layer: usize, block, point| Site::Enc { layer: layer as u8, block, point };
         let mut stream = s_emb;
-        for l in 0..c.n_enc {
-            let layer = fm.enc[l];
-            let pre = c.norm_first();
-            // self-attention block
-            let s_in = if pre { sc.get(enc(l, Block::SelfAttn, Point::Norm))? } else { stream };
-            if pre {
-                self.layer_norm(tag::ENC, l, tag::LN1, &layer.ln1, stream, s_in);
-            }
-            let attn = self.attention(tag::ENC, l, false, &layer.sa, s_in, 0.0, |p| enc(l, Block::SelfAttn, p))?;
-            let s_sum = sc.get(enc(l, Block::SelfAttn, Point::Sum))?;
-            let res1 = residual(stream / s_sum, sc.get(enc(l, Block::SelfAttn, Point::Out))? / s_sum);
-            stream = if pre { s_sum } else {
-                let s_norm = sc.get(enc(l, Block::SelfAttn, Point::Norm))?;
-                self.layer_norm(tag::ENC, l, tag::LN1, &layer.ln1, s_sum, s_norm);
-                s_norm
-            };
-            // feed-forward block
-            let s_in = if pre { sc.get(enc(l, Block::FeedForward, Point::Norm))? } else { stream };
-            if pre {
-                self.layer_norm(tag::ENC, l, tag::LN2, &layer.ln2, stream, s_in);
-            }
-            self.ffn(tag::ENC, l, &layer.ff1, &layer.ff2, s_in, |p| enc(l, Block::FeedForward, p))?;
-            let s_sum = sc.get(enc(l, Block::FeedForward, Point::Sum))?;
-            let res2 = residual(stream / s_sum, sc.get(enc(l, Block::FeedForward, Point::Out))? / s_sum);
-            stream = if pre { s_sum } else {
-                let s_norm = sc.get(enc(l, Block::FeedForward, Point::Norm))?;
-                self.layer_norm(tag::ENC, l, tag::LN2, &layer.ln2, s_sum, s_norm);
-                s_norm
-            };
-            let mut scalars = attn.to_vec();
-            scalars.extend(res1);
-            scalars.extend(res2);
-            self.put(tag::ENC, l, tag::SCALARS, DType::I32, [scalars.len(), 1], bytes_i32(&scalars));
+        for (l, layer) in fm.enc.iter().enumerate().take(c.n_enc) {
+            let blocks = [
+                ResidualBlock { norm_kind: tag::LN1, norm: &layer.ln1, sublayer: Sublayer::SelfAttn(&layer.sa) },
+                ResidualBlock { norm_kind: tag::LN2, norm: &layer.ln2, sublayer: Sublayer::FeedForward(&layer.ff1, &layer.ff2) },
+            ];
+            stream = self.layer(tag::ENC, l, &blocks, stream, |block, point| Site::Enc { layer: l as u8, block, point })?;
         }
         let s_mem = sc.get(Site::EncNorm)?;
         self.layer_norm(tag::GLOBAL, 0, tag::ENC_NORM, &fm.enc_norm, stream, s_mem);
 
         // decoder
-        let dec = |layer: usize, block, point| Site::Dec { layer: layer as u8, block, point };
         let mut stream = s_emb;
-        for l in 0..c.n_dec {
-            let layer = fm.dec[l];
-            let pre = c.norm_first();
-            let mut scalars = Vec::new();
-            for (block, ln_kind, ln) in [(Block::SelfAttn, tag::LN1, &layer.ln1), (Block::CrossAttn, tag::LN2, &layer.ln2), (Block::FeedForward, tag::LN3, &layer.ln3)] {
-                let s_in = if pre { sc.get(dec(l, block, Point::Norm))? } else { stream };
-                if pre {
-                    self.layer_norm(tag::DEC, l, ln_kind, ln, stream, s_in);
-                }
-                match block {
-                    Block::SelfAttn => scalars.extend(self.attention(tag::DEC, l, false, &layer.sa, s_in, 0.0, |p| dec(l, block, p))?),
-                    Block::CrossAttn => scalars.extend(self.attention(tag::DEC, l, true, &layer.ca, s_in, s_mem, |p| dec(l, block, p))?),
-                    Block::FeedForward => self.ffn(tag::DEC, l, &layer.ff1, &layer.ff2, s_in, |p| dec(l, block, p))?,
-                }
-                let s_sum = sc.get(dec(l, block, Point::Sum))?;
-                scalars.extend(residual(stream / s_sum, sc.get(dec(l, block, Point::Out))? / s_sum));
-                stream = if pre { s_sum } else {
-                    let s_norm = sc.get(dec(l, block, Point::Norm))?;
-                    self.layer_norm(tag::DEC, l, ln_kind, ln, s_sum, s_norm);
-                    s_norm
-                };
-            }
-            self.put(tag::DEC, l, tag::SCALARS, DType::I32, [scalars.len(), 1], bytes_i32(&scalars));
+        for (l, layer) in fm.dec.iter().enumerate().take(c.n_dec) {
+            let blocks = [
+                ResidualBlock { norm_kind: tag::LN1, norm: &layer.ln1, sublayer: Sublayer::SelfAttn(&layer.sa) },
+                ResidualBlock { norm_kind: tag::LN2, norm: &layer.ln2, sublayer: Sublayer::CrossAttn(&layer.ca, s_mem) },
+                ResidualBlock { norm_kind: tag::LN3, norm: &layer.ln3, sublayer: Sublayer::FeedForward(&layer.ff1, &layer.ff2) },
+            ];
+            stream = self.layer(tag::DEC, l, &blocks, stream, |block, point| Site::Dec { layer: l as u8, block, point })?;
         }
         let s_dn = sc.get(Site::DecNorm)?;
         self.layer_norm(tag::GLOBAL, 0, tag::DEC_NORM, &fm.dec_norm, stream, s_dn);
