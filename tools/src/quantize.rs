@@ -10,27 +10,12 @@ use anyhow::{bail, Result};
 use picoformer::blob::{self, tag, Config, DType, TensorSpec};
 use picoformer::kernels::activation::TABLE_LEN;
 use picoformer::kernels::layout::Layout;
-use picoformer::observe::{Block, Data, Observer, Point, Site};
+use picoformer::observe::{Block, Point, Site};
 use picoformer::quant::Requant;
 use picoformer::reference::{gelu, sinusoid, FAttention, FLayerNorm, FLinear, FloatModel};
 
+use crate::calibrate::Ranges;
 use crate::spm::VocabTables;
-
-/// Largest absolute value seen at each site.
-#[derive(Default, Debug, Clone)]
-pub struct Ranges {
-    pub max: HashMap<Site, f32>,
-}
-
-impl Observer for Ranges {
-    fn observe(&mut self, site: Site, data: Data<'_>) {
-        if let Data::F32(v) = data {
-            let m = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-            let e = self.max.entry(site).or_insert(0.0);
-            *e = e.max(m);
-        }
-    }
-}
 
 /// The integer type a site is stored in.
 pub fn site_qmax(site: Site) -> f32 {
@@ -103,13 +88,40 @@ pub struct Tensor {
     pub data: Vec<u8>,
 }
 
-/// Serialize tensors (in blob order) into a blob.
-pub fn write_blob(c: &Config, tensors: &[Tensor]) -> Result<Vec<u8>> {
-    let refs: Vec<blob::TensorData<'_>> = tensors.iter().map(|t| blob::TensorData { spec: t.spec, layout: t.layout.code(), data: &t.data }).collect();
-    let mut out = vec![0u8; blob::blob_len(&refs)];
-    let n = blob::write(c, &refs, &mut out).map_err(|e| anyhow::anyhow!("writing blob: {e}"))?;
-    out.truncate(n);
-    Ok(out)
+/// The quantized model: the scale of every site, and every blob tensor in blob order.
+pub struct Quantized {
+    pub scales: Scales,
+    pub tensors: Vec<Tensor>,
+}
+
+/// Scales from the calibrated ranges (the logit scale fitted to the output projection), then
+/// every tensor.
+pub fn quantize(fm: &FloatModel<'_>, ranges: &Ranges, vocab: &VocabTables) -> Result<Quantized> {
+    let mut scales = Scales::from_ranges(ranges, &fm.config);
+    scales.fit_logits(fm)?;
+    let tensors = Builder::new(fm, &scales).build(vocab)?;
+    Ok(Quantized { scales, tensors })
+}
+
+impl Quantized {
+    /// Serialize the tensors into a blob.
+    pub fn blob(&self, c: &Config) -> Result<Vec<u8>> {
+        let refs: Vec<blob::TensorData<'_>> = self.tensors.iter().map(|t| blob::TensorData { spec: t.spec, layout: t.layout.code(), data: &t.data }).collect();
+        let mut out = vec![0u8; blob::blob_len(&refs)];
+        let n = blob::write(c, &refs, &mut out).map_err(|e| anyhow::anyhow!("writing blob: {e}"))?;
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Tensor bytes of the tokenizer vocabulary.
+    pub fn vocab_bytes(&self) -> usize {
+        self.tensors.iter().filter(|t| t.spec.tag >> 24 == tag::TOK).map(|t| t.data.len()).sum()
+    }
+
+    /// Tensor bytes of everything else: weights and quantization parameters.
+    pub fn weight_bytes(&self) -> usize {
+        self.tensors.iter().filter(|t| t.spec.tag >> 24 != tag::TOK).map(|t| t.data.len()).sum()
+    }
 }
 
 fn bytes_i16(v: &[i16]) -> Vec<u8> {
