@@ -32,9 +32,9 @@ pub fn check_reference(fm: &FloatModel<'_>, dir: &Path) -> Result<ReferenceCheck
     let mut i = 0;
     while st.tensor(&format!("src_ids.{i}")).is_ok() {
         let src: Vec<TokenId> = ints(&st, &format!("src_ids.{i}"), &path)?.iter().map(|&v| v as TokenId).collect();
-        let (memory, _) = floats(&st, &format!("memory.{i}"), &path)?;
+        let memory = floats(&st, &format!("memory.{i}"), &path)?.data;
         let greedy: Vec<TokenId> = ints(&st, &format!("greedy.{i}"), &path)?.iter().map(|&v| v as TokenId).collect();
-        let (logits, shape) = floats(&st, &format!("logits.{i}"), &path)?;
+        let logits = floats(&st, &format!("logits.{i}"), &path)?;
         let mut state = fl.state()?;
         fm.encode(&src, &mut state, &mut NoObserver)?;
         let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
@@ -42,9 +42,9 @@ pub fn check_reference(fm: &FloatModel<'_>, dir: &Path) -> Result<ReferenceCheck
         let v = fm.config.vocab;
         let mut dl = 0f32;
         let mut last = fm.config.bos;
-        for t in 0..shape.first().copied().unwrap_or(0) {
+        for t in 0..logits.shape.first().copied().unwrap_or(0) {
             fm.decode_step(last, t, &mut state, &mut NoObserver)?;
-            dl = dl.max(diff(state.logits(), &logits[t * v..(t + 1) * v]));
+            dl = dl.max(diff(state.logits(), &logits.data[t * v..(t + 1) * v]));
             last = greedy.get(t).copied().unwrap_or(0);
         }
         let ours = fl.greedy(&src)?;

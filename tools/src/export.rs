@@ -287,11 +287,18 @@ pub fn ints(st: &SafeTensors<'_>, name: &str, path: &Path) -> Result<Vec<i64>> {
     })
 }
 
+/// An f32 tensor read from a safetensors file.
+pub struct Floats {
+    /// Row-major.
+    pub data: Vec<f32>,
+    pub shape: Vec<usize>,
+}
+
 /// Read a float tensor and its shape.
-pub fn floats(st: &SafeTensors<'_>, name: &str, path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
+pub fn floats(st: &SafeTensors<'_>, name: &str, path: &Path) -> Result<Floats> {
     let view = st.tensor(name).with_context(|| format!("{}: missing tensor `{name}`", path.display()))?;
     if view.dtype() != Dtype::F32 {
         bail!("{}: tensor `{name}` is {:?}, expected F32", path.display(), view.dtype());
     }
-    Ok((view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(), view.shape().to_vec()))
+    Ok(Floats { data: view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(), shape: view.shape().to_vec() })
 }

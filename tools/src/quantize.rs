@@ -66,7 +66,7 @@ impl Scales {
     /// The logits keep more than 2^20 steps across their calibrated range.
     pub fn fit_logits(&mut self, fm: &FloatModel<'_>) -> Result<()> {
         let w = if fm.config.tied() { fm.src_emb } else { fm.generator.w };
-        let (_, sw) = quantize_rows(w, fm.config.d_model);
+        let sw = quantize_rows(w, fm.config.d_model).scales;
         let floor = 4.01 * self.get(Site::DecNorm)? * sw.iter().fold(0f64, |m, &s| m.max(s));
         let s = self.s.entry(Site::Logits).or_insert(floor);
         *s = s.max(floor);
@@ -134,8 +134,16 @@ fn bytes_rq(v: &[Requant]) -> Vec<u8> {
     v.iter().flat_map(|r| r.mult.to_le_bytes().into_iter().chain(r.shift.to_le_bytes())).collect()
 }
 
-/// Symmetric per-row int8: `(q, scale per row)`.
-pub fn quantize_rows(w: &[f32], k: usize) -> (Vec<i8>, Vec<f64>) {
+/// A `(n, k)` matrix in symmetric int8, one scale per row: `w[o][j] ≈ q[o][j] · scales[o]`.
+pub struct Rows {
+    /// `(n, k)` row-major.
+    pub q: Vec<i8>,
+    /// `(n,)`.
+    pub scales: Vec<f64>,
+}
+
+/// Symmetric per-row int8 of a row-major matrix with rows of `k`.
+pub fn quantize_rows(w: &[f32], k: usize) -> Rows {
     let mut q = Vec::with_capacity(w.len());
     let mut scales = Vec::new();
     for row in w.chunks_exact(k) {
@@ -144,10 +152,10 @@ pub fn quantize_rows(w: &[f32], k: usize) -> (Vec<i8>, Vec<f64>) {
         scales.push(s);
         q.extend(row.iter().map(|&x| (x as f64 / s).round().clamp(-127.0, 127.0) as i8));
     }
-    (q, scales)
+    Rows { q, scales }
 }
 
-/// `(shift, m_a, m_b)` for `y = a·ma + b·mb >> shift` with real multipliers `ra`, `rb`.
+/// `[ma, mb, shift]` (in the layer scalars' order) for `y = (a·ma + b·mb) >> shift` with real multipliers `ra`, `rb`.
 fn residual(ra: f64, rb: f64) -> [i32; 3] {
     let big = ra.max(rb).max(1e-30);
     let shift = ((2f64.powi(30) / big).log2().floor() as i32).clamp(1, 62);
@@ -213,8 +221,8 @@ impl<'m> Builder<'m> {
 
     /// A linear from input scale `sx` to output scale `sy`, per-row weight scales.
     fn linear(&mut self, group: u32, layer: usize, base: u32, l: &FLinear<'_>, sx: f64, sy: f64) {
-        let (q, sw) = quantize_rows(l.w, l.k);
-        self.linear_q(group, layer, base, &q, &sw, l.b, l.k, sx, sy, true);
+        let w = quantize_rows(l.w, l.k);
+        self.linear_q(group, layer, base, &w.q, &w.scales, l.b, l.k, sx, sy, true);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -321,14 +329,14 @@ impl<'m> Builder<'m> {
         let emb_mult = if fm.scale_embedding { (d as f64).sqrt() } else { 1.0 };
 
         // embeddings and positions
-        let (src_q, src_s) = quantize_rows(fm.src_emb, d);
+        let src = quantize_rows(fm.src_emb, d);
         let rq = |s: &[f64]| -> Vec<Requant> { s.iter().map(|&s| Requant::from_real(s * emb_mult / s_emb)).collect() };
-        self.put_weights(tag::GLOBAL, 0, tag::SRC_EMB, v, d, &src_q);
-        self.put(tag::GLOBAL, 0, tag::SRC_EMB_RQ, DType::Requant, [v, 1], bytes_rq(&rq(&src_s)));
+        self.put_weights(tag::GLOBAL, 0, tag::SRC_EMB, v, d, &src.q);
+        self.put(tag::GLOBAL, 0, tag::SRC_EMB_RQ, DType::Requant, [v, 1], bytes_rq(&rq(&src.scales)));
         if !c.tied() {
-            let (tgt_q, tgt_s) = quantize_rows(fm.tgt_emb, d);
-            self.put_weights(tag::GLOBAL, 0, tag::TGT_EMB, v, d, &tgt_q);
-            self.put(tag::GLOBAL, 0, tag::TGT_EMB_RQ, DType::Requant, [v, 1], bytes_rq(&rq(&tgt_s)));
+            let tgt = quantize_rows(fm.tgt_emb, d);
+            self.put_weights(tag::GLOBAL, 0, tag::TGT_EMB, v, d, &tgt.q);
+            self.put(tag::GLOBAL, 0, tag::TGT_EMB_RQ, DType::Requant, [v, 1], bytes_rq(&rq(&tgt.scales)));
         }
         let pos: Vec<i16> = (0..c.max_len * d).map(|i| (sinusoid(i / d, i % d, d) as f64 / s_emb).round().clamp(-32768.0, 32767.0) as i16).collect();
         self.put(tag::GLOBAL, 0, tag::POS, DType::I16, [c.max_len, d], bytes_i16(&pos));
@@ -361,7 +369,7 @@ impl<'m> Builder<'m> {
         // output projection: tied reuses the source table and its row scales
         let s_logit = sc.get(Site::Logits)?;
         if c.tied() {
-            self.linear_q(tag::GLOBAL, 0, tag::GEN_W, &src_q, &src_s, fm.generator.b, d, s_dn, s_logit, false);
+            self.linear_q(tag::GLOBAL, 0, tag::GEN_W, &src.q, &src.scales, fm.generator.b, d, s_dn, s_logit, false);
         } else {
             self.linear(tag::GLOBAL, 0, tag::GEN_W, &fm.generator, s_dn, s_logit);
         }
