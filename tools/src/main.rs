@@ -53,7 +53,7 @@ enum Cmd {
         #[arg(long, default_value = "models/de-en/de-en.pico")]
         model: PathBuf,
         /// Beam width (1 = greedy, streamed).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = translate::beam_width)]
         beam: usize,
         sentences: Vec<String>,
     },
