@@ -10,6 +10,7 @@ use picoformer::reference::{FAttention, FDecoderLayer, FEncoderLayer, FLayerNorm
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 
+use crate::implied;
 use crate::spm::SpmModel;
 
 /// `config.json`, as PyTorch wrote it.
@@ -112,11 +113,13 @@ impl Export {
             eos: c.eos_id,
             flags,
         };
-        blob_config.validate().map_err(|e| anyhow!("{}: {e}", cfg_path.display()))?;
 
         let st_path = dir.join("model.safetensors");
         let bytes = std::fs::read(&st_path).with_context(|| format!("reading {}", st_path.display()))?;
         let st = SafeTensors::deserialize(&bytes).with_context(|| format!("{}: not a safetensors file", st_path.display()))?;
+        // the fields the shapes determine first, so a wrong one is named, not what it breaks
+        implied::check(c, &st, &cfg_path, &st_path)?;
+        blob_config.validate().map_err(|e| anyhow!("{}: {e}", cfg_path.display()))?;
         let tensors = load_f32(&st, &st_path)?;
         let zeros = vec![0.0; c.vocab_size];
         let export = Export { dir: dir.to_path_buf(), config, blob_config, tensors, spm, zeros };

@@ -10,6 +10,7 @@ pub mod convert;
 pub mod eval;
 pub mod export;
 pub mod host;
+pub mod implied;
 pub mod quantize;
 pub mod report;
 pub mod spm;

@@ -98,6 +98,24 @@ fn a_long_source_is_cut_with_a_note() {
     assert!(o.stderr.is_empty(), "{}", text(&o.stderr));
 }
 
+#[test]
+fn a_config_that_disagrees_with_the_weights_names_the_field() {
+    let variant = root().join("models/variants/prenorm_relu_untied");
+    let dir = std::env::temp_dir().join(format!("picoformer-cli-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["model.safetensors", "tokenizer.model", "reference.safetensors"] {
+        std::fs::copy(variant.join(f), dir.join(f)).unwrap();
+    }
+    let config = std::fs::read_to_string(variant.join("config.json")).unwrap();
+    std::fs::write(dir.join("config.json"), config.replacen("\"d_model\": 32", "\"d_model\": 48", 1)).unwrap();
+    let out = dir.join("bad.pico");
+    let o = picoformer(&["convert", dir.to_str().unwrap(), "--out", out.to_str().unwrap()], b"");
+    let err = text(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("config.json: field `d_model`: 48, but the weights imply 32"), "{err}");
+    assert!(!out.exists());
+}
+
 /// `eval` draws its progress on stderr when that is a terminal: run under `script`, which
 /// gives it one, with stdout sent elsewhere. Skips (with a message) where `script` is missing.
 #[test]
