@@ -119,7 +119,7 @@ fn diff(fl: &mut Float<'_>, r: &Reference, path: &Path) -> Result<Diff> {
 /// shapes of the weights do not depend on `nhead`, so this is how a wrong one shows.
 fn nhead_that_fits(fm: &FloatModel<'_>, refs: &[Reference], path: &Path) -> Result<Option<usize>> {
     let d = fm.config.d_model;
-    for h in (1..=d).filter(|&h| d % h == 0 && h != fm.config.nhead) {
+    for h in (1..=d).filter(|&h| d.is_multiple_of(h) && h != fm.config.nhead) {
         let mut alt = fm.clone();
         alt.config.nhead = h;
         if alt.config.validate().is_err() {
