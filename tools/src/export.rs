@@ -10,7 +10,7 @@ use picoformer::reference::{FAttention, FDecoderLayer, FEncoderLayer, FLayerNorm
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 
-use crate::implied;
+use crate::implied::{self, ShapeFields};
 use crate::spm::SpmModel;
 
 /// `config.json`, as PyTorch wrote it.
@@ -118,7 +118,15 @@ impl Export {
         let bytes = std::fs::read(&st_path).with_context(|| format!("reading {}", st_path.display()))?;
         let st = SafeTensors::deserialize(&bytes).with_context(|| format!("{}: not a safetensors file", st_path.display()))?;
         // the fields the shapes determine first, so a wrong one is named, not what it breaks
-        implied::check(c, &st, &cfg_path, &st_path)?;
+        let fields = ShapeFields {
+            d_model: c.d_model,
+            dim_feedforward: c.dim_feedforward,
+            vocab_size: c.vocab_size,
+            num_encoder_layers: c.num_encoder_layers,
+            num_decoder_layers: c.num_decoder_layers,
+            tie_embeddings: c.tie_embeddings,
+        };
+        implied::check(&fields, &st, &cfg_path, &st_path)?;
         blob_config.validate().map_err(|e| anyhow!("{}: {e}", cfg_path.display()))?;
         let tensors = load_f32(&st, &st_path)?;
         let zeros = vec![0.0; c.vocab_size];

@@ -1,7 +1,6 @@
 //! What the weights say about `config.json`: the fields that tensor shapes determine
-//! (`d_model`, `dim_feedforward`, `vocab_size`, the layer counts, `tie_embeddings`), read off
-//! `model.safetensors`'s header, so that a config that disagrees with its weights is told which
-//! field is wrong and what the weights imply. (`nhead` leaves no trace in the shapes: the f32
+//! ([`ShapeFields`]), read off `model.safetensors`'s header, so that a config that disagrees
+//! with its weights is told which field is wrong and what the weights imply. (`nhead` leaves no trace in the shapes: the f32
 //! check finds it, [`crate::check`].)
 
 use std::collections::BTreeMap;
@@ -10,7 +9,15 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use safetensors::SafeTensors;
 
-use crate::export::ExportConfig;
+/// The fields of `config.json` that tensor shapes determine, as the config gives them.
+pub struct ShapeFields {
+    pub d_model: usize,
+    pub dim_feedforward: usize,
+    pub vocab_size: usize,
+    pub num_encoder_layers: usize,
+    pub num_decoder_layers: usize,
+    pub tie_embeddings: bool,
+}
 
 /// One piece of evidence: `tensor`, of `shape`, says the field is `value`.
 struct Evidence<'a> {
@@ -88,7 +95,7 @@ fn read<'a>(im: &mut Implied<'a>, name: &'a str, shape: &'a [usize]) {
 /// Fail, naming the field, when the tensors of `st` agree on a value of a config field that
 /// `c` contradicts. Tensors that disagree among themselves prove nothing here: the check of
 /// each tensor against the config names the odd one later.
-pub fn check(c: &ExportConfig, st: &SafeTensors<'_>, cfg_path: &Path, st_path: &Path) -> Result<()> {
+pub fn check(c: &ShapeFields, st: &SafeTensors<'_>, cfg_path: &Path, st_path: &Path) -> Result<()> {
     let mut tensors = st.tensors();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let mut im = Implied::default();
