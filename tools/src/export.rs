@@ -11,6 +11,7 @@ use picoformer::tokenizer::ModelKind;
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 
+use crate::implied::{self, ShapeFields};
 use crate::spm::SpmModel;
 
 /// `config.json`, as PyTorch wrote it.
@@ -116,11 +117,21 @@ impl Export {
             eos: c.eos_id,
             flags,
         };
-        blob_config.validate().map_err(|e| anyhow!("{}: {e}", cfg_path.display()))?;
 
         let st_path = dir.join("model.safetensors");
         let bytes = std::fs::read(&st_path).with_context(|| format!("reading {}", st_path.display()))?;
         let st = SafeTensors::deserialize(&bytes).with_context(|| format!("{}: not a safetensors file", st_path.display()))?;
+        // the fields the shapes determine first, so a wrong one is named, not what it breaks
+        let fields = ShapeFields {
+            d_model: c.d_model,
+            dim_feedforward: c.dim_feedforward,
+            vocab_size: c.vocab_size,
+            num_encoder_layers: c.num_encoder_layers,
+            num_decoder_layers: c.num_decoder_layers,
+            tie_embeddings: c.tie_embeddings,
+        };
+        implied::check(&fields, &st, &cfg_path, &st_path)?;
+        blob_config.validate().map_err(|e| anyhow!("{}: {e}", cfg_path.display()))?;
         let tensors = load_f32(&st, &st_path)?;
         let zeros = vec![0.0; c.vocab_size];
         let export = Export { dir: dir.to_path_buf(), config, blob_config, tensors, spm, zeros };
@@ -291,11 +302,18 @@ pub fn ints(st: &SafeTensors<'_>, name: &str, path: &Path) -> Result<Vec<i64>> {
     })
 }
 
+/// An f32 tensor read from a safetensors file.
+pub struct Floats {
+    /// Row-major.
+    pub data: Vec<f32>,
+    pub shape: Vec<usize>,
+}
+
 /// Read a float tensor and its shape.
-pub fn floats(st: &SafeTensors<'_>, name: &str, path: &Path) -> Result<(Vec<f32>, Vec<usize>)> {
+pub fn floats(st: &SafeTensors<'_>, name: &str, path: &Path) -> Result<Floats> {
     let view = st.tensor(name).with_context(|| format!("{}: missing tensor `{name}`", path.display()))?;
     if view.dtype() != Dtype::F32 {
         bail!("{}: tensor `{name}` is {:?}, expected F32", path.display(), view.dtype());
     }
-    Ok((view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(), view.shape().to_vec()))
+    Ok(Floats { data: view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(), shape: view.shape().to_vec() })
 }

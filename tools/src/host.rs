@@ -1,8 +1,10 @@
-//! Host helpers around the runtime: aligned blob loading, text ↔ ids, int8 and f32 greedy.
+//! Host helpers around the runtime: aligned blob loading, text ↔ ids, int8 and f32 greedy,
+//! sentence files and progress bars.
 
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
 use picoformer::reference::{FloatModel, FloatState};
 use picoformer::tokenizer::{DecodeState, Node, Tokenizer};
 use picoformer::{Model, TokenId, Translator};
@@ -76,16 +78,16 @@ impl<'m> Int8<'m> {
     }
 
     pub fn session(&mut self) -> Result<Translator<'m, '_>> {
-        Translator::new(self.model, self.arena.bytes_mut(), self.beam_cap).map_err(|e| anyhow!("{e}"))
+        Ok(Translator::new(self.model, self.arena.bytes_mut(), self.beam_cap)?)
     }
 
     /// Greedy (beam 1) or beam search ids of `src`, eos included when produced.
     pub fn translate_ids(&mut self, src: &[TokenId], beam: usize) -> Result<Vec<TokenId>> {
         let max = self.model.config().max_len;
         let mut t = self.session()?;
-        t.encode(src).map_err(|e| anyhow!("{e}"))?;
+        t.encode(src)?;
         let mut out = vec![0; max];
-        let n = if beam <= 1 { t.greedy(&mut out) } else { t.beam_search(beam, &mut out) }.map_err(|e| anyhow!("{e}"))?;
+        let n = if beam <= 1 { t.greedy(&mut out) } else { t.beam_search(beam, &mut out) }?;
         out.truncate(n);
         Ok(out)
     }
@@ -127,6 +129,35 @@ pub fn read_lines(path: &Path) -> Result<Vec<String>> {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
     };
     Ok(text.lines().map(str::to_owned).collect())
+}
+
+/// Source sentences and their translations, line by line.
+#[derive(Debug, Clone, Default)]
+pub struct SentencePairs {
+    pub src: Vec<String>,
+    pub tgt: Vec<String>,
+}
+
+impl SentencePairs {
+    /// The first `n` lines of two files that must have as many lines as each other.
+    pub fn read(src: &Path, tgt: &Path, n: usize) -> Result<SentencePairs> {
+        let mut s = read_lines(src)?;
+        let mut t = read_lines(tgt)?;
+        if s.len() != t.len() {
+            bail!("{} has {} lines but {} has {}", src.display(), s.len(), tgt.display(), t.len());
+        }
+        s.truncate(n);
+        t.truncate(n);
+        Ok(SentencePairs { src: s, tgt: t })
+    }
+}
+
+/// A progress bar of `n` steps on stderr (hidden when stderr is not a terminal).
+pub fn progress_bar(n: usize, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(n as u64);
+    pb.set_style(ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+    pb.set_message(what.to_owned());
+    pb
 }
 
 #[cfg(test)]

@@ -1,16 +1,13 @@
 //! `picoformer`: convert a PyTorch export to an int8 blob, translate with it, evaluate it.
 
-use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
-use picoformer::tokenizer::DecodeState;
-use picoformer::Model;
 
 use picoformer_tools::convert::{self, ConvertOpts};
-use picoformer_tools::export::Export;
-use picoformer_tools::host::{source_ids, Aligned, Int8};
+use picoformer_tools::eval::{self, EvalOpts};
+use picoformer_tools::translate;
 
 #[derive(Parser)]
 #[command(name = "picoformer", version, about = "int8 Transformer runtime for microcontrollers: host tools")]
@@ -56,7 +53,7 @@ enum Cmd {
         #[arg(long, default_value = "models/de-en/de-en.pico")]
         model: PathBuf,
         /// Beam width (1 = greedy, streamed).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = translate::beam_width)]
         beam: usize,
         sentences: Vec<String>,
     },
@@ -83,7 +80,7 @@ fn main() -> Result<()> {
             let parent = export.parent().unwrap_or(Path::new(".")).to_path_buf();
             let default = |name: &str| parent.join(name);
             let optional = |p: Option<PathBuf>, name: &str| p.or_else(|| Some(default(name)).filter(|p| p.exists()));
-            convert::run(ConvertOpts {
+            convert::run(&ConvertOpts {
                 calib_src: calib_src.unwrap_or_else(|| default("calib.de")),
                 calib_tgt: calib_tgt.unwrap_or_else(|| default("calib.en")),
                 test_src: optional(test_src, "test2016.de"),
@@ -94,83 +91,11 @@ fn main() -> Result<()> {
                 vectors,
                 layer_sentences,
             })
-            .map(|_| ())
         }
-        Cmd::Translate { model, beam, sentences } => translate(&model, beam, &sentences),
+        Cmd::Translate { model, beam, sentences } => translate::run(&model, beam, &sentences),
         Cmd::Eval { model, export, src, reference, hyps } => {
             let export = export.unwrap_or_else(|| model.parent().unwrap_or(Path::new(".")).join("export"));
-            eval(&model, &export, &src, &reference, hyps.as_deref())
+            eval::run(&EvalOpts { model, export, src, reference, hyps })
         }
     }
-}
-
-fn translate(model_path: &Path, beam: usize, sentences: &[String]) -> Result<()> {
-    let blob = Aligned::read(model_path)?;
-    let model = Model::parse(blob.bytes()).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
-    let mut int8 = Int8::new(&model, beam.max(1));
-    let tok = model.tokenizer();
-    let c = *model.config();
-    let mut one = |text: &str| -> Result<()> {
-        let src = source_ids(tok, text, c.max_len)?;
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        let mut sink = String::new();
-        let mut state = DecodeState::default();
-        if beam <= 1 {
-            // stream: print each piece as it comes
-            let mut sess = int8.session()?;
-            sess.encode(&src).map_err(|e| anyhow!("{e}"))?;
-            while let Some(t) = sess.next_token().map_err(|e| anyhow!("{e}"))? {
-                sink.clear();
-                tok.decode_piece(t, &mut state, &mut sink).map_err(|e| anyhow!("{e}"))?;
-                write!(out, "{sink}")?;
-                out.flush()?;
-            }
-            sink.clear();
-            state.finish(&mut sink).map_err(|e| anyhow!("{e}"))?;
-            write!(out, "{sink}")?;
-        } else {
-            let ids = int8.translate_ids(&src, beam)?;
-            for &t in &ids {
-                tok.decode_piece(t, &mut state, &mut sink).map_err(|e| anyhow!("{e}"))?;
-            }
-            state.finish(&mut sink).map_err(|e| anyhow!("{e}"))?;
-            write!(out, "{sink}")?;
-        }
-        writeln!(out)?;
-        Ok(())
-    };
-    if sentences.is_empty() {
-        for line in std::io::stdin().lock().lines() {
-            one(&line?)?;
-        }
-    } else {
-        for s in sentences {
-            one(s)?;
-        }
-    }
-    Ok(())
-}
-
-fn eval(model_path: &Path, export: &Path, src: &Path, reference: &Path, hyps: Option<&Path>) -> Result<()> {
-    let blob = Aligned::read(model_path)?;
-    let model = Model::parse(blob.bytes()).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
-    let ex = Export::load(export)?;
-    let fm = ex.float_model();
-    let (s, r) = convert::read_pair(src, reference, usize::MAX)?;
-    let a = convert::agreement(&model, &fm, model.tokenizer(), &s, &r)?;
-    println!("int8:  {}", a.bleu_int8);
-    println!("float: {}", a.bleu_float);
-    println!(
-        "identical greedy output: {}/{} ({:.1}%); tokens before the first difference: {:.1}%",
-        a.identical,
-        a.sentences,
-        100.0 * a.identical as f64 / a.sentences as f64,
-        100.0 * a.prefix_tokens as f64 / a.float_tokens.max(1) as f64
-    );
-    println!("host, one thread: int8 {:.2} s ({:.1} sentences/s), float {:.2} s ({:.1} sentences/s)", a.seconds_int8, a.sentences as f64 / a.seconds_int8, a.seconds_float, a.sentences as f64 / a.seconds_float);
-    if let Some(h) = hyps {
-        std::fs::write(h, a.int8_hyps.join("\n") + "\n")?;
-    }
-    Ok(())
 }

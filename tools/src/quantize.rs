@@ -10,27 +10,12 @@ use anyhow::{bail, Result};
 use picoformer::blob::{self, tag, Config, DType, TensorSpec};
 use picoformer::kernels::activation::TABLE_LEN;
 use picoformer::kernels::layout::Layout;
-use picoformer::observe::{Block, Data, Observer, Point, Site};
+use picoformer::observe::{Block, Point, Site};
 use picoformer::quant::Requant;
 use picoformer::reference::{gelu, sinusoid, FAttention, FLayerNorm, FLinear, FloatModel};
 
+use crate::calibrate::Ranges;
 use crate::spm::VocabTables;
-
-/// Largest absolute value seen at each site.
-#[derive(Default, Debug, Clone)]
-pub struct Ranges {
-    pub max: HashMap<Site, f32>,
-}
-
-impl Observer for Ranges {
-    fn observe(&mut self, site: Site, data: Data<'_>) {
-        if let Data::F32(v) = data {
-            let m = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-            let e = self.max.entry(site).or_insert(0.0);
-            *e = e.max(m);
-        }
-    }
-}
 
 /// The integer type a site is stored in.
 pub fn site_qmax(site: Site) -> f32 {
@@ -81,7 +66,7 @@ impl Scales {
     /// The logits keep more than 2^20 steps across their calibrated range.
     pub fn fit_logits(&mut self, fm: &FloatModel<'_>) -> Result<()> {
         let w = if fm.config.tied() { fm.src_emb } else { fm.generator.w };
-        let (_, sw) = quantize_rows(w, fm.config.d_model);
+        let sw = quantize_rows(w, fm.config.d_model).scales;
         let floor = 4.01 * self.get(Site::DecNorm)? * sw.iter().fold(0f64, |m, &s| m.max(s));
         let s = self.s.entry(Site::Logits).or_insert(floor);
         *s = s.max(floor);
@@ -103,13 +88,40 @@ pub struct Tensor {
     pub data: Vec<u8>,
 }
 
-/// Serialize tensors (in blob order) into a blob.
-pub fn write_blob(c: &Config, tensors: &[Tensor]) -> Result<Vec<u8>> {
-    let refs: Vec<blob::TensorData<'_>> = tensors.iter().map(|t| blob::TensorData { spec: t.spec, layout: t.layout.code(), data: &t.data }).collect();
-    let mut out = vec![0u8; blob::blob_len(&refs)];
-    let n = blob::write(c, &refs, &mut out).map_err(|e| anyhow::anyhow!("writing blob: {e}"))?;
-    out.truncate(n);
-    Ok(out)
+/// The quantized model: the scale of every site, and every blob tensor in blob order.
+pub struct Quantized {
+    pub scales: Scales,
+    pub tensors: Vec<Tensor>,
+}
+
+/// Scales from the calibrated ranges (the logit scale fitted to the output projection), then
+/// every tensor.
+pub fn quantize(fm: &FloatModel<'_>, ranges: &Ranges, vocab: &VocabTables) -> Result<Quantized> {
+    let mut scales = Scales::from_ranges(ranges, &fm.config);
+    scales.fit_logits(fm)?;
+    let tensors = Builder::new(fm, &scales).build(vocab)?;
+    Ok(Quantized { scales, tensors })
+}
+
+impl Quantized {
+    /// Serialize the tensors into a blob.
+    pub fn blob(&self, c: &Config) -> Result<Vec<u8>> {
+        let refs: Vec<blob::TensorData<'_>> = self.tensors.iter().map(|t| blob::TensorData { spec: t.spec, layout: t.layout.code(), data: &t.data }).collect();
+        let mut out = vec![0u8; blob::blob_len(&refs)];
+        let n = blob::write(c, &refs, &mut out).map_err(|e| anyhow::anyhow!("writing blob: {e}"))?;
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Tensor bytes of the tokenizer vocabulary.
+    pub fn vocab_bytes(&self) -> usize {
+        self.tensors.iter().filter(|t| t.spec.tag >> 24 == tag::TOK).map(|t| t.data.len()).sum()
+    }
+
+    /// Tensor bytes of everything else: weights and quantization parameters.
+    pub fn weight_bytes(&self) -> usize {
+        self.tensors.iter().filter(|t| t.spec.tag >> 24 != tag::TOK).map(|t| t.data.len()).sum()
+    }
 }
 
 fn bytes_i16(v: &[i16]) -> Vec<u8> {
@@ -122,8 +134,16 @@ fn bytes_rq(v: &[Requant]) -> Vec<u8> {
     v.iter().flat_map(|r| r.mult.to_le_bytes().into_iter().chain(r.shift.to_le_bytes())).collect()
 }
 
-/// Symmetric per-row int8: `(q, scale per row)`.
-pub fn quantize_rows(w: &[f32], k: usize) -> (Vec<i8>, Vec<f64>) {
+/// A `(n, k)` matrix in symmetric int8, one scale per row: `w[o][j] ≈ q[o][j] · scales[o]`.
+pub struct Rows {
+    /// `(n, k)` row-major.
+    pub q: Vec<i8>,
+    /// `(n,)`.
+    pub scales: Vec<f64>,
+}
+
+/// Symmetric per-row int8 of a row-major matrix with rows of `k`.
+pub fn quantize_rows(w: &[f32], k: usize) -> Rows {
     let mut q = Vec::with_capacity(w.len());
     let mut scales = Vec::new();
     for row in w.chunks_exact(k) {
@@ -132,15 +152,41 @@ pub fn quantize_rows(w: &[f32], k: usize) -> (Vec<i8>, Vec<f64>) {
         scales.push(s);
         q.extend(row.iter().map(|&x| (x as f64 / s).round().clamp(-127.0, 127.0) as i8));
     }
-    (q, scales)
+    Rows { q, scales }
 }
 
-/// `(shift, m_a, m_b)` for `y = a·ma + b·mb >> shift` with real multipliers `ra`, `rb`.
+/// `[ma, mb, shift]` (in the layer scalars' order) for `y = (a·ma + b·mb) >> shift` with real multipliers `ra`, `rb`.
 fn residual(ra: f64, rb: f64) -> [i32; 3] {
     let big = ra.max(rb).max(1e-30);
     let shift = ((2f64.powi(30) / big).log2().floor() as i32).clamp(1, 62);
     let m = |r: f64| (r * 2f64.powi(shift)).round().min(i32::MAX as f64) as i32;
     [m(ra), m(rb), shift]
+}
+
+/// The sublayer of a residual block, with its float weights.
+#[derive(Clone, Copy)]
+enum Sublayer<'a> {
+    SelfAttn(&'a FAttention<'a>),
+    /// Cross-attention: keys and values read the encoder memory, at scale `s_mem`.
+    CrossAttn(&'a FAttention<'a>, f64),
+    FeedForward(&'a FLinear<'a>, &'a FLinear<'a>),
+}
+
+impl Sublayer<'_> {
+    fn block(&self) -> Block {
+        match self {
+            Sublayer::SelfAttn(_) => Block::SelfAttn,
+            Sublayer::CrossAttn(..) => Block::CrossAttn,
+            Sublayer::FeedForward(..) => Block::FeedForward,
+        }
+    }
+}
+
+/// One residual block of a layer: its LayerNorm (tensor kind and weights) and its sublayer.
+struct ResidualBlock<'a> {
+    norm_kind: u32,
+    norm: &'a FLayerNorm<'a>,
+    sublayer: Sublayer<'a>,
 }
 
 /// The blob tensors, built in [`blob::expected_tensors`] order.
@@ -175,8 +221,8 @@ impl<'m> Builder<'m> {
 
     /// A linear from input scale `sx` to output scale `sy`, per-row weight scales.
     fn linear(&mut self, group: u32, layer: usize, base: u32, l: &FLinear<'_>, sx: f64, sy: f64) {
-        let (q, sw) = quantize_rows(l.w, l.k);
-        self.linear_q(group, layer, base, &q, &sw, l.b, l.k, sx, sy, true);
+        let w = quantize_rows(l.w, l.k);
+        self.linear_q(group, layer, base, &w.q, &w.scales, l.b, l.k, sx, sy, true);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -235,6 +281,44 @@ impl<'m> Builder<'m> {
         Ok(())
     }
 
+    /// One layer of either stack: its residual blocks in order, then its scalars (each block's
+    /// sublayer scalars followed by its residual multipliers). Returns the stream's scale after it.
+    fn layer(&mut self, group: u32, layer: usize, blocks: &[ResidualBlock<'_>], mut stream: f64, site: impl Fn(Block, Point) -> Site) -> Result<f64> {
+        let mut scalars = Vec::new();
+        for b in blocks {
+            let block = b.sublayer.block();
+            stream = self.residual_block(group, layer, b, stream, |p| site(block, p), &mut scalars)?;
+        }
+        self.put(group, layer, tag::SCALARS, DType::I32, [scalars.len(), 1], bytes_i32(&scalars));
+        Ok(stream)
+    }
+
+    /// One residual block, `x + f(norm(x))` (pre-norm) or `norm(x + f(x))` (post-norm), from a
+    /// stream at scale `stream`: the LayerNorm where the config puts it, the sublayer `f`, and the
+    /// residual sum's multipliers (appended to `scalars` after the sublayer's). Returns the
+    /// stream's scale after the block.
+    fn residual_block(&mut self, group: u32, layer: usize, b: &ResidualBlock<'_>, stream: f64, site: impl Fn(Point) -> Site, scalars: &mut Vec<i32>) -> Result<f64> {
+        let sc = self.scales;
+        let pre = self.fm.config.norm_first();
+        let s_in = if pre { sc.get(site(Point::Norm))? } else { stream };
+        if pre {
+            self.layer_norm(group, layer, b.norm_kind, b.norm, stream, s_in);
+        }
+        match b.sublayer {
+            Sublayer::SelfAttn(a) => scalars.extend(self.attention(group, layer, false, a, s_in, 0.0, &site)?),
+            Sublayer::CrossAttn(a, s_mem) => scalars.extend(self.attention(group, layer, true, a, s_in, s_mem, &site)?),
+            Sublayer::FeedForward(f1, f2) => self.ffn(group, layer, f1, f2, s_in, &site)?,
+        }
+        let s_sum = sc.get(site(Point::Sum))?;
+        scalars.extend(residual(stream / s_sum, sc.get(site(Point::Out))? / s_sum));
+        if pre {
+            return Ok(s_sum);
+        }
+        let s_norm = sc.get(site(Point::Norm))?;
+        self.layer_norm(group, layer, b.norm_kind, b.norm, s_sum, s_norm);
+        Ok(s_norm)
+    }
+
     /// Build every tensor; returns them in blob order.
     pub fn build(mut self, vocab: &VocabTables) -> Result<Vec<Tensor>> {
         let fm = self.fm;
@@ -245,84 +329,39 @@ impl<'m> Builder<'m> {
         let emb_mult = if fm.scale_embedding { (d as f64).sqrt() } else { 1.0 };
 
         // embeddings and positions
-        let (src_q, src_s) = quantize_rows(fm.src_emb, d);
+        let src = quantize_rows(fm.src_emb, d);
         let rq = |s: &[f64]| -> Vec<Requant> { s.iter().map(|&s| Requant::from_real(s * emb_mult / s_emb)).collect() };
-        self.put_weights(tag::GLOBAL, 0, tag::SRC_EMB, v, d, &src_q);
-        self.put(tag::GLOBAL, 0, tag::SRC_EMB_RQ, DType::Requant, [v, 1], bytes_rq(&rq(&src_s)));
+        self.put_weights(tag::GLOBAL, 0, tag::SRC_EMB, v, d, &src.q);
+        self.put(tag::GLOBAL, 0, tag::SRC_EMB_RQ, DType::Requant, [v, 1], bytes_rq(&rq(&src.scales)));
         if !c.tied() {
-            let (tgt_q, tgt_s) = quantize_rows(fm.tgt_emb, d);
-            self.put_weights(tag::GLOBAL, 0, tag::TGT_EMB, v, d, &tgt_q);
-            self.put(tag::GLOBAL, 0, tag::TGT_EMB_RQ, DType::Requant, [v, 1], bytes_rq(&rq(&tgt_s)));
+            let tgt = quantize_rows(fm.tgt_emb, d);
+            self.put_weights(tag::GLOBAL, 0, tag::TGT_EMB, v, d, &tgt.q);
+            self.put(tag::GLOBAL, 0, tag::TGT_EMB_RQ, DType::Requant, [v, 1], bytes_rq(&rq(&tgt.scales)));
         }
         let pos: Vec<i16> = (0..c.max_len * d).map(|i| (sinusoid(i / d, i % d, d) as f64 / s_emb).round().clamp(-32768.0, 32767.0) as i16).collect();
         self.put(tag::GLOBAL, 0, tag::POS, DType::I16, [c.max_len, d], bytes_i16(&pos));
 
         // encoder
-        let enc = |layer: usize, block, point| Site::Enc { layer: layer as u8, block, point };
         let mut stream = s_emb;
-        for l in 0..c.n_enc {
-            let layer = fm.enc[l];
-            let pre = c.norm_first();
-            // self-attention block
-            let s_in = if pre { sc.get(enc(l, Block::SelfAttn, Point::Norm))? } else { stream };
-            if pre {
-                self.layer_norm(tag::ENC, l, tag::LN1, &layer.ln1, stream, s_in);
-            }
-            let attn = self.attention(tag::ENC, l, false, &layer.sa, s_in, 0.0, |p| enc(l, Block::SelfAttn, p))?;
-            let s_sum = sc.get(enc(l, Block::SelfAttn, Point::Sum))?;
-            let res1 = residual(stream / s_sum, sc.get(enc(l, Block::SelfAttn, Point::Out))? / s_sum);
-            stream = if pre { s_sum } else {
-                let s_norm = sc.get(enc(l, Block::SelfAttn, Point::Norm))?;
-                self.layer_norm(tag::ENC, l, tag::LN1, &layer.ln1, s_sum, s_norm);
-                s_norm
-            };
-            // feed-forward block
-            let s_in = if pre { sc.get(enc(l, Block::FeedForward, Point::Norm))? } else { stream };
-            if pre {
-                self.layer_norm(tag::ENC, l, tag::LN2, &layer.ln2, stream, s_in);
-            }
-            self.ffn(tag::ENC, l, &layer.ff1, &layer.ff2, s_in, |p| enc(l, Block::FeedForward, p))?;
-            let s_sum = sc.get(enc(l, Block::FeedForward, Point::Sum))?;
-            let res2 = residual(stream / s_sum, sc.get(enc(l, Block::FeedForward, Point::Out))? / s_sum);
-            stream = if pre { s_sum } else {
-                let s_norm = sc.get(enc(l, Block::FeedForward, Point::Norm))?;
-                self.layer_norm(tag::ENC, l, tag::LN2, &layer.ln2, s_sum, s_norm);
-                s_norm
-            };
-            let mut scalars = attn.to_vec();
-            scalars.extend(res1);
-            scalars.extend(res2);
-            self.put(tag::ENC, l, tag::SCALARS, DType::I32, [scalars.len(), 1], bytes_i32(&scalars));
+        for (l, layer) in fm.enc.iter().enumerate().take(c.n_enc) {
+            let blocks = [
+                ResidualBlock { norm_kind: tag::LN1, norm: &layer.ln1, sublayer: Sublayer::SelfAttn(&layer.sa) },
+                ResidualBlock { norm_kind: tag::LN2, norm: &layer.ln2, sublayer: Sublayer::FeedForward(&layer.ff1, &layer.ff2) },
+            ];
+            stream = self.layer(tag::ENC, l, &blocks, stream, |block, point| Site::Enc { layer: l as u8, block, point })?;
         }
         let s_mem = sc.get(Site::EncNorm)?;
         self.layer_norm(tag::GLOBAL, 0, tag::ENC_NORM, &fm.enc_norm, stream, s_mem);
 
         // decoder
-        let dec = |layer: usize, block, point| Site::Dec { layer: layer as u8, block, point };
         let mut stream = s_emb;
-        for l in 0..c.n_dec {
-            let layer = fm.dec[l];
-            let pre = c.norm_first();
-            let mut scalars = Vec::new();
-            for (block, ln_kind, ln) in [(Block::SelfAttn, tag::LN1, &layer.ln1), (Block::CrossAttn, tag::LN2, &layer.ln2), (Block::FeedForward, tag::LN3, &layer.ln3)] {
-                let s_in = if pre { sc.get(dec(l, block, Point::Norm))? } else { stream };
-                if pre {
-                    self.layer_norm(tag::DEC, l, ln_kind, ln, stream, s_in);
-                }
-                match block {
-                    Block::SelfAttn => scalars.extend(self.attention(tag::DEC, l, false, &layer.sa, s_in, 0.0, |p| dec(l, block, p))?),
-                    Block::CrossAttn => scalars.extend(self.attention(tag::DEC, l, true, &layer.ca, s_in, s_mem, |p| dec(l, block, p))?),
-                    Block::FeedForward => self.ffn(tag::DEC, l, &layer.ff1, &layer.ff2, s_in, |p| dec(l, block, p))?,
-                }
-                let s_sum = sc.get(dec(l, block, Point::Sum))?;
-                scalars.extend(residual(stream / s_sum, sc.get(dec(l, block, Point::Out))? / s_sum));
-                stream = if pre { s_sum } else {
-                    let s_norm = sc.get(dec(l, block, Point::Norm))?;
-                    self.layer_norm(tag::DEC, l, ln_kind, ln, s_sum, s_norm);
-                    s_norm
-                };
-            }
-            self.put(tag::DEC, l, tag::SCALARS, DType::I32, [scalars.len(), 1], bytes_i32(&scalars));
+        for (l, layer) in fm.dec.iter().enumerate().take(c.n_dec) {
+            let blocks = [
+                ResidualBlock { norm_kind: tag::LN1, norm: &layer.ln1, sublayer: Sublayer::SelfAttn(&layer.sa) },
+                ResidualBlock { norm_kind: tag::LN2, norm: &layer.ln2, sublayer: Sublayer::CrossAttn(&layer.ca, s_mem) },
+                ResidualBlock { norm_kind: tag::LN3, norm: &layer.ln3, sublayer: Sublayer::FeedForward(&layer.ff1, &layer.ff2) },
+            ];
+            stream = self.layer(tag::DEC, l, &blocks, stream, |block, point| Site::Dec { layer: l as u8, block, point })?;
         }
         let s_dn = sc.get(Site::DecNorm)?;
         self.layer_norm(tag::GLOBAL, 0, tag::DEC_NORM, &fm.dec_norm, stream, s_dn);
@@ -330,7 +369,7 @@ impl<'m> Builder<'m> {
         // output projection: tied reuses the source table and its row scales
         let s_logit = sc.get(Site::Logits)?;
         if c.tied() {
-            self.linear_q(tag::GLOBAL, 0, tag::GEN_W, &src_q, &src_s, fm.generator.b, d, s_dn, s_logit, false);
+            self.linear_q(tag::GLOBAL, 0, tag::GEN_W, &src.q, &src.scales, fm.generator.b, d, s_dn, s_logit, false);
         } else {
             self.linear(tag::GLOBAL, 0, tag::GEN_W, &fm.generator, s_dn, s_logit);
         }
@@ -348,8 +387,7 @@ impl<'m> Builder<'m> {
         blob::expected_tensors(&c, vocab.bytes.len(), vocab.sorted.len(), |s| {
             order.push(s.tag);
             Ok(())
-        })
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        })?;
         let mut out = Vec::new();
         for t in order {
             match self.tensors.remove(&t) {

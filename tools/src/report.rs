@@ -1,9 +1,13 @@
 //! The conversion report: Markdown beside the blob, plus an SVG plot of per-site SQNR.
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
-use crate::convert::{Agreement, SiteError};
+use anyhow::{Context, Result};
 
+use crate::eval::{Agreement, SiteError};
+
+/// What the blob costs in flash and RAM.
 pub struct Sizes {
     pub blob: usize,
     pub weights: usize,
@@ -13,6 +17,7 @@ pub struct Sizes {
     pub beam: usize,
 }
 
+/// Everything the report says.
 pub struct ReportInput<'a> {
     pub model_name: String,
     pub config_line: String,
@@ -23,6 +28,22 @@ pub struct ReportInput<'a> {
     pub agreement: Option<&'a Agreement>,
     pub sizes: Sizes,
     pub seconds: f64,
+}
+
+/// The files [`write`] wrote.
+pub struct ReportFiles {
+    pub markdown: PathBuf,
+    pub svg: PathBuf,
+}
+
+/// Write `<stem>.report.md` and the plot it shows, `<stem>.sqnr.svg`.
+pub fn write(stem: &Path, r: &ReportInput<'_>) -> Result<ReportFiles> {
+    let svg_path = stem.with_extension("sqnr.svg");
+    std::fs::write(&svg_path, svg(r.errors)).with_context(|| format!("writing {}", svg_path.display()))?;
+    let svg_name = svg_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let md_path = stem.with_extension("report.md");
+    std::fs::write(&md_path, markdown(r, &svg_name)).with_context(|| format!("writing {}", md_path.display()))?;
+    Ok(ReportFiles { markdown: md_path, svg: svg_path })
 }
 
 fn kb(n: usize) -> String {

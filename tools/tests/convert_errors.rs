@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use picoformer_tools::check::check_reference;
 use picoformer_tools::export::Export;
 use safetensors::tensor::TensorView;
 use safetensors::SafeTensors;
@@ -81,20 +82,56 @@ fn wrong_shape() {
     assert!(e.contains("model.safetensors") && e.contains("transformer.encoder.layers.0.linear1.weight") && e.contains("shape"), "{e}");
 }
 
+/// A config field that the weights contradict is named, with the value the weights imply.
 #[test]
 fn config_disagrees_with_weights() {
-    let d = copy("layers");
-    edit_config(&d, "\"num_encoder_layers\": 1", "\"num_encoder_layers\": 2");
-    let e = error_of(&d);
-    assert!(e.contains("missing tensor `transformer.encoder.layers.1"), "{e}");
-    let d = copy("tied");
-    edit_config(&d, "\"tie_embeddings\": false", "\"tie_embeddings\": true");
-    let e = error_of(&d);
-    assert!(e.contains("missing tensor `embedding.weight`"), "{e}");
+    for (field, from, to, implied) in [
+        ("d_model", "\"d_model\": 32", "\"d_model\": 48", "32"),
+        ("d_model", "\"d_model\": 32", "\"d_model\": 30", "32"), // 4 heads do not divide 30 either
+        ("dim_feedforward", "\"dim_feedforward\": 64", "\"dim_feedforward\": 128", "64"),
+        ("num_encoder_layers", "\"num_encoder_layers\": 1", "\"num_encoder_layers\": 2", "1"),
+        ("num_decoder_layers", "\"num_decoder_layers\": 1", "\"num_decoder_layers\": 3", "1"),
+        ("tie_embeddings", "\"tie_embeddings\": false", "\"tie_embeddings\": true", "false"),
+    ] {
+        let d = copy(&format!("cfg-{field}-{to}").replace(['"', ':', ' '], ""));
+        edit_config(&d, from, to);
+        let e = error_of(&d);
+        let configured = to.rsplit(' ').next().unwrap();
+        assert!(e.contains("config.json") && e.contains(&format!("field `{field}`: {configured}, but the weights imply {implied}")), "{field}: {e}");
+    }
     let d = copy("vocab");
     edit_config(&d, "\"vocab_size\": 800", "\"vocab_size\": 801");
     let e = error_of(&d);
     assert!(e.contains("vocab_size") && e.contains("tokenizer.model"), "{e}");
+}
+
+/// The weights have one row fewer than the vocabulary that config.json and the tokenizer agree on.
+#[test]
+fn weights_disagree_with_the_vocabulary() {
+    let d = copy("vocab-rows");
+    edit_tensors(&d, |m| {
+        for name in ["src_embedding.weight", "tgt_embedding.weight", "generator.weight", "generator.bias"] {
+            let t = m.get_mut(name).unwrap();
+            let row = t.1.len() / t.0[0];
+            t.0[0] -= 1;
+            t.1.truncate(t.0[0] * row);
+        }
+    });
+    let e = error_of(&d);
+    assert!(e.contains("field `vocab_size`: 800, but the weights imply 799") && e.contains("model.safetensors"), "{e}");
+}
+
+/// `nhead` leaves the shapes alone; the f32 check against PyTorch finds it.
+#[test]
+fn wrong_nhead_is_found_by_the_reference_check() {
+    let d = copy("nhead");
+    edit_config(&d, "\"nhead\": 4", "\"nhead\": 2");
+    let ex = Export::load(&d).unwrap();
+    let e = match check_reference(&ex.float_model(), &d) {
+        Ok(_) => panic!("nhead 2 passed the reference check"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(e.contains("config.json: field `nhead`: 2, but the f32 forward pass matches PyTorch's") && e.contains("with nhead 4"), "{e}");
 }
 
 #[test]

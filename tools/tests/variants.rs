@@ -5,9 +5,14 @@
 use std::path::Path;
 
 use picoformer::observe::Site;
+use picoformer::tokenizer::Tokenizer;
 use picoformer::Model;
-use picoformer_tools::convert::{build, layer_errors};
-use picoformer_tools::host::{read_lines, source_ids, Aligned};
+use picoformer_tools::calibrate::calibrate;
+use picoformer_tools::check::check_reference;
+use picoformer_tools::eval::layer_errors;
+use picoformer_tools::export::Export;
+use picoformer_tools::host::{read_lines, source_ids, Aligned, SentencePairs};
+use picoformer_tools::quantize::quantize;
 
 fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -17,16 +22,22 @@ fn check(name: &str, min_logit_sqnr: f64) {
     let dir = root().join("models/variants").join(name);
     let de = root().join("models/de-en/calib.de");
     let en = root().join("models/de-en/calib.en");
-    let (ex, conv, _, _, _) = build(&dir, &de, &en, 40).unwrap_or_else(|e| panic!("{name}: {e:#}"));
-    assert!(conv.reference_diff < 1e-4, "{name}: f32 vs PyTorch {}", conv.reference_diff);
-    let blob = Aligned::from_bytes(&conv.blob);
-    let model = Model::parse(blob.bytes()).unwrap();
+    // convert's stages up to the blob, in memory
+    let ex = Export::load(&dir).unwrap_or_else(|e| panic!("{name}: {e:#}"));
     let fm = ex.float_model();
+    let check = check_reference(&fm, &dir).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    assert!(check.max_diff < 1e-4, "{name}: f32 vs PyTorch {}", check.max_diff);
+    let vocab = ex.spm.tables().unwrap();
+    let tok = Tokenizer::new(ex.spm.vocab(&vocab)).unwrap();
+    let ranges = calibrate(&fm, &tok, &SentencePairs::read(&de, &en, 40).unwrap()).unwrap();
+    let quantized = quantize(&fm, &ranges, &vocab).unwrap();
+    let blob = Aligned::from_bytes(&quantized.blob(&ex.blob_config).unwrap());
+    let model = Model::parse(blob.bytes()).unwrap();
     let c = *model.config();
     assert_eq!(c, ex.blob_config);
     let test = read_lines(&root().join("models/de-en/test2016.de")).unwrap();
     let srcs: Vec<Vec<u16>> = test.iter().take(6).map(|s| source_ids(model.tokenizer(), s, c.max_len).unwrap()).collect();
-    let errors = layer_errors(&model, &fm, &conv.scales, &srcs).unwrap();
+    let errors = layer_errors(&model, &fm, &quantized.scales, &srcs).unwrap();
     let logits = errors.iter().find(|e| e.site == Site::Logits).unwrap();
     let memory = errors.iter().find(|e| e.site == Site::EncNorm).unwrap();
     println!("{name}: logits SQNR {:.1} dB cosine {:.5}; memory SQNR {:.1} dB", logits.sqnr_db, logits.cosine, memory.sqnr_db);

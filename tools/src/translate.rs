@@ -1,0 +1,120 @@
+//! `picoformer translate`: the int8 runtime on sentences from the command line or stdin.
+//!
+//! One output line per input line, always, so that the output pairs with the input line by
+//! line: a line without pieces (empty, or only spaces) gives an empty line, and so does a line
+//! that cannot be translated (not UTF-8, say), after an error on stderr that names it. The
+//! others are still translated, and the run then fails. A source longer than `max_len - 1`
+//! pieces is cut there (DESIGN §2), with a note on stderr.
+
+use std::io::{self, BufRead, Write};
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Result};
+use picoformer::tokenizer::DecodeState;
+use picoformer::{Model, MAX_BEAM};
+
+use crate::host::{pieces, source_ids, Aligned, Int8};
+
+/// `--beam`: a width the runtime accepts, 1 (greedy) to [`MAX_BEAM`].
+pub fn beam_width(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(w) if (1..=MAX_BEAM).contains(&w) => Ok(w),
+        _ => Err(format!("the beam width is a whole number from 1 (greedy) to {MAX_BEAM}")),
+    }
+}
+
+/// Translate `sentences`, or stdin line by line when there are none, one output line each:
+/// greedy output streams piece by piece, beam search (`beam` > 1) prints when done.
+pub fn run(model_path: &Path, beam: usize, sentences: &[String]) -> Result<()> {
+    let blob = Aligned::read(model_path)?;
+    let model = Model::parse(blob.bytes()).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
+    let mut lines = Lines { int8: Int8::new(&model, beam), beam };
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let what = if sentences.is_empty() { "line" } else { "sentence" };
+    let mut failed: Vec<String> = Vec::new();
+    let mut total = 0;
+    let mut one = |n: usize, text: Result<&str>| -> io::Result<()> {
+        total += 1;
+        match text.and_then(|text| lines.translate(what, n, text, &mut out)) {
+            Ok(()) => {}
+            Err(e) => match e.downcast::<io::Error>() {
+                Ok(io) => return Err(io),
+                Err(e) => {
+                    eprintln!("{what} {n}: {e:#}");
+                    failed.push(n.to_string());
+                }
+            },
+        }
+        writeln!(out)?;
+        out.flush()
+    };
+    if sentences.is_empty() {
+        let mut stdin = io::stdin().lock();
+        let mut buf = Vec::new();
+        for n in 1.. {
+            buf.clear();
+            if stdin.read_until(b'\n', &mut buf)? == 0 {
+                break;
+            }
+            let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            one(n, std::str::from_utf8(line).map_err(|e| anyhow!("not valid UTF-8 ({e})")))?;
+        }
+    } else {
+        for (i, s) in sentences.iter().enumerate() {
+            one(i + 1, Ok(s))?;
+        }
+    }
+    match failed.as_slice() {
+        [] => Ok(()),
+        [n] => bail!("{what} {n} of {total} was not translated"),
+        _ => bail!("{} of {total} {what}s were not translated ({what}s {})", failed.len(), failed.join(", ")),
+    }
+}
+
+/// The int8 model, translating one input at a time.
+struct Lines<'m> {
+    int8: Int8<'m>,
+    beam: usize,
+}
+
+impl Lines<'_> {
+    /// Write the translation of `text` (input `n`, a `what`) to `out`, without the newline.
+    /// Errors writing `out` are `io::Error`s; every other error is the input's.
+    fn translate(&mut self, what: &str, n: usize, text: &str, out: &mut impl Write) -> Result<()> {
+        let model = self.int8.model;
+        let tok = model.tokenizer();
+        let keep = model.config().max_len - 1;
+        let all = pieces(tok, text)?.len();
+        if all == 0 {
+            return Ok(());
+        }
+        if all > keep {
+            eprintln!("note: {what} {n}: {all} pieces, the model reads {keep}: the last {} dropped", all - keep);
+        }
+        let src = source_ids(tok, text, model.config().max_len)?;
+        let mut sink = String::new();
+        let mut state = DecodeState::default();
+        if self.beam == 1 {
+            // stream: print each piece as it comes
+            let mut sess = self.int8.session()?;
+            sess.encode(&src)?;
+            while let Some(t) = sess.next_token()? {
+                sink.clear();
+                tok.decode_piece(t, &mut state, &mut sink)?;
+                write!(out, "{sink}")?;
+                out.flush()?;
+            }
+            sink.clear();
+        } else {
+            for &t in &self.int8.translate_ids(&src, self.beam)? {
+                tok.decode_piece(t, &mut state, &mut sink)?;
+            }
+        }
+        // bytes of an unfinished UTF-8 sequence (byte-fallback pieces) end as U+FFFD
+        state.finish(&mut sink)?;
+        write!(out, "{sink}")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,146 @@
+//! The `picoformer` binary as a user runs it, on `models/de-en/de-en.pico`: what it prints on
+//! stdout and stderr, and its exit code.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use picoformer::Model;
+use picoformer_tools::host::{pieces, Aligned};
+
+fn root() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).to_path_buf()
+}
+
+fn model() -> String {
+    root().join("models/de-en/de-en.pico").display().to_string()
+}
+
+/// Run `picoformer args…` with `stdin`.
+fn picoformer(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_picoformer"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `translate` of each sentence alone, from the command line.
+fn alone(sentence: &str) -> String {
+    let o = picoformer(&["translate", "--model", &model(), sentence], b"");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    text(&o.stdout)
+}
+
+#[test]
+fn an_empty_line_translates_to_an_empty_line() {
+    let o = picoformer(&["translate", "--model", &model()], "Ein Hund rennt.\n\n   \nZwei Männer.\n".as_bytes());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out:?}");
+    assert_eq!(lines[0], alone("Ein Hund rennt.").trim_end());
+    assert_eq!(lines[1], "");
+    assert_eq!(lines[2], "");
+    assert_eq!(lines[3], alone("Zwei Männer.").trim_end());
+    assert_eq!(alone(""), "\n");
+    let beam = picoformer(&["translate", "--model", &model(), "--beam", "4", ""], b"");
+    assert_eq!(text(&beam.stdout), "\n");
+}
+
+#[test]
+fn a_line_that_is_not_utf8_is_named_and_the_others_translate() {
+    let o = picoformer(&["translate", "--model", &model()], b"Ein Hund rennt.\n\xff\xfeHund\r\nZwei M\xc3\xa4nner.\r\n");
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert!(!o.status.success(), "exit code 0; stderr {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, [alone("Ein Hund rennt.").trim_end(), "", alone("Zwei Männer.").trim_end()], "{out:?}");
+    assert!(err.contains("line 2: not valid UTF-8"), "{err}");
+    assert!(!err.contains("line 1:") && !err.contains("line 3:"), "{err}");
+}
+
+#[test]
+fn beam_width_out_of_range_is_refused() {
+    for w in ["0", "17", "two"] {
+        let o = picoformer(&["translate", "--model", &model(), "--beam", w, "Ein Hund."], b"");
+        let err = text(&o.stderr);
+        assert!(!o.status.success() && o.stdout.is_empty(), "--beam {w} accepted: {}", text(&o.stdout));
+        assert!(err.contains("--beam") && err.contains("beam width is a whole number from 1 (greedy) to 16"), "--beam {w}: {err}");
+    }
+    let o = picoformer(&["translate", "--model", &model(), "--beam", "16", "Ein Hund."], b"");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
+#[test]
+fn a_long_source_is_cut_with_a_note() {
+    let blob = Aligned::read(Path::new(&model())).unwrap();
+    let m = Model::parse(blob.bytes()).unwrap();
+    let long = ["Ein Hund rennt durch den Schnee."; 12].join(" ");
+    let all = pieces(m.tokenizer(), &long).unwrap().len();
+    let keep = m.config().max_len - 1;
+    assert!(all > keep, "{all} pieces");
+    let o = picoformer(&["translate", "--model", &model(), &long, "Ein Hund."], b"");
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(text(&o.stdout).lines().count(), 2);
+    assert_eq!(err.trim_end(), format!("note: sentence 1: {all} pieces, the model reads {keep}: the last {} dropped", all - keep));
+    // a source that fits gets no note
+    let o = picoformer(&["translate", "--model", &model(), "Ein Hund."], b"");
+    assert!(o.stderr.is_empty(), "{}", text(&o.stderr));
+}
+
+#[test]
+fn a_config_that_disagrees_with_the_weights_names_the_field() {
+    let variant = root().join("models/variants/prenorm_relu_untied");
+    let dir = std::env::temp_dir().join(format!("picoformer-cli-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["model.safetensors", "tokenizer.model", "reference.safetensors"] {
+        std::fs::copy(variant.join(f), dir.join(f)).unwrap();
+    }
+    let config = std::fs::read_to_string(variant.join("config.json")).unwrap();
+    std::fs::write(dir.join("config.json"), config.replacen("\"d_model\": 32", "\"d_model\": 48", 1)).unwrap();
+    let out = dir.join("bad.pico");
+    let o = picoformer(&["convert", dir.to_str().unwrap(), "--out", out.to_str().unwrap()], b"");
+    let err = text(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("config.json: field `d_model`: 48, but the weights imply 32"), "{err}");
+    assert!(!out.exists());
+}
+
+/// `eval` draws its progress on stderr when that is a terminal: run under `script`, which
+/// gives it one, with stdout sent elsewhere. Skips (with a message) where `script` is missing.
+#[test]
+fn eval_shows_progress_on_stderr() {
+    let dir = std::env::temp_dir().join(format!("picoformer-cli-eval-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (from, to) in [("test2016.de", "src"), ("test2016.en", "ref")] {
+        let lines = std::fs::read_to_string(root().join("models/de-en").join(from)).unwrap();
+        std::fs::write(dir.join(to), lines.lines().take(30).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    }
+    let (src, reference) = (dir.join("src"), dir.join("ref"));
+    let eval = format!("'{}' eval --model '{}' --src '{}' --ref '{}' > '{}'", env!("CARGO_BIN_EXE_picoformer"), model(), src.display(), reference.display(), dir.join("stdout").display());
+    let Ok(o) = Command::new("script").args(["-qec", &eval, "/dev/null"]).stdin(Stdio::null()).output() else {
+        eprintln!("skipped: no `script` command to give eval a terminal");
+        return;
+    };
+    let tty = text(&o.stdout);
+    assert!(o.status.success(), "{tty}");
+    for bar in ["int8 [", "float ["] {
+        assert!(tty.contains(bar) && tty.contains("30/30"), "no {bar} bar on the terminal: {tty:?}");
+    }
+    let stdout = std::fs::read_to_string(dir.join("stdout")).unwrap();
+    assert!(stdout.starts_with("int8:  BLEU = ") && !stdout.contains('['), "{stdout}");
+    // not a terminal: no bar, stdout the same
+    let o = picoformer(&["eval", "--model", &model(), "--src", src.to_str().unwrap(), "--ref", reference.to_str().unwrap()], b"");
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).starts_with("int8:  BLEU = "));
+}
