@@ -45,6 +45,14 @@ pub enum Error {
     BadBeamWidth { requested: usize, capacity: usize },
     /// A decoder step was asked for past `max_len`, or before the source was encoded.
     DecoderState,
+    /// The session is for another model kind (a translator over a language model, say).
+    WrongModelKind,
+    /// The model reads feature frames and was given token ids, or the other way round.
+    WrongInput,
+    /// A feature window whose length is not a whole number of frames.
+    BadFeatureCount { len: usize, per_frame: usize },
+    /// The tokenizer's scratch is smaller than the text needs.
+    ScratchTooSmall { needed: usize, got: usize },
 }
 
 impl fmt::Display for Error {
@@ -92,6 +100,10 @@ impl fmt::Display for Error {
                 write!(f, "beam width {requested} not in 1..={capacity}")
             }
             Error::DecoderState => f.write_str("decoder used out of order or past max_len"),
+            Error::WrongModelKind => f.write_str("this session is for another model kind"),
+            Error::WrongInput => f.write_str("the model reads the other kind of input (token ids or feature frames)"),
+            Error::BadFeatureCount { len, per_frame } => write!(f, "{len} feature values are not whole frames of {per_frame}"),
+            Error::ScratchTooSmall { needed, got } => write!(f, "tokenizer scratch too small: need {needed} nodes, got {got}"),
         }
     }
 }

@@ -1,26 +1,38 @@
-//! The int8 forward passes: the encoder over a sentence, and one decoder step.
-//!
-//! Both read top to bottom like PyTorch's `TransformerEncoderLayer` / `TransformerDecoderLayer`:
+//! The int8 forward pass, one definition for every model kind: the input rows, a stack of
+//! layers, and the output. Each layer reads top to bottom like PyTorch's layers:
 //!
 //! ```text
-//! post-norm: x = LN(x + Sublayer(x))        pre-norm: x = x + Sublayer(LN(x))
+//! post-norm: x = norm(x + sublayer(x))        pre-norm: x = x + sublayer(norm(x))
 //! ```
 //!
-//! Activations: the residual stream and LayerNorm outputs are `i16`; Q, K and V are `i8`;
-//! attention probabilities `u8`; contexts and FFN hidden values `i16`; logits `i32`.
+//! An encoder's layers attend over their own rows in both directions; a decoder's over its KV
+//! cache, causally, with the new rows' keys appended; the encoder-decoder's decoder adds
+//! cross-attention over the encoded source.
+//!
+//! Activations: the residual stream, norm outputs, contexts and FFN values are `i16`; Q, K and
+//! V are `i8` (with rotary positions the Q and K projections are `i16`, rotated into `i8`);
+//! attention probabilities `u8`; logits and head outputs `i32`.
 
-use crate::kernels::activation::{relu_i16, table_i16};
-use crate::kernels::attention::{attention, Heads, Mask};
-use crate::kernels::layernorm::LayerNorm;
+use crate::arena::Arena;
+use crate::blob::{Config, PosKind, Stack};
+use crate::kernels::activation::{gated_i16, relu_i16, table_i16};
+use crate::kernels::attention::{attention, Mask};
+use crate::kernels::linear::Linear;
+use crate::kernels::pool::mean_rows;
 use crate::kernels::residual::{add_in_place, ResidualParams};
-use crate::model::{Attention, FeedForward, Model};
+use crate::kv::{CrossMemory, KvCache};
+use crate::model::{Act, Attention, FeedForward, Input, Model, Norm, Positions};
 use crate::observe::{Block, Data, Observer, Point, Site};
+use crate::quant::sat_i16;
+use crate::{Error, TokenId};
 
-/// Activation buffers for `rows` positions; the decoder uses row 0 only.
+/// Activation buffers for up to `rows` rows.
 pub(crate) struct Scratch<'a> {
+    rows: usize,
+    d: usize,
     /// `(rows, d)` residual stream.
     pub x: &'a mut [i16],
-    /// `(rows, d)` LayerNorm output (pre-norm) or sublayer input.
+    /// `(rows, d)` norm output (the sublayer's input), and after the stack its final norm.
     pub h: &'a mut [i16],
     /// `(rows, d)` sublayer output.
     pub a: &'a mut [i16],
@@ -28,244 +40,363 @@ pub(crate) struct Scratch<'a> {
     pub ctx: &'a mut [i16],
     /// `(rows, d)` queries.
     pub q: &'a mut [i8],
-    /// `(rows, d)` keys and values of encoder self-attention.
+    /// `(rows, kv_width)` an encoder's own keys and values (empty when the model has no encoder).
     pub k: &'a mut [i8],
     pub v: &'a mut [i8],
-    /// `(rows, d_ff)` FFN hidden.
+    /// `(rows, d)` and `(rows, kv_width)` queries and keys before rotary positions (RoPE only).
+    pub q_pre: &'a mut [i16],
+    pub k_pre: &'a mut [i16],
+    /// `(rows, d_ff)` FFN hidden values, and SwiGLU's gate.
     pub ff: &'a mut [i16],
-    /// `(max_len,)` attention scores and probabilities of one query row and head.
+    pub gate: &'a mut [i16],
+    /// `(max_len,)` one query row's scores and probabilities.
     pub scores: &'a mut [i32],
     pub probs: &'a mut [u8],
 }
 
-/// Where a sublayer's site names point.
-#[derive(Clone, Copy)]
-pub(crate) enum Stack {
-    Enc,
-    Dec,
+impl<'a> Scratch<'a> {
+    /// Buffers for `rows` rows of a model with config `c`; `own_keys` when a stack attends over
+    /// its own rows (an encoder).
+    pub(crate) fn carve(c: &Config, rows: usize, own_keys: bool, a: &mut Arena<'a>) -> Result<Self, Error> {
+        let (d, kv) = (c.d_model, c.kv_width());
+        let rope = c.positions == PosKind::Rope;
+        let swiglu = c.act == crate::blob::ActKind::SwiGlu;
+        Ok(Scratch {
+            rows,
+            d,
+            x: a.take(rows * d)?,
+            h: a.take(rows * d)?,
+            a: a.take(rows * d)?,
+            ctx: a.take(rows * d)?,
+            q: a.take(rows * d)?,
+            k: a.take(if own_keys { rows * kv } else { 0 })?,
+            v: a.take(if own_keys { rows * kv } else { 0 })?,
+            q_pre: a.take(if rope { rows * d } else { 0 })?,
+            k_pre: a.take(if rope { rows * kv } else { 0 })?,
+            ff: a.take(rows * c.d_ff)?,
+            gate: a.take(if swiglu { rows * c.d_ff } else { 0 })?,
+            scores: a.take(c.max_len)?,
+            probs: a.take(c.max_len)?,
+        })
+    }
+
+    /// Refuse more rows than the buffers hold.
+    fn check(&self, rows: usize) -> Result<(), Error> {
+        if rows == 0 || rows > self.rows {
+            return Err(Error::InputTooLong { len: rows, max: self.rows });
+        }
+        Ok(())
+    }
+}
+
+/// Where a stack's self-attention keys live.
+pub(crate) enum Keys<'c, 'a> {
+    /// An encoder's: its own rows, seen in both directions (the scratch's `k` and `v`).
+    Own,
+    /// A decoder's: slot `.1` of the cache, causal; the rows' keys land at their positions.
+    Cache(&'c mut KvCache<'a>, usize),
 }
 
 fn site(stack: Stack, layer: usize, block: Block, point: Point) -> Site {
     let layer = layer as u8;
     match stack {
-        Stack::Enc => Site::Enc { layer, block, point },
-        Stack::Dec => Site::Dec { layer, block, point },
+        Stack::Encoder => Site::Enc { layer, block, point },
+        Stack::Decoder => Site::Dec { layer, block, point },
     }
 }
 
-/// The part of a residual block before the sublayer: pre-norm normalizes `x` into `h`,
-/// post-norm hands `x` itself to the sublayer (copied into `h`).
-fn block_input<O: Observer>(pre: bool, ln: &LayerNorm<'_>, x: &[i16], h: &mut [i16], s: Site, obs: &mut O) {
-    if pre {
-        ln.forward(x, h);
-        obs.observe(s, Data::I16(h));
-    } else {
-        for (hj, &xj) in h.iter_mut().zip(x) {
-            *hj = xj;
+/// Rows `0..n` of a `(rows, width)` buffer.
+fn rows_of<T>(buf: &mut [T], n: usize, width: usize) -> Result<&mut [T], Error> {
+    let len = buf.len();
+    buf.get_mut(..n * width).ok_or(Error::InputTooLong { len: n * width, max: len })
+}
+
+/// The encoder's (or encoder-only model's) input rows into `s.x`: token embeddings, or the
+/// projected feature frames (`(rows, n_features)` `i16`), plus the position table.
+pub(crate) fn embed_source<O: Observer>(m: &Model<'_>, src: Source<'_>, s: &mut Scratch<'_>, obs: &mut O) -> Result<usize, Error> {
+    let d = m.config.d_model;
+    let rows = src.rows(&m.config);
+    s.check(rows)?;
+    let x = rows_of(s.x, rows, d)?;
+    match (src, &m.input) {
+        (Source::Tokens(ids), Input::Tokens(emb)) => {
+            for (p, (&id, xr)) in ids.iter().zip(x.chunks_exact_mut(d)).enumerate() {
+                emb.lookup(id as usize, m.positions.row(p, d), xr);
+            }
+        }
+        (Source::Features(f), Input::Features { proj, .. }) => {
+            proj.forward(f, x);
+            for (p, xr) in x.chunks_exact_mut(d).enumerate() {
+                for (xj, &pj) in xr.iter_mut().zip(m.positions.row(p, d)) {
+                    *xj = sat_i16(*xj as i64 + pj as i64);
+                }
+            }
+        }
+        _ => return Err(Error::WrongInput),
+    }
+    obs.observe(Site::SrcEmb, Data::I16(x));
+    Ok(rows)
+}
+
+/// A decoder's input rows into `s.x`: the embeddings of `tokens` at positions `pos0..`.
+pub(crate) fn embed_target<O: Observer>(m: &Model<'_>, tokens: &[TokenId], pos0: usize, s: &mut Scratch<'_>, obs: &mut O) -> Result<(), Error> {
+    let d = m.config.d_model;
+    s.check(tokens.len())?;
+    let x = rows_of(s.x, tokens.len(), d)?;
+    for (p, (&id, xr)) in tokens.iter().zip(x.chunks_exact_mut(d)).enumerate() {
+        m.target.lookup(id as usize, m.positions.row(pos0 + p, d), xr);
+    }
+    obs.observe(Site::TgtEmb, Data::I16(x));
+    Ok(())
+}
+
+/// What an encoder reads.
+#[derive(Clone, Copy)]
+pub(crate) enum Source<'s> {
+    Tokens(&'s [TokenId]),
+    /// `(rows, n_features)`.
+    Features(&'s [i16]),
+}
+
+impl Source<'_> {
+    fn rows(&self, c: &Config) -> usize {
+        match self {
+            Source::Tokens(ids) => ids.len(),
+            Source::Features(f) => f.len() / c.n_features.max(1),
         }
     }
 }
 
-/// The part after the sublayer: `x = x + a`, then post-norm normalizes it in place (via `h`).
+/// Run the layers of `stack` over rows `0..rows` of `s.x` (positions `pos0..`), leaving the
+/// final norm's output in `s.h` (the stream itself when the model has no final norm).
 #[allow(clippy::too_many_arguments)]
-fn block_output<O: Observer>(
-    pre: bool,
-    ln: &LayerNorm<'_>,
-    res: ResidualParams,
-    x: &mut [i16],
-    a: &[i16],
-    h: &mut [i16],
-    sum: Site,
-    norm: Site,
+pub(crate) fn run_stack<O: Observer>(
+    m: &Model<'_>,
+    stack: Stack,
+    s: &mut Scratch<'_>,
+    rows: usize,
+    pos0: usize,
+    mut keys: Keys<'_, '_>,
+    cross: Option<&CrossMemory<'_>>,
     obs: &mut O,
-) {
+) -> Result<(), Error> {
+    let c = &m.config;
+    let (d, pre) = (c.d_model, c.norm_first());
+    s.check(rows)?;
+    for (l, layer) in m.layers(stack).iter().enumerate() {
+        let at = |b, p| site(stack, l, b, p);
+
+        // self-attention
+        let sa = &layer.attn;
+        block_input(pre, &sa.norm, s, rows, at(Block::SelfAttn, Point::Norm), obs)?;
+        self_attention(m, &sa.op, s, rows, pos0, l, &mut keys, |p| at(Block::SelfAttn, p), obs)?;
+        block_output(pre, &sa.norm, sa.residual, s, rows, at(Block::SelfAttn, Point::Sum), at(Block::SelfAttn, Point::Norm), obs)?;
+
+        // cross-attention over the encoded source (the encoder-decoder's decoder)
+        if let Some(mem) = cross {
+            let ca = &layer.cross;
+            block_input(pre, &ca.norm, s, rows, at(Block::CrossAttn, Point::Norm), obs)?;
+            cross_attention(m, &ca.op, s, rows, mem, l, |p| at(Block::CrossAttn, p), obs)?;
+            block_output(pre, &ca.norm, ca.residual, s, rows, at(Block::CrossAttn, Point::Sum), at(Block::CrossAttn, Point::Norm), obs)?;
+        }
+
+        // feed-forward
+        let ff = &layer.ffn;
+        block_input(pre, &ff.norm, s, rows, at(Block::FeedForward, Point::Norm), obs)?;
+        feed_forward(&ff.op, s, rows, |p| at(Block::FeedForward, p), obs)?;
+        block_output(pre, &ff.norm, ff.residual, s, rows, at(Block::FeedForward, Point::Sum), at(Block::FeedForward, Point::Norm), obs)?;
+    }
+
+    // final norm
+    let (x, h) = (rows_of(s.x, rows, d)?, rows_of(s.h, rows, d)?);
+    let (norm, point) = match stack {
+        Stack::Encoder => (&m.enc_norm, Site::EncNorm),
+        Stack::Decoder => (&m.dec_norm, Site::DecNorm),
+    };
+    match norm {
+        Some(n) => n.forward(x, h),
+        None => h.copy_from_slice(x),
+    }
+    obs.observe(point, Data::I16(h));
+    Ok(())
+}
+
+/// Before the sublayer: pre-norm normalizes `x` into `h`; post-norm hands `x` itself to the
+/// sublayer (copied into `h`).
+fn block_input<O: Observer>(pre: bool, norm: &Norm<'_>, s: &mut Scratch<'_>, rows: usize, site: Site, obs: &mut O) -> Result<(), Error> {
+    let d = s.d;
+    let (x, h) = (rows_of(s.x, rows, d)?, rows_of(s.h, rows, d)?);
+    if pre {
+        norm.forward(x, h);
+        obs.observe(site, Data::I16(h));
+    } else {
+        h.copy_from_slice(x);
+    }
+    Ok(())
+}
+
+/// After the sublayer: `x = x + a`, then post-norm normalizes it (via `h`).
+#[allow(clippy::too_many_arguments)]
+fn block_output<O: Observer>(pre: bool, norm: &Norm<'_>, res: ResidualParams, s: &mut Scratch<'_>, rows: usize, sum: Site, normed: Site, obs: &mut O) -> Result<(), Error> {
+    let d = s.d;
+    let (x, a, h) = (rows_of(s.x, rows, d)?, rows_of(s.a, rows, d)?, rows_of(s.h, rows, d)?);
     add_in_place(res, x, a);
     obs.observe(sum, Data::I16(x));
     if !pre {
-        ln.forward(x, h);
+        norm.forward(x, h);
         x.copy_from_slice(h);
-        obs.observe(norm, Data::I16(x));
+        obs.observe(normed, Data::I16(x));
     }
+    Ok(())
 }
 
-/// The feed-forward sublayer on `rows` rows: `a = ff2(act(ff1(h)))`.
-fn feed_forward<O: Observer>(f: &FeedForward<'_>, h: &[i16], ff: &mut [i16], a: &mut [i16], at: impl Fn(Point) -> Site, obs: &mut O) {
-    f.ff1.forward(h, ff);
+/// The queries or keys of `h` through `proj`, into `out` (`i8`): directly, or with rotary
+/// positions through the `i16` buffer `pre` and the rotation at positions `pos0..`.
+#[allow(clippy::too_many_arguments)]
+fn project_rotated<O: Observer>(m: &Model<'_>, proj: &Linear<'_>, rq: crate::quant::Requant, heads: usize, h: &[i16], pre: &mut [i16], pos0: usize, out: &mut [i8], sites: (Site, Site), obs: &mut O) {
+    match &m.positions {
+        Positions::Rope(rope) => {
+            proj.forward(h, pre);
+            obs.observe(sites.0, Data::I16(pre));
+            rope.apply(pre, pos0, heads, rq, out);
+        }
+        _ => proj.forward(h, out),
+    }
+    obs.observe(sites.1, Data::I8(out));
+}
+
+/// Self-attention of rows `0..rows` (positions `pos0..`): project Q, K and V, append the keys to
+/// the cache (decoders) or keep them in the scratch (encoders), attend, project out into `a`.
+#[allow(clippy::too_many_arguments)]
+fn self_attention<O: Observer>(
+    m: &Model<'_>,
+    at: &Attention<'_>,
+    s: &mut Scratch<'_>,
+    rows: usize,
+    pos0: usize,
+    layer: usize,
+    keys: &mut Keys<'_, '_>,
+    name: impl Fn(Point) -> Site,
+    obs: &mut O,
+) -> Result<(), Error> {
+    let c = &m.config;
+    let (d, kw, heads) = (c.d_model, c.kv_width(), m.heads());
+    let Scratch { h, q, k, v, q_pre, k_pre, ctx, a, scores, probs, .. } = s;
+    let (h, q, ctx, a) = (rows_of(h, rows, d)?, rows_of(q, rows, d)?, rows_of(ctx, rows, d)?, rows_of(a, rows, d)?);
+    let rope = c.positions == PosKind::Rope;
+    let q_pre = if rope { rows_of(q_pre, rows, d)? } else { &mut [] };
+    let k_pre = if rope { rows_of(k_pre, rows, kw)? } else { &mut [] };
+    project_rotated(m, &at.q, at.rope.q, heads.q, h, q_pre, pos0, q, (name(Point::QPre), name(Point::Q)), obs);
+    let (kc, vc, mask): (&mut [i8], &mut [i8], Mask) = match keys {
+        Keys::Own => (rows_of(k, rows, kw)?, rows_of(v, rows, kw)?, Mask { key_len: rows, causal: false, q_pos0: 0 }),
+        Keys::Cache(cache, slot) => {
+            let (kl, vl) = cache.layer(*slot, layer)?;
+            let end = pos0 + rows;
+            let (kc, vc) = (rows_of(kl, end, kw)?, rows_of(vl, end, kw)?);
+            (kc, vc, Mask { key_len: end, causal: true, q_pos0: pos0 })
+        }
+    };
+    // this call's rows of keys and values: the last `rows` of the visible ones
+    let (first, n) = (mask.key_len - rows, rows * kw);
+    let k_new = kc.get_mut(first * kw..first * kw + n).ok_or(Error::DecoderState)?;
+    project_rotated(m, &at.k, at.rope.k, heads.kv, h, k_pre, pos0, k_new, (name(Point::KPre), name(Point::K)), obs);
+    let v_new = vc.get_mut(first * kw..first * kw + n).ok_or(Error::DecoderState)?;
+    at.v.forward(h, v_new);
+    obs.observe(name(Point::V), Data::I8(v_new));
+    attention(&at.params, heads, q, kc, vc, mask, scores, probs, ctx);
+    obs.observe(name(Point::Ctx), Data::I16(ctx));
+    at.o.forward(ctx, a);
+    obs.observe(name(Point::Out), Data::I16(a));
+    Ok(())
+}
+
+/// Cross-attention of rows `0..rows` over the encoded source of decoder layer `layer`.
+#[allow(clippy::too_many_arguments)]
+fn cross_attention<O: Observer>(m: &Model<'_>, at: &Attention<'_>, s: &mut Scratch<'_>, rows: usize, mem: &CrossMemory<'_>, layer: usize, name: impl Fn(Point) -> Site, obs: &mut O) -> Result<(), Error> {
+    let d = m.config.d_model;
+    let Scratch { h, q, ctx, a, scores, probs, .. } = s;
+    let (h, q, ctx, a) = (rows_of(h, rows, d)?, rows_of(q, rows, d)?, rows_of(ctx, rows, d)?, rows_of(a, rows, d)?);
+    at.q.forward(h, q);
+    obs.observe(name(Point::Q), Data::I8(q));
+    let (ck, cv) = mem.layer(layer)?;
+    let mask = Mask { key_len: mem.len, causal: false, q_pos0: 0 };
+    attention(&at.params, m.heads(), q, ck, cv, mask, scores, probs, ctx);
+    obs.observe(name(Point::Ctx), Data::I16(ctx));
+    at.o.forward(ctx, a);
+    obs.observe(name(Point::Out), Data::I16(a));
+    Ok(())
+}
+
+/// The feed-forward sublayer on `rows` rows: `a = down(act(up(h)))`, or with SwiGLU
+/// `a = down(silu(gate(h)) · up(h))`.
+fn feed_forward<O: Observer>(f: &FeedForward<'_>, s: &mut Scratch<'_>, rows: usize, at: impl Fn(Point) -> Site, obs: &mut O) -> Result<(), Error> {
+    let (d, d_ff) = (f.up.k, f.up.n());
+    let Scratch { h, ff, gate, a, .. } = s;
+    let (h, ff, a) = (rows_of(h, rows, d)?, rows_of(ff, rows, d_ff)?, rows_of(a, rows, d)?);
     match f.act {
-        Some(table) => {
+        Act::Relu => {
+            f.up.forward(h, ff);
+            obs.observe(at(Point::PreAct), Data::I16(ff));
+            relu_i16(ff);
+        }
+        Act::Table(table) => {
+            f.up.forward(h, ff);
             obs.observe(at(Point::PreAct), Data::I16(ff));
             table_i16(ff, table);
         }
-        None => relu_i16(ff),
+        Act::SwiGlu { silu, mul } => {
+            let g = rows_of(gate, rows, d_ff)?;
+            f.gate.forward(h, g);
+            obs.observe(at(Point::PreAct), Data::I16(g));
+            table_i16(g, silu);
+            obs.observe(at(Point::Gate), Data::I16(g));
+            f.up.forward(h, ff);
+            obs.observe(at(Point::Up), Data::I16(ff));
+            gated_i16(g, ff, mul);
+        }
     }
     obs.observe(at(Point::Hidden), Data::I16(ff));
-    f.ff2.forward(ff, a);
+    f.down.forward(ff, a);
     obs.observe(at(Point::Out), Data::I16(a));
+    Ok(())
 }
 
-/// Run the encoder over `src` (ids already checked against the vocabulary, `1..=max_len` of
-/// them), leaving the final-norm output in `s.h` (`(src.len(), d)`), then compute each decoder
-/// layer's cross-attention keys and values into `cross_k`, `cross_v` (`(n_dec, max_len, d)`).
-pub(crate) fn encode<O: Observer>(
-    m: &Model<'_>,
-    src: &[u16],
-    s: &mut Scratch<'_>,
-    cross_k: &mut [i8],
-    cross_v: &mut [i8],
-    obs: &mut O,
-) {
-    let c = &m.config;
-    let (d, n) = (c.d_model, src.len());
-    let pre = c.norm_first();
-    let nd = n * d;
-    let (Some(x), Some(h), Some(a), Some(ctx), Some(q), Some(k), Some(v), Some(ff)) = (
-        s.x.get_mut(..nd),
-        s.h.get_mut(..nd),
-        s.a.get_mut(..nd),
-        s.ctx.get_mut(..nd),
-        s.q.get_mut(..nd),
-        s.k.get_mut(..nd),
-        s.v.get_mut(..nd),
-        s.ff.get_mut(..n * c.d_ff),
-    ) else {
-        return;
-    };
-
-    // embedding + positions
-    for (p, (&id, xr)) in src.iter().zip(x.chunks_exact_mut(d)).enumerate() {
-        m.src_emb.lookup(id as usize, p, xr);
+/// The encoder-decoder: each decoder layer's cross-attention keys and values of the encoder
+/// output (`s.h`, `rows` rows), once per source.
+pub(crate) fn cross_keys<O: Observer>(m: &Model<'_>, s: &Scratch<'_>, rows: usize, mem: &mut CrossMemory<'_>, obs: &mut O) -> Result<(), Error> {
+    let d = m.config.d_model;
+    let h = s.h.get(..rows * d).ok_or(Error::DecoderState)?;
+    for (l, layer) in m.layers(Stack::Decoder).iter().enumerate() {
+        let (ck, cv) = mem.layer_mut(l, rows)?;
+        let ca = &layer.cross.op;
+        ca.k.forward(h, ck);
+        obs.observe(site(Stack::Decoder, l, Block::CrossAttn, Point::K), Data::I8(ck));
+        ca.v.forward(h, cv);
+        obs.observe(site(Stack::Decoder, l, Block::CrossAttn, Point::V), Data::I8(cv));
     }
-    obs.observe(Site::SrcEmb, Data::I16(x));
-
-    for (l, layer) in m.encoder_layers().iter().enumerate() {
-        let at = |b, p| site(Stack::Enc, l, b, p);
-        // self-attention block
-        block_input(pre, &layer.ln1, x, h, at(Block::SelfAttn, Point::Norm), obs);
-        let mask = Mask { key_len: n, causal: false, q_pos0: 0 };
-        let sa = &layer.sa;
-        project_qkv(sa, h, q, k, v, |p| at(Block::SelfAttn, p), obs);
-        attention(&sa.params, Heads::multi(c.nhead, d), q, k, v, mask, s.scores, s.probs, ctx);
-        obs.observe(at(Block::SelfAttn, Point::Ctx), Data::I16(ctx));
-        sa.o.forward(ctx, a);
-        obs.observe(at(Block::SelfAttn, Point::Out), Data::I16(a));
-        block_output(pre, &layer.ln1, layer.res1, x, a, h, at(Block::SelfAttn, Point::Sum), at(Block::SelfAttn, Point::Norm), obs);
-
-        // feed-forward block
-        block_input(pre, &layer.ln2, x, h, at(Block::FeedForward, Point::Norm), obs);
-        feed_forward(&layer.ff, h, ff, a, |p| at(Block::FeedForward, p), obs);
-        block_output(pre, &layer.ln2, layer.res2, x, a, h, at(Block::FeedForward, Point::Sum), at(Block::FeedForward, Point::Norm), obs);
-    }
-    // final norm: the memory
-    m.enc_norm.forward(x, h);
-    obs.observe(Site::EncNorm, Data::I16(h));
-
-    // cross-attention keys and values, once per sentence
-    let stride = c.max_len * d;
-    for (l, layer) in m.decoder_layers().iter().enumerate() {
-        let (Some(ck), Some(cv)) = (cross_k.get_mut(l * stride..l * stride + nd), cross_v.get_mut(l * stride..l * stride + nd)) else {
-            return;
-        };
-        layer.ca.k.forward(h, ck);
-        obs.observe(site(Stack::Dec, l, Block::CrossAttn, Point::K), Data::I8(ck));
-        layer.ca.v.forward(h, cv);
-        obs.observe(site(Stack::Dec, l, Block::CrossAttn, Point::V), Data::I8(cv));
-    }
+    mem.len = rows;
+    Ok(())
 }
 
-fn project_qkv<O: Observer>(at: &Attention<'_>, h: &[i16], q: &mut [i8], k: &mut [i8], v: &mut [i8], name: impl Fn(Point) -> Site, obs: &mut O) {
-    at.q.forward(h, q);
-    obs.observe(name(Point::Q), Data::I8(q));
-    at.k.forward(h, k);
-    obs.observe(name(Point::K), Data::I8(k));
-    at.v.forward(h, v);
-    obs.observe(name(Point::V), Data::I8(v));
+/// The output projection of row `row` of `s.h` into `out`: logits, or the head's outputs.
+pub(crate) fn output<O: Observer>(m: &Model<'_>, s: &Scratch<'_>, row: usize, out: &mut [i32], obs: &mut O) -> Result<(), Error> {
+    let d = m.config.d_model;
+    let h = s.h.get(row * d..(row + 1) * d).ok_or(Error::DecoderState)?;
+    m.output.forward(h, out);
+    obs.observe(Site::Logits, Data::I32(out));
+    Ok(())
 }
 
-/// The decoder's per-sentence memory: cross-attention K/V, and the self-attention KV cache of
-/// one beam slot, both `(n_dec, max_len, d)`.
-pub(crate) struct DecoderMemory<'b> {
-    pub cross_k: &'b [i8],
-    pub cross_v: &'b [i8],
-    pub src_len: usize,
-    pub self_k: &'b mut [i8],
-    pub self_v: &'b mut [i8],
-}
-
-/// One decoder step: feed `token` at position `pos` (`< max_len`), append its keys and values
-/// to the cache, and write the `(vocab,)` logits.
-pub(crate) fn decode_step<O: Observer>(
-    m: &Model<'_>,
-    token: u16,
-    pos: usize,
-    mem: &mut DecoderMemory<'_>,
-    s: &mut Scratch<'_>,
-    logits: &mut [i32],
-    obs: &mut O,
-) {
-    let c = &m.config;
-    let d = c.d_model;
-    let pre = c.norm_first();
-    let stride = c.max_len * d;
-    let (Some(x), Some(h), Some(a), Some(ctx), Some(q), Some(ff)) = (
-        s.x.get_mut(..d),
-        s.h.get_mut(..d),
-        s.a.get_mut(..d),
-        s.ctx.get_mut(..d),
-        s.q.get_mut(..d),
-        s.ff.get_mut(..c.d_ff),
-    ) else {
-        return;
-    };
-
-    // embedding + position
-    m.tgt_emb.lookup(token as usize, pos, x);
-    obs.observe(Site::TgtEmb, Data::I16(x));
-
-    for (l, layer) in m.decoder_layers().iter().enumerate() {
-        let at = |b, p| site(Stack::Dec, l, b, p);
-        let base = l * stride;
-        let (Some(kc), Some(vc)) = (mem.self_k.get_mut(base..base + (pos + 1) * d), mem.self_v.get_mut(base..base + (pos + 1) * d)) else {
-            return;
-        };
-
-        // masked self-attention over the cache, this step's keys appended
-        block_input(pre, &layer.ln1, x, h, at(Block::SelfAttn, Point::Norm), obs);
-        let sa = &layer.sa;
-        let (Some(k_new), Some(v_new)) = (kc.get_mut(pos * d..), vc.get_mut(pos * d..)) else {
-            return;
-        };
-        project_qkv(sa, h, q, k_new, v_new, |p| at(Block::SelfAttn, p), obs);
-        let mask = Mask { key_len: pos + 1, causal: true, q_pos0: pos };
-        attention(&sa.params, Heads::multi(c.nhead, d), q, kc, vc, mask, s.scores, s.probs, ctx);
-        obs.observe(at(Block::SelfAttn, Point::Ctx), Data::I16(ctx));
-        sa.o.forward(ctx, a);
-        obs.observe(at(Block::SelfAttn, Point::Out), Data::I16(a));
-        block_output(pre, &layer.ln1, layer.res1, x, a, h, at(Block::SelfAttn, Point::Sum), at(Block::SelfAttn, Point::Norm), obs);
-
-        // cross-attention over the memory
-        block_input(pre, &layer.ln2, x, h, at(Block::CrossAttn, Point::Norm), obs);
-        let ca = &layer.ca;
-        ca.q.forward(h, q);
-        obs.observe(at(Block::CrossAttn, Point::Q), Data::I8(q));
-        let n = mem.src_len * d;
-        let (Some(ck), Some(cv)) = (mem.cross_k.get(base..base + n), mem.cross_v.get(base..base + n)) else {
-            return;
-        };
-        let mask = Mask { key_len: mem.src_len, causal: false, q_pos0: 0 };
-        attention(&ca.params, Heads::multi(c.nhead, d), q, ck, cv, mask, s.scores, s.probs, ctx);
-        obs.observe(at(Block::CrossAttn, Point::Ctx), Data::I16(ctx));
-        ca.o.forward(ctx, a);
-        obs.observe(at(Block::CrossAttn, Point::Out), Data::I16(a));
-        block_output(pre, &layer.ln2, layer.res2, x, a, h, at(Block::CrossAttn, Point::Sum), at(Block::CrossAttn, Point::Norm), obs);
-
-        // feed-forward
-        block_input(pre, &layer.ln3, x, h, at(Block::FeedForward, Point::Norm), obs);
-        feed_forward(&layer.ff, h, ff, a, |p| at(Block::FeedForward, p), obs);
-        block_output(pre, &layer.ln3, layer.res3, x, a, h, at(Block::FeedForward, Point::Sum), at(Block::FeedForward, Point::Norm), obs);
+/// Encoder-only: pool the encoder output's `rows` rows into `pooled` (`(d,)`), then the head.
+pub(crate) fn pool_and_head<O: Observer>(m: &Model<'_>, s: &Scratch<'_>, rows: usize, pooled: &mut [i16], out: &mut [i32], obs: &mut O) -> Result<(), Error> {
+    let d = m.config.d_model;
+    let h = s.h.get(..rows * d).ok_or(Error::DecoderState)?;
+    match m.config.pooling {
+        crate::blob::Pooling::First => pooled.copy_from_slice(h.get(..d).ok_or(Error::DecoderState)?),
+        crate::blob::Pooling::Mean => mean_rows(h, d, pooled),
     }
-    // final norm and output projection
-    m.dec_norm.forward(x, h);
-    obs.observe(Site::DecNorm, Data::I16(h));
-    m.generator.forward(h, logits);
-    obs.observe(Site::Logits, Data::I32(logits));
+    obs.observe(Site::Pooled, Data::I16(pooled));
+    m.output.forward(pooled, out);
+    obs.observe(Site::Logits, Data::I32(out));
+    Ok(())
 }

@@ -8,17 +8,24 @@
 extern crate alloc;
 
 mod arena;
+pub mod beam;
 pub mod blob;
+mod classify;
+mod decoder;
 mod error;
 mod forward;
+mod generate;
 pub mod kernels;
+mod kv;
 pub mod model;
 pub mod observe;
 pub mod quant;
+pub mod sample;
 #[cfg(feature = "reference")]
 #[allow(clippy::indexing_slicing)] // host/FPU-board reference over converter-checked shapes
 pub mod reference;
 #[cfg(any(test, feature = "selftest"))]
+#[allow(clippy::indexing_slicing)] // fixed-size buffers of its own constants, no outside input
 pub mod selftest;
 pub mod tokenizer;
 mod translate;
@@ -26,7 +33,11 @@ pub mod vectors;
 
 pub use error::Error;
 pub use model::Model;
-pub use translate::{argmax, Translator, MAX_BEAM};
+pub use beam::{argmax, MAX_BEAM};
+pub use classify::Classifier;
+pub use generate::Generator;
+pub use sample::{Rng64, Sampler, Sampling};
+pub use translate::Translator;
 
 /// A token id. Vocabularies are at most 65,535 pieces.
 pub type TokenId = u16;

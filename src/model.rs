@@ -1,58 +1,131 @@
-//! A parsed, validated model: zero-copy views into the blob.
+//! A parsed, validated model: zero-copy views into the blob, in the shape of the forward pass.
+//!
+//! Every layer is three residual sublayers, each a norm, an operation and a residual add
+//! ([`Sublayer`]); encoder layers and decoder-only layers leave `cross` empty. The layers of
+//! both stacks live in one array: the encoder's first, then the decoder's.
 
-use crate::blob::{self, tag, Config, DType, Entry, TensorSpec, ALIGN, ENTRY_LEN, HEADER_LEN, MAX_LAYERS};
-use crate::kernels::attention::AttentionParams;
+use crate::blob::{self, ActKind, Config, DType, Entry, FeatureQuant, InputKind, NormKind, NormParams, NormPart, Part, PosKind, Proj, RopeParams, Side, Stack, Sub, Tag, TensorSpec, TokPart, TokenizerSizes, ALIGN, MAX_LAYERS};
+use crate::kernels::attention::{AttentionParams, Heads};
 use crate::kernels::embedding::Embedding;
-use crate::kernels::layernorm::LayerNorm;
+use crate::kernels::layernorm::{LayerNorm, RmsNorm};
 use crate::kernels::layout::Layout;
 use crate::kernels::linear::Linear;
 use crate::kernels::residual::ResidualParams;
+use crate::kernels::rope::Rope;
 use crate::quant::Requant;
-use crate::tokenizer::{Tokenizer, Vocab};
+use crate::tokenizer::{ModelKind as TokenizerModel, Tokenizer, Vocab};
 use crate::Error;
 
-/// Self-attention or cross-attention weights of one layer.
+/// A norm of the model's kind.
+#[derive(Debug, Clone, Copy)]
+pub enum Norm<'a> {
+    Layer(LayerNorm<'a>),
+    Rms(RmsNorm<'a>),
+}
+
+impl Default for Norm<'_> {
+    fn default() -> Self {
+        Norm::Layer(LayerNorm::default())
+    }
+}
+
+impl Norm<'_> {
+    /// Normalize each `(d,)` row of `x` into `y`.
+    #[inline]
+    pub fn forward(&self, x: &[i16], y: &mut [i16]) {
+        match self {
+            Norm::Layer(n) => n.forward(x, y),
+            Norm::Rms(n) => n.forward(x, y),
+        }
+    }
+}
+
+/// Self- or cross-attention weights of one layer.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Attention<'a> {
+    /// `(d, d)`.
     pub q: Linear<'a>,
+    /// `(kv_width, d)`: fewer rows than `q` with grouped-query attention.
     pub k: Linear<'a>,
     pub v: Linear<'a>,
+    /// `(d, d)`.
     pub o: Linear<'a>,
     pub params: AttentionParams,
+    /// With rotary positions: `q` and `k` write `i16`, rotated into `i8` by these.
+    pub rope: RopeParams,
 }
 
-/// The feed-forward block: `ff2(act(ff1(x)))`. `act` is `None` for ReLU, else the
-/// interpolation table of [`crate::kernels::activation`].
+/// The feed-forward activation.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Act<'a> {
+    #[default]
+    Relu,
+    /// GELU (either form): the interpolated table of [`crate::kernels::activation`].
+    Table(&'a [i16]),
+    /// `silu(gate) · up`: SiLU's table on the gate, then the product's requantizer.
+    SwiGlu { silu: &'a [i16], mul: Requant },
+}
+
+/// The feed-forward block: `down(act(up(x)))`, or `down(silu(gate(x)) · up(x))`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FeedForward<'a> {
-    pub ff1: Linear<'a>,
-    pub ff2: Linear<'a>,
-    pub act: Option<&'a [i16]>,
+    pub up: Linear<'a>,
+    /// SwiGLU only.
+    pub gate: Linear<'a>,
+    pub down: Linear<'a>,
+    pub act: Act<'a>,
 }
 
-/// One encoder layer.
+/// One residual sublayer: `x + op(norm(x))` (pre-norm) or `norm(x + op(x))` (post-norm).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct EncoderLayer<'a> {
-    pub sa: Attention<'a>,
-    pub ln1: LayerNorm<'a>,
-    pub res1: ResidualParams,
-    pub ff: FeedForward<'a>,
-    pub ln2: LayerNorm<'a>,
-    pub res2: ResidualParams,
+pub struct Sublayer<'a, T> {
+    pub norm: Norm<'a>,
+    pub op: T,
+    pub residual: ResidualParams,
 }
 
-/// One decoder layer.
+/// One layer.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct DecoderLayer<'a> {
-    pub sa: Attention<'a>,
-    pub ln1: LayerNorm<'a>,
-    pub res1: ResidualParams,
-    pub ca: Attention<'a>,
-    pub ln2: LayerNorm<'a>,
-    pub res2: ResidualParams,
-    pub ff: FeedForward<'a>,
-    pub ln3: LayerNorm<'a>,
-    pub res3: ResidualParams,
+pub struct Layer<'a> {
+    pub attn: Sublayer<'a, Attention<'a>>,
+    /// The encoder-decoder's decoder only.
+    pub cross: Sublayer<'a, Attention<'a>>,
+    pub ffn: Sublayer<'a, FeedForward<'a>>,
+}
+
+/// What the first stack reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    Tokens(Embedding<'a>),
+    /// `(d, n_features)` projection of `i16` frames, and how a caller quantizes them.
+    Features { proj: Linear<'a>, quant: &'a [FeatureQuant] },
+}
+
+impl Default for Input<'_> {
+    fn default() -> Self {
+        Input::Tokens(Embedding::default())
+    }
+}
+
+/// How positions enter: an added table, rotary tables, or nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Positions<'a> {
+    #[default]
+    None,
+    /// `(max_len, d)` `i16` in the residual stream's input scale.
+    Table(&'a [i16]),
+    Rope(Rope<'a>),
+}
+
+impl<'a> Positions<'a> {
+    /// Row `p` of the added table (`d` values), or empty when positions are not added.
+    #[inline]
+    pub fn row(&self, p: usize, d: usize) -> &'a [i16] {
+        match self {
+            Positions::Table(t) => t.get(p * d..(p + 1) * d).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
 }
 
 /// A model, parsed and verified. Every view has the shape its config calls for and every
@@ -62,40 +135,21 @@ pub struct DecoderLayer<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct Model<'a> {
     pub(crate) config: Config,
-    pub(crate) src_emb: Embedding<'a>,
-    pub(crate) tgt_emb: Embedding<'a>,
-    pub(crate) enc: [EncoderLayer<'a>; MAX_LAYERS],
-    pub(crate) enc_norm: LayerNorm<'a>,
-    pub(crate) dec: [DecoderLayer<'a>; MAX_LAYERS],
-    pub(crate) dec_norm: LayerNorm<'a>,
-    /// Output projection to `i32` logits, `(vocab, d)`.
-    pub(crate) generator: Linear<'a>,
-    /// Logit difference to a Q10 base-2 exponent: `s_logit · log2(e) · 1024` (beam search).
-    pub(crate) log_softmax: Requant,
+    /// The encoder's input (encoder-decoder, encoder-only).
+    pub(crate) input: Input<'a>,
+    /// The decoder's token embedding (encoder-decoder, decoder-only).
+    pub(crate) target: Embedding<'a>,
+    pub(crate) positions: Positions<'a>,
+    /// The encoder's layers, then the decoder's.
+    pub(crate) layers: [Layer<'a>; MAX_LAYERS],
+    pub(crate) enc_norm: Option<Norm<'a>>,
+    pub(crate) dec_norm: Option<Norm<'a>>,
+    /// Logits `(vocab, d)`, or the encoder-only head `(n_outputs, d)`, to `i32`.
+    pub(crate) output: Linear<'a>,
+    /// Token outputs: a logit difference to its Q10 base-2 exponent (`s_logit · log2(e) ·
+    /// 1024`); encoder-only: the real value of one output unit.
+    pub(crate) output_scale: Requant,
     pub(crate) tokenizer: Tokenizer<'a>,
-}
-
-/// Views gathered while walking the tensor table, before they are assembled.
-#[derive(Default)]
-struct Parts<'a> {
-    src_emb: &'a [i8],
-    src_layout: Layout,
-    tgt_layout: Layout,
-    gen_layout: Layout,
-    src_rq: &'a [Requant],
-    tgt_emb: &'a [i8],
-    tgt_rq: &'a [Requant],
-    pos: &'a [i16],
-    enc_norm: LayerNorm<'a>,
-    dec_norm: LayerNorm<'a>,
-    gen_w: &'a [i8],
-    gen_bias: &'a [i32],
-    gen_rq: &'a [Requant],
-    log_softmax: Requant,
-    tok_offsets: &'a [u32],
-    tok_bytes: &'a [u8],
-    tok_scores: &'a [i32],
-    tok_sorted: &'a [u16],
 }
 
 impl<'a> Model<'a> {
@@ -108,8 +162,8 @@ impl<'a> Model<'a> {
     }
 
     /// [`Model::parse`] into a caller's slot (a `static`, say), so the model's few KiB of
-    /// views never sit on the stack. On error `m` is left empty (`Model::default()`, whose
-    /// zero-sized config makes every forward pass a no-op), never half-filled.
+    /// views never sit on the stack. On error `m` is left empty (`Model::default()`), never
+    /// half-filled.
     pub fn parse_into(blob: &'a [u8], m: &mut Model<'a>) -> Result<(), Error> {
         *m = Model::default();
         let r = Model::parse_views(blob, m);
@@ -120,50 +174,23 @@ impl<'a> Model<'a> {
     }
 
     fn parse_views(blob: &'a [u8], m: &mut Model<'a>) -> Result<(), Error> {
-        if blob.len() < HEADER_LEN {
-            return Err(Error::Truncated { needed: HEADER_LEN, got: blob.len() });
-        }
-        if blob.as_ptr() as usize % ALIGN != 0 {
-            return Err(Error::MisalignedBlob { align: ALIGN });
-        }
-        if blob.get(0..4) != Some(&blob::MAGIC[..]) {
-            return Err(Error::BadMagic);
-        }
-        let version = blob::u16_at(blob, 4).unwrap_or(0);
-        if version != blob::VERSION {
-            return Err(Error::UnsupportedVersion { found: version, supported: blob::VERSION });
-        }
-        if blob::u16_at(blob, 6) != Some(HEADER_LEN as u16) {
-            return Err(Error::BadConfig { field: "header length" });
-        }
-        let total = blob::u32_at(blob, 8).unwrap_or(0) as usize;
-        if total < HEADER_LEN {
-            return Err(Error::BadConfig { field: "total length" });
-        }
+        let total = verify_container(blob)?;
         let blob = blob.get(..total).ok_or(Error::Truncated { needed: total, got: blob.len() })?;
-        let stored = blob::u32_at(blob, 12).unwrap_or(0);
-        let computed = blob::CRC.checksum(blob.get(16..).unwrap_or(&[]));
-        if stored != computed {
-            return Err(Error::ChecksumMismatch { stored, computed });
-        }
-        let config = blob::read_config(blob).ok_or(Error::BadConfig { field: "header" })?;
-        config.validate()?;
-        let count = blob::u32_at(blob, 56).unwrap_or(0) as usize;
-        if blob::u32_at(blob, 60) != Some(HEADER_LEN as u32) {
-            return Err(Error::BadConfig { field: "table offset" });
-        }
+        let h = blob::read_header(blob).ok_or(Error::Truncated { needed: blob::HEADER_LEN, got: blob.len() })?;
+        let config = Config::from_record(&h.config)?;
+        let count = h.tensor_count as usize;
         let table_end = count
-            .checked_mul(ENTRY_LEN)
-            .and_then(|n| n.checked_add(HEADER_LEN))
+            .checked_mul(blob::ENTRY_LEN)
+            .and_then(|n| n.checked_add(blob::HEADER_LEN))
             .ok_or(Error::BadConfig { field: "tensor count" })?;
         if table_end > total {
             return Err(Error::Truncated { needed: table_end, got: total });
         }
-
+        m.config = config;
         let mut parts = Parts::default();
         let mut index = 0usize;
         let mut data_start = table_end;
-        blob::expected_tensors(&config, usize::MAX, usize::MAX, |spec| {
+        blob::expected_tensors(&config, TokenizerSizes::ANY, |spec| {
             if index >= count {
                 return Err(Error::BadConfig { field: "tensor count" });
             }
@@ -171,14 +198,14 @@ impl<'a> Model<'a> {
             let bytes = check_entry(blob, index, &spec, &e, data_start)?;
             data_start = e.offset as usize + bytes.len();
             let layout = Layout::from_code(e.layout, spec.dims[0], spec.dims[1]).unwrap_or_default();
-            parts.take(&config, spec.tag, bytes, layout, m)?;
+            parts.take(spec.tag, bytes, layout, m)?;
             index += 1;
             Ok(())
         })?;
         if index != count {
             return Err(Error::BadConfig { field: "tensor count" });
         }
-        parts.assemble(config, m)
+        parts.assemble(m)
     }
 
     /// The model's hyper-parameters, as verified by [`Model::parse`].
@@ -186,33 +213,88 @@ impl<'a> Model<'a> {
         &self.config
     }
 
-    /// The output projection to `(vocab,)` `i32` logits.
-    pub fn generator(&self) -> &Linear<'a> {
-        &self.generator
+    /// The output projection: `(vocab,)` logits, or the encoder-only head's outputs, in `i32`.
+    pub fn output(&self) -> &Linear<'a> {
+        &self.output
     }
 
-    /// The vocabulary's tokenizer.
+    /// Encoder-only: the real value of one unit of the head's outputs (a host dequantizes with
+    /// `Requant::to_real`). Token models: the log-softmax multiplier.
+    pub fn output_scale(&self) -> Requant {
+        self.output_scale
+    }
+
+    /// Feature input: how each feature is quantized (`(n_features,)`); empty for token input.
+    pub fn feature_quant(&self) -> &'a [FeatureQuant] {
+        match self.input {
+            Input::Features { quant, .. } => quant,
+            Input::Tokens(_) => &[],
+        }
+    }
+
+    /// The vocabulary's tokenizer (empty for feature input).
     pub fn tokenizer(&self) -> &Tokenizer<'a> {
         &self.tokenizer
     }
 
-    /// Encoder layers in use.
-    pub fn encoder_layers(&self) -> &[EncoderLayer<'a>] {
-        self.enc.get(..self.config.n_enc).unwrap_or(&[])
+    /// The layers of one stack.
+    pub fn layers(&self, s: Stack) -> &[Layer<'a>] {
+        let c = &self.config;
+        let range = match s {
+            Stack::Encoder => 0..c.n_enc,
+            Stack::Decoder => c.n_enc..c.n_enc + c.n_dec,
+        };
+        self.layers.get(range).unwrap_or(&[])
     }
 
-    /// Decoder layers in use.
-    pub fn decoder_layers(&self) -> &[DecoderLayer<'a>] {
-        self.dec.get(..self.config.n_dec).unwrap_or(&[])
+    /// The attention heads of every attention block.
+    pub fn heads(&self) -> Heads {
+        let c = &self.config;
+        Heads { q: c.nhead, kv: c.n_kv_heads, dim: c.d_head() }
     }
+}
+
+/// The header, the length, the checksum: everything before the tensor table. Returns the blob's
+/// stated length.
+fn verify_container(blob: &[u8]) -> Result<usize, Error> {
+    if blob.len() < blob::HEADER_LEN {
+        return Err(Error::Truncated { needed: blob::HEADER_LEN, got: blob.len() });
+    }
+    if blob.as_ptr() as usize % ALIGN != 0 {
+        return Err(Error::MisalignedBlob { align: ALIGN });
+    }
+    let h = blob::read_header(blob).ok_or(Error::Truncated { needed: blob::HEADER_LEN, got: blob.len() })?;
+    if h.magic != blob::MAGIC {
+        return Err(Error::BadMagic);
+    }
+    if h.version != blob::VERSION {
+        return Err(Error::UnsupportedVersion { found: h.version, supported: blob::VERSION });
+    }
+    if h.header_len as usize != blob::HEADER_LEN {
+        return Err(Error::BadConfig { field: "header length" });
+    }
+    let total = h.total_len as usize;
+    if total < blob::HEADER_LEN {
+        return Err(Error::BadConfig { field: "total length" });
+    }
+    let body = blob.get(blob::CRC_START..total).ok_or(Error::Truncated { needed: total, got: blob.len() })?;
+    let computed = blob::CRC.checksum(body);
+    if h.crc != computed {
+        return Err(Error::ChecksumMismatch { stored: h.crc, computed });
+    }
+    if h.table_offset as usize != blob::HEADER_LEN {
+        return Err(Error::BadConfig { field: "table offset" });
+    }
+    Ok(total)
 }
 
 /// Check one table entry against its spec and return its bytes.
 fn check_entry<'a>(blob: &'a [u8], index: usize, spec: &TensorSpec, e: &Entry, data_start: usize) -> Result<&'a [u8], Error> {
-    if e.tag != spec.tag {
-        return Err(Error::UnexpectedTensor { index, expected: spec.tag, found: e.tag });
+    let code = spec.tag.code();
+    if e.tag != code {
+        return Err(Error::UnexpectedTensor { index, expected: code, found: e.tag });
     }
-    let shape_err = Error::BadTensorShape { tag: e.tag };
+    let shape_err = Error::BadTensorShape { tag: code };
     if e.dtype != spec.dtype as u16 {
         return Err(shape_err);
     }
@@ -221,7 +303,6 @@ fn check_entry<'a>(blob: &'a [u8], index: usize, spec: &TensorSpec, e: &Entry, d
     if !layout_ok {
         return Err(shape_err);
     }
-    // usize::MAX in a spec dim is a wildcard (tokenizer sizes the config does not fix).
     for (want, got) in spec.dims.iter().zip(e.dims) {
         if *want != usize::MAX && *want != got as usize {
             return Err(shape_err);
@@ -234,7 +315,7 @@ fn check_entry<'a>(blob: &'a [u8], index: usize, spec: &TensorSpec, e: &Entry, d
     if n != e.bytes as usize {
         return Err(shape_err);
     }
-    let range_err = Error::BadTensorRange { tag: e.tag };
+    let range_err = Error::BadTensorRange { tag: code };
     let start = e.offset as usize;
     if start % ALIGN != 0 || start < data_start {
         return Err(range_err);
@@ -243,220 +324,320 @@ fn check_entry<'a>(blob: &'a [u8], index: usize, spec: &TensorSpec, e: &Entry, d
     blob.get(start..end).ok_or(range_err)
 }
 
-fn cast<T: bytemuck::Pod>(tag: u32, bytes: &[u8]) -> Result<&[T], Error> {
-    bytemuck::try_cast_slice(bytes).map_err(|_| Error::BadTensorRange { tag })
+fn cast<T: bytemuck::Pod>(tag: Tag, bytes: &[u8]) -> Result<&[T], Error> {
+    bytemuck::try_cast_slice(bytes).map_err(|_| Error::BadTensorRange { tag: tag.code() })
 }
 
-fn check_requants(tag: u32, rq: &[Requant]) -> Result<(), Error> {
-    match rq.iter().position(|r| !r.is_valid()) {
-        Some(index) => Err(Error::BadQuantParam { tag, index }),
-        None => Ok(()),
-    }
+/// A one-row record tensor.
+fn record<T: bytemuck::Pod>(tag: Tag, bytes: &[u8]) -> Result<T, Error> {
+    bytemuck::try_pod_read_unaligned(bytes).map_err(|_| Error::BadTensorShape { tag: tag.code() })
 }
 
-fn layer_norm<'a>(tag: u32, bytes: &'a [u8], d: usize) -> Result<LayerNorm<'a>, Error> {
-    let v: &[i32] = cast(tag, bytes)?;
-    let err = Error::BadTensorShape { tag };
-    let gain = v.get(..d).ok_or(err)?;
-    let bias = v.get(d..2 * d).ok_or(err)?;
-    let shift = *v.get(2 * d).ok_or(err)?;
-    let eps = *v.get(2 * d + 1).ok_or(err)?;
-    if !(Requant::SHIFT_MIN..=Requant::SHIFT_MAX).contains(&shift) {
-        return Err(Error::BadQuantParam { tag, index: 2 * d });
-    }
-    if eps < 1 {
-        return Err(Error::BadQuantParam { tag, index: 2 * d + 1 });
-    }
-    Ok(LayerNorm { gain, bias, shift, eps: eps as u32 })
+fn bad_param(tag: Tag, index: usize) -> Error {
+    Error::BadQuantParam { tag: tag.code(), index }
 }
 
-/// Read `(softmax, ctx)` requants from 4 scalars.
-fn attention_params(tag: u32, s: &[i32], at: usize) -> Result<AttentionParams, Error> {
-    let g = |i: usize| s.get(at + i).copied().ok_or(Error::BadTensorShape { tag });
-    let p = AttentionParams {
-        softmax: Requant { mult: g(0)?, shift: g(1)? },
-        ctx: Requant { mult: g(2)?, shift: g(3)? },
-    };
-    if !p.softmax.is_valid() {
-        return Err(Error::BadQuantParam { tag, index: at });
-    }
-    if !p.ctx.is_valid() {
-        return Err(Error::BadQuantParam { tag, index: at + 2 });
-    }
-    Ok(p)
-}
-
-/// Read a residual add's `(ma, mb, shift)` from 3 scalars.
-fn residual_params(tag: u32, s: &[i32], at: usize) -> Result<ResidualParams, Error> {
-    let g = |i: usize| s.get(at + i).copied().ok_or(Error::BadTensorShape { tag });
-    let p = ResidualParams { ma: g(0)?, mb: g(1)?, shift: g(2)? };
-    if !(Requant::SHIFT_MIN..=Requant::SHIFT_MAX).contains(&p.shift) {
-        return Err(Error::BadQuantParam { tag, index: at + 2 });
-    }
-    Ok(p)
-}
-
-impl<'a> Parts<'a> {
-    /// File one tensor's bytes under its tag.
-    fn take(&mut self, c: &Config, full_tag: u32, bytes: &'a [u8], layout: Layout, m: &mut Model<'a>) -> Result<(), Error> {
-        let group = full_tag >> 24;
-        let layer = ((full_tag >> 16) & 0xff) as usize;
-        let kind = full_tag & 0xffff;
-        let d = c.d_model;
-        let t = full_tag;
-        match group {
-            tag::GLOBAL => match kind {
-                tag::SRC_EMB => (self.src_emb, self.src_layout) = (cast(t, bytes)?, layout),
-                tag::SRC_EMB_RQ => self.src_rq = checked_rq(t, bytes)?,
-                tag::TGT_EMB => (self.tgt_emb, self.tgt_layout) = (cast(t, bytes)?, layout),
-                tag::TGT_EMB_RQ => self.tgt_rq = checked_rq(t, bytes)?,
-                tag::POS => self.pos = cast(t, bytes)?,
-                tag::ENC_NORM => self.enc_norm = layer_norm(t, bytes, d)?,
-                tag::DEC_NORM => self.dec_norm = layer_norm(t, bytes, d)?,
-                tag::GEN_W => (self.gen_w, self.gen_layout) = (cast(t, bytes)?, layout),
-                tag::GEN_BIAS => self.gen_bias = cast(t, bytes)?,
-                tag::GEN_RQ => self.gen_rq = checked_rq(t, bytes)?,
-                tag::SCALARS => {
-                    let s: &[i32] = cast(t, bytes)?;
-                    let g = |i: usize| s.get(i).copied().ok_or(Error::BadTensorShape { tag: t });
-                    self.log_softmax = Requant { mult: g(0)?, shift: g(1)? };
-                    if !self.log_softmax.is_valid() {
-                        return Err(Error::BadQuantParam { tag: t, index: 0 });
-                    }
-                }
-                _ => return Err(Error::BadTensorShape { tag: t }),
-            },
-            tag::ENC => {
-                let l = m.enc.get_mut(layer).ok_or(Error::BadTensorShape { tag: t })?;
-                match kind {
-                    tag::SA_Q..=0x1f => linear_part(attn_slot(&mut l.sa, kind - tag::SA_Q), t, bytes, layout)?,
-                    tag::FF1..=0x37 => linear_part(ff_slot(&mut l.ff, kind - tag::FF1), t, bytes, layout)?,
-                    tag::LN1 => l.ln1 = layer_norm(t, bytes, d)?,
-                    tag::LN2 => l.ln2 = layer_norm(t, bytes, d)?,
-                    tag::ACT_TABLE => l.ff.act = Some(cast(t, bytes)?),
-                    tag::SCALARS => {
-                        let s: &[i32] = cast(t, bytes)?;
-                        l.sa.params = attention_params(t, s, 0)?;
-                        l.res1 = residual_params(t, s, 4)?;
-                        l.res2 = residual_params(t, s, 7)?;
-                    }
-                    _ => return Err(Error::BadTensorShape { tag: t }),
-                }
-            }
-            tag::DEC => {
-                let l = m.dec.get_mut(layer).ok_or(Error::BadTensorShape { tag: t })?;
-                match kind {
-                    tag::SA_Q..=0x1f => linear_part(attn_slot(&mut l.sa, kind - tag::SA_Q), t, bytes, layout)?,
-                    tag::CA_Q..=0x2f => linear_part(attn_slot(&mut l.ca, kind - tag::CA_Q), t, bytes, layout)?,
-                    tag::FF1..=0x37 => linear_part(ff_slot(&mut l.ff, kind - tag::FF1), t, bytes, layout)?,
-                    tag::LN1 => l.ln1 = layer_norm(t, bytes, d)?,
-                    tag::LN2 => l.ln2 = layer_norm(t, bytes, d)?,
-                    tag::LN3 => l.ln3 = layer_norm(t, bytes, d)?,
-                    tag::ACT_TABLE => l.ff.act = Some(cast(t, bytes)?),
-                    tag::SCALARS => {
-                        let s: &[i32] = cast(t, bytes)?;
-                        l.sa.params = attention_params(t, s, 0)?;
-                        l.res1 = residual_params(t, s, 4)?;
-                        l.ca.params = attention_params(t, s, 7)?;
-                        l.res2 = residual_params(t, s, 11)?;
-                        l.res3 = residual_params(t, s, 14)?;
-                    }
-                    _ => return Err(Error::BadTensorShape { tag: t }),
-                }
-            }
-            tag::TOK => match kind {
-                tag::TOK_OFFSETS => self.tok_offsets = cast(t, bytes)?,
-                tag::TOK_BYTES => self.tok_bytes = bytes,
-                tag::TOK_SCORES => self.tok_scores = cast(t, bytes)?,
-                tag::TOK_SORTED => self.tok_sorted = cast(t, bytes)?,
-                _ => return Err(Error::BadTensorShape { tag: t }),
-            },
-            _ => return Err(Error::BadTensorShape { tag: t }),
-        }
-        Ok(())
-    }
-
-    fn assemble(self, config: Config, m: &mut Model<'a>) -> Result<(), Error> {
-        let d = config.d_model;
-        let (tgt_table, tgt_layout, tgt_rq) =
-            if config.tied() { (self.src_emb, self.src_layout, self.src_rq) } else { (self.tgt_emb, self.tgt_layout, self.tgt_rq) };
-        let (gen_w, gen_layout) = if config.tied() { (self.src_emb, self.src_layout) } else { (self.gen_w, self.gen_layout) };
-        for l in m.enc.iter_mut().take(config.n_enc) {
-            set_k(&mut l.sa, d);
-            set_ff_k(&mut l.ff, config.d_ff, d);
-        }
-        for l in m.dec.iter_mut().take(config.n_dec) {
-            set_k(&mut l.sa, d);
-            set_k(&mut l.ca, d);
-            set_ff_k(&mut l.ff, config.d_ff, d);
-        }
-        m.tokenizer = Tokenizer::new(Vocab {
-            offsets: self.tok_offsets,
-            bytes: self.tok_bytes,
-            scores: self.tok_scores,
-            sorted: self.tok_sorted,
-            unk: config.unk,
-            bos: config.bos,
-            eos: config.eos,
-            pad: config.pad,
-            add_dummy_prefix: config.flags & blob::FLAG_ADD_DUMMY_PREFIX != 0,
-            remove_extra_whitespaces: config.flags & blob::FLAG_REMOVE_EXTRA_WS != 0,
-            ..Vocab::default() // TODO(blob): `kind` and `byte_ids` are not in the blob yet: unigram, no byte_fallback
-        })?;
-        m.config = config;
-        m.src_emb = Embedding { table: self.src_emb, layout: self.src_layout, rq: self.src_rq, pos: self.pos, d };
-        m.tgt_emb = Embedding { table: tgt_table, layout: tgt_layout, rq: tgt_rq, pos: self.pos, d };
-        m.enc_norm = self.enc_norm;
-        m.dec_norm = self.dec_norm;
-        m.generator = Linear::new(gen_w, gen_layout, self.gen_bias, self.gen_rq, d);
-        m.log_softmax = self.log_softmax;
-        Ok(())
-    }
-}
-
-fn checked_rq(tag: u32, bytes: &[u8]) -> Result<&[Requant], Error> {
+fn requants(tag: Tag, bytes: &[u8]) -> Result<&[Requant], Error> {
     let rq: &[Requant] = cast(tag, bytes)?;
-    check_requants(tag, rq)?;
-    Ok(rq)
+    match rq.iter().position(|r| !r.is_valid()) {
+        Some(index) => Err(bad_param(tag, index)),
+        None => Ok(rq),
+    }
 }
 
-fn attn_slot<'x, 'a>(a: &'x mut Attention<'a>, off: u32) -> (&'x mut Linear<'a>, u32) {
-    let l = match off / 4 {
-        0 => &mut a.q,
-        1 => &mut a.k,
-        2 => &mut a.v,
-        _ => &mut a.o,
-    };
-    (l, off % 4)
+fn one_requant(tag: Tag, bytes: &[u8]) -> Result<Requant, Error> {
+    let r: Requant = record(tag, bytes)?;
+    if !r.is_valid() {
+        return Err(bad_param(tag, 0));
+    }
+    Ok(r)
 }
 
-fn ff_slot<'x, 'a>(f: &'x mut FeedForward<'a>, off: u32) -> (&'x mut Linear<'a>, u32) {
-    let l = if off / 4 == 0 { &mut f.ff1 } else { &mut f.ff2 };
-    (l, off % 4)
+fn shift_ok(s: i32) -> bool {
+    (Requant::SHIFT_MIN..=Requant::SHIFT_MAX).contains(&s)
 }
 
-/// Fill the weight, bias or requant part (`part` 0, 1, 2) of a linear.
-fn linear_part<'a>(slot: (&mut Linear<'a>, u32), t: u32, bytes: &'a [u8], layout: Layout) -> Result<(), Error> {
-    let (l, part) = slot;
+/// The parts of a norm, gathered before the norm is built.
+#[derive(Default, Clone, Copy)]
+struct NormViews<'a> {
+    gain: &'a [i32],
+    bias: &'a [i32],
+    params: NormParams,
+}
+
+impl<'a> NormViews<'a> {
+    fn take(&mut self, tag: Tag, part: NormPart, bytes: &'a [u8]) -> Result<(), Error> {
+        match part {
+            NormPart::Gain => self.gain = cast(tag, bytes)?,
+            NormPart::Bias => self.bias = cast(tag, bytes)?,
+            NormPart::Params => {
+                let p: NormParams = record(tag, bytes)?;
+                if !shift_ok(p.shift) {
+                    return Err(bad_param(tag, 0));
+                }
+                if p.eps < 1 {
+                    return Err(bad_param(tag, 1));
+                }
+                self.params = p;
+            }
+        }
+        Ok(())
+    }
+
+    fn build(&self, kind: NormKind) -> Norm<'a> {
+        let (shift, eps) = (self.params.shift, self.params.eps as u32);
+        match kind {
+            NormKind::LayerNorm => Norm::Layer(LayerNorm { gain: self.gain, bias: self.bias, shift, eps }),
+            NormKind::RmsNorm => Norm::Rms(RmsNorm { gain: self.gain, shift, eps }),
+        }
+    }
+}
+
+/// Views gathered while walking the tensor table, before they are assembled.
+#[derive(Default)]
+struct Parts<'a> {
+    emb: [(&'a [i8], Layout, &'a [Requant]); 2],
+    norms: [[NormViews<'a>; 3]; MAX_LAYERS],
+    final_norms: [NormViews<'a>; 2],
+    act_table: [&'a [i16]; MAX_LAYERS],
+    gate_mul: [Requant; MAX_LAYERS],
+    rope: [&'a [i16]; 2],
+    tok_offsets: &'a [u32],
+    tok_bytes: &'a [u8],
+    tok_scores: &'a [i32],
+    tok_sorted: &'a [u16],
+    tok_byte_ids: &'a [u16],
+}
+
+
+const fn sub_index(s: Sub) -> usize {
+    match s {
+        Sub::SelfAttn => 0,
+        Sub::CrossAttn => 1,
+        Sub::FeedForward => 2,
+    }
+}
+
+
+/// Fill the weight, bias or requant of a linear (its `k` and fused flag are set at assembly).
+fn linear_part<'a>(l: &mut Linear<'a>, tag: Tag, part: Part, bytes: &'a [u8], layout: Layout) -> Result<(), Error> {
     match part {
-        0 => (l.w, l.layout) = (cast(t, bytes)?, layout),
-        1 => l.bias = cast(t, bytes)?,
-        2 => l.rq = checked_rq(t, bytes)?,
-        _ => return Err(Error::BadTensorShape { tag: t }),
+        Part::Weight => (l.w, l.layout) = (cast(tag, bytes)?, layout),
+        Part::Bias => l.bias = cast(tag, bytes)?,
+        Part::Requant => l.rq = requants(tag, bytes)?,
     }
     Ok(())
 }
 
-fn set_k(a: &mut Attention<'_>, d: usize) {
-    for l in [&mut a.q, &mut a.k, &mut a.v, &mut a.o] {
-        *l = Linear::new(l.w, l.layout, l.bias, l.rq, d);
+impl<'a> Parts<'a> {
+    /// The embedding views of one side.
+    fn side(&mut self, s: Side) -> &mut (&'a [i8], Layout, &'a [Requant]) {
+        let [source, target] = &mut self.emb;
+        match s {
+            Side::Source => source,
+            Side::Target => target,
+        }
+    }
+
+    /// File one tensor's bytes under its tag.
+    fn take(&mut self, tag: Tag, bytes: &'a [u8], layout: Layout, m: &mut Model<'a>) -> Result<(), Error> {
+        let n_enc = m.config.n_enc;
+        let layer_index = |stack: Stack, layer: u8| -> Result<usize, Error> {
+            let i = match stack {
+                Stack::Encoder => layer as usize,
+                Stack::Decoder => n_enc + layer as usize,
+            };
+            if i < MAX_LAYERS {
+                Ok(i)
+            } else {
+                Err(Error::BadTensorShape { tag: tag.code() })
+            }
+        };
+        match tag {
+            Tag::Embedding(s) => {
+                let e = self.side(s);
+                (e.0, e.1) = (cast(tag, bytes)?, layout);
+            }
+            Tag::EmbeddingRq(s) => self.side(s).2 = requants(tag, bytes)?,
+            Tag::Positions => m.positions = Positions::Table(cast(tag, bytes)?),
+            Tag::RopeCos => self.rope[0] = cast(tag, bytes)?,
+            Tag::RopeSin => self.rope[1] = cast(tag, bytes)?,
+            Tag::InputProj(part) => {
+                if let Input::Tokens(_) = m.input {
+                    m.input = Input::Features { proj: Linear::default(), quant: &[] };
+                }
+                if let Input::Features { proj, .. } = &mut m.input {
+                    linear_part(proj, tag, part, bytes, layout)?;
+                }
+            }
+            Tag::FeatureQuant => {
+                let q: &[FeatureQuant] = cast(tag, bytes)?;
+                if let Some(i) = q.iter().position(|f| !f.scale.is_valid()) {
+                    return Err(bad_param(tag, i));
+                }
+                if let Input::Features { quant, .. } = &mut m.input {
+                    *quant = q;
+                }
+            }
+            Tag::FinalNorm(s, part) => {
+                let [enc, dec] = &mut self.final_norms;
+                match s {
+                    Stack::Encoder => enc.take(tag, part, bytes)?,
+                    Stack::Decoder => dec.take(tag, part, bytes)?,
+                }
+            }
+            Tag::Output(part) => linear_part(&mut m.output, tag, part, bytes, layout)?,
+            Tag::LogSoftmax | Tag::HeadScale => m.output_scale = one_requant(tag, bytes)?,
+            Tag::Linear { stack, layer, sub, proj, part } => {
+                let l = m.layers.get_mut(layer_index(stack, layer)?).ok_or(Error::BadTensorShape { tag: tag.code() })?;
+                let lin = match (sub, proj) {
+                    (Sub::SelfAttn | Sub::CrossAttn, Proj::Q | Proj::K | Proj::V | Proj::O) => {
+                        let a = if sub == Sub::SelfAttn { &mut l.attn.op } else { &mut l.cross.op };
+                        match proj {
+                            Proj::Q => &mut a.q,
+                            Proj::K => &mut a.k,
+                            Proj::V => &mut a.v,
+                            _ => &mut a.o,
+                        }
+                    }
+                    (Sub::FeedForward, Proj::Up) => &mut l.ffn.op.up,
+                    (Sub::FeedForward, Proj::Gate) => &mut l.ffn.op.gate,
+                    (Sub::FeedForward, Proj::Down) => &mut l.ffn.op.down,
+                    _ => return Err(Error::BadTensorShape { tag: tag.code() }),
+                };
+                linear_part(lin, tag, part, bytes, layout)?;
+            }
+            Tag::Norm { stack, layer, sub, part } => {
+                let i = layer_index(stack, layer)?;
+                self.norms.get_mut(i).and_then(|n| n.get_mut(sub_index(sub))).ok_or(Error::BadTensorShape { tag: tag.code() })?.take(tag, part, bytes)?;
+            }
+            Tag::Attention { stack, layer, sub } => {
+                let l = m.layers.get_mut(layer_index(stack, layer)?).ok_or(Error::BadTensorShape { tag: tag.code() })?;
+                let p: AttentionParams = record(tag, bytes)?;
+                if !p.softmax.is_valid() {
+                    return Err(bad_param(tag, 0));
+                }
+                if !p.ctx.is_valid() {
+                    return Err(bad_param(tag, 2));
+                }
+                if sub == Sub::CrossAttn {
+                    l.cross.op.params = p;
+                } else {
+                    l.attn.op.params = p;
+                }
+            }
+            Tag::Rope { stack, layer } => {
+                let l = m.layers.get_mut(layer_index(stack, layer)?).ok_or(Error::BadTensorShape { tag: tag.code() })?;
+                let p: RopeParams = record(tag, bytes)?;
+                if !p.q.is_valid() {
+                    return Err(bad_param(tag, 0));
+                }
+                if !p.k.is_valid() {
+                    return Err(bad_param(tag, 2));
+                }
+                l.attn.op.rope = p;
+            }
+            Tag::Residual { stack, layer, sub } => {
+                let l = m.layers.get_mut(layer_index(stack, layer)?).ok_or(Error::BadTensorShape { tag: tag.code() })?;
+                let p: ResidualParams = record(tag, bytes)?;
+                if !shift_ok(p.shift) {
+                    return Err(bad_param(tag, 2));
+                }
+                match sub {
+                    Sub::SelfAttn => l.attn.residual = p,
+                    Sub::CrossAttn => l.cross.residual = p,
+                    Sub::FeedForward => l.ffn.residual = p,
+                }
+            }
+            Tag::ActTable { stack, layer } => {
+                let i = layer_index(stack, layer)?;
+                *self.act_table.get_mut(i).ok_or(Error::BadTensorShape { tag: tag.code() })? = cast(tag, bytes)?;
+            }
+            Tag::GateMul { stack, layer } => {
+                let i = layer_index(stack, layer)?;
+                *self.gate_mul.get_mut(i).ok_or(Error::BadTensorShape { tag: tag.code() })? = one_requant(tag, bytes)?;
+            }
+            Tag::Tokenizer(part) => match part {
+                TokPart::Offsets => self.tok_offsets = cast(tag, bytes)?,
+                TokPart::Bytes => self.tok_bytes = bytes,
+                TokPart::Scores => self.tok_scores = cast(tag, bytes)?,
+                TokPart::Sorted => self.tok_sorted = cast(tag, bytes)?,
+                TokPart::ByteIds => self.tok_byte_ids = cast(tag, bytes)?,
+            },
+        }
+        Ok(())
+    }
+
+    /// Every view filed: build the norms, activations and linears (with their input widths).
+    fn assemble(self, m: &mut Model<'a>) -> Result<(), Error> {
+        let c = m.config;
+        let d = c.d_model;
+        let kind = c.norm;
+        let fix = |l: &mut Linear<'a>, k: usize| *l = Linear::new(l.w, l.layout, l.bias, l.rq, k);
+        let n_layers = c.n_enc + c.n_dec;
+        for (i, l) in m.layers.iter_mut().enumerate().take(n_layers) {
+            let norms = self.norms.get(i).copied().unwrap_or_default();
+            for a in [&mut l.attn.op, &mut l.cross.op] {
+                for lin in [&mut a.q, &mut a.k, &mut a.v, &mut a.o] {
+                    fix(lin, d);
+                }
+            }
+            fix(&mut l.ffn.op.up, d);
+            fix(&mut l.ffn.op.gate, d);
+            fix(&mut l.ffn.op.down, c.d_ff);
+            l.attn.norm = norms[0].build(kind);
+            l.cross.norm = norms[1].build(kind);
+            l.ffn.norm = norms[2].build(kind);
+            let table = self.act_table.get(i).copied().unwrap_or(&[]);
+            l.ffn.op.act = match c.act {
+                ActKind::Relu => Act::Relu,
+                ActKind::Gelu | ActKind::GeluTanh => Act::Table(table),
+                ActKind::SwiGlu => Act::SwiGlu { silu: table, mul: self.gate_mul.get(i).copied().unwrap_or_default() },
+            };
+        }
+        if c.final_norm() {
+            if c.n_enc > 0 {
+                m.enc_norm = Some(self.final_norms[0].build(kind));
+            }
+            if c.n_dec > 0 {
+                m.dec_norm = Some(self.final_norms[1].build(kind));
+            }
+        }
+        if c.positions == PosKind::Rope {
+            m.positions = Positions::Rope(Rope { cos: self.rope[0], sin: self.rope[1], half: c.d_head() / 2 });
+        }
+        let emb = |(table, layout, rq): (&'a [i8], Layout, &'a [Requant])| Embedding { table, layout, rq, d };
+        let [source, target] = self.emb;
+        // the encoder-decoder ties both sides into the source table
+        let target = if c.kind == blob::ModelKind::EncoderDecoder && c.tied() { source } else { target };
+        match &mut m.input {
+            Input::Tokens(e) => *e = emb(source),
+            Input::Features { proj, .. } => fix(proj, c.n_features),
+        }
+        m.target = emb(target);
+        if c.tied() {
+            // the output projection is the table its tokens come from
+            let (w, layout) = if c.kind == blob::ModelKind::EncoderDecoder { (source.0, source.1) } else { (target.0, target.1) };
+            m.output.w = w;
+            m.output.layout = layout;
+        }
+        fix(&mut m.output, d);
+        if c.input == InputKind::Tokens {
+            m.tokenizer = Tokenizer::new(Vocab {
+                offsets: self.tok_offsets,
+                bytes: self.tok_bytes,
+                scores: self.tok_scores,
+                sorted: self.tok_sorted,
+                unk: c.unk,
+                bos: c.bos,
+                eos: c.eos,
+                pad: c.pad,
+                add_dummy_prefix: c.flags & blob::FLAG_ADD_DUMMY_PREFIX != 0,
+                remove_extra_whitespaces: c.flags & blob::FLAG_REMOVE_EXTRA_WS != 0,
+                kind: if c.tokenizer == blob::TokenizerKind::Bpe { TokenizerModel::Bpe } else { TokenizerModel::Unigram },
+                byte_ids: self.tok_byte_ids,
+            })?;
+        }
+        Ok(())
     }
 }
-
-fn set_ff_k(f: &mut FeedForward<'_>, d_ff: usize, d: usize) {
-    f.ff1 = Linear::new(f.ff1.w, f.ff1.layout, f.ff1.bias, f.ff1.rq, d);
-    f.ff2 = Linear::new(f.ff2.w, f.ff2.layout, f.ff2.bias, f.ff2.rq, d_ff);
-}
-
-const _: () = assert!(HEADER_LEN % ALIGN == 0 && ENTRY_LEN % ALIGN == 0);
-const _: () = assert!(DType::Requant.size() == core::mem::size_of::<Requant>());

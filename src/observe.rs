@@ -24,6 +24,10 @@ pub enum Point {
     Norm,
     /// Residual sum: the new stream (pre-norm) or the LayerNorm input (post-norm).
     Sum,
+    /// Queries and keys before rotary positions (`i16`), when the model has them.
+    QPre,
+    KPre,
+    /// Queries, keys and values as attention reads them (`i8`).
     Q,
     K,
     V,
@@ -31,16 +35,20 @@ pub enum Point {
     Ctx,
     /// Attention output projection, or the second FFN linear.
     Out,
-    /// First FFN linear, before the activation.
+    /// First FFN linear (SwiGLU: the gate), before the activation.
     PreAct,
-    /// FFN activation output, the second linear's input.
+    /// SwiGLU: the activated gate, `silu(gate(x))`.
+    Gate,
+    /// SwiGLU: the up projection.
+    Up,
+    /// FFN activation output (SwiGLU: the product), the second linear's input.
     Hidden,
 }
 
 /// An activation site.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Site {
-    /// Source embedding plus positions.
+    /// Source embedding (or projected features) plus positions.
     SrcEmb,
     /// Target embedding plus positions.
     TgtEmb,
@@ -50,6 +58,9 @@ pub enum Site {
     Dec { layer: u8, block: Block, point: Point },
     /// Final decoder norm: the output projection's input.
     DecNorm,
+    /// Encoder-only: the pooled vector, the head's input.
+    Pooled,
+    /// The output projection: logits, or the encoder-only head's outputs.
     Logits,
 }
 
@@ -60,6 +71,7 @@ impl fmt::Display for Site {
             Site::TgtEmb => return f.write_str("tgt.emb"),
             Site::EncNorm => return f.write_str("enc.norm"),
             Site::DecNorm => return f.write_str("dec.norm"),
+            Site::Pooled => return f.write_str("pooled"),
             Site::Logits => return f.write_str("logits"),
             Site::Enc { layer, block, point } => ("enc", layer, block, point),
             Site::Dec { layer, block, point } => ("dec", layer, block, point),
@@ -72,12 +84,16 @@ impl fmt::Display for Site {
         let point = match point {
             Point::Norm => "norm",
             Point::Sum => "sum",
+            Point::QPre => "qpre",
+            Point::KPre => "kpre",
             Point::Q => "q",
             Point::K => "k",
             Point::V => "v",
             Point::Ctx => "ctx",
             Point::Out => "out",
             Point::PreAct => "preact",
+            Point::Gate => "gate",
+            Point::Up => "up",
             Point::Hidden => "hidden",
         };
         write!(f, "{stack}.{layer}.{block}.{point}")

@@ -1,14 +1,19 @@
-//! The f32 reference forward pass (feature `reference`): the same encoder and decoder step as
-//! the int8 path, in float, reporting the same [`Site`]s. The converter uses it to check the
-//! weight mapping against PyTorch and to calibrate activation scales; a board with an FPU can
-//! run it beside the int8 model. The int8 path never calls it.
+//! The f32 reference forward pass (feature `reference`): the same model kinds, stacks and
+//! sublayers as the int8 path ([`crate::forward`], whose names it uses), in float, reporting
+//! the same [`Site`]s. The converter uses it to check the weight mapping against PyTorch and to
+//! calibrate activation scales; a board with an FPU can run it beside the int8 model. The int8
+//! path never calls it.
+//!
+//! A [`FloatModel`] is views into the caller's f32 weights (PyTorch layout, `(out, in)`);
+//! [`FloatState::new`] checks every view's length against the config once, so the passes index
+//! freely.
 
 use crate::arena::Arena;
-use crate::blob::{Config, MAX_LAYERS};
+use crate::blob::{ActKind, Config, InputKind, ModelKind, PosKind, Stack, MAX_LAYERS};
 use crate::observe::{Block, Data, NoObserver, Observer, Point, Site};
 use crate::Error;
 
-/// `y = x · wᵀ + b`, `w` `(n, k)`.
+/// `y = x · wᵀ + b`, `w` `(n, k)`, `b` `(n,)`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FLinear<'a> {
     pub w: &'a [f32],
@@ -28,32 +33,51 @@ impl FLinear<'_> {
             }
         }
     }
+
+    fn fits(&self, n: usize, k: usize) -> bool {
+        self.k == k && self.b.len() == n && self.w.len() == n * k
+    }
 }
 
+/// LayerNorm (`b` as long as `g`; zeros for one without bias), or RMSNorm (`rms`, `b` unused).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FLayerNorm<'a> {
+pub struct FNorm<'a> {
     pub g: &'a [f32],
     pub b: &'a [f32],
     pub eps: f32,
+    pub rms: bool,
 }
 
-impl FLayerNorm<'_> {
+impl FNorm<'_> {
     pub fn forward(&self, x: &[f32], y: &mut [f32]) {
         let d = self.g.len();
         if d == 0 {
             return;
         }
         for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-            let mean = xr.iter().sum::<f32>() / d as f32;
-            let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
-            let inv = 1.0 / libm::sqrtf(var + self.eps);
-            for (((yj, &xj), &g), &b) in yr.iter_mut().zip(xr).zip(self.g).zip(self.b) {
-                *yj = (xj - mean) * inv * g + b;
+            if self.rms {
+                let ms = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
+                let inv = 1.0 / libm::sqrtf(ms + self.eps);
+                for ((yj, &xj), &g) in yr.iter_mut().zip(xr).zip(self.g) {
+                    *yj = xj * inv * g;
+                }
+            } else {
+                let mean = xr.iter().sum::<f32>() / d as f32;
+                let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+                let inv = 1.0 / libm::sqrtf(var + self.eps);
+                for (((yj, &xj), &g), &b) in yr.iter_mut().zip(xr).zip(self.g).zip(self.b) {
+                    *yj = (xj - mean) * inv * g + b;
+                }
             }
         }
     }
+
+    fn fits(&self, d: usize) -> bool {
+        self.g.len() == d && (self.rms || self.b.len() == d)
+    }
 }
 
+/// Self- or cross-attention: `q`, `o` `(d, d)`; `k`, `v` `(kv_width, d)`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FAttention<'a> {
     pub q: FLinear<'a>,
@@ -62,48 +86,65 @@ pub struct FAttention<'a> {
     pub o: FLinear<'a>,
 }
 
+/// `down(act(up(x)))`, or with SwiGLU `down(silu(gate(x)) · up(x))`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FEncoderLayer<'a> {
-    pub sa: FAttention<'a>,
-    pub ln1: FLayerNorm<'a>,
-    pub ff1: FLinear<'a>,
-    pub ff2: FLinear<'a>,
-    pub ln2: FLayerNorm<'a>,
+pub struct FFeedForward<'a> {
+    pub up: FLinear<'a>,
+    pub gate: FLinear<'a>,
+    pub down: FLinear<'a>,
 }
 
+/// A norm and its sublayer.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FDecoderLayer<'a> {
-    pub sa: FAttention<'a>,
-    pub ln1: FLayerNorm<'a>,
-    pub ca: FAttention<'a>,
-    pub ln2: FLayerNorm<'a>,
-    pub ff1: FLinear<'a>,
-    pub ff2: FLinear<'a>,
-    pub ln3: FLayerNorm<'a>,
+pub struct FSublayer<'a, T> {
+    pub norm: FNorm<'a>,
+    pub op: T,
 }
 
-/// A float model: views into the caller's f32 weights (PyTorch layout).
+/// One layer; `cross` only in the encoder-decoder's decoder.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FLayer<'a> {
+    pub attn: FSublayer<'a, FAttention<'a>>,
+    pub cross: FSublayer<'a, FAttention<'a>>,
+    pub ffn: FSublayer<'a, FFeedForward<'a>>,
+}
+
+/// A float model: views into the caller's f32 weights.
 #[derive(Debug, Clone, Default)]
 pub struct FloatModel<'a> {
-    /// Shapes and flags; the tokenizer fields are unused here.
+    /// Shapes, kind and blocks; the tokenizer fields are unused here.
     pub config: Config,
+    /// Multiply token embeddings by √d.
     pub scale_embedding: bool,
-    /// `(vocab, d)` each; equal slices when tied.
-    pub src_emb: &'a [f32],
-    pub tgt_emb: &'a [f32],
-    /// Output projection `(vocab, d)` with bias `(vocab,)` (zeros when tied).
-    pub generator: FLinear<'a>,
-    pub enc: [FEncoderLayer<'a>; MAX_LAYERS],
-    pub enc_norm: FLayerNorm<'a>,
-    pub dec: [FDecoderLayer<'a>; MAX_LAYERS],
-    pub dec_norm: FLayerNorm<'a>,
+    /// RoPE base.
+    pub rope_theta: f64,
+    /// `(vocab, d)` token tables of the encoder's and the decoder's side (equal when tied).
+    pub source: &'a [f32],
+    pub target: &'a [f32],
+    /// Feature input: `(d, n_features)`.
+    pub input_proj: FLinear<'a>,
+    /// `(max_len, d)` learned positions (`PosKind::Learned`).
+    pub positions: &'a [f32],
+    /// The encoder's layers, then the decoder's.
+    pub layers: [FLayer<'a>; MAX_LAYERS],
+    pub enc_norm: Option<FNorm<'a>>,
+    pub dec_norm: Option<FNorm<'a>>,
+    /// `(outputs, d)` with `(outputs,)` bias: logits, or the encoder-only head.
+    pub output: FLinear<'a>,
 }
 
-/// The sinusoidal position table entry: `sin(p / 10000^(2i/d))` at `j = 2i`, `cos` at `2i + 1`.
+/// The interleaved sinusoidal table entry: `sin(p / 10000^(2i/d))` at `j = 2i`, `cos` at `2i+1`.
 pub fn sinusoid(p: usize, j: usize, d: usize) -> f32 {
     let i2 = (j & !1) as f64;
     let angle = p as f64 * libm::exp(-(i2 * libm::log(10000.0) / d as f64));
     (if j % 2 == 0 { libm::sin(angle) } else { libm::cos(angle) }) as f32
+}
+
+/// `(cos θ, sin θ)` of rotary pair `i` (`< d_head / 2`) at position `p`: `θ = p · base^(−2i/d_head)`,
+/// in `f64`.
+pub fn rope_angle(p: usize, i: usize, d_head: usize, base: f64) -> (f64, f64) {
+    let theta = p as f64 * libm::pow(base, -(2.0 * i as f64) / d_head as f64);
+    (libm::cos(theta), libm::sin(theta))
 }
 
 /// PyTorch's exact (erf) GELU.
@@ -111,7 +152,35 @@ pub fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + libm::erff(x * core::f32::consts::FRAC_1_SQRT_2))
 }
 
-/// Float activation buffers, carved from a caller's `f32`-aligned memory like the int8 arena.
+/// The tanh approximation of GELU (PyTorch's `approximate="tanh"`).
+pub fn gelu_tanh(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::tanhf(0.797_884_6 * (x + 0.044715 * x * x * x)))
+}
+
+/// SiLU, `x · σ(x)`.
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + libm::expf(-x))
+}
+
+/// The activation of a non-gated FFN (or SwiGLU's gate).
+pub fn activation(act: ActKind, x: f32) -> f32 {
+    match act {
+        ActKind::Relu => x.max(0.0),
+        ActKind::Gelu => gelu(x),
+        ActKind::GeluTanh => gelu_tanh(x),
+        ActKind::SwiGlu => silu(x),
+    }
+}
+
+/// What an encoder reads.
+#[derive(Debug, Clone, Copy)]
+pub enum FSource<'s> {
+    Tokens(&'s [u16]),
+    /// `(rows, n_features)` real values.
+    Features(&'s [f32]),
+}
+
+/// Float activation buffers, carved from a caller's 8-byte-aligned memory like the int8 arena.
 pub struct FloatState<'a> {
     x: &'a mut [f32],
     h: &'a mut [f32],
@@ -121,39 +190,43 @@ pub struct FloatState<'a> {
     k: &'a mut [f32],
     v: &'a mut [f32],
     ff: &'a mut [f32],
+    gate: &'a mut [f32],
     scores: &'a mut [f32],
     cross_k: &'a mut [f32],
     cross_v: &'a mut [f32],
     self_k: &'a mut [f32],
     self_v: &'a mut [f32],
     logits: &'a mut [f32],
+    pooled: &'a mut [f32],
+    /// Rows of the last encoder pass (0: none).
     src_len: usize,
 }
 
 fn carve<'a>(c: &Config, a: &mut Arena<'a>) -> Result<FloatState<'a>, Error> {
-    let (s, d, l) = (c.max_len, c.d_model, c.n_dec);
+    let (s, d, l, kv) = (c.max_len, c.d_model, c.n_dec, c.kv_width());
     Ok(FloatState {
         x: a.take(s * d)?,
         h: a.take(s * d)?,
         a: a.take(s * d)?,
         ctx: a.take(s * d)?,
         q: a.take(s * d)?,
-        k: a.take(s * d)?,
-        v: a.take(s * d)?,
+        k: a.take(s * kv)?,
+        v: a.take(s * kv)?,
         ff: a.take(s * c.d_ff)?,
+        gate: a.take(s * c.d_ff)?,
         scores: a.take(s)?,
-        cross_k: a.take(l * s * d)?,
-        cross_v: a.take(l * s * d)?,
-        self_k: a.take(l * s * d)?,
-        self_v: a.take(l * s * d)?,
-        logits: a.take(c.vocab)?,
+        cross_k: a.take(l * s * kv)?,
+        cross_v: a.take(l * s * kv)?,
+        self_k: a.take(l * s * kv)?,
+        self_v: a.take(l * s * kv)?,
+        logits: a.take(c.outputs())?,
+        pooled: a.take(d)?,
         src_len: 0,
     })
 }
 
 impl<'a> FloatState<'a> {
-    /// Bytes of memory a float state for `c` needs; `c` must pass `Config::validate`, which
-    /// bounds every size.
+    /// Bytes of memory a float state for `c` needs; `c` must pass `Config::validate`.
     pub fn bytes(c: &Config) -> Result<usize, Error> {
         c.validate()?;
         let mut a = Arena::dry();
@@ -161,43 +234,54 @@ impl<'a> FloatState<'a> {
         Ok(a.used())
     }
 
-    /// Carve a state from `mem` (8-byte aligned, at least [`FloatState::bytes`]).
-    pub fn new(c: &Config, mem: &'a mut [u8]) -> Result<Self, Error> {
-        let needed = Self::bytes(c)?;
+    /// Carve a state for `m` from `mem` (8-byte aligned, at least [`FloatState::bytes`]), after
+    /// checking every view of `m` against its config.
+    pub fn new(m: &FloatModel<'_>, mem: &'a mut [u8]) -> Result<Self, Error> {
+        let needed = Self::bytes(&m.config)?;
+        m.check()?;
         if mem.len() < needed {
             return Err(Error::ArenaTooSmall { needed, got: mem.len() });
         }
-        carve(c, &mut Arena::new(mem)?)
+        carve(&m.config, &mut Arena::new(mem)?)
     }
 
-    /// The last decoder step's `(vocab,)` logits.
+    /// The last decoder step's `(vocab,)` logits, or the encoder-only head's outputs.
     pub fn logits(&self) -> &[f32] {
         self.logits
     }
 }
 
-fn site(dec: bool, layer: usize, block: Block, point: Point) -> Site {
+fn site(stack: Stack, layer: usize, block: Block, point: Point) -> Site {
     let layer = layer as u8;
-    if dec {
-        Site::Dec { layer, block, point }
-    } else {
-        Site::Enc { layer, block, point }
+    match stack {
+        Stack::Encoder => Site::Enc { layer, block, point },
+        Stack::Decoder => Site::Dec { layer, block, point },
     }
 }
 
-/// Scaled dot-product attention for `rows` queries over `n` keys; query row `r` sees keys
-/// `j < limit(r)`.
+/// Where a stack's self-attention keys live.
+#[derive(Clone, Copy)]
+enum Keys {
+    /// An encoder's own rows, in both directions.
+    Own,
+    /// The decoder's cache, causal.
+    Cache,
+}
+
+/// Scaled dot-product attention of `rows` queries over `n` keys (`kv_width` apart) with
+/// grouped heads; query row `r` sees keys `j < limit(r)`.
 #[allow(clippy::too_many_arguments)]
-fn attend(heads: usize, d: usize, q: &[f32], k: &[f32], v: &[f32], n: usize, limit: impl Fn(usize) -> usize, scores: &mut [f32], out: &mut [f32]) {
-    let dh = d / heads;
+fn attention(c: &Config, q: &[f32], k: &[f32], v: &[f32], n: usize, limit: impl Fn(usize) -> usize, scores: &mut [f32], out: &mut [f32]) {
+    let (d, dh, kw) = (c.d_model, c.d_head(), c.kv_width());
+    let group = c.nhead / c.n_kv_heads.max(1);
     let scale = 1.0 / libm::sqrtf(dh as f32);
     for (r, (qr, or)) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)).enumerate() {
         let valid = limit(r).min(n);
-        for h in 0..heads {
-            let off = h * dh;
+        for h in 0..c.nhead {
+            let (off, kv_off) = (h * dh, (h / group) * dh);
             let s = &mut scores[..valid];
             for (j, sj) in s.iter_mut().enumerate() {
-                let kj = &k[j * d + off..j * d + off + dh];
+                let kj = &k[j * kw + kv_off..j * kw + kv_off + dh];
                 *sj = qr[off..off + dh].iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * scale;
             }
             let m = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -209,7 +293,7 @@ fn attend(heads: usize, d: usize, q: &[f32], k: &[f32], v: &[f32], n: usize, lim
             for i in 0..dh {
                 let mut acc = 0.0;
                 for (j, &p) in s.iter().enumerate() {
-                    acc += p * v[j * d + off + i];
+                    acc += p * v[j * kw + kv_off + i];
                 }
                 or[off + i] = if valid == 0 { 0.0 } else { acc / sum };
             }
@@ -217,49 +301,56 @@ fn attend(heads: usize, d: usize, q: &[f32], k: &[f32], v: &[f32], n: usize, lim
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn ffn<O: Observer>(ff1: &FLinear<'_>, ff2: &FLinear<'_>, gelu_act: bool, h: &[f32], ff: &mut [f32], a: &mut [f32], at: impl Fn(Point) -> Site, obs: &mut O) {
-    ff1.forward(h, ff);
-    if gelu_act {
-        obs.observe(at(Point::PreAct), Data::F32(ff));
-        ff.iter_mut().for_each(|v| *v = gelu(*v));
-    } else {
-        obs.observe(at(Point::PreAct), Data::F32(ff));
-        ff.iter_mut().for_each(|v| *v = v.max(0.0));
-    }
-    obs.observe(at(Point::Hidden), Data::F32(ff));
-    ff2.forward(ff, a);
-    obs.observe(at(Point::Out), Data::F32(a));
-}
-
-fn pre<O: Observer>(norm_first: bool, ln: &FLayerNorm<'_>, x: &[f32], h: &mut [f32], s: Site, obs: &mut O) {
-    if norm_first {
-        ln.forward(x, h);
-        obs.observe(s, Data::F32(h));
-    } else {
-        h.copy_from_slice(x);
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn post<O: Observer>(norm_first: bool, ln: &FLayerNorm<'_>, x: &mut [f32], a: &[f32], h: &mut [f32], sum: Site, norm: Site, obs: &mut O) {
-    x.iter_mut().zip(a).for_each(|(x, a)| *x += a);
-    obs.observe(sum, Data::F32(x));
-    if !norm_first {
-        ln.forward(x, h);
-        x.copy_from_slice(h);
-        obs.observe(norm, Data::F32(x));
-    }
-}
-
-fn embed(table: &[f32], scale: f32, id: usize, p: usize, x: &mut [f32]) {
-    let d = x.len();
-    for (j, xj) in x.iter_mut().enumerate() {
-        *xj = table[id * d + j] * scale + sinusoid(p, j, d);
-    }
-}
-
 impl FloatModel<'_> {
+    /// The layers of one stack.
+    pub fn layers(&self, s: Stack) -> &[FLayer<'_>] {
+        let c = &self.config;
+        match s {
+            Stack::Encoder => &self.layers[..c.n_enc.min(MAX_LAYERS)],
+            Stack::Decoder => &self.layers[c.n_enc.min(MAX_LAYERS)..(c.n_enc + c.n_dec).min(MAX_LAYERS)],
+        }
+    }
+
+    /// Every view has the length the config calls for: the forward passes index them freely.
+    pub fn check(&self) -> Result<(), Error> {
+        let c = &self.config;
+        c.validate()?;
+        let (d, f, v, kw) = (c.d_model, c.d_ff, c.vocab, c.kv_width());
+        let bad = |field| Err(Error::BadConfig { field });
+        let attn = |a: &FAttention<'_>| a.q.fits(d, d) && a.k.fits(kw, d) && a.v.fits(kw, d) && a.o.fits(d, d);
+        let swiglu = c.act == ActKind::SwiGlu;
+        let ffn = |x: &FFeedForward<'_>| x.up.fits(f, d) && x.down.fits(d, f) && (!swiglu || x.gate.fits(f, d));
+        match c.input {
+            InputKind::Tokens if c.kind != ModelKind::DecoderOnly && self.source.len() != v * d => return bad("embeddings"),
+            InputKind::Features if !self.input_proj.fits(d, c.n_features) => return bad("input_proj"),
+            _ => {}
+        }
+        if c.kind != ModelKind::EncoderOnly && self.target.len() != v * d {
+            return bad("embeddings");
+        }
+        if c.positions == PosKind::Learned && self.positions.len() != c.max_len * d {
+            return bad("positions");
+        }
+        if !self.output.fits(c.outputs(), d) {
+            return bad("output");
+        }
+        for n in [&self.enc_norm, &self.dec_norm].into_iter().flatten() {
+            if !n.fits(d) {
+                return bad("final norms");
+            }
+        }
+        for (stack, field) in [(Stack::Encoder, "encoder layer"), (Stack::Decoder, "decoder layer")] {
+            let cross = stack == Stack::Decoder && c.kind == ModelKind::EncoderDecoder;
+            for l in self.layers(stack) {
+                let ok = attn(&l.attn.op) && l.attn.norm.fits(d) && ffn(&l.ffn.op) && l.ffn.norm.fits(d) && (!cross || (attn(&l.cross.op) && l.cross.norm.fits(d)));
+                if !ok {
+                    return bad(field);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn emb_scale(&self) -> f32 {
         if self.scale_embedding {
             libm::sqrtf(self.config.d_model as f32)
@@ -268,149 +359,322 @@ impl FloatModel<'_> {
         }
     }
 
-    /// Every view has the length the config calls for: the forward passes index them freely.
-    fn check(&self, st: &FloatState<'_>) -> Result<(), Error> {
-        let c = &self.config;
-        c.validate()?;
-        let (d, f, v) = (c.d_model, c.d_ff, c.vocab);
-        let bad = |field| Err(Error::BadConfig { field });
-        let lin = |l: &FLinear<'_>, n: usize, k: usize| l.k == k && l.b.len() == n && l.w.len() == n * k;
-        let norm = |n: &FLayerNorm<'_>| n.g.len() == d && n.b.len() == d;
-        let attn = |a: &FAttention<'_>| [&a.q, &a.k, &a.v, &a.o].iter().all(|l| lin(l, d, d));
-        if self.src_emb.len() != v * d || self.tgt_emb.len() != v * d || !lin(&self.generator, v, d) {
-            return bad("embeddings");
+    /// The added position of entry `j` at position `p` (0 without added positions).
+    fn position(&self, p: usize, j: usize) -> f32 {
+        let d = self.config.d_model;
+        match self.config.positions {
+            PosKind::Sinusoidal => sinusoid(p, j, d),
+            PosKind::Learned => self.positions[p * d + j],
+            PosKind::None | PosKind::Rope => 0.0,
         }
-        if !norm(&self.enc_norm) || !norm(&self.dec_norm) {
-            return bad("final norms");
-        }
-        for l in self.enc.get(..c.n_enc).unwrap_or(&[]) {
-            if !attn(&l.sa) || !lin(&l.ff1, f, d) || !lin(&l.ff2, d, f) || !norm(&l.ln1) || !norm(&l.ln2) {
-                return bad("encoder layer");
-            }
-        }
-        for l in self.dec.get(..c.n_dec).unwrap_or(&[]) {
-            if !attn(&l.sa) || !attn(&l.ca) || !lin(&l.ff1, f, d) || !lin(&l.ff2, d, f) || !norm(&l.ln1) || !norm(&l.ln2) || !norm(&l.ln3) {
-                return bad("decoder layer");
-            }
-        }
-        let s = c.max_len * d;
-        if st.x.len() < s || st.ff.len() < c.max_len * f || st.cross_k.len() < c.n_dec * s || st.self_k.len() < c.n_dec * s || st.logits.len() < v {
-            return bad("float state");
-        }
-        Ok(())
     }
 
-    /// Encode `src` (ids < vocab, `1..=max_len` of them) into the memory and the cross K/V.
-    pub fn encode<O: Observer>(&self, src: &[u16], st: &mut FloatState<'_>, obs: &mut O) -> Result<(), Error> {
-        self.check(st)?;
+    /// Rotate each head of `x` (`(rows, heads · d_head)`, positions `pos0..`) in place.
+    fn rope(&self, x: &mut [f32], heads: usize, pos0: usize) {
+        let dh = self.config.d_head();
+        let half = dh / 2;
+        for (r, xr) in x.chunks_exact_mut(heads * dh).enumerate() {
+            for xh in xr.chunks_exact_mut(dh) {
+                for i in 0..half {
+                    let (c, s) = rope_angle(pos0 + r, i, dh, self.rope_theta);
+                    let (c, s) = (c as f32, s as f32);
+                    let (a, b) = (xh[i], xh[i + half]);
+                    xh[i] = a * c - b * s;
+                    xh[i + half] = b * c + a * s;
+                }
+            }
+        }
+    }
+
+    /// [`FloatModel::check`], and `st` is large enough for this model (a state carved for
+    /// another model may not be).
+    fn ready(&self, st: &FloatState<'_>) -> Result<(), Error> {
+        self.check()?;
         let c = &self.config;
-        if src.is_empty() {
+        let (s, d, kw) = (c.max_len, c.d_model, c.kv_width());
+        let ok = st.x.len() >= s * d && st.k.len() >= s * kw && st.ff.len() >= s * c.d_ff && st.cross_k.len() >= c.n_dec * s * kw && st.self_k.len() >= c.n_dec * s * kw && st.logits.len() == c.outputs() && st.pooled.len() == d;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::BadConfig { field: "float state" })
+        }
+    }
+
+    fn check_ids(&self, ids: &[u16]) -> Result<(), Error> {
+        let vocab = self.config.vocab;
+        match ids.iter().find(|&&id| id as usize >= vocab) {
+            Some(&id) => Err(Error::TokenOutOfRange { id: id as u32, vocab: vocab as u32 }),
+            None => Ok(()),
+        }
+    }
+
+    /// The encoder's input rows into `st.x`: token embeddings, or projected features, plus
+    /// positions.
+    fn embed_source<O: Observer>(&self, src: FSource<'_>, st: &mut FloatState<'_>, obs: &mut O) -> Result<usize, Error> {
+        let c = &self.config;
+        let d = c.d_model;
+        let rows = match src {
+            FSource::Tokens(ids) => {
+                if !c.tokens() {
+                    return Err(Error::WrongInput);
+                }
+                self.check_ids(ids)?;
+                ids.len()
+            }
+            FSource::Features(f) => {
+                if c.tokens() {
+                    return Err(Error::WrongInput);
+                }
+                if f.len() % c.n_features != 0 {
+                    return Err(Error::BadFeatureCount { len: f.len(), per_frame: c.n_features });
+                }
+                f.len() / c.n_features
+            }
+        };
+        if rows == 0 {
             return Err(Error::EmptyInput);
         }
-        if src.len() > c.max_len {
-            return Err(Error::InputTooLong { len: src.len(), max: c.max_len });
+        if rows > c.max_len {
+            return Err(Error::InputTooLong { len: rows, max: c.max_len });
         }
-        if let Some(&id) = src.iter().find(|&&id| id as usize >= c.vocab) {
-            return Err(Error::TokenOutOfRange { id: id as u32, vocab: c.vocab as u32 });
-        }
-        let (d, n, nf) = (c.d_model, src.len(), c.norm_first());
-        let nd = n * d;
-        let (x, h, a, ctx) = (&mut st.x[..nd], &mut st.h[..nd], &mut st.a[..nd], &mut st.ctx[..nd]);
-        let (q, k, v, ff) = (&mut st.q[..nd], &mut st.k[..nd], &mut st.v[..nd], &mut st.ff[..n * c.d_ff]);
-        for (p, (&id, xr)) in src.iter().zip(x.chunks_exact_mut(d)).enumerate() {
-            embed(self.src_emb, self.emb_scale(), id as usize, p, xr);
+        let x = &mut st.x[..rows * d];
+        match src {
+            FSource::Tokens(ids) => {
+                for (p, (&id, xr)) in ids.iter().zip(x.chunks_exact_mut(d)).enumerate() {
+                    for (j, xj) in xr.iter_mut().enumerate() {
+                        *xj = self.source[id as usize * d + j] * self.emb_scale() + self.position(p, j);
+                    }
+                }
+            }
+            FSource::Features(f) => {
+                self.input_proj.forward(f, x);
+                for (p, xr) in x.chunks_exact_mut(d).enumerate() {
+                    for (j, xj) in xr.iter_mut().enumerate() {
+                        *xj += self.position(p, j);
+                    }
+                }
+            }
         }
         obs.observe(Site::SrcEmb, Data::F32(x));
-        for (l, layer) in self.enc[..c.n_enc].iter().enumerate() {
-            let at = |b, p| site(false, l, b, p);
-            pre(nf, &layer.ln1, x, h, at(Block::SelfAttn, Point::Norm), obs);
-            layer.sa.q.forward(h, q);
-            obs.observe(at(Block::SelfAttn, Point::Q), Data::F32(q));
-            layer.sa.k.forward(h, k);
-            obs.observe(at(Block::SelfAttn, Point::K), Data::F32(k));
-            layer.sa.v.forward(h, v);
-            obs.observe(at(Block::SelfAttn, Point::V), Data::F32(v));
-            attend(c.nhead, d, q, k, v, n, |_| n, st.scores, ctx);
-            obs.observe(at(Block::SelfAttn, Point::Ctx), Data::F32(ctx));
-            layer.sa.o.forward(ctx, a);
-            obs.observe(at(Block::SelfAttn, Point::Out), Data::F32(a));
-            post(nf, &layer.ln1, x, a, h, at(Block::SelfAttn, Point::Sum), at(Block::SelfAttn, Point::Norm), obs);
-            pre(nf, &layer.ln2, x, h, at(Block::FeedForward, Point::Norm), obs);
-            ffn(&layer.ff1, &layer.ff2, c.gelu(), h, ff, a, |p| at(Block::FeedForward, p), obs);
-            post(nf, &layer.ln2, x, a, h, at(Block::FeedForward, Point::Sum), at(Block::FeedForward, Point::Norm), obs);
+        Ok(rows)
+    }
+
+    /// Run the layers of `stack` over rows `0..rows` of `st.x`, leaving the final norm's output
+    /// in `st.h`.
+    fn run_stack<O: Observer>(&self, stack: Stack, st: &mut FloatState<'_>, rows: usize, pos0: usize, keys: Keys, obs: &mut O) {
+        let c = &self.config;
+        let (d, pre) = (c.d_model, c.norm_first());
+        for (l, layer) in self.layers(stack).iter().enumerate() {
+            let at = |b, p| site(stack, l, b, p);
+            let sa = &layer.attn;
+            self.block_input(pre, &sa.norm, st, rows, at(Block::SelfAttn, Point::Norm), obs);
+            self.self_attention(&sa.op, st, rows, pos0, l, keys, |p| at(Block::SelfAttn, p), obs);
+            self.block_output(pre, &sa.norm, st, rows, at(Block::SelfAttn, Point::Sum), at(Block::SelfAttn, Point::Norm), obs);
+            if stack == Stack::Decoder && c.kind == ModelKind::EncoderDecoder {
+                let ca = &layer.cross;
+                self.block_input(pre, &ca.norm, st, rows, at(Block::CrossAttn, Point::Norm), obs);
+                self.cross_attention(&ca.op, st, rows, l, |p| at(Block::CrossAttn, p), obs);
+                self.block_output(pre, &ca.norm, st, rows, at(Block::CrossAttn, Point::Sum), at(Block::CrossAttn, Point::Norm), obs);
+            }
+            let ff = &layer.ffn;
+            self.block_input(pre, &ff.norm, st, rows, at(Block::FeedForward, Point::Norm), obs);
+            self.feed_forward(&ff.op, st, rows, |p| at(Block::FeedForward, p), obs);
+            self.block_output(pre, &ff.norm, st, rows, at(Block::FeedForward, Point::Sum), at(Block::FeedForward, Point::Norm), obs);
         }
-        self.enc_norm.forward(x, h);
-        obs.observe(Site::EncNorm, Data::F32(h));
-        let stride = c.max_len * d;
-        for (l, layer) in self.dec[..c.n_dec].iter().enumerate() {
-            let ck = &mut st.cross_k[l * stride..l * stride + nd];
-            layer.ca.k.forward(h, ck);
-            obs.observe(site(true, l, Block::CrossAttn, Point::K), Data::F32(ck));
-            let cv = &mut st.cross_v[l * stride..l * stride + nd];
-            layer.ca.v.forward(h, cv);
-            obs.observe(site(true, l, Block::CrossAttn, Point::V), Data::F32(cv));
+        let (x, h) = (&st.x[..rows * d], &mut st.h[..rows * d]);
+        let (norm, point) = match stack {
+            Stack::Encoder => (&self.enc_norm, Site::EncNorm),
+            Stack::Decoder => (&self.dec_norm, Site::DecNorm),
+        };
+        match norm {
+            Some(n) => n.forward(x, h),
+            None => h.copy_from_slice(x),
         }
-        st.src_len = n;
+        obs.observe(point, Data::F32(h));
+    }
+
+    fn block_input<O: Observer>(&self, pre: bool, norm: &FNorm<'_>, st: &mut FloatState<'_>, rows: usize, s: Site, obs: &mut O) {
+        let n = rows * self.config.d_model;
+        let (x, h) = (&st.x[..n], &mut st.h[..n]);
+        if pre {
+            norm.forward(x, h);
+            obs.observe(s, Data::F32(h));
+        } else {
+            h.copy_from_slice(x);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn block_output<O: Observer>(&self, pre: bool, norm: &FNorm<'_>, st: &mut FloatState<'_>, rows: usize, sum: Site, normed: Site, obs: &mut O) {
+        let n = rows * self.config.d_model;
+        let (x, a, h) = (&mut st.x[..n], &st.a[..n], &mut st.h[..n]);
+        x.iter_mut().zip(a).for_each(|(x, a)| *x += a);
+        obs.observe(sum, Data::F32(x));
+        if !pre {
+            norm.forward(x, h);
+            x.copy_from_slice(h);
+            obs.observe(normed, Data::F32(x));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn self_attention<O: Observer>(&self, at: &FAttention<'_>, st: &mut FloatState<'_>, rows: usize, pos0: usize, layer: usize, keys: Keys, name: impl Fn(Point) -> Site, obs: &mut O) {
+        let c = &self.config;
+        let (d, kw, s) = (c.d_model, c.kv_width(), c.max_len);
+        let rope = c.positions == PosKind::Rope;
+        let h = &st.h[..rows * d];
+        let q = &mut st.q[..rows * d];
+        at.q.forward(h, q);
+        if rope {
+            obs.observe(name(Point::QPre), Data::F32(q));
+            self.rope(q, c.nhead, pos0);
+        }
+        obs.observe(name(Point::Q), Data::F32(q));
+        let (kc, vc, end): (&mut [f32], &mut [f32], usize) = match keys {
+            Keys::Own => (&mut st.k[..rows * kw], &mut st.v[..rows * kw], rows),
+            Keys::Cache => {
+                let base = layer * s * kw;
+                (&mut st.self_k[base..base + (pos0 + rows) * kw], &mut st.self_v[base..base + (pos0 + rows) * kw], pos0 + rows)
+            }
+        };
+        let first = (end - rows) * kw;
+        let k_new = &mut kc[first..];
+        at.k.forward(h, k_new);
+        if rope {
+            obs.observe(name(Point::KPre), Data::F32(k_new));
+            self.rope(k_new, c.n_kv_heads, pos0);
+        }
+        obs.observe(name(Point::K), Data::F32(k_new));
+        let v_new = &mut vc[first..];
+        at.v.forward(h, v_new);
+        obs.observe(name(Point::V), Data::F32(v_new));
+        let ctx = &mut st.ctx[..rows * d];
+        match keys {
+            Keys::Own => attention(c, q, kc, vc, end, |_| end, st.scores, ctx),
+            Keys::Cache => attention(c, q, kc, vc, end, |r| pos0 + r + 1, st.scores, ctx),
+        }
+        obs.observe(name(Point::Ctx), Data::F32(ctx));
+        at.o.forward(ctx, &mut st.a[..rows * d]);
+        obs.observe(name(Point::Out), Data::F32(&st.a[..rows * d]));
+    }
+
+    fn cross_attention<O: Observer>(&self, at: &FAttention<'_>, st: &mut FloatState<'_>, rows: usize, layer: usize, name: impl Fn(Point) -> Site, obs: &mut O) {
+        let c = &self.config;
+        let (d, kw, s, n) = (c.d_model, c.kv_width(), c.max_len, st.src_len);
+        let q = &mut st.q[..rows * d];
+        at.q.forward(&st.h[..rows * d], q);
+        obs.observe(name(Point::Q), Data::F32(q));
+        let base = layer * s * kw;
+        let ctx = &mut st.ctx[..rows * d];
+        attention(c, q, &st.cross_k[base..base + n * kw], &st.cross_v[base..base + n * kw], n, |_| n, st.scores, ctx);
+        obs.observe(name(Point::Ctx), Data::F32(ctx));
+        at.o.forward(ctx, &mut st.a[..rows * d]);
+        obs.observe(name(Point::Out), Data::F32(&st.a[..rows * d]));
+    }
+
+    fn feed_forward<O: Observer>(&self, f: &FFeedForward<'_>, st: &mut FloatState<'_>, rows: usize, at: impl Fn(Point) -> Site, obs: &mut O) {
+        let c = &self.config;
+        let (d, fd) = (c.d_model, c.d_ff);
+        let h = &st.h[..rows * d];
+        let ff = &mut st.ff[..rows * fd];
+        if c.act == ActKind::SwiGlu {
+            let g = &mut st.gate[..rows * fd];
+            f.gate.forward(h, g);
+            obs.observe(at(Point::PreAct), Data::F32(g));
+            g.iter_mut().for_each(|v| *v = silu(*v));
+            obs.observe(at(Point::Gate), Data::F32(g));
+            f.up.forward(h, ff);
+            obs.observe(at(Point::Up), Data::F32(ff));
+            ff.iter_mut().zip(g.iter()).for_each(|(u, g)| *u *= g);
+        } else {
+            f.up.forward(h, ff);
+            obs.observe(at(Point::PreAct), Data::F32(ff));
+            ff.iter_mut().for_each(|v| *v = activation(c.act, *v));
+        }
+        obs.observe(at(Point::Hidden), Data::F32(ff));
+        f.down.forward(ff, &mut st.a[..rows * d]);
+        obs.observe(at(Point::Out), Data::F32(&st.a[..rows * d]));
+    }
+
+    /// Encode `src` (encoder-decoder: ids, `1..=max_len` of them) into the memory and each
+    /// decoder layer's cross K/V; encoder-only: the final norm's output (see
+    /// [`FloatModel::classify`]).
+    pub fn encode<O: Observer>(&self, src: &[u16], st: &mut FloatState<'_>, obs: &mut O) -> Result<(), Error> {
+        self.encode_source(FSource::Tokens(src), st, obs)
+    }
+
+    /// [`FloatModel::encode`] of tokens or features.
+    pub fn encode_source<O: Observer>(&self, src: FSource<'_>, st: &mut FloatState<'_>, obs: &mut O) -> Result<(), Error> {
+        self.ready(st)?;
+        let c = &self.config;
+        if c.kind == ModelKind::DecoderOnly {
+            return Err(Error::WrongModelKind);
+        }
+        st.src_len = 0;
+        let rows = self.embed_source(src, st, obs)?;
+        self.run_stack(Stack::Encoder, st, rows, 0, Keys::Own, obs);
+        if c.kind == ModelKind::EncoderDecoder {
+            let (s, d, kw) = (c.max_len, c.d_model, c.kv_width());
+            for (l, layer) in self.layers(Stack::Decoder).iter().enumerate() {
+                let h = &st.h[..rows * d];
+                let ck = &mut st.cross_k[l * s * kw..l * s * kw + rows * kw];
+                layer.cross.op.k.forward(h, ck);
+                obs.observe(site(Stack::Decoder, l, Block::CrossAttn, Point::K), Data::F32(ck));
+                let cv = &mut st.cross_v[l * s * kw..l * s * kw + rows * kw];
+                layer.cross.op.v.forward(h, cv);
+                obs.observe(site(Stack::Decoder, l, Block::CrossAttn, Point::V), Data::F32(cv));
+            }
+        }
+        st.src_len = rows;
         Ok(())
     }
 
-    /// The encoder output (after the final norm) of the last [`FloatModel::encode`], `(n, d)`.
+    /// Encoder-only: classify `src`, returning the head's outputs.
+    pub fn classify<'s, O: Observer>(&self, src: FSource<'_>, st: &'s mut FloatState<'_>, obs: &mut O) -> Result<&'s [f32], Error> {
+        if self.config.kind != ModelKind::EncoderOnly {
+            return Err(Error::WrongModelKind);
+        }
+        self.encode_source(src, st, obs)?;
+        let (d, n) = (self.config.d_model, st.src_len);
+        let h = &st.h[..n * d];
+        match self.config.pooling {
+            crate::blob::Pooling::First => st.pooled.copy_from_slice(&h[..d]),
+            crate::blob::Pooling::Mean => {
+                for j in 0..d {
+                    st.pooled[j] = (0..n).map(|r| h[r * d + j]).sum::<f32>() / n as f32;
+                }
+            }
+        }
+        obs.observe(Site::Pooled, Data::F32(st.pooled));
+        self.output.forward(st.pooled, st.logits);
+        obs.observe(Site::Logits, Data::F32(st.logits));
+        Ok(st.logits)
+    }
+
+    /// The encoder output (after the final norm) of the last encode, `(n, d)`.
     pub fn memory<'s>(&self, st: &'s FloatState<'_>) -> &'s [f32] {
         &st.h[..st.src_len * self.config.d_model]
     }
 
-    /// One decoder step: `token` at `pos` (`< max_len`), logits into the state. Call
-    /// [`FloatModel::encode`] first.
+    /// One decoder step: `token` at `pos` (`< max_len`), logits into the state. The
+    /// encoder-decoder: call [`FloatModel::encode`] first; decoder-only: feed positions from 0.
     pub fn decode_step<O: Observer>(&self, token: u16, pos: usize, st: &mut FloatState<'_>, obs: &mut O) -> Result<(), Error> {
-        self.check(st)?;
+        self.ready(st)?;
         let c = &self.config;
-        if st.src_len == 0 || pos >= c.max_len {
+        if c.kind == ModelKind::EncoderOnly {
+            return Err(Error::WrongModelKind);
+        }
+        if (c.kind == ModelKind::EncoderDecoder && st.src_len == 0) || pos >= c.max_len {
             return Err(Error::DecoderState);
         }
-        if token as usize >= c.vocab {
-            return Err(Error::TokenOutOfRange { id: token as u32, vocab: c.vocab as u32 });
+        self.check_ids(&[token])?;
+        let d = c.d_model;
+        for (j, xj) in st.x[..d].iter_mut().enumerate() {
+            *xj = self.target[token as usize * d + j] * self.emb_scale() + self.position(pos, j);
         }
-        let (d, nf) = (c.d_model, c.norm_first());
-        let stride = c.max_len * d;
-        let (x, h, a, ctx) = (&mut st.x[..d], &mut st.h[..d], &mut st.a[..d], &mut st.ctx[..d]);
-        let (q, ff) = (&mut st.q[..d], &mut st.ff[..c.d_ff]);
-        embed(self.tgt_emb, self.emb_scale(), token as usize, pos, x);
-        obs.observe(Site::TgtEmb, Data::F32(x));
-        for (l, layer) in self.dec[..c.n_dec].iter().enumerate() {
-            let at = |b, p| site(true, l, b, p);
-            let base = l * stride;
-            pre(nf, &layer.ln1, x, h, at(Block::SelfAttn, Point::Norm), obs);
-            layer.sa.q.forward(h, q);
-            obs.observe(at(Block::SelfAttn, Point::Q), Data::F32(q));
-            let kc = &mut st.self_k[base..base + (pos + 1) * d];
-            layer.sa.k.forward(h, &mut kc[pos * d..]);
-            obs.observe(at(Block::SelfAttn, Point::K), Data::F32(&kc[pos * d..]));
-            let vc = &mut st.self_v[base..base + (pos + 1) * d];
-            layer.sa.v.forward(h, &mut vc[pos * d..]);
-            obs.observe(at(Block::SelfAttn, Point::V), Data::F32(&vc[pos * d..]));
-            attend(c.nhead, d, q, kc, vc, pos + 1, |_| pos + 1, st.scores, ctx);
-            obs.observe(at(Block::SelfAttn, Point::Ctx), Data::F32(ctx));
-            layer.sa.o.forward(ctx, a);
-            obs.observe(at(Block::SelfAttn, Point::Out), Data::F32(a));
-            post(nf, &layer.ln1, x, a, h, at(Block::SelfAttn, Point::Sum), at(Block::SelfAttn, Point::Norm), obs);
-
-            pre(nf, &layer.ln2, x, h, at(Block::CrossAttn, Point::Norm), obs);
-            layer.ca.q.forward(h, q);
-            obs.observe(at(Block::CrossAttn, Point::Q), Data::F32(q));
-            let n = st.src_len;
-            attend(c.nhead, d, q, &st.cross_k[base..base + n * d], &st.cross_v[base..base + n * d], n, |_| n, st.scores, ctx);
-            obs.observe(at(Block::CrossAttn, Point::Ctx), Data::F32(ctx));
-            layer.ca.o.forward(ctx, a);
-            obs.observe(at(Block::CrossAttn, Point::Out), Data::F32(a));
-            post(nf, &layer.ln2, x, a, h, at(Block::CrossAttn, Point::Sum), at(Block::CrossAttn, Point::Norm), obs);
-
-            pre(nf, &layer.ln3, x, h, at(Block::FeedForward, Point::Norm), obs);
-            ffn(&layer.ff1, &layer.ff2, c.gelu(), h, ff, a, |p| at(Block::FeedForward, p), obs);
-            post(nf, &layer.ln3, x, a, h, at(Block::FeedForward, Point::Sum), at(Block::FeedForward, Point::Norm), obs);
-        }
-        self.dec_norm.forward(x, h);
-        obs.observe(Site::DecNorm, Data::F32(h));
-        self.generator.forward(h, st.logits);
+        obs.observe(Site::TgtEmb, Data::F32(&st.x[..d]));
+        self.run_stack(Stack::Decoder, st, 1, pos, Keys::Cache, obs);
+        self.output.forward(&st.h[..d], st.logits);
         obs.observe(Site::Logits, Data::F32(st.logits));
         Ok(())
     }
@@ -419,9 +683,29 @@ impl FloatModel<'_> {
     /// A full `out` stops decoding with [`Error::OutputFull`].
     pub fn greedy(&self, st: &mut FloatState<'_>, out: &mut [u16]) -> Result<usize, Error> {
         let c = &self.config;
-        let mut last = c.bos;
-        let mut n = 0;
-        for pos in 0..c.max_len - 1 {
+        self.continue_greedy(c.bos, 0, c.max_len - 1, st, out)
+    }
+
+    /// Decoder-only: feed `prompt` from position 0, then up to `max_new` greedy tokens (eos
+    /// included when produced; prompt and continuation together at most `max_len`) into `out`.
+    pub fn generate(&self, prompt: &[u16], max_new: usize, st: &mut FloatState<'_>, out: &mut [u16]) -> Result<usize, Error> {
+        let c = &self.config;
+        let Some((&last, head)) = prompt.split_last() else {
+            return Err(Error::EmptyInput);
+        };
+        if prompt.len() >= c.max_len {
+            return Err(Error::InputTooLong { len: prompt.len(), max: c.max_len - 1 });
+        }
+        for (p, &t) in head.iter().enumerate() {
+            self.decode_step(t, p, st, &mut NoObserver)?;
+        }
+        self.continue_greedy(last, head.len(), max_new.min(c.max_len - prompt.len()), st, out)
+    }
+
+    fn continue_greedy(&self, first: u16, pos0: usize, steps: usize, st: &mut FloatState<'_>, out: &mut [u16]) -> Result<usize, Error> {
+        let eos = self.config.eos;
+        let (mut last, mut n) = (first, 0);
+        for pos in pos0..pos0 + steps {
             let capacity = out.len();
             let slot = out.get_mut(n).ok_or(Error::OutputFull { capacity })?;
             self.decode_step(last, pos, st, &mut NoObserver)?;
@@ -434,7 +718,7 @@ impl FloatModel<'_> {
             *slot = best as u16;
             n += 1;
             last = best as u16;
-            if last == c.eos {
+            if last == eos {
                 break;
             }
         }

@@ -8,7 +8,7 @@
 //! Each check returns how many calls disagreed; [`run`] runs them all.
 
 use crate::kernels::attention::{attention, attention_ref, AttentionParams, Heads, Mask};
-use crate::kernels::layernorm::{layer_norm_ref, LayerNorm};
+use crate::kernels::layernorm::{layer_norm_ref, rms_norm_ref, LayerNorm, RmsNorm};
 use crate::kernels::layout::Layout;
 use crate::kernels::linear::{linear_ref, Linear};
 use crate::kernels::residual::{add, add_ref, ResidualParams};
@@ -20,6 +20,7 @@ use crate::quant::{Activation, Requant};
 pub struct Rng(pub u32);
 
 impl Rng {
+    #[allow(clippy::should_implement_trait)] // an endless stream, not an iterator
     pub fn next(&mut self) -> u32 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 17;
@@ -220,7 +221,7 @@ pub fn check_attention(trials: usize) -> usize {
 
 const LN_D: usize = 136;
 
-/// Random LayerNorm rows (1 or 2, `d` up to `LN_D`, mostly multiples of 8, word-aligned or
+/// Random LayerNorm and RMSNorm rows (1 or 2, `d` up to `LN_D`, mostly multiples of 8, word-aligned or
 /// not), variances from zero to full scale, shifts across `20..=62` (32 included), extreme
 /// gains and biases.
 #[inline(never)]
@@ -232,7 +233,7 @@ pub fn check_layernorm(trials: usize) -> usize {
     for t in 0..trials {
         let d = if t % 4 == 3 { 1 + rng.below(LN_D) } else { 8 * (1 + rng.below(LN_D / 8)) };
         let rows = 1 + t % 2;
-        let (spread, base) = (rng.next() % 17, rng.next() as i16 >> (rng.next() % 16));
+        let (spread, base) = (rng.next() % 16, rng.next() as i16 >> (rng.next() % 16));
         for v in x.0.iter_mut() {
             *v = match rng.next() % 32 {
                 0 => i16::MAX,
@@ -260,6 +261,11 @@ pub fn check_layernorm(trials: usize) -> usize {
         let (mut a, mut b) = ([0i16; 2 * LN_D], [0i16; 2 * LN_D]);
         layer_norm_ref(&ln, x, &mut a[..rows * d]);
         ln.forward(x, &mut b[..rows * d]);
+        mismatches += (a != b) as usize;
+        // RMSNorm: the same rows and gains, no mean and no bias
+        let rms = RmsNorm { gain: ln.gain, shift: ln.shift, eps: ln.eps };
+        rms_norm_ref(&rms, x, &mut a[..rows * d]);
+        rms.forward(x, &mut b[..rows * d]);
         mismatches += (a != b) as usize;
     }
     mismatches

@@ -1,20 +1,23 @@
-//! The runtime on the tiny hand-made model: decoding works, every bad input gets its typed
-//! error, and the arena is exactly what `arena_bytes` says.
+//! The runtime on tiny synthetic models of every kind: decoding, generation and classification
+//! work, every bad input gets its typed error, and every arena is exactly what `arena_bytes`
+//! says.
 
 mod common;
 
-use common::{tiny_blob, tiny_config, Aligned};
-use picoformer::blob::{FLAG_GELU, FLAG_NORM_FIRST, FLAG_TIED};
+use common::{tiny_blob, tiny_classifier, tiny_config, tiny_lm, with_act, Aligned};
+use picoformer::blob::{ActKind, Config, FLAG_NORM_FIRST, FLAG_TIED};
 use picoformer::tokenizer::Node;
-use picoformer::{Error, Model, Translator};
+use picoformer::{Classifier, Error, Generator, Model, Sampler, Sampling, Translator};
 
-const VARIANTS: [u32; 4] = [0, FLAG_NORM_FIRST, FLAG_GELU | FLAG_TIED, FLAG_NORM_FIRST | FLAG_GELU];
+fn variants() -> [Config; 4] {
+    [tiny_config(0), tiny_config(FLAG_NORM_FIRST), with_act(tiny_config(FLAG_TIED), ActKind::Gelu), with_act(tiny_config(FLAG_NORM_FIRST), ActKind::Gelu)]
+}
 
 #[test]
 fn greedy_stream_and_beam_agree_in_shape_and_are_deterministic() {
     // odd seeds store weights row-major, even seeds Block4
-    for (flags, seed) in VARIANTS.iter().flat_map(|&f| [(f, 7), (f, 8)]) {
-        let c = tiny_config(flags);
+    for (c, seed) in variants().into_iter().flat_map(|c| [(c, 7), (c, 8)]) {
+        let flags = c.flags;
         let blob = tiny_blob(&c, seed);
         let m = Model::parse(blob.bytes()).unwrap();
         let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 3));
@@ -99,6 +102,7 @@ fn bad_inputs_get_typed_errors() {
 fn sequences_of_length_one_and_max_len() {
     let c = tiny_config(FLAG_NORM_FIRST);
     let blob = tiny_blob(&c, 11);
+    let _ = &blob;
     let m = Model::parse(blob.bytes()).unwrap();
     let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 1));
     let mut t = Translator::new(&m, arena.bytes_mut(), 1).unwrap();
@@ -114,21 +118,22 @@ fn sequences_of_length_one_and_max_len() {
 
 #[test]
 fn tokenizer_maps_unknown_text_to_unk() {
+    // the synthetic vocabulary: <pad> <unk> <s> </s>, then ▁a ▁b ▁c …
     let c = tiny_config(0);
     let blob = tiny_blob(&c, 5);
     let m = Model::parse(blob.bytes()).unwrap();
     let tok = m.tokenizer();
     let mut scratch = [Node::default(); 64];
     let mut ids = [0u16; 16];
-    let n = tok.encode("ein hund", &mut scratch, &mut ids).unwrap();
+    let n = tok.encode("a b", &mut scratch, &mut ids).unwrap();
     assert_eq!(&ids[..n], &[4, 5]);
     // 'x', 'ÿ' and '€' are in no piece: one unk for the run
-    let n = tok.encode("ein xÿ€", &mut scratch, &mut ids).unwrap();
-    assert_eq!(&ids[..n], &[4, 14, 1]);
+    let n = tok.encode("a xÿ€", &mut scratch, &mut ids).unwrap();
+    assert_eq!(&ids[..n], &[4, 1]);
     let mut buf = [0u8; 32];
-    assert_eq!(tok.decode(&[4, 5, 3], &mut buf).unwrap(), "ein hund");
-    assert!(matches!(tok.encode("ein hund ein hund ein hund", &mut scratch[..8], &mut ids), Err(Error::InputTooLong { .. })));
-    assert!(matches!(tok.encode("ein hund", &mut scratch, &mut ids[..1]), Err(Error::OutputFull { .. })));
+    assert_eq!(tok.decode(&[4, 5, 3], &mut buf).unwrap(), "a b");
+    assert!(matches!(tok.encode("a b a b a b a b", &mut scratch[..8], &mut ids), Err(Error::InputTooLong { .. } | Error::ScratchTooSmall { .. })));
+    assert!(matches!(tok.encode("a b", &mut scratch, &mut ids[..1]), Err(Error::OutputFull { .. })));
 }
 
 /// Edges: an empty arena is too small, not misaligned; a session over an empty (default,
@@ -144,4 +149,103 @@ fn empty_arena_and_empty_model() {
     assert_eq!(Translator::new(&empty, &mut [], 1).err(), Some(Error::BadConfig { field: "d_model" }));
     assert_eq!(Error::MisalignedArena { align: 8 }.to_string(), "arena must be aligned to 8 bytes");
     assert_eq!(Error::MisalignedBlob { align: 8 }.to_string(), "blob must be aligned to 8 bytes");
+}
+
+/// Each session refuses the other kinds' models.
+#[test]
+fn sessions_refuse_other_kinds() {
+    let (ed, lm, cl) = (tiny_blob(&tiny_config(0), 1), tiny_blob(&tiny_lm(), 1), tiny_blob(&tiny_classifier(), 1));
+    let (ed, lm, cl) = (Model::parse(ed.bytes()).unwrap(), Model::parse(lm.bytes()).unwrap(), Model::parse(cl.bytes()).unwrap());
+    let mut arena = Aligned::zeroed(1 << 20);
+    assert_eq!(Translator::new(&lm, arena.bytes_mut(), 1).err(), Some(Error::WrongModelKind));
+    assert_eq!(Generator::new(&cl, arena.bytes_mut(), 1).err(), Some(Error::WrongModelKind));
+    assert_eq!(Classifier::new(&ed, arena.bytes_mut()).err(), Some(Error::WrongModelKind));
+}
+
+/// The language model: a prompt fed in one pass gives exactly the logits of feeding it token
+/// by token; greedy, sampled (same seed, same tokens) and beam continuations; exact arenas;
+/// prompts too long are refused.
+#[test]
+fn generator_prompt_stream_sample_and_beam() {
+    let c = tiny_lm();
+    for seed in [3, 4] {
+        let blob = tiny_blob(&c, seed);
+        let m = Model::parse(blob.bytes()).unwrap();
+        let need = Generator::arena_bytes(&m, 3);
+        let mut arena = Aligned::zeroed(need);
+        let mut g = Generator::new(&m, arena.bytes_mut(), 3).unwrap();
+        let prompt = [2u16, 7, 9, 4, 11];
+        g.prompt(&prompt).unwrap();
+        let batch = g.logits().to_vec();
+        g.prompt(&prompt[..1]).unwrap();
+        let obs = &mut picoformer::observe::NoObserver;
+        for &t in &prompt[1..] {
+            g.force_observed(t, obs).unwrap();
+        }
+        assert_eq!(g.logits(), &batch[..], "seed {seed}");
+
+        // greedy stream: deterministic, within the context
+        let run = |g: &mut Generator<'_, '_>| {
+            g.prompt(&prompt).unwrap();
+            let mut out = Vec::new();
+            while let Some(t) = g.next_token().unwrap() {
+                out.push(t);
+            }
+            out
+        };
+        let greedy = run(&mut g);
+        assert!(greedy.len() <= c.max_len - prompt.len());
+        assert_eq!(run(&mut g), greedy);
+        // top-k 1 sampling is greedy; a seed repeats
+        let sample = |g: &mut Generator<'_, '_>, s: Sampling, seed: u64| {
+            g.prompt(&prompt).unwrap();
+            let mut sm = Sampler::new(s, seed);
+            let mut out = Vec::new();
+            while let Some(t) = g.sample_next(&mut sm).unwrap() {
+                out.push(t);
+            }
+            out
+        };
+        assert_eq!(sample(&mut g, Sampling { top_k: 1, ..Sampling::default() }, 9), greedy);
+        assert_eq!(sample(&mut g, Sampling::default(), 5), sample(&mut g, Sampling::default(), 5));
+        // beam 1 is greedy (eos included when produced)
+        let mut out = [0u16; 16];
+        let n = g.beam_search(&prompt, 1, 16, &mut out).unwrap();
+        let want: Vec<u16> = greedy.iter().copied().chain((n > greedy.len()).then_some(c.eos)).collect();
+        assert_eq!(&out[..n], &want[..]);
+        let n3 = g.beam_search(&prompt, 3, 16, &mut out).unwrap();
+        assert!(n3 >= 1);
+        // errors
+        assert_eq!(g.prompt(&[]), Err(Error::EmptyInput));
+        assert_eq!(g.prompt(&[4; 12]), Err(Error::InputTooLong { len: 12, max: 11 }));
+        assert_eq!(g.prompt(&[4, 16]), Err(Error::TokenOutOfRange { id: 16, vocab: 16 }));
+        assert_eq!(g.next_token(), Err(Error::DecoderState));
+        let mut short = Aligned::zeroed(need - 1);
+        assert_eq!(Generator::new(&m, short.bytes_mut(), 3).err(), Some(Error::ArenaTooSmall { needed: need, got: need - 1 }));
+    }
+}
+
+/// The classifier over feature frames: deterministic outputs, its errors, and an exact arena.
+#[test]
+fn classifier_frames_and_errors() {
+    let c = tiny_classifier();
+    let blob = tiny_blob(&c, 6);
+    let m = Model::parse(blob.bytes()).unwrap();
+    let need = Classifier::arena_bytes(&m);
+    let mut arena = Aligned::zeroed(need);
+    let mut k = Classifier::new(&m, arena.bytes_mut()).unwrap();
+    let frames: Vec<i16> = (0..4 * 3).map(|i| (i * 97 % 300) as i16 - 150).collect();
+    let a = k.classify_features(&frames).unwrap().to_vec();
+    assert_eq!(a.len(), 5);
+    assert_eq!(k.classify_features(&frames).unwrap(), &a[..]);
+    assert!(k.class() < 5);
+    // mean pooling: a window of one frame repeated is the same as that frame alone only up to
+    // attention; but a different window gives different outputs
+    assert_ne!(k.classify_features(&frames[..6]).unwrap(), &a[..]);
+    assert_eq!(k.classify_features(&frames[..7]).err(), Some(Error::BadFeatureCount { len: 7, per_frame: 3 }));
+    assert_eq!(k.classify_features(&[]).err(), Some(Error::EmptyInput));
+    assert_eq!(k.classify_features(&vec![0; 3 * 9]).err(), Some(Error::InputTooLong { len: 9, max: 8 }));
+    assert_eq!(k.classify_tokens(&[1, 2]).err(), Some(Error::WrongInput));
+    let mut short = Aligned::zeroed(need - 1);
+    assert_eq!(Classifier::new(&m, short.bytes_mut()).err(), Some(Error::ArenaTooSmall { needed: need, got: need - 1 }));
 }

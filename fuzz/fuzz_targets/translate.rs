@@ -12,20 +12,20 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use picoformer::observe::NoObserver;
 use picoformer::{Error, Model, Translator, MAX_BEAM};
-use picoformer_fuzz::{tiny_blob, tiny_config, Aligned, VARIANTS};
+use picoformer_fuzz::{tiny_blob, translator_variants, Aligned};
 
 /// The tiny model in each variant, parsed once.
 fn models() -> &'static [Model<'static>] {
     static M: OnceLock<Vec<Model<'static>>> = OnceLock::new();
     M.get_or_init(|| {
-        let blob = |(i, &f): (usize, &u32)| &*Box::leak(Box::new(tiny_blob(&tiny_config(f), i as u64 + 7)));
-        VARIANTS.iter().enumerate().map(blob).map(|b: &'static Aligned| Model::parse(b.bytes()).expect("tiny model parses")).collect()
+        let blob = |(i, c): (usize, &_)| &*Box::leak(Box::new(tiny_blob(c, i as u64 + 7)));
+        translator_variants().iter().enumerate().map(blob).map(|b: &'static Aligned| Model::parse(b.bytes()).expect("tiny model parses")).collect()
     })
 }
 
 fuzz_target!(|data: &[u8]| {
     let [variant, cap, width, src_len, out_len, rest @ ..] = data else { return };
-    let m = &models()[usize::from(*variant) % VARIANTS.len()];
+    let m = &models()[usize::from(*variant) % models().len()];
     let c = *m.config();
     let cap = usize::from(*cap) % (MAX_BEAM + 2);
     let width = usize::from(*width) % (cap + 2);

@@ -1,21 +1,34 @@
-//! Shared support for the fuzz targets: the tiny hand-made model of the host tests
-//! (`tests/common/mod.rs`, included here so there is one generator), the architecture variants,
-//! "whatever parses must run", and the BPE test vocabularies.
+//! Shared support for the fuzz targets: the tiny models of the host tests
+//! (`tests/common/mod.rs`, included here so there is one generator), the architecture variants
+//! of every model kind, "whatever parses must run", and the BPE test vocabularies.
 
-use picoformer::blob;
+use picoformer::blob::{self, ActKind, Config, ModelKind};
 use picoformer::tokenizer::Tokenizer;
-use picoformer::{Error, Model, Translator};
+use picoformer::{Classifier, Error, Generator, Model, Translator};
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
 #[path = "../../tools/src/spm.rs"]
 #[allow(dead_code)]
 mod spm;
-pub use common::{tiny_blob, tiny_config, Aligned, Rng, PIECES};
+pub use common::{tiny_blob, tiny_classifier, tiny_config, tiny_lm, with_act, Aligned, Rng};
 
-/// The four architecture variants the tiny model is built in.
-pub const VARIANTS: [u32; 4] =
-    [0, blob::FLAG_NORM_FIRST, blob::FLAG_GELU | blob::FLAG_TIED, blob::FLAG_NORM_FIRST | blob::FLAG_GELU];
+/// The four encoder-decoder variants of the tiny model: post- and pre-norm, ReLU and GELU,
+/// separate and tied output.
+pub fn translator_variants() -> [Config; 4] {
+    [
+        tiny_config(0),
+        tiny_config(blob::FLAG_NORM_FIRST),
+        with_act(tiny_config(blob::FLAG_TIED), ActKind::Gelu),
+        with_act(tiny_config(blob::FLAG_NORM_FIRST), ActKind::Gelu),
+    ]
+}
+
+/// Every tiny model of the seed corpora: the encoder-decoder variants, the Llama-block
+/// language model and the feature classifier.
+pub fn all_variants() -> Vec<Config> {
+    translator_variants().into_iter().chain([tiny_lm(), tiny_classifier()]).collect()
+}
 
 /// Recompute the checksum over the part of `b` the header says is the blob.
 pub fn reseal_in_place(b: &mut [u8]) {
@@ -24,22 +37,56 @@ pub fn reseal_in_place(b: &mut [u8]) {
     blob::reseal(&mut b[..end]);
 }
 
-/// Whatever parses must also run: encode, greedy and beam search of width 2 in an arena of
-/// exactly [`Translator::arena_bytes`] bytes. Returns the first typed error.
+/// Whatever parses must also run, in an arena of exactly the size its runner asks for: a
+/// translator encodes, decodes greedily and with a beam of 2; a language model is prompted,
+/// continues greedily and with a beam of 2; a classifier classifies a window. Returns the first
+/// typed error.
 pub fn run_if_valid(b: &[u8]) -> Result<(), Error> {
     let m = Model::parse(b)?;
-    let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 2));
-    let mut t = Translator::new(&m, arena.bytes_mut(), 2)?;
     let c = *m.config();
-    let src: Vec<u16> = (0..c.max_len.min(5)).map(|i| ((i + 4) % c.vocab) as u16).chain([c.eos]).collect();
-    let src = &src[src.len().saturating_sub(c.max_len)..];
-    t.encode(src)?;
+    let ids = |n: usize| -> Vec<u16> { (0..n).map(|i| ((i + 4) % c.vocab.max(1)) as u16).collect() };
     let mut out = vec![0u16; c.max_len];
-    let n = t.greedy(&mut out)?;
-    assert!(n < c.max_len, "greedy emitted {n} tokens, max_len {}", c.max_len);
-    t.encode(src)?;
-    let n = t.beam_search(2, &mut out)?;
-    assert!(n < c.max_len, "beam emitted {n} tokens, max_len {}", c.max_len);
+    let n = match c.kind {
+        ModelKind::EncoderDecoder => {
+            let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 2));
+            let mut t = Translator::new(&m, arena.bytes_mut(), 2)?;
+            let mut src = ids(c.max_len.min(5));
+            src.push(c.eos);
+            let src = &src[src.len().saturating_sub(c.max_len)..];
+            t.encode(src)?;
+            let n = t.greedy(&mut out)?;
+            assert!(n < c.max_len, "greedy emitted {n} tokens, max_len {}", c.max_len);
+            t.encode(src)?;
+            let n = t.beam_search(2, &mut out)?;
+            assert!(n < c.max_len, "beam emitted {n} tokens, max_len {}", c.max_len);
+            n
+        }
+        ModelKind::DecoderOnly => {
+            let mut arena = Aligned::zeroed(Generator::arena_bytes(&m, 2));
+            let mut g = Generator::new(&m, arena.bytes_mut(), 2)?;
+            let prompt = ids(c.max_len.min(3));
+            g.prompt(&prompt)?;
+            let mut n = 0;
+            while let Some(id) = g.next_token()? {
+                assert!(usize::from(id) < c.vocab && n < c.max_len, "token {id} at {n}");
+                n += 1;
+            }
+            assert!(g.len() <= c.max_len, "{} positions, max_len {}", g.len(), c.max_len);
+            g.beam_search(&prompt, 2, c.max_len, &mut out)?
+        }
+        ModelKind::EncoderOnly => {
+            let mut arena = Aligned::zeroed(Classifier::arena_bytes(&m));
+            let mut k = Classifier::new(&m, arena.bytes_mut())?;
+            let rows = c.max_len.min(4);
+            let scores = match c.n_features {
+                0 => k.classify_tokens(&ids(rows))?,
+                f => k.classify_features(&vec![7i16; rows * f])?,
+            };
+            assert_eq!(scores.len(), c.n_outputs);
+            assert!(k.class() < c.n_outputs.max(1));
+            0
+        }
+    };
     let mut text = vec![0u8; 64 * c.max_len];
     let _ = m.tokenizer().decode(&out[..n], &mut text);
     Ok(())
@@ -86,8 +133,8 @@ mod tests {
         for target in ["parse", "parse_resealed"] {
             let d = dir.join(target);
             std::fs::create_dir_all(&d).unwrap();
-            for (i, flags) in VARIANTS.iter().enumerate() {
-                let b = tiny_blob(&tiny_config(*flags), i as u64 + 1);
+            for (i, c) in all_variants().iter().enumerate() {
+                let b = tiny_blob(c, i as u64 + 1);
                 run_if_valid(b.bytes()).unwrap();
                 std::fs::write(d.join(format!("tiny-{i}")), b.bytes()).unwrap();
             }

@@ -4,6 +4,9 @@
 //! - GELU (and any other smooth activation) is a 257-point table over the whole `i16` range with
 //!   linear interpolation: `u + 32768 = 256·i + f`, `y = t[i] + ((t[i+1] - t[i])·f + 128) >> 8`.
 //!   The host fills `t[i] = round(gelu((256·i - 32768)·s_u) / s_y)`.
+//! - SwiGLU's gate is SiLU by the same table, then [`gated_i16`] multiplies it into `up`.
+
+use crate::quant::{Activation, Requant};
 
 /// Entries in an interpolated activation table.
 pub const TABLE_LEN: usize = 257;
@@ -27,6 +30,14 @@ pub fn table_i16(x: &mut [i16], table: &[i16]) {
             let (a, b) = (a as i32, b as i32);
             *v = (a + (((b - a) * f + 128) >> 8)).clamp(-32768, 32767) as i16;
         }
+    }
+}
+
+/// SwiGLU's product, in place: `up[j] = sat_i16(rq(gate[j] · up[j]))`. The product of two
+/// `i16` is below 2^30 in magnitude, exact in `i32`.
+pub fn gated_i16(gate: &[i16], up: &mut [i16], rq: Requant) {
+    for (u, &g) in up.iter_mut().zip(gate) {
+        *u = i16::requant(rq, g as i32 * *u as i32);
     }
 }
 
@@ -62,5 +73,12 @@ mod tests {
         let mut x = [0i16, 100, 256, 384];
         table_i16(&mut x, &t);
         assert_eq!(x, [0, 100, 256, 756]);
+    }
+
+    #[test]
+    fn gated_product_requantizes_and_saturates() {
+        let mut up = [100i16, -100, 32767, 3];
+        gated_i16(&[2, 3, 32767, -32768], &mut up, Requant::from_real(0.5));
+        assert_eq!(up, [100, -150, 32767, -32768]);
     }
 }

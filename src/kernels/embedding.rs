@@ -1,10 +1,11 @@
-//! Token embedding plus sinusoidal positions, into the `i16` residual stream.
+//! Token embedding plus an additive position row, into the `i16` residual stream.
 //!
-//! `x[j] = sat(rq[id](table[id, j]) + pos[p, j])`
+//! `x[j] = sat(rq[id](table[id, j]) + pos[j])`
 //!
 //! - `table`: `(vocab, d)` `i8`, one scale per row (shared with a tied output projection);
 //! - `rq`: `(vocab,)` multipliers `s_row · (sqrt(d) if scaled) / s_x`;
-//! - `pos`: `(max_len, d)` `i16`, the sinusoidal table already in the scale `s_x`.
+//! - `pos`: `(d,)` `i16`, a row of the position table already in the scale `s_x`, or empty (no
+//!   added positions).
 
 use super::layout::Layout;
 use crate::quant::{sat_i16, Requant};
@@ -16,24 +17,25 @@ pub struct Embedding<'a> {
     pub table: &'a [i8],
     pub layout: Layout,
     pub rq: &'a [Requant],
-    pub pos: &'a [i16],
     pub d: usize,
 }
 
 impl Embedding<'_> {
-    /// Write the embedding of token `id` at position `p` into `x` (`d` values). Out-of-range
-    /// `id` or `p` write nothing and return `false`; the model checks both before calling.
-    pub fn lookup(&self, id: usize, p: usize, x: &mut [i16]) -> bool {
+    /// Write the embedding of token `id` plus the position row `pos` (`d` values, or empty)
+    /// into `x` (`d` values). An out-of-range `id` writes nothing and returns `false`; the model
+    /// checks ids before calling.
+    pub fn lookup(&self, id: usize, pos: &[i16], x: &mut [i16]) -> bool {
         let d = self.d;
         let vocab = self.rq.len();
-        let (Some(rq), Some(pos)) = (self.rq.get(id), self.pos.get(p * d..(p + 1) * d)) else {
+        let Some(rq) = self.rq.get(id) else {
             return false;
         };
         if self.table.len() < vocab * d {
             return false;
         }
-        for (j, (xj, &pj)) in x.iter_mut().zip(pos).enumerate() {
+        for (j, xj) in x.iter_mut().enumerate().take(d) {
             let e = self.table.get(self.layout.index(id, j, d)).copied().unwrap_or(0);
+            let pj = pos.get(j).copied().unwrap_or(0);
             *xj = sat_i16(rq.apply(e as i64) + pj as i64);
         }
         true
@@ -48,14 +50,13 @@ mod tests {
     fn lookup_adds_position_and_saturates() {
         let table = [1i8, -2, 127, -128];
         let rq = [Requant::from_real(2.0), Requant::from_real(300.0)];
-        let pos = [0i16, 0, 5, -5];
-        let e = Embedding { table: &table, layout: Layout::RowMajor, rq: &rq, pos: &pos, d: 2 };
+        let pos = [5i16, -5];
+        let e = Embedding { table: &table, layout: Layout::RowMajor, rq: &rq, d: 2 };
         let mut x = [0i16; 2];
-        assert!(e.lookup(0, 1, &mut x));
+        assert!(e.lookup(0, &pos, &mut x));
         assert_eq!(x, [7, -9]);
-        assert!(e.lookup(1, 0, &mut x));
+        assert!(e.lookup(1, &[], &mut x));
         assert_eq!(x, [32767, -32768]);
-        assert!(!e.lookup(2, 0, &mut x));
-        assert!(!e.lookup(0, 2, &mut x));
+        assert!(!e.lookup(2, &pos, &mut x));
     }
 }

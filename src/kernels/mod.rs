@@ -20,7 +20,9 @@ pub mod embedding;
 pub mod layernorm;
 pub mod layout;
 pub mod linear;
+pub mod pool;
 pub mod residual;
+pub mod rope;
 pub mod softmax;
 
 /// The core whose fast paths this build runs (`build.rs`).

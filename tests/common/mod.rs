@@ -1,10 +1,9 @@
-//! A tiny hand-made model for the runtime's tests: random int8 weights and valid quantization
-//! parameters, built with the blob writer, so bad-blob tests run over every byte quickly.
+//! Tiny models of every kind for the runtime's tests: random int8 weights and valid
+//! quantization parameters from the blob format's own generator (`blob::synthetic`), so
+//! bad-blob tests run over every byte quickly.
 #![allow(dead_code)]
 
-use picoformer::blob::{self, tag, Config, DType, TensorData, TensorSpec};
-use picoformer::quant::Requant;
-use picoformer::tokenizer::SCORE_SCALE_BITS;
+use picoformer::blob::{self, ActKind, Config, HeadKind, InputKind, ModelKind, NormKind, Pooling, PosKind, TokenizerKind};
 
 /// Bytes on an 8-byte boundary, as the runtime wants its blob and arena.
 pub struct Aligned {
@@ -51,112 +50,78 @@ impl Rng {
     }
 }
 
-/// The tiny vocabulary: control pieces, then normal pieces.
-pub const PIECES: [&str; 16] = [
-    "<pad>", "<unk>", "<s>", "</s>", "▁ein", "▁hund", "▁a", "▁dog", "e", "i", "n", "h", "u", "d", "▁", "s",
-];
-
+/// A tiny encoder-decoder: d 8, 2 heads, 1 + 2 layers, FFN 16, vocabulary 16, max_len 8.
 pub fn tiny_config(flags: u32) -> Config {
     Config {
+        kind: ModelKind::EncoderDecoder,
+        tokenizer: TokenizerKind::Unigram,
+        positions: PosKind::Sinusoidal,
         d_model: 8,
         nhead: 2,
+        n_kv_heads: 2,
         n_enc: 1,
         n_dec: 2,
         d_ff: 16,
-        vocab: PIECES.len(),
+        vocab: 16,
         max_len: 8,
         pad: 0,
         unk: 1,
         bos: 2,
         eos: 3,
-        flags: flags | blob::FLAG_ADD_DUMMY_PREFIX | blob::FLAG_REMOVE_EXTRA_WS,
+        flags: flags | blob::FLAG_ADD_DUMMY_PREFIX | blob::FLAG_REMOVE_EXTRA_WS | blob::FLAG_FINAL_NORM,
+        ..Config::default()
     }
 }
 
-fn rq_bytes(r: Requant) -> [u8; 8] {
-    let mut b = [0u8; 8];
-    b[..4].copy_from_slice(&r.mult.to_le_bytes());
-    b[4..].copy_from_slice(&r.shift.to_le_bytes());
-    b
+/// [`tiny_config`] with the GELU table.
+pub fn with_act(mut c: Config, act: ActKind) -> Config {
+    c.act = act;
+    c
 }
 
-fn i32s(v: &[i32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+/// A tiny decoder-only language model with Llama blocks: RMSNorm, RoPE, SwiGLU, 4 query heads
+/// over 2 key/value heads.
+pub fn tiny_lm() -> Config {
+    Config {
+        kind: ModelKind::DecoderOnly,
+        norm: NormKind::RmsNorm,
+        act: ActKind::SwiGlu,
+        positions: PosKind::Rope,
+        nhead: 4,
+        n_kv_heads: 2,
+        n_enc: 0,
+        n_dec: 2,
+        max_len: 12,
+        flags: blob::FLAG_NORM_FIRST | blob::FLAG_FINAL_NORM | blob::FLAG_ADD_DUMMY_PREFIX,
+        ..tiny_config(0)
+    }
 }
 
-/// A valid blob for `c` with random weights from `seed`.
+/// A tiny encoder-only classifier over frames of 3 features, mean-pooled, 5 classes.
+pub fn tiny_classifier() -> Config {
+    Config {
+        kind: ModelKind::EncoderOnly,
+        input: InputKind::Features,
+        tokenizer: TokenizerKind::None,
+        positions: PosKind::Learned,
+        pooling: Pooling::Mean,
+        head: HeadKind::Classification,
+        act: ActKind::Gelu,
+        n_enc: 2,
+        n_dec: 0,
+        vocab: 0,
+        n_features: 3,
+        n_outputs: 5,
+        pad: 0,
+        unk: 0,
+        bos: 0,
+        eos: 0,
+        flags: blob::FLAG_NORM_FIRST | blob::FLAG_FINAL_NORM,
+        ..tiny_config(0)
+    }
+}
+
+/// A valid blob for `c` with random weights from `seed`: odd seeds row-major, even Block4.
 pub fn tiny_blob(c: &Config, seed: u64) -> Aligned {
-    let mut rng = Rng(seed | 1);
-    // tokenizer tables
-    let mut offsets = vec![0u32];
-    let mut bytes = Vec::new();
-    for p in PIECES {
-        bytes.extend_from_slice(p.as_bytes());
-        offsets.push(bytes.len() as u32);
-    }
-    let scores: Vec<i32> = (0..PIECES.len()).map(|i| if i < 4 { 0 } else { -((i as i32) << SCORE_SCALE_BITS) / 4 }).collect();
-    let mut sorted: Vec<u16> = (4..PIECES.len() as u16).collect();
-    sorted.sort_by_key(|&i| PIECES[i as usize].as_bytes());
-
-    let mut specs = Vec::new();
-    blob::expected_tensors(c, bytes.len(), sorted.len(), |s| {
-        specs.push(s);
-        Ok(())
-    })
-    .unwrap();
-    let d = c.d_model;
-    let data: Vec<Vec<u8>> = specs
-        .iter()
-        .map(|s: &TensorSpec| {
-            let n = s.dims[0] * s.dims[1];
-            let kind = s.tag & 0xffff;
-            let group = s.tag >> 24;
-            match (group, kind, s.dtype) {
-                (tag::TOK, tag::TOK_OFFSETS, _) => offsets.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                (tag::TOK, tag::TOK_BYTES, _) => bytes.clone(),
-                (tag::TOK, tag::TOK_SCORES, _) => i32s(&scores),
-                (tag::TOK, tag::TOK_SORTED, _) => sorted.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                (_, tag::SCALARS, _) => {
-                    // requant pairs and residual triples, in the layout model.rs reads
-                    let rq = |m: f64| {
-                        let r = Requant::from_real(m);
-                        [r.mult, r.shift]
-                    };
-                    let res = [3 << 20, 2 << 20, 22];
-                    let v: Vec<i32> = match (group, n) {
-                        (tag::GLOBAL, _) => rq(0.05).to_vec(),
-                        (tag::ENC, _) => [rq(0.02), rq(0.5)].concat().into_iter().chain(res).chain(res).collect(),
-                        _ => [rq(0.02), rq(0.5)].concat().into_iter().chain(res).chain(rq(0.03)).chain(rq(0.4)).chain(res).chain(res).collect(),
-                    };
-                    assert_eq!(v.len(), n, "scalars of {:#x}", s.tag);
-                    i32s(&v)
-                }
-                (_, tag::LN1 | tag::LN2 | tag::LN3 | tag::ENC_NORM | tag::DEC_NORM, DType::I32) => {
-                    let mut v: Vec<i32> = (0..d).map(|_| rng.range(1 << 20, 3 << 20) as i32).collect();
-                    v.extend((0..d).map(|_| rng.range(-500, 500) as i32));
-                    v.push(24);
-                    v.push(1);
-                    i32s(&v)
-                }
-                (_, _, DType::I8) => (0..n).map(|_| rng.range(-127, 127) as u8).collect(),
-                (_, _, DType::I16) => (0..n).flat_map(|_| (rng.range(-3000, 3000) as i16).to_le_bytes()).collect(),
-                (_, _, DType::I32) => i32s(&(0..n).map(|_| rng.range(-2000, 2000) as i32).collect::<Vec<_>>()),
-                (_, _, DType::Requant) => (0..n).flat_map(|_| rq_bytes(Requant::from_real(rng.range(1, 100) as f64 * 1e-4))).collect(),
-                _ => vec![0; s.bytes()],
-            }
-        })
-        .collect();
-    // int8 matrices whose shape allows it are stored Block4, as the converter does
-    let tensors: Vec<TensorData<'_>> = specs
-        .iter()
-        .zip(&data)
-        .map(|(&spec, d)| {
-            let block = spec.dtype == DType::I8 && spec.dims[0] % 4 == 0 && spec.dims[1] % 4 == 0 && seed % 2 == 0;
-            TensorData { spec, layout: block as u16, data: d }
-        })
-        .collect();
-    let mut out = vec![0u8; blob::blob_len(&tensors)];
-    let n = blob::write(c, &tensors, &mut out).unwrap();
-    out.truncate(n);
-    Aligned::from(&out)
+    Aligned::from(&blob::synthetic::random_blob(c, seed, seed % 2 == 0).unwrap())
 }

@@ -1,14 +1,18 @@
-//! Calibration (DESIGN §3): the f32 model, teacher-forced on real sentence pairs, records the
-//! range of every activation site; quantization turns those ranges into scales.
+//! Calibration (DESIGN §3): the f32 model runs over real inputs and records the range of every
+//! activation site; quantization turns those ranges into scales. What the model reads decides
+//! the input: sentence pairs (the encoder-decoder, target teacher-forced), texts (language
+//! models, teacher-forced; token classifiers), or feature windows.
 
 use std::collections::HashMap;
 
 use anyhow::Result;
+use picoformer::blob::ModelKind;
 use picoformer::observe::{Data, Observer, Site};
-use picoformer::reference::FloatModel;
+use picoformer::reference::{FSource, FloatModel};
 use picoformer::tokenizer::Tokenizer;
 
 use crate::host::{pieces, progress_bar, source_ids, Float, SentencePairs};
+use crate::quantize::FeatureScales;
 
 /// Largest absolute value seen at each site.
 #[derive(Default, Debug, Clone)]
@@ -26,26 +30,104 @@ impl Observer for Ranges {
     }
 }
 
-/// Run the f32 model over every pair, the target teacher-forced after bos (cut at
-/// `max_len - 1` tokens, then eos), and record every site's range.
-pub fn calibrate(fm: &FloatModel<'_>, tok: &Tokenizer<'_>, pairs: &SentencePairs) -> Result<Ranges> {
+/// A feature window: `(frames, n_features)` real values.
+pub type Window = Vec<f32>;
+
+/// What a model is calibrated on.
+pub enum CalibData {
+    /// The encoder-decoder: source and target sentences.
+    Pairs(SentencePairs),
+    /// A language model or a token classifier: one text per line.
+    Texts(Vec<String>),
+    /// A feature classifier: windows of frames.
+    Windows(Vec<Window>),
+}
+
+impl CalibData {
+    pub fn len(&self) -> usize {
+        match self {
+            CalibData::Pairs(p) => p.src.len(),
+            CalibData::Texts(t) => t.len(),
+            CalibData::Windows(w) => w.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The ids a language model or token classifier reads for `text`: bos, the pieces (cut to fit
+/// `max_len - 1` positions), and for language models eos.
+pub fn text_ids(tok: &Tokenizer<'_>, text: &str, max_len: usize, eos: bool) -> Result<Vec<u16>> {
+    let v = tok.vocab();
+    let mut ids = vec![v.bos];
+    ids.extend(pieces(tok, text)?);
+    ids.truncate(max_len - eos as usize);
+    if eos {
+        ids.push(v.eos);
+    }
+    Ok(ids)
+}
+
+/// Run the f32 model over every input and record every site's range; for feature input also
+/// each feature's `[min, max]`.
+pub fn calibrate(fm: &FloatModel<'_>, tok: Option<&Tokenizer<'_>>, data: &CalibData) -> Result<(Ranges, Option<FeatureScales>)> {
     let c = fm.config;
     let mut ranges = Ranges::default();
     let mut fl = Float::new(fm)?;
-    let pb = progress_bar(pairs.src.len(), "calibrate");
-    for (s, t) in pairs.src.iter().zip(&pairs.tgt) {
-        let ids = source_ids(tok, s, c.max_len)?;
-        let mut tgt_ids = pieces(tok, t)?;
-        tgt_ids.truncate(c.max_len - 1);
-        let mut st = fl.state()?;
-        fm.encode(&ids, &mut st, &mut ranges)?;
-        let mut last = c.bos;
-        for (pos, &next) in tgt_ids.iter().chain(std::iter::once(&c.eos)).enumerate().take(c.max_len - 1) {
-            fm.decode_step(last, pos, &mut st, &mut ranges)?;
-            last = next;
+    let pb = progress_bar(data.len(), "calibrate");
+    let mut features = None;
+    match (data, tok) {
+        (CalibData::Pairs(pairs), Some(tok)) => {
+            for (s, t) in pairs.src.iter().zip(&pairs.tgt) {
+                let ids = source_ids(tok, s, c.max_len)?;
+                let mut tgt_ids = pieces(tok, t)?;
+                tgt_ids.truncate(c.max_len - 1);
+                let mut st = fl.state()?;
+                fm.encode(&ids, &mut st, &mut ranges)?;
+                let mut last = c.bos;
+                for (pos, &next) in tgt_ids.iter().chain(std::iter::once(&c.eos)).enumerate().take(c.max_len - 1) {
+                    fm.decode_step(last, pos, &mut st, &mut ranges)?;
+                    last = next;
+                }
+                pb.inc(1);
+            }
         }
-        pb.inc(1);
+        (CalibData::Texts(texts), Some(tok)) => {
+            for t in texts {
+                let mut st = fl.state()?;
+                if c.kind == ModelKind::DecoderOnly {
+                    // teacher-forced: every position but the last (eos) is fed
+                    let ids = text_ids(tok, t, c.max_len, true)?;
+                    for (pos, &id) in ids.iter().enumerate().take(ids.len() - 1) {
+                        fm.decode_step(id, pos, &mut st, &mut ranges)?;
+                    }
+                } else {
+                    let ids = text_ids(tok, t, c.max_len, false)?;
+                    fm.classify(FSource::Tokens(&ids), &mut st, &mut ranges)?;
+                }
+                pb.inc(1);
+            }
+        }
+        (CalibData::Windows(windows), _) => {
+            let n = c.n_features;
+            let (mut lo, mut hi) = (vec![f32::MAX; n], vec![f32::MIN; n]);
+            for w in windows {
+                for frame in w.chunks_exact(n) {
+                    for (j, &x) in frame.iter().enumerate() {
+                        lo[j] = lo[j].min(x);
+                        hi[j] = hi[j].max(x);
+                    }
+                }
+                let mut st = fl.state()?;
+                fm.classify(FSource::Features(w), &mut st, &mut ranges)?;
+                pb.inc(1);
+            }
+            features = Some(FeatureScales::from_ranges(&lo, &hi));
+        }
+        _ => anyhow::bail!("calibration data of the wrong kind for this model (a tokenizer is needed for text)"),
     }
     pb.finish();
-    Ok(ranges)
+    Ok((ranges, features))
 }

@@ -1,33 +1,62 @@
 //! `picoformer convert`, in stages: load the export → check its f32 forward pass against
-//! PyTorch → calibrate → quantize → write the blob → test vectors → report.
+//! PyTorch → calibrate → quantize → write the blob → test vectors → report. What each stage
+//! reads depends on the model kind: sentence pairs for the translator, texts for a language
+//! model, feature windows (or texts) for a classifier.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{anyhow, Context, Result};
-use picoformer::blob::Config;
+use anyhow::{anyhow, bail, Context, Result};
+use picoformer::blob::{Config, InputKind, ModelKind};
 use picoformer::tokenizer::Tokenizer;
-use picoformer::{Model, TokenId, Translator};
+use picoformer::{Classifier, Generator, Model, Translator};
 
-use crate::calibrate::calibrate;
+use crate::calibrate::{calibrate, CalibData};
 use crate::check::check_reference;
-use crate::eval::{agreement, layer_errors};
+use crate::eval::{agreement, clf_quality, layer_errors, lm_quality, Quality};
 use crate::export::Export;
-use crate::host::{read_lines, source_ids, Aligned, SentencePairs};
+use crate::host::{read_labels, read_lines, read_windows, Aligned, SentencePairs};
 use crate::quantize::{quantize, Quantized};
 use crate::report::{self, ReportInput, Sizes};
-use crate::vectors;
+use crate::vectors::{self, Inputs};
 
+/// What `convert` reads and writes. Inputs left `None` default to the files beside the export
+/// directory that the project's models keep there (see [`Defaults`]).
+#[derive(Default)]
 pub struct ConvertOpts {
     pub export: PathBuf,
     pub out: PathBuf,
-    pub calib_src: PathBuf,
-    pub calib_tgt: PathBuf,
+    /// Translator calibration: source and target sentences.
+    pub calib_src: Option<PathBuf>,
+    pub calib_tgt: Option<PathBuf>,
+    /// Language models and classifiers: texts, one per line, or a CSV of feature windows.
+    pub calib: Option<PathBuf>,
     pub calib_count: usize,
+    /// Test set: translator sources and references, or texts / windows.
     pub test_src: Option<PathBuf>,
     pub test_ref: Option<PathBuf>,
+    pub test: Option<PathBuf>,
+    /// Classifiers: one class index per test window.
+    pub labels: Option<PathBuf>,
+    /// Language models: prompts whose greedy continuations are compared.
+    pub prompts: Option<PathBuf>,
     pub vectors: usize,
     pub layer_sentences: usize,
+}
+
+/// The files beside an export that `convert` reads when not told otherwise.
+pub struct Defaults;
+
+impl Defaults {
+    /// `(calibration, test, labels or prompts)` file names for a model kind.
+    pub fn names(c: &Config) -> (&'static str, &'static str, &'static str) {
+        match (c.kind, c.input) {
+            (ModelKind::DecoderOnly, _) => ("calib.en", "test2016.en", "prompts.txt"),
+            (ModelKind::EncoderOnly, InputKind::Features) => ("train.csv", "test.csv", "test.labels"),
+            (ModelKind::EncoderOnly, InputKind::Tokens) => ("calib.txt", "test.txt", "test.labels"),
+            (ModelKind::EncoderDecoder, _) => ("calib.de", "test2016.de", "test2016.en"),
+        }
+    }
 }
 
 /// The beam width whose arena the report gives beside greedy's.
@@ -40,58 +69,100 @@ pub fn run(o: &ConvertOpts) -> Result<()> {
     // load
     let ex = Export::load(&o.export)?;
     let fm = ex.float_model();
-    let vocab = ex.spm.tables()?;
-    let tok = Tokenizer::new(ex.spm.vocab(&vocab)).map_err(|e| anyhow!("{}: {e}", o.export.join("tokenizer.model").display()))?;
+    let c = ex.blob_config;
+    let vocab = ex.spm.as_ref().map(|s| s.tables()).transpose()?;
+    let tok = match (&ex.spm, &vocab) {
+        (Some(spm), Some(v)) => Some(Tokenizer::new(spm.vocab(v)).map_err(|e| anyhow!("{}: {e}", o.export.join("tokenizer.model").display()))?),
+        _ => None,
+    };
+    let parent = o.export.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let (calib_name, test_name, extra_name) = Defaults::names(&c);
+    let beside = |p: &Option<PathBuf>, name: &str| p.clone().unwrap_or_else(|| parent.join(name));
+    let present = |p: &Option<PathBuf>, name: &str| p.clone().or_else(|| Some(parent.join(name)).filter(|p| p.exists()));
+    let config_line = config_line(&ex);
+    println!("{}: {config_line}", o.export.display());
 
     // f32 check
     let check = check_reference(&fm, &o.export)?;
-    println!("f32 forward matches PyTorch on {} reference sentences: max |Δ| {:.2e} (memory and logits), greedy ids identical", check.sentences, check.max_diff);
+    match &check {
+        Some(r) => println!("f32 forward matches PyTorch on {} reference cases: max |Δ| {:.2e}", r.sentences, r.max_diff),
+        None => eprintln!("warning: {}: no reference.safetensors, so the f32 check against PyTorch was skipped", o.export.display()),
+    }
 
     // calibrate
-    let calib = SentencePairs::read(&o.calib_src, &o.calib_tgt, o.calib_count)?;
-    let ranges = calibrate(&fm, &tok, &calib)?;
-    let calib_sentences = calib.src.len();
+    let calib = match c.kind {
+        ModelKind::EncoderDecoder => CalibData::Pairs(SentencePairs::read(&beside(&o.calib_src, calib_name), &beside(&o.calib_tgt, "calib.en"), o.calib_count)?),
+        _ => read_inputs(&c, &beside(&o.calib, calib_name), o.calib_count)?,
+    };
+    let (ranges, features) = calibrate(&fm, tok.as_ref(), &calib)?;
 
     // quantize
-    let quantized = quantize(&fm, &ranges, &vocab)?;
+    let quantized = quantize(&fm, &ranges, vocab.as_ref(), features.as_ref())?;
 
     // write
-    let config_line = config_line(&ex);
-    println!("{}: {config_line}", o.export.display());
-    let written = Written::write(&o.out, &ex.blob_config, &quantized)?;
+    let written = Written::write(&o.out, &c, &quantized)?;
     let model = written.model()?;
     let sizes = &written.sizes;
-    println!("wrote {} ({} bytes); arena {} bytes greedy, {} bytes beam {}", o.out.display(), sizes.blob, sizes.arena_greedy, sizes.arena_beam, sizes.beam);
+    match sizes.beam {
+        0 => println!("wrote {} ({} bytes); arena {} bytes", o.out.display(), sizes.blob, sizes.arena_greedy),
+        b => println!("wrote {} ({} bytes); arena {} bytes greedy, {} bytes beam {b}", o.out.display(), sizes.blob, sizes.arena_greedy, sizes.arena_beam),
+    }
 
-    // vectors, from the test set (the calibration pairs when there is none)
+    // vectors and report, from the test set (the calibration data when there is none)
     let stem = o.out.with_extension("");
-    let test = match (&o.test_src, &o.test_ref) {
-        (Some(s), Some(r)) => SentencePairs { src: read_lines(s)?, tgt: read_lines(r)? },
-        _ => calib,
+    let test = match c.kind {
+        ModelKind::EncoderDecoder => match (present(&o.test_src, test_name), present(&o.test_ref, extra_name)) {
+            (Some(s), Some(r)) => Some(CalibData::Pairs(SentencePairs { src: read_lines(&s)?, tgt: read_lines(&r)? })),
+            _ => None,
+        },
+        _ => present(&o.test, test_name).map(|p| read_inputs(&c, &p, usize::MAX)).transpose()?,
     };
-    let cases = vectors::cases(&model, &fm, &test.src[..o.vectors.min(test.src.len())])?;
+    let test_or_calib = test.as_ref().unwrap_or(&calib);
+    let vector_inputs = match (c.kind, &test_or_calib) {
+        // a language model's vectors continue prompts
+        (ModelKind::DecoderOnly, _) => match present(&o.prompts, extra_name) {
+            Some(p) => CalibData::Texts(read_lines(&p)?),
+            None => texts_of(test_or_calib)?,
+        },
+        _ => clone_inputs(test_or_calib),
+    };
+    let cases = vectors::cases(&model, &fm, head(&vector_inputs, o.vectors))?;
     vectors::write(&stem, &cases)?;
-
-    // report: per-site error, agreement on the test set
-    let ids: Vec<Vec<TokenId>> = test.src.iter().take(o.layer_sentences).map(|s| source_ids(model.tokenizer(), s, model.config().max_len)).collect::<Result<_>>()?;
-    let errors = layer_errors(&model, &fm, &quantized.scales, &ids)?;
-    let agreement = match (&o.test_src, &o.test_ref) {
-        (Some(_), Some(_)) => Some(agreement(&model, &fm, model.tokenizer(), &test.src, &test.tgt)?),
+    let errors = layer_errors(&model, &fm, &quantized.scales, head(&vector_inputs, o.layer_sentences))?;
+    let quality = match (c.kind, &test) {
+        (ModelKind::EncoderDecoder, Some(CalibData::Pairs(t))) => {
+            let a = agreement(&model, &fm, model.tokenizer(), &t.src, &t.tgt)?;
+            println!("test set: int8 BLEU {:.2}, float BLEU {:.2}, identical {}/{} ({:.1}%)", a.bleu_int8.score, a.bleu_float.score, a.identical, a.sentences, 100.0 * a.identical as f64 / a.sentences as f64);
+            let hyps = stem.with_extension("int8.en");
+            std::fs::write(&hyps, a.int8_hyps.join("\n") + "\n").with_context(|| format!("writing {}", hyps.display()))?;
+            Some(Quality::Translation(a))
+        }
+        (ModelKind::DecoderOnly, Some(t)) => {
+            let CalibData::Texts(prompts) = &vector_inputs else { bail!("internal: prompts") };
+            let texts = texts_of(t)?;
+            let q = lm_quality(&model, &fm, texts.texts(), prompts)?;
+            println!("test set: perplexity int8 {:.3}, float {:.3}; greedy continuations identical {}/{}", q.ppl_int8, q.ppl_float, q.identical, q.prompts);
+            Some(Quality::Language(q))
+        }
+        (ModelKind::EncoderOnly, Some(t)) => {
+            let labels = match present(&o.labels, extra_name) {
+                Some(p) => read_labels(&p)?,
+                None => Vec::new(),
+            };
+            let q = clf_quality(&model, &fm, inputs_of(t), &labels)?;
+            println!("test set: {} windows, accuracy int8 {}/{}, float {}/{}; int8 equals float on {}", q.windows, q.correct_int8, labels.len(), q.correct_float, labels.len(), q.agree);
+            Some(Quality::Classification(q, labels.len()))
+        }
         _ => None,
     };
-    if let Some(a) = &agreement {
-        println!("test set: int8 BLEU {:.2}, float BLEU {:.2}, identical {}/{} ({:.1}%)", a.bleu_int8.score, a.bleu_float.score, a.identical, a.sentences, 100.0 * a.identical as f64 / a.sentences as f64);
-        let hyps = stem.with_extension("int8.en");
-        std::fs::write(&hyps, a.int8_hyps.join("\n") + "\n").with_context(|| format!("writing {}", hyps.display()))?;
-    }
     let report = ReportInput {
         model_name: o.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         config_line,
-        reference_diff: check.max_diff,
-        calib_sentences,
+        reference_diff: check.map(|r| r.max_diff),
+        calibration: format!("{} {}", calib.len(), calib_unit(&c)),
         errors: &errors,
-        layer_sentences: ids.len(),
-        agreement: agreement.as_ref(),
+        layer_inputs: head_len(&vector_inputs, o.layer_sentences),
+        quality: quality.as_ref(),
         sizes: written.sizes,
         seconds: t0.elapsed().as_secs_f64(),
     };
@@ -100,21 +171,112 @@ pub fn run(o: &ConvertOpts) -> Result<()> {
     Ok(())
 }
 
+/// What one calibration input is called in the report.
+fn calib_unit(c: &Config) -> &'static str {
+    match (c.kind, c.input) {
+        (ModelKind::EncoderDecoder, _) => "sentence pairs (teacher-forced)",
+        (ModelKind::DecoderOnly, _) => "texts (teacher-forced)",
+        (_, InputKind::Features) => "feature windows",
+        _ => "texts",
+    }
+}
+
+/// Texts (one per line) or feature windows (CSV), at most `count`.
+fn read_inputs(c: &Config, path: &Path, count: usize) -> Result<CalibData> {
+    if !path.exists() {
+        bail!("{}: not found (the {} a {} model reads; give it with --calib or --test)", path.display(), if c.input == InputKind::Features { "CSV of feature windows" } else { "text file" }, kind_name(c));
+    }
+    Ok(match c.input {
+        InputKind::Features => CalibData::Windows(read_windows(path, c.n_features)?.into_iter().take(count).collect()),
+        InputKind::Tokens => CalibData::Texts(read_lines(path)?.into_iter().take(count).collect()),
+    })
+}
+
+/// The kind's name, as `config.json` has it.
+pub fn kind_name(c: &Config) -> &'static str {
+    match c.kind {
+        ModelKind::EncoderDecoder => "encoder-decoder",
+        ModelKind::EncoderOnly => "encoder-only",
+        ModelKind::DecoderOnly => "decoder-only",
+    }
+}
+
+fn clone_inputs(d: &CalibData) -> CalibData {
+    match d {
+        CalibData::Pairs(p) => CalibData::Texts(p.src.clone()),
+        CalibData::Texts(t) => CalibData::Texts(t.clone()),
+        CalibData::Windows(w) => CalibData::Windows(w.clone()),
+    }
+}
+
+fn texts_of(d: &CalibData) -> Result<CalibData> {
+    match d {
+        CalibData::Texts(t) => Ok(CalibData::Texts(t.clone())),
+        CalibData::Pairs(p) => Ok(CalibData::Texts(p.src.clone())),
+        CalibData::Windows(_) => bail!("a language model reads texts, not feature windows"),
+    }
+}
+
+impl CalibData {
+    /// The texts (empty for windows).
+    pub fn texts(&self) -> &[String] {
+        match self {
+            CalibData::Texts(t) => t,
+            CalibData::Pairs(p) => &p.src,
+            CalibData::Windows(_) => &[],
+        }
+    }
+}
+
+fn inputs_of(d: &CalibData) -> Inputs<'_> {
+    match d {
+        CalibData::Windows(w) => Inputs::Windows(w),
+        other => Inputs::Texts(other.texts()),
+    }
+}
+
+/// The first `n` inputs.
+fn head(d: &CalibData, n: usize) -> Inputs<'_> {
+    match d {
+        CalibData::Windows(w) => Inputs::Windows(&w[..n.min(w.len())]),
+        other => {
+            let t = other.texts();
+            Inputs::Texts(&t[..n.min(t.len())])
+        }
+    }
+}
+
+fn head_len(d: &CalibData, n: usize) -> usize {
+    n.min(d.len())
+}
+
 /// One line for the console and the report: the model's shape.
 fn config_line(ex: &Export) -> String {
     let c = &ex.blob_config;
+    let heads = if c.n_kv_heads == c.nhead { format!("{} heads", c.nhead) } else { format!("{} heads over {} K/V heads", c.nhead, c.n_kv_heads) };
+    let layers = match c.kind {
+        ModelKind::EncoderDecoder => format!("{} encoder + {} decoder layers", c.n_enc, c.n_dec),
+        ModelKind::EncoderOnly => format!("{} encoder layers", c.n_enc),
+        ModelKind::DecoderOnly => format!("{} decoder layers", c.n_dec),
+    };
+    let input = match c.input {
+        InputKind::Tokens => format!("vocabulary {}", c.vocab),
+        InputKind::Features => format!("{} features per frame", c.n_features),
+    };
+    let output = match c.kind {
+        ModelKind::EncoderOnly => format!(", {:?} pooling, {:?} head of {}", c.pooling, c.head, c.n_outputs),
+        _ => format!(", {} embeddings", if c.tied() { "tied" } else { "untied" }),
+    };
     format!(
-        "d_model {}, {} heads, {} encoder + {} decoder layers, FFN {} ({}), {}, vocabulary {}, max_len {}, {} embeddings.",
+        "{}: d_model {}, {heads}, {layers}, FFN {} ({}), {:?}, {}, {:?} positions, {input}, max_len {}{output}.",
+        kind_name(c),
         c.d_model,
-        c.nhead,
-        c.n_enc,
-        c.n_dec,
         c.d_ff,
-        ex.config.activation,
+        ex.activation,
+        c.norm,
         if c.norm_first() { "pre-norm" } else { "post-norm" },
-        c.vocab,
+        c.positions,
         c.max_len,
-        if c.tied() { "tied" } else { "untied" }
     )
 }
 
@@ -131,13 +293,18 @@ impl Written {
         std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
         let blob = Aligned::from_bytes(&bytes);
         let model = parse_written(&blob)?;
+        let arena = |beam: usize| match c.kind {
+            ModelKind::EncoderDecoder => Translator::arena_bytes(&model, beam),
+            ModelKind::DecoderOnly => Generator::arena_bytes(&model, beam),
+            ModelKind::EncoderOnly => Classifier::arena_bytes(&model),
+        };
         let sizes = Sizes {
             blob: bytes.len(),
             weights: q.weight_bytes(),
             vocab: q.vocab_bytes(),
-            arena_greedy: Translator::arena_bytes(&model, 1),
-            arena_beam: Translator::arena_bytes(&model, REPORT_BEAM),
-            beam: REPORT_BEAM,
+            arena_greedy: arena(1),
+            arena_beam: arena(REPORT_BEAM),
+            beam: if c.kind == ModelKind::EncoderOnly { 0 } else { REPORT_BEAM },
         };
         Ok(Written { blob, sizes })
     }

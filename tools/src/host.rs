@@ -5,9 +5,9 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use picoformer::reference::{FloatModel, FloatState};
+use picoformer::reference::{FSource, FloatModel, FloatState};
 use picoformer::tokenizer::{DecodeState, Node, Tokenizer};
-use picoformer::{Model, TokenId, Translator};
+use picoformer::{Classifier, Generator, Model, TokenId, Translator};
 
 /// Bytes with 8-byte alignment, as the runtime wants its blob and arena.
 pub struct Aligned {
@@ -57,10 +57,21 @@ pub fn pieces(tok: &Tokenizer<'_>, text: &str) -> Result<Vec<TokenId>> {
 /// Decode ids (eos and other control ids print nothing), streaming into a growing string so
 /// no piece is too long for a guessed buffer.
 pub fn detok(tok: &Tokenizer<'_>, ids: &[TokenId]) -> Result<String> {
-    let mut text = String::new();
+    detok_after(tok, &mut DecodeState::default(), ids)
+}
+
+/// The decoding state after `ids`: a prompt's, so its continuation keeps its first space.
+pub fn primed(tok: &Tokenizer<'_>, ids: &[TokenId]) -> Result<DecodeState> {
     let mut state = DecodeState::default();
+    detok_after(tok, &mut state, ids)?;
+    Ok(state)
+}
+
+/// The text of `ids`, decoded on from `state`.
+pub fn detok_after(tok: &Tokenizer<'_>, state: &mut DecodeState, ids: &[TokenId]) -> Result<String> {
+    let mut text = String::new();
     for &id in ids {
-        tok.decode_piece(id, &mut state, &mut text).map_err(|e| anyhow!("decoding id {id}: {e}"))?;
+        tok.decode_piece(id, state, &mut text).map_err(|e| anyhow!("decoding id {id}: {e}"))?;
     }
     Ok(text)
 }
@@ -93,6 +104,118 @@ impl<'m> Int8<'m> {
     }
 }
 
+/// A language-model session with its own arena.
+pub struct Lm<'m> {
+    pub model: &'m Model<'m>,
+    arena: Aligned,
+    beam_cap: usize,
+}
+
+impl<'m> Lm<'m> {
+    pub fn new(model: &'m Model<'m>, beam_cap: usize) -> Lm<'m> {
+        Lm { model, arena: Aligned::zeroed(Generator::arena_bytes(model, beam_cap)), beam_cap }
+    }
+
+    pub fn session(&mut self) -> Result<Generator<'m, '_>> {
+        Ok(Generator::new(self.model, self.arena.bytes_mut(), self.beam_cap)?)
+    }
+
+    /// `prompt`'s greedy continuation of at most `max_new` tokens (eos included when produced).
+    pub fn generate(&mut self, prompt: &[TokenId], max_new: usize) -> Result<Vec<TokenId>> {
+        let eos = self.model.config().eos;
+        let mut g = self.session()?;
+        g.prompt(prompt)?;
+        let mut out = Vec::new();
+        while out.len() < max_new {
+            match g.next_token()? {
+                Some(t) => out.push(t),
+                None => {
+                    // eos ends the continuation (unless the context was full)
+                    if g.len() < self.model.config().max_len {
+                        out.push(eos);
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A classifier session with its own arena.
+pub struct Clf<'m> {
+    pub model: &'m Model<'m>,
+    arena: Aligned,
+}
+
+impl<'m> Clf<'m> {
+    pub fn new(model: &'m Model<'m>) -> Clf<'m> {
+        Clf { model, arena: Aligned::zeroed(Classifier::arena_bytes(model)) }
+    }
+
+    pub fn session(&mut self) -> Result<Classifier<'m, '_>> {
+        Ok(Classifier::new(self.model, self.arena.bytes_mut())?)
+    }
+}
+
+/// A feature window quantized as the model's blob says (`FeatureQuant` per feature).
+pub fn quantize_window(model: &Model<'_>, w: &[f32]) -> Vec<i16> {
+    let q = model.feature_quant();
+    w.iter()
+        .enumerate()
+        .map(|(i, &x)| match q.get(i % q.len().max(1)) {
+            Some(f) => ((x as f64 / f.scale.to_real()).round() + f.zero_point as f64).clamp(-32768.0, 32767.0) as i16,
+            None => 0,
+        })
+        .collect()
+}
+
+/// Feature windows from a CSV file: blocks of frames (one line per frame, `n_features` values)
+/// separated by blank lines; a file without blank lines holds one window per line.
+pub fn read_windows(path: &Path, n_features: usize) -> Result<Vec<Vec<f32>>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let blocks = text.lines().any(|l| l.trim().is_empty());
+    let mut windows = Vec::new();
+    let mut cur: Vec<f32> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            if !cur.is_empty() {
+                windows.push(std::mem::take(&mut cur));
+            }
+            continue;
+        }
+        let values: Vec<f32> = line.split(',').map(|v| v.trim().parse::<f32>().with_context(|| format!("{}: line {}: {v:?} is not a number", path.display(), n + 1))).collect::<Result<_>>()?;
+        if blocks && values.len() != n_features {
+            bail!("{}: line {}: {} values, the model reads frames of {n_features}", path.display(), n + 1, values.len());
+        }
+        if !blocks && (values.is_empty() || !values.len().is_multiple_of(n_features)) {
+            bail!("{}: line {}: {} values are not whole frames of {n_features}", path.display(), n + 1, values.len());
+        }
+        cur.extend(values);
+        if !blocks {
+            windows.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        windows.push(cur);
+    }
+    if windows.is_empty() {
+        bail!("{}: no windows", path.display());
+    }
+    Ok(windows)
+}
+
+/// Class labels, one integer per line.
+pub fn read_labels(path: &Path) -> Result<Vec<usize>> {
+    read_lines(path)?
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| l.trim().parse::<usize>().with_context(|| format!("{}: line {}: {l:?} is not a class index", path.display(), n + 1)))
+        .collect()
+}
+
 /// A float session with its own state memory.
 pub struct Float<'m> {
     pub model: &'m FloatModel<'m>,
@@ -106,7 +229,25 @@ impl<'m> Float<'m> {
     }
 
     pub fn state(&mut self) -> Result<FloatState<'_>> {
-        FloatState::new(&self.model.config, self.mem.bytes_mut()).map_err(|e| anyhow!("float state: {e}"))
+        FloatState::new(self.model, self.mem.bytes_mut()).map_err(|e| anyhow!("float state: {e}"))
+    }
+
+    /// Decoder-only: `prompt`'s greedy continuation of at most `max_new` tokens (eos included
+    /// when produced).
+    pub fn generate(&mut self, prompt: &[TokenId], max_new: usize) -> Result<Vec<TokenId>> {
+        let m = self.model;
+        let mut st = self.state()?;
+        let mut out = vec![0; max_new.max(1)];
+        let n = m.generate(prompt, max_new, &mut st, &mut out)?;
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Encoder-only: the head's outputs for `src`.
+    pub fn classify(&mut self, src: FSource<'_>) -> Result<Vec<f32>> {
+        let m = self.model;
+        let mut st = self.state()?;
+        Ok(m.classify(src, &mut st, &mut picoformer::observe::NoObserver)?.to_vec())
     }
 
     pub fn greedy(&mut self, src: &[TokenId]) -> Result<Vec<TokenId>> {
@@ -201,7 +342,7 @@ mod tests {
         assert_eq!(fm.greedy(&mut st, &mut [0; 2]), Err(Error::OutputFull { capacity: 2 }));
         // a hand-built float model whose views are short is refused, not indexed
         let mut short = fm.clone();
-        short.src_emb = &fm.src_emb[..10];
+        short.source = &fm.source[..10];
         assert_eq!(short.encode(&[5, 3], &mut st, obs), Err(Error::BadConfig { field: "embeddings" }));
     }
 }

@@ -6,9 +6,11 @@
 pub mod bleu;
 pub mod calibrate;
 pub mod check;
+pub mod classify;
 pub mod convert;
 pub mod eval;
 pub mod export;
+pub mod generate;
 pub mod host;
 pub mod implied;
 pub mod quantize;

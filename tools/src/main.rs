@@ -1,4 +1,5 @@
-//! `picoformer`: convert a PyTorch export to an int8 blob, translate with it, evaluate it.
+//! `picoformer`: convert an export to an int8 blob; translate, generate or classify with it;
+//! evaluate it against its float model.
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +8,8 @@ use clap::{Parser, Subcommand};
 
 use picoformer_tools::convert::{self, ConvertOpts};
 use picoformer_tools::eval::{self, EvalOpts};
-use picoformer_tools::translate;
+use picoformer_tools::generate::{self, GenerateOpts};
+use picoformer_tools::{classify, translate};
 
 #[derive(Parser)]
 #[command(name = "picoformer", version, about = "int8 Transformer runtime for microcontrollers: host tools")]
@@ -26,25 +28,40 @@ enum Cmd {
         /// The blob to write; the report and vectors go beside it.
         #[arg(long)]
         out: PathBuf,
-        /// Calibration source sentences [default: <export>/../calib.de].
+        /// Translators: calibration source sentences [default: <export>/../calib.de].
         #[arg(long)]
         calib_src: Option<PathBuf>,
-        /// Calibration target sentences [default: <export>/../calib.en].
+        /// Translators: calibration target sentences [default: <export>/../calib.en].
         #[arg(long)]
         calib_tgt: Option<PathBuf>,
-        /// How many calibration sentence pairs to use.
+        /// Language models and classifiers: calibration texts (one per line) or a CSV of feature
+        /// windows [default: <export>/../calib.en, train.csv or calib.txt by kind].
+        #[arg(long)]
+        calib: Option<PathBuf>,
+        /// How many calibration inputs to use.
         #[arg(long, default_value_t = 300)]
         calib_count: usize,
-        /// Test sources for the report's BLEU and agreement [default: <export>/../test2016.de if present].
+        /// Translators: test sources [default: <export>/../test2016.de if present].
         #[arg(long)]
         test_src: Option<PathBuf>,
-        /// Test references [default: <export>/../test2016.en if present].
+        /// Translators: test references [default: <export>/../test2016.en if present].
         #[arg(long)]
         test_ref: Option<PathBuf>,
-        /// Test sentences that become test vectors.
+        /// Language models and classifiers: the test set [default: <export>/../test2016.en,
+        /// test.csv or test.txt by kind, if present].
+        #[arg(long)]
+        test: Option<PathBuf>,
+        /// Classifiers: the test set's class indices [default: <export>/../test.labels].
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Language models: prompts for the greedy agreement and the vectors
+        /// [default: <export>/../prompts.txt].
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+        /// Test inputs that become test vectors.
         #[arg(long, default_value_t = 8)]
         vectors: usize,
-        /// Test sentences for the per-site error table.
+        /// Test inputs for the per-site error table.
         #[arg(long, default_value_t = 100)]
         layer_sentences: usize,
     },
@@ -57,45 +74,96 @@ enum Cmd {
         beam: usize,
         sentences: Vec<String>,
     },
-    /// BLEU of the int8 model on a test set, and its agreement with the float model.
+    /// Continue prompts with a language model, streaming the tokens (stdin, one prompt per
+    /// line, when none are given).
+    Generate {
+        #[arg(long, default_value = "models/captions-lm/captions-lm.pico")]
+        model: PathBuf,
+        /// New tokens at most.
+        #[arg(long, default_value_t = 20)]
+        max_new: usize,
+        /// Sample instead of the greedy choice.
+        #[arg(long)]
+        sample: bool,
+        /// The sampler's seed (the same seed gives the same tokens on every target).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Sampling temperature.
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f64,
+        /// Keep the k most likely tokens (0: all).
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        /// Keep the most likely tokens up to this share of the probability.
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f64,
+        /// Beam search of this width instead (1: off).
+        #[arg(long, default_value_t = 1, value_parser = translate::beam_width)]
+        beam: usize,
+        prompts: Vec<String>,
+    },
+    /// Classify feature windows (CSV) or texts with an encoder-only model.
+    Classify {
+        #[arg(long)]
+        model: PathBuf,
+        /// The windows [default: stdin].
+        input: Option<PathBuf>,
+        /// The export whose `labels` name the classes [default: <model dir>/export].
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
+    /// The int8 model against its float model on a test set: BLEU (translators), perplexity
+    /// (language models) or accuracy (classifiers), and their agreement.
     Eval {
         #[arg(long, default_value = "models/de-en/de-en.pico")]
         model: PathBuf,
         /// The float export to compare with [default: <model dir>/export].
         #[arg(long)]
         export: Option<PathBuf>,
+        /// Translators: the sources.
         #[arg(long)]
-        src: PathBuf,
+        src: Option<PathBuf>,
+        /// Translators: the references.
         #[arg(long("ref"))]
-        reference: PathBuf,
-        /// Write the int8 hypotheses here.
+        reference: Option<PathBuf>,
+        /// Language models and classifiers: texts or a CSV of windows.
+        #[arg(long)]
+        test: Option<PathBuf>,
+        /// Classifiers: one class index per window.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Language models: prompts for the greedy agreement.
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+        /// Translators: write the int8 hypotheses here.
         #[arg(long)]
         hyps: Option<PathBuf>,
     },
 }
 
 fn main() -> Result<()> {
+    let beside = |model: &Path| model.parent().unwrap_or(Path::new(".")).join("export");
     match Cli::parse().cmd {
-        Cmd::Convert { export, out, calib_src, calib_tgt, calib_count, test_src, test_ref, vectors, layer_sentences } => {
-            let parent = export.parent().unwrap_or(Path::new(".")).to_path_buf();
-            let default = |name: &str| parent.join(name);
-            let optional = |p: Option<PathBuf>, name: &str| p.or_else(|| Some(default(name)).filter(|p| p.exists()));
-            convert::run(&ConvertOpts {
-                calib_src: calib_src.unwrap_or_else(|| default("calib.de")),
-                calib_tgt: calib_tgt.unwrap_or_else(|| default("calib.en")),
-                test_src: optional(test_src, "test2016.de"),
-                test_ref: optional(test_ref, "test2016.en"),
-                export,
-                out,
-                calib_count,
-                vectors,
-                layer_sentences,
-            })
+        Cmd::Convert { export, out, calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences } => {
+            convert::run(&ConvertOpts { export, out, calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences })
         }
         Cmd::Translate { model, beam, sentences } => translate::run(&model, beam, &sentences),
-        Cmd::Eval { model, export, src, reference, hyps } => {
-            let export = export.unwrap_or_else(|| model.parent().unwrap_or(Path::new(".")).join("export"));
-            eval::run(&EvalOpts { model, export, src, reference, hyps })
+        Cmd::Generate { model, max_new, sample, seed, temperature, top_k, top_p, beam, prompts } => {
+            let sampling = sample.then(|| generate::sampling(temperature, top_k, top_p)).transpose()?;
+            generate::run(&model, &GenerateOpts { max_new, sampling, seed, beam }, &prompts)
+        }
+        Cmd::Classify { model, input, export } => {
+            let export = export.unwrap_or_else(|| beside(&model));
+            let labels = std::fs::read_to_string(export.join("config.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v.get("labels").and_then(|l| serde_json::from_value::<Vec<String>>(l.clone()).ok()))
+                .unwrap_or_default();
+            classify::run(&model, input.as_deref(), &labels)
+        }
+        Cmd::Eval { model, export, src, reference, test, labels, prompts, hyps } => {
+            let export = export.unwrap_or_else(|| beside(&model));
+            eval::run(&EvalOpts { model, export, src, reference, test, labels, prompts, hyps })
         }
     }
 }

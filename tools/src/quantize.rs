@@ -1,18 +1,23 @@
-//! Calibration and quantization (DESIGN §3): f32 export + activation ranges → blob tensors.
+//! Quantization (DESIGN §3): the f32 model and its activation ranges → the blob's tensors, in
+//! the order of `blob::expected_tensors`, for every model kind.
 //!
-//! Activation types: residual stream, LayerNorm outputs, attention contexts and FFN values are
-//! `i16`; Q, K, V are `i8`; logits `i32`. Weights are `i8` per output channel, biases `i32` in
-//! the accumulator's scale. Every real multiplier becomes a [`Requant`].
+//! Activation types: residual stream, norm outputs, attention contexts and FFN values are
+//! `i16`; Q, K, V are `i8` (with RoPE the projections are `i16`, rotated into `i8`); logits and
+//! head outputs `i32`. Weights are `i8` per output channel, biases `i32` in the accumulator's
+//! scale. Every real multiplier becomes a [`Requant`].
 
 use std::collections::HashMap;
+use std::f64::consts::LOG2_E;
 
 use anyhow::{bail, Result};
-use picoformer::blob::{self, tag, Config, DType, TensorSpec};
+use picoformer::blob::{self, ActKind, Config, DType, FeatureQuant, InputKind, ModelKind, NormKind, NormParams, NormPart, Part, PosKind, Proj, RopeParams, Side, Stack, Sub, Tag, TensorSpec, TokPart, TokenizerSizes};
 use picoformer::kernels::activation::TABLE_LEN;
+use picoformer::kernels::attention::AttentionParams;
 use picoformer::kernels::layout::Layout;
+use picoformer::kernels::residual::ResidualParams;
 use picoformer::observe::{Block, Point, Site};
 use picoformer::quant::Requant;
-use picoformer::reference::{gelu, sinusoid, FAttention, FLayerNorm, FLinear, FloatModel};
+use picoformer::reference::{activation, rope_angle, sinusoid, FAttention, FFeedForward, FLinear, FNorm, FloatModel};
 
 use crate::calibrate::Ranges;
 use crate::spm::VocabTables;
@@ -23,6 +28,14 @@ pub fn site_qmax(site: Site) -> f32 {
         Site::Enc { point: Point::Q | Point::K | Point::V, .. } | Site::Dec { point: Point::Q | Point::K | Point::V, .. } => 127.0,
         Site::Logits => (1 << 24) as f32,
         _ => 32767.0,
+    }
+}
+
+fn stack_site(stack: Stack, layer: usize, block: Block, point: Point) -> Site {
+    let layer = layer as u8;
+    match stack {
+        Stack::Encoder => Site::Enc { layer, block, point },
+        Stack::Decoder => Site::Dec { layer, block, point },
     }
 }
 
@@ -39,12 +52,14 @@ impl Scales {
             s.insert(site, (m.max(1e-6) / site_qmax(site)) as f64);
         }
         // The position table is shared: one scale for both embeddings.
-        let emb = s.get(&Site::SrcEmb).copied().unwrap_or(1.0).max(s.get(&Site::TgtEmb).copied().unwrap_or(1.0));
-        s.insert(Site::SrcEmb, emb);
-        s.insert(Site::TgtEmb, emb);
+        if c.kind == ModelKind::EncoderDecoder {
+            let emb = s.get(&Site::SrcEmb).copied().unwrap_or(1.0).max(s.get(&Site::TgtEmb).copied().unwrap_or(1.0));
+            s.insert(Site::SrcEmb, emb);
+            s.insert(Site::TgtEmb, emb);
+        }
         // ReLU is a clamp: the hidden values keep the pre-activation's scale, which only needs
         // to cover the positive side.
-        if !c.gelu() {
+        if c.act == ActKind::Relu {
             let sites: Vec<Site> = s.keys().copied().collect();
             for site in sites {
                 let pre = match site {
@@ -56,6 +71,12 @@ impl Scales {
                 s.insert(pre, h);
             }
         }
+        // Without a final norm a stack's output is its stream, and the pooled vector keeps the
+        // encoder output's scale (a mean or a row of it).
+        let enc_out = s.get(&Site::EncNorm).copied();
+        if let Some(e) = enc_out {
+            s.insert(Site::Pooled, e);
+        }
         Scales { s }
     }
 
@@ -65,9 +86,10 @@ impl Scales {
     /// (`Requant::apply32`, `SMMLA` on Cortex-M4, `mulh` on RV32) instead of the 64-bit one.
     /// The logits keep more than 2^20 steps across their calibrated range.
     pub fn fit_logits(&mut self, fm: &FloatModel<'_>) -> Result<()> {
-        let w = if fm.config.tied() { fm.src_emb } else { fm.generator.w };
-        let sw = quantize_rows(w, fm.config.d_model).scales;
-        let floor = 4.01 * self.get(Site::DecNorm)? * sw.iter().fold(0f64, |m, &s| m.max(s));
+        let c = &fm.config;
+        let sw = quantize_rows(fm.output.w, c.d_model).scales;
+        let input = if c.token_output() { Site::DecNorm } else { Site::Pooled };
+        let floor = 4.01 * self.get(input)? * sw.iter().fold(0f64, |m, &s| m.max(s));
         let s = self.s.entry(Site::Logits).or_insert(floor);
         *s = s.max(floor);
         Ok(())
@@ -78,6 +100,10 @@ impl Scales {
             Some(&v) => Ok(v),
             None => bail!("no calibration range for site {site}"),
         }
+    }
+
+    fn set(&mut self, site: Site, v: f64) {
+        self.s.insert(site, v);
     }
 }
 
@@ -94,12 +120,54 @@ pub struct Quantized {
     pub tensors: Vec<Tensor>,
 }
 
+/// How a feature input's values were quantized: per feature, `q = round(x / s) + zp`.
+#[derive(Debug, Clone, Default)]
+pub struct FeatureScales {
+    pub scale: Vec<f64>,
+    pub zero_point: Vec<i32>,
+}
+
+impl FeatureScales {
+    /// From each feature's calibrated `[min, max]`: the `i16` range covers it, the zero point
+    /// puts its middle at 0.
+    pub fn from_ranges(lo: &[f32], hi: &[f32]) -> FeatureScales {
+        let mut f = FeatureScales::default();
+        for (&a, &b) in lo.iter().zip(hi) {
+            let (a, b) = (a.min(0.0) as f64, b.max(0.0) as f64);
+            let s = ((b - a) / 65535.0).max(1e-12);
+            f.scale.push(s);
+            f.zero_point.push((-(a + b) / 2.0 / s).round().clamp(-32768.0, 32767.0) as i32);
+        }
+        f
+    }
+
+    /// The `i16` of real value `x` for feature `j`.
+    pub fn quantize(&self, j: usize, x: f32) -> i16 {
+        ((x as f64 / self.scale[j]).round() + self.zero_point[j] as f64).clamp(-32768.0, 32767.0) as i16
+    }
+}
+
 /// Scales from the calibrated ranges (the logit scale fitted to the output projection), then
 /// every tensor.
-pub fn quantize(fm: &FloatModel<'_>, ranges: &Ranges, vocab: &VocabTables) -> Result<Quantized> {
-    let mut scales = Scales::from_ranges(ranges, &fm.config);
+pub fn quantize(fm: &FloatModel<'_>, ranges: &Ranges, vocab: Option<&VocabTables>, features: Option<&FeatureScales>) -> Result<Quantized> {
+    let c = fm.config;
+    let mut scales = Scales::from_ranges(ranges, &c);
+    // a stack without a final norm hands on its stream unchanged
+    if !c.final_norm() {
+        for (stack, site) in [(Stack::Encoder, Site::EncNorm), (Stack::Decoder, Site::DecNorm)] {
+            let n = c.layers(stack);
+            if n > 0 {
+                let last = stack_site(stack, n - 1, Block::FeedForward, if c.norm_first() { Point::Sum } else { Point::Norm });
+                let s = scales.get(last)?;
+                scales.set(site, s);
+                if stack == Stack::Encoder {
+                    scales.set(Site::Pooled, s);
+                }
+            }
+        }
+    }
     scales.fit_logits(fm)?;
-    let tensors = Builder::new(fm, &scales).build(vocab)?;
+    let tensors = Builder::new(fm, &scales).build(vocab, features)?;
     Ok(Quantized { scales, tensors })
 }
 
@@ -115,23 +183,17 @@ impl Quantized {
 
     /// Tensor bytes of the tokenizer vocabulary.
     pub fn vocab_bytes(&self) -> usize {
-        self.tensors.iter().filter(|t| t.spec.tag >> 24 == tag::TOK).map(|t| t.data.len()).sum()
+        self.tensors.iter().filter(|t| matches!(t.spec.tag, Tag::Tokenizer(_))).map(|t| t.data.len()).sum()
     }
 
     /// Tensor bytes of everything else: weights and quantization parameters.
     pub fn weight_bytes(&self) -> usize {
-        self.tensors.iter().filter(|t| t.spec.tag >> 24 != tag::TOK).map(|t| t.data.len()).sum()
+        self.tensors.iter().filter(|t| !matches!(t.spec.tag, Tag::Tokenizer(_))).map(|t| t.data.len()).sum()
     }
 }
 
-fn bytes_i16(v: &[i16]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-fn bytes_i32(v: &[i32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-fn bytes_rq(v: &[Requant]) -> Vec<u8> {
-    v.iter().flat_map(|r| r.mult.to_le_bytes().into_iter().chain(r.shift.to_le_bytes())).collect()
+fn le<T: bytemuck::Pod>(v: &[T]) -> Vec<u8> {
+    bytemuck::cast_slice(v).to_vec()
 }
 
 /// A `(n, k)` matrix in symmetric int8, one scale per row: `w[o][j] ≈ q[o][j] · scales[o]`.
@@ -155,45 +217,51 @@ pub fn quantize_rows(w: &[f32], k: usize) -> Rows {
     Rows { q, scales }
 }
 
-/// `[ma, mb, shift]` (in the layer scalars' order) for `y = (a·ma + b·mb) >> shift` with real multipliers `ra`, `rb`.
-fn residual(ra: f64, rb: f64) -> [i32; 3] {
+/// `y = (a·ma + b·mb) >> shift` with real multipliers `ra`, `rb`.
+fn residual(ra: f64, rb: f64) -> ResidualParams {
     let big = ra.max(rb).max(1e-30);
     let shift = ((2f64.powi(30) / big).log2().floor() as i32).clamp(1, 62);
     let m = |r: f64| (r * 2f64.powi(shift)).round().min(i32::MAX as f64) as i32;
-    [m(ra), m(rb), shift]
+    ResidualParams { ma: m(ra), mb: m(rb), shift }
 }
 
-/// The sublayer of a residual block, with its float weights.
-#[derive(Clone, Copy)]
-enum Sublayer<'a> {
-    SelfAttn(&'a FAttention<'a>),
-    /// Cross-attention: keys and values read the encoder memory, at scale `s_mem`.
-    CrossAttn(&'a FAttention<'a>, f64),
-    FeedForward(&'a FLinear<'a>, &'a FLinear<'a>),
+/// An interpolated activation table from input scale `s_in` to output scale `s_out`.
+fn act_table(act: ActKind, s_in: f64, s_out: f64) -> Vec<i16> {
+    (0..TABLE_LEN)
+        .map(|i| {
+            let u = (256 * i as i64 - 32768) as f64 * s_in;
+            (activation(act, u as f32) as f64 / s_out).round().clamp(-32768.0, 32767.0) as i16
+        })
+        .collect()
 }
 
-impl Sublayer<'_> {
-    fn block(&self) -> Block {
-        match self {
-            Sublayer::SelfAttn(_) => Block::SelfAttn,
-            Sublayer::CrossAttn(..) => Block::CrossAttn,
-            Sublayer::FeedForward(..) => Block::FeedForward,
-        }
-    }
-}
-
-/// One residual block of a layer: its LayerNorm (tensor kind and weights) and its sublayer.
-struct ResidualBlock<'a> {
-    norm_kind: u32,
-    norm: &'a FLayerNorm<'a>,
-    sublayer: Sublayer<'a>,
-}
-
-/// The blob tensors, built in [`blob::expected_tensors`] order.
+/// The blob tensors, built by tag and then put in blob order.
 pub struct Builder<'m> {
     pub fm: &'m FloatModel<'m>,
     pub scales: &'m Scales,
-    tensors: HashMap<u32, Tensor>,
+    tensors: HashMap<Tag, Tensor>,
+}
+
+/// The place of a sublayer, for its tags and sites.
+#[derive(Clone, Copy)]
+struct At {
+    stack: Stack,
+    layer: usize,
+    sub: Sub,
+}
+
+impl At {
+    fn site(self, p: Point) -> Site {
+        let block = match self.sub {
+            Sub::SelfAttn => Block::SelfAttn,
+            Sub::CrossAttn => Block::CrossAttn,
+            Sub::FeedForward => Block::FeedForward,
+        };
+        stack_site(self.stack, self.layer, block, p)
+    }
+    fn linear(self, proj: Proj) -> impl Fn(Part) -> Tag {
+        move |part| Tag::Linear { stack: self.stack, layer: self.layer as u8, sub: self.sub, proj, part }
+    }
 }
 
 impl<'m> Builder<'m> {
@@ -201,14 +269,18 @@ impl<'m> Builder<'m> {
         Builder { fm, scales, tensors: HashMap::new() }
     }
 
-    fn put(&mut self, group: u32, layer: usize, kind: u32, dtype: DType, dims: [usize; 2], data: Vec<u8>) {
-        let tag = tag::make(group, layer as u32, kind);
+    fn put(&mut self, tag: Tag, dtype: DType, dims: [usize; 2], data: Vec<u8>) {
         self.tensors.insert(tag, Tensor { spec: TensorSpec { tag, dtype, dims }, layout: Layout::RowMajor, data });
     }
 
+    fn record<T: bytemuck::Pod>(&mut self, tag: Tag, r: T) {
+        let data = le(&[r]);
+        let words = data.len() / 4;
+        self.put(tag, DType::I32, [1, words], data);
+    }
+
     /// An int8 `(n, k)` weight matrix, given row-major, stored Block4 when the shape allows.
-    fn put_weights(&mut self, group: u32, layer: usize, kind: u32, n: usize, k: usize, q: &[i8]) {
-        let tag = tag::make(group, layer as u32, kind);
+    fn put_weights(&mut self, tag: Tag, n: usize, k: usize, q: &[i8]) {
         let layout = Layout::from_code(Layout::Block4.code(), n, k).unwrap_or(Layout::RowMajor);
         let mut data = vec![0u8; n * k];
         for o in 0..n {
@@ -220,171 +292,245 @@ impl<'m> Builder<'m> {
     }
 
     /// A linear from input scale `sx` to output scale `sy`, per-row weight scales.
-    fn linear(&mut self, group: u32, layer: usize, base: u32, l: &FLinear<'_>, sx: f64, sy: f64) {
+    fn linear(&mut self, tag: impl Fn(Part) -> Tag, l: &FLinear<'_>, sx: f64, sy: f64) {
         let w = quantize_rows(l.w, l.k);
-        self.linear_q(group, layer, base, &w.q, &w.scales, l.b, l.k, sx, sy, true);
+        self.linear_q(&tag, &w, l.b, l.k, sx, sy, true);
     }
 
+    /// A linear's bias and requantizers for quantized weights `w` (and the weights themselves
+    /// when `write_w`: a tied output projection reuses an embedding table's).
     #[allow(clippy::too_many_arguments)]
-    fn linear_q(&mut self, group: u32, layer: usize, base: u32, q: &[i8], sw: &[f64], b: &[f32], k: usize, sx: f64, sy: f64, write_w: bool) {
-        let n = sw.len();
-        let bias: Vec<i32> = b.iter().zip(sw).map(|(&b, &s)| (b as f64 / (sx * s)).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32).collect();
-        let rq: Vec<Requant> = sw.iter().map(|&s| Requant::from_real(sx * s / sy)).collect();
+    fn linear_q(&mut self, tag: &impl Fn(Part) -> Tag, w: &Rows, b: &[f32], k: usize, sx: f64, sy: f64, write_w: bool) {
+        let n = w.scales.len();
+        let bias: Vec<i32> = b.iter().zip(&w.scales).map(|(&b, &s)| (b as f64 / (sx * s)).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32).collect();
+        let rq: Vec<Requant> = w.scales.iter().map(|&s| Requant::from_real(sx * s / sy)).collect();
         if write_w {
-            self.put_weights(group, layer, base, n, k, q);
+            self.put_weights(tag(Part::Weight), n, k, &w.q);
         }
-        self.put(group, layer, base + 1, DType::I32, [n, 1], bytes_i32(&bias));
-        self.put(group, layer, base + 2, DType::Requant, [n, 1], bytes_rq(&rq));
+        self.put(tag(Part::Bias), DType::I32, [n, 1], le(&bias));
+        self.put(tag(Part::Requant), DType::Requant, [n, 1], le(&rq));
     }
 
-    fn layer_norm(&mut self, group: u32, layer: usize, kind: u32, ln: &FLayerNorm<'_>, s_in: f64, s_out: f64) {
-        let gmax = ln.g.iter().fold(0f64, |m, &g| m.max((g as f64 / s_out).abs())).max(1e-30);
+    /// A norm from input scale `s_in` to output scale `s_out`: gains with a shift that keeps
+    /// the largest below 2^30, biases (LayerNorm), and `ε` in input units².
+    fn norm(&mut self, tag: impl Fn(NormPart) -> Tag, n: &FNorm<'_>, s_in: f64, s_out: f64) {
+        let gmax = n.g.iter().fold(0f64, |m, &g| m.max((g as f64 / s_out).abs())).max(1e-30);
         let shift = (16 + (2f64.powi(30) / gmax).log2().floor() as i32).clamp(1, 62);
-        let mut v: Vec<i32> = ln.g.iter().map(|&g| (g as f64 / s_out * 2f64.powi(shift - 16)).round() as i32).collect();
-        v.extend(ln.b.iter().map(|&b| (b as f64 / s_out).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32));
-        v.push(shift);
-        v.push(((ln.eps as f64) / (s_in * s_in)).round().clamp(1.0, i32::MAX as f64) as i32);
-        let n = v.len();
-        self.put(group, layer, kind, DType::I32, [n, 1], bytes_i32(&v));
+        let gain: Vec<i32> = n.g.iter().map(|&g| (g as f64 / s_out * 2f64.powi(shift - 16)).round() as i32).collect();
+        let d = gain.len();
+        self.put(tag(NormPart::Gain), DType::I32, [d, 1], le(&gain));
+        if self.fm.config.norm == NormKind::LayerNorm {
+            let bias: Vec<i32> = n.b.iter().map(|&b| (b as f64 / s_out).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32).collect();
+            self.put(tag(NormPart::Bias), DType::I32, [d, 1], le(&bias));
+        }
+        let eps = ((n.eps as f64) / (s_in * s_in)).round().clamp(1.0, i32::MAX as f64) as i32;
+        self.record(tag(NormPart::Params), NormParams { shift, eps });
     }
 
-    /// Q, K, V and output projections plus `(softmax, ctx)` scalars of one attention block.
-    #[allow(clippy::too_many_arguments)]
-    fn attention(&mut self, group: u32, layer: usize, cross: bool, a: &FAttention<'_>, s_in: f64, s_mem: f64, site: impl Fn(Point) -> Site) -> Result<[i32; 4]> {
+    /// Q, K, V and output projections, the attention record and (self-attention with RoPE) the
+    /// rotation record, of one attention sublayer.
+    fn attention(&mut self, at: At, a: &FAttention<'_>, s_in: f64, s_kv_in: f64) -> Result<()> {
         let c = self.fm.config;
-        let (sq, sk, sv, sctx, sout) = (self.scales.get(site(Point::Q))?, self.scales.get(site(Point::K))?, self.scales.get(site(Point::V))?, self.scales.get(site(Point::Ctx))?, self.scales.get(site(Point::Out))?);
-        let base = if cross { tag::CA_Q } else { tag::SA_Q };
-        self.linear(group, layer, base, &a.q, s_in, sq);
-        let s_kv_in = if cross { s_mem } else { s_in };
-        self.linear(group, layer, base + 4, &a.k, s_kv_in, sk);
-        self.linear(group, layer, base + 8, &a.v, s_kv_in, sv);
-        self.linear(group, layer, base + 12, &a.o, sctx, sout);
+        let sc = self.scales;
+        let (sq, sk, sv, sctx, sout) = (sc.get(at.site(Point::Q))?, sc.get(at.site(Point::K))?, sc.get(at.site(Point::V))?, sc.get(at.site(Point::Ctx))?, sc.get(at.site(Point::Out))?);
+        let rope = at.sub == Sub::SelfAttn && c.positions == PosKind::Rope;
+        // with RoPE the projections write i16 at their own scale, rotated into Q and K
+        let (sq_out, sk_out) = if rope { (sc.get(at.site(Point::QPre))?, sc.get(at.site(Point::KPre))?) } else { (sq, sk) };
+        self.linear(at.linear(Proj::Q), &a.q, s_in, sq_out);
+        self.linear(at.linear(Proj::K), &a.k, s_kv_in, sk_out);
+        self.linear(at.linear(Proj::V), &a.v, s_kv_in, sv);
+        self.linear(at.linear(Proj::O), &a.o, sctx, sout);
         let dh = c.d_head() as f64;
-        let sm = Requant::from_real(sq * sk / dh.sqrt() * std::f64::consts::LOG2_E * 64.0);
+        let softmax = Requant::from_real(sq * sk / dh.sqrt() * LOG2_E * 64.0);
         let ctx = Requant::from_real(sv / 256.0 / sctx);
-        Ok([sm.mult, sm.shift, ctx.mult, ctx.shift])
-    }
-
-    fn ffn(&mut self, group: u32, layer: usize, f1: &FLinear<'_>, f2: &FLinear<'_>, s_in: f64, site: impl Fn(Point) -> Site) -> Result<()> {
-        let (su, sh, so) = (self.scales.get(site(Point::PreAct))?, self.scales.get(site(Point::Hidden))?, self.scales.get(site(Point::Out))?);
-        self.linear(group, layer, tag::FF1, f1, s_in, su);
-        self.linear(group, layer, tag::FF2, f2, sh, so);
-        if self.fm.config.gelu() {
-            let t: Vec<i16> = (0..TABLE_LEN)
-                .map(|i| {
-                    let u = (256 * i as i64 - 32768) as f64 * su;
-                    (gelu(u as f32) as f64 / sh).round().clamp(-32768.0, 32767.0) as i16
-                })
-                .collect();
-            self.put(group, layer, tag::ACT_TABLE, DType::I16, [TABLE_LEN, 1], bytes_i16(&t));
+        let (stack, layer, sub) = (at.stack, at.layer as u8, at.sub);
+        self.record(Tag::Attention { stack, layer, sub }, AttentionParams { softmax, ctx });
+        if rope {
+            let q = Requant::from_real(sq_out / 32768.0 / sq);
+            let k = Requant::from_real(sk_out / 32768.0 / sk);
+            self.record(Tag::Rope { stack, layer }, RopeParams { q, k });
         }
         Ok(())
     }
 
-    /// One layer of either stack: its residual blocks in order, then its scalars (each block's
-    /// sublayer scalars followed by its residual multipliers). Returns the stream's scale after it.
-    fn layer(&mut self, group: u32, layer: usize, blocks: &[ResidualBlock<'_>], mut stream: f64, site: impl Fn(Block, Point) -> Site) -> Result<f64> {
-        let mut scalars = Vec::new();
-        for b in blocks {
-            let block = b.sublayer.block();
-            stream = self.residual_block(group, layer, b, stream, |p| site(block, p), &mut scalars)?;
+    /// The feed-forward sublayer's linears, activation table and (SwiGLU) product multiplier.
+    fn ffn(&mut self, at: At, f: &FFeedForward<'_>, s_in: f64) -> Result<()> {
+        let c = self.fm.config;
+        let sc = self.scales;
+        let (stack, layer) = (at.stack, at.layer as u8);
+        let (s_pre, s_hidden, s_out) = (sc.get(at.site(Point::PreAct))?, sc.get(at.site(Point::Hidden))?, sc.get(at.site(Point::Out))?);
+        if c.act == ActKind::SwiGlu {
+            let (s_gate, s_up) = (sc.get(at.site(Point::Gate))?, sc.get(at.site(Point::Up))?);
+            self.linear(at.linear(Proj::Gate), &f.gate, s_in, s_pre);
+            self.linear(at.linear(Proj::Up), &f.up, s_in, s_up);
+            self.linear(at.linear(Proj::Down), &f.down, s_hidden, s_out);
+            let t = act_table(ActKind::SwiGlu, s_pre, s_gate);
+            self.put(Tag::ActTable { stack, layer }, DType::I16, [TABLE_LEN, 1], le(&t));
+            let mul = Requant::from_real(s_gate * s_up / s_hidden);
+            self.put(Tag::GateMul { stack, layer }, DType::Requant, [1, 1], le(&[mul]));
+            return Ok(());
         }
-        self.put(group, layer, tag::SCALARS, DType::I32, [scalars.len(), 1], bytes_i32(&scalars));
-        Ok(stream)
+        self.linear(at.linear(Proj::Up), &f.up, s_in, s_pre);
+        self.linear(at.linear(Proj::Down), &f.down, s_hidden, s_out);
+        if c.act != ActKind::Relu {
+            let t = act_table(c.act, s_pre, s_hidden);
+            self.put(Tag::ActTable { stack, layer }, DType::I16, [TABLE_LEN, 1], le(&t));
+        }
+        Ok(())
     }
 
-    /// One residual block, `x + f(norm(x))` (pre-norm) or `norm(x + f(x))` (post-norm), from a
-    /// stream at scale `stream`: the LayerNorm where the config puts it, the sublayer `f`, and the
-    /// residual sum's multipliers (appended to `scalars` after the sublayer's). Returns the
-    /// stream's scale after the block.
-    fn residual_block(&mut self, group: u32, layer: usize, b: &ResidualBlock<'_>, stream: f64, site: impl Fn(Point) -> Site, scalars: &mut Vec<i32>) -> Result<f64> {
+    /// One residual sublayer, `x + f(norm(x))` (pre-norm) or `norm(x + f(x))` (post-norm), from a
+    /// stream at scale `stream`: the norm where the config puts it, the sublayer `f`, and the
+    /// residual sum's multipliers. `s_mem` is the encoder output's scale (cross-attention's keys).
+    /// Returns the stream's scale after the sublayer.
+    fn residual_block(&mut self, at: At, norm: &FNorm<'_>, stream: f64, s_mem: f64) -> Result<f64> {
         let sc = self.scales;
         let pre = self.fm.config.norm_first();
-        let s_in = if pre { sc.get(site(Point::Norm))? } else { stream };
+        let (stack, layer, sub) = (at.stack, at.layer as u8, at.sub);
+        let norm_tag = |part| Tag::Norm { stack, layer, sub, part };
+        let s_in = if pre { sc.get(at.site(Point::Norm))? } else { stream };
         if pre {
-            self.layer_norm(group, layer, b.norm_kind, b.norm, stream, s_in);
+            self.norm(norm_tag, norm, stream, s_in);
         }
-        match b.sublayer {
-            Sublayer::SelfAttn(a) => scalars.extend(self.attention(group, layer, false, a, s_in, 0.0, &site)?),
-            Sublayer::CrossAttn(a, s_mem) => scalars.extend(self.attention(group, layer, true, a, s_in, s_mem, &site)?),
-            Sublayer::FeedForward(f1, f2) => self.ffn(group, layer, f1, f2, s_in, &site)?,
+        let l = &self.fm.layers(stack)[at.layer];
+        match sub {
+            Sub::SelfAttn => self.attention(at, &l.attn.op, s_in, s_in)?,
+            Sub::CrossAttn => self.attention(at, &l.cross.op, s_in, s_mem)?,
+            Sub::FeedForward => self.ffn(at, &l.ffn.op, s_in)?,
         }
-        let s_sum = sc.get(site(Point::Sum))?;
-        scalars.extend(residual(stream / s_sum, sc.get(site(Point::Out))? / s_sum));
+        let s_sum = sc.get(at.site(Point::Sum))?;
+        self.record(Tag::Residual { stack, layer, sub }, residual(stream / s_sum, sc.get(at.site(Point::Out))? / s_sum));
         if pre {
             return Ok(s_sum);
         }
-        let s_norm = sc.get(site(Point::Norm))?;
-        self.layer_norm(group, layer, b.norm_kind, b.norm, s_sum, s_norm);
+        let s_norm = sc.get(at.site(Point::Norm))?;
+        self.norm(norm_tag, norm, s_sum, s_norm);
         Ok(s_norm)
     }
 
-    /// Build every tensor; returns them in blob order.
-    pub fn build(mut self, vocab: &VocabTables) -> Result<Vec<Tensor>> {
+    /// The layers of one stack from an input at scale `input`, then its final norm into
+    /// `out_site`'s scale; returns that scale.
+    fn stack(&mut self, stack: Stack, input: f64, s_mem: f64) -> Result<f64> {
         let fm = self.fm;
         let c = fm.config;
-        let (d, v) = (c.d_model, c.vocab);
+        let cross = stack == Stack::Decoder && c.kind == ModelKind::EncoderDecoder;
+        let mut stream = input;
+        for (l, layer) in fm.layers(stack).iter().enumerate() {
+            let at = |sub| At { stack, layer: l, sub };
+            stream = self.residual_block(at(Sub::SelfAttn), &layer.attn.norm, stream, s_mem)?;
+            if cross {
+                stream = self.residual_block(at(Sub::CrossAttn), &layer.cross.norm, stream, s_mem)?;
+            }
+            stream = self.residual_block(at(Sub::FeedForward), &layer.ffn.norm, stream, s_mem)?;
+        }
+        let (norm, site) = match stack {
+            Stack::Encoder => (&fm.enc_norm, Site::EncNorm),
+            Stack::Decoder => (&fm.dec_norm, Site::DecNorm),
+        };
+        let s_out = self.scales.get(site)?;
+        if let Some(n) = norm {
+            self.norm(|part| Tag::FinalNorm(stack, part), n, stream, s_out);
+        }
+        Ok(s_out)
+    }
+
+    /// A token embedding table and its requantizers into the stream at scale `s_emb`.
+    fn embedding(&mut self, side: Side, table: &[f32], s_emb: f64) -> Rows {
+        let d = self.fm.config.d_model;
+        let emb_mult = if self.fm.scale_embedding { (d as f64).sqrt() } else { 1.0 };
+        let rows = quantize_rows(table, d);
+        let rq: Vec<Requant> = rows.scales.iter().map(|&s| Requant::from_real(s * emb_mult / s_emb)).collect();
+        self.put_weights(Tag::Embedding(side), rows.scales.len(), d, &rows.q);
+        self.put(Tag::EmbeddingRq(side), DType::Requant, [rq.len(), 1], le(&rq));
+        rows
+    }
+
+    /// Build every tensor; returns them in blob order.
+    pub fn build(mut self, vocab: Option<&VocabTables>, features: Option<&FeatureScales>) -> Result<Vec<Tensor>> {
+        let fm = self.fm;
+        let c = fm.config;
+        let (d, dh) = (c.d_model, c.d_head());
         let sc = self.scales;
-        let s_emb = sc.get(Site::SrcEmb)?;
-        let emb_mult = if fm.scale_embedding { (d as f64).sqrt() } else { 1.0 };
 
-        // embeddings and positions
-        let src = quantize_rows(fm.src_emb, d);
-        let rq = |s: &[f64]| -> Vec<Requant> { s.iter().map(|&s| Requant::from_real(s * emb_mult / s_emb)).collect() };
-        self.put_weights(tag::GLOBAL, 0, tag::SRC_EMB, v, d, &src.q);
-        self.put(tag::GLOBAL, 0, tag::SRC_EMB_RQ, DType::Requant, [v, 1], bytes_rq(&rq(&src.scales)));
-        if !c.tied() {
-            let tgt = quantize_rows(fm.tgt_emb, d);
-            self.put_weights(tag::GLOBAL, 0, tag::TGT_EMB, v, d, &tgt.q);
-            self.put(tag::GLOBAL, 0, tag::TGT_EMB_RQ, DType::Requant, [v, 1], bytes_rq(&rq(&tgt.scales)));
+        // input: the encoder's (tokens or features), the decoder's tokens
+        let s_src = if c.kind == ModelKind::DecoderOnly { 0.0 } else { sc.get(Site::SrcEmb)? };
+        let s_tgt = if c.kind == ModelKind::EncoderOnly { 0.0 } else { sc.get(Site::TgtEmb)? };
+        let mut tables: [Option<Rows>; 2] = [None, None];
+        match c.input {
+            InputKind::Tokens if c.kind != ModelKind::DecoderOnly => tables[0] = Some(self.embedding(Side::Source, fm.source, s_src)),
+            InputKind::Features => {
+                let Some(f) = features else { bail!("a feature model needs its features' calibrated ranges") };
+                self.input_projection(f, s_src);
+            }
+            InputKind::Tokens => {}
         }
-        let pos: Vec<i16> = (0..c.max_len * d).map(|i| (sinusoid(i / d, i % d, d) as f64 / s_emb).round().clamp(-32768.0, 32767.0) as i16).collect();
-        self.put(tag::GLOBAL, 0, tag::POS, DType::I16, [c.max_len, d], bytes_i16(&pos));
-
-        // encoder
-        let mut stream = s_emb;
-        for (l, layer) in fm.enc.iter().enumerate().take(c.n_enc) {
-            let blocks = [
-                ResidualBlock { norm_kind: tag::LN1, norm: &layer.ln1, sublayer: Sublayer::SelfAttn(&layer.sa) },
-                ResidualBlock { norm_kind: tag::LN2, norm: &layer.ln2, sublayer: Sublayer::FeedForward(&layer.ff1, &layer.ff2) },
-            ];
-            stream = self.layer(tag::ENC, l, &blocks, stream, |block, point| Site::Enc { layer: l as u8, block, point })?;
+        if c.kind != ModelKind::EncoderOnly && !(c.kind == ModelKind::EncoderDecoder && c.tied()) {
+            tables[1] = Some(self.embedding(Side::Target, fm.target, s_tgt));
         }
-        let s_mem = sc.get(Site::EncNorm)?;
-        self.layer_norm(tag::GLOBAL, 0, tag::ENC_NORM, &fm.enc_norm, stream, s_mem);
-
-        // decoder
-        let mut stream = s_emb;
-        for (l, layer) in fm.dec.iter().enumerate().take(c.n_dec) {
-            let blocks = [
-                ResidualBlock { norm_kind: tag::LN1, norm: &layer.ln1, sublayer: Sublayer::SelfAttn(&layer.sa) },
-                ResidualBlock { norm_kind: tag::LN2, norm: &layer.ln2, sublayer: Sublayer::CrossAttn(&layer.ca, s_mem) },
-                ResidualBlock { norm_kind: tag::LN3, norm: &layer.ln3, sublayer: Sublayer::FeedForward(&layer.ff1, &layer.ff2) },
-            ];
-            stream = self.layer(tag::DEC, l, &blocks, stream, |block, point| Site::Dec { layer: l as u8, block, point })?;
+        // positions, in the input's scale (both sides share it)
+        let s_pos = if c.kind == ModelKind::DecoderOnly { s_tgt } else { s_src };
+        match c.positions {
+            PosKind::Sinusoidal | PosKind::Learned => {
+                let value = |i: usize| if c.positions == PosKind::Learned { fm.positions[i] } else { sinusoid(i / d, i % d, d) };
+                let pos: Vec<i16> = (0..c.max_len * d).map(|i| (value(i) as f64 / s_pos).round().clamp(-32768.0, 32767.0) as i16).collect();
+                self.put(Tag::Positions, DType::I16, [c.max_len, d], le(&pos));
+            }
+            PosKind::Rope => {
+                let half = dh / 2;
+                let q15 = |v: f64| (v * 32768.0).round().clamp(-32767.0, 32767.0) as i16;
+                let (mut cos, mut sin) = (Vec::new(), Vec::new());
+                for p in 0..c.max_len {
+                    for i in 0..half {
+                        let (co, si) = rope_angle(p, i, dh, fm.rope_theta);
+                        cos.push(q15(co));
+                        sin.push(q15(si));
+                    }
+                }
+                self.put(Tag::RopeCos, DType::I16, [c.max_len, half], le(&cos));
+                self.put(Tag::RopeSin, DType::I16, [c.max_len, half], le(&sin));
+            }
+            PosKind::None => {}
         }
-        let s_dn = sc.get(Site::DecNorm)?;
-        self.layer_norm(tag::GLOBAL, 0, tag::DEC_NORM, &fm.dec_norm, stream, s_dn);
 
-        // output projection: tied reuses the source table and its row scales
+        // the stacks
+        let s_mem = if c.n_enc > 0 { self.stack(Stack::Encoder, s_src, 0.0)? } else { 0.0 };
+        let s_dec = if c.n_dec > 0 { self.stack(Stack::Decoder, s_tgt, s_mem)? } else { 0.0 };
+
+        // output: logits, or the head; tied reuses the table its tokens come from
         let s_logit = sc.get(Site::Logits)?;
+        let s_head_in = if c.token_output() { s_dec } else { sc.get(Site::Pooled)? };
+        let out_tag = Tag::Output;
         if c.tied() {
-            self.linear_q(tag::GLOBAL, 0, tag::GEN_W, &src.q, &src.scales, fm.generator.b, d, s_dn, s_logit, false);
+            let i = if c.kind == ModelKind::EncoderDecoder { 0 } else { 1 };
+            let Some(rows) = tables[i].take() else { bail!("internal: a tied output without its table") };
+            self.linear_q(&out_tag, &rows, fm.output.b, d, s_head_in, s_logit, false);
         } else {
-            self.linear(tag::GLOBAL, 0, tag::GEN_W, &fm.generator, s_dn, s_logit);
+            self.linear(out_tag, &fm.output, s_head_in, s_logit);
         }
-        let lsm = Requant::from_real(s_logit * std::f64::consts::LOG2_E * 1024.0);
-        self.put(tag::GLOBAL, 0, tag::SCALARS, DType::I32, [2, 1], bytes_i32(&[lsm.mult, lsm.shift]));
+        if c.token_output() {
+            let lsm = Requant::from_real(s_logit * LOG2_E * 1024.0);
+            self.put(Tag::LogSoftmax, DType::Requant, [1, 1], le(&[lsm]));
+        } else {
+            self.put(Tag::HeadScale, DType::Requant, [1, 1], le(&[Requant::from_real(s_logit)]));
+        }
 
         // tokenizer
-        self.put(tag::TOK, 0, tag::TOK_OFFSETS, DType::U32, [v + 1, 1], vocab.offsets.iter().flat_map(|x| x.to_le_bytes()).collect());
-        self.put(tag::TOK, 0, tag::TOK_BYTES, DType::U8, [vocab.bytes.len(), 1], vocab.bytes.clone());
-        self.put(tag::TOK, 0, tag::TOK_SCORES, DType::I32, [v, 1], bytes_i32(&vocab.scores));
-        self.put(tag::TOK, 0, tag::TOK_SORTED, DType::U16, [vocab.sorted.len(), 1], vocab.sorted.iter().flat_map(|x| x.to_le_bytes()).collect());
+        let mut sizes = TokenizerSizes::default();
+        if let Some(v) = vocab.filter(|_| c.tokens()) {
+            let n = c.vocab;
+            self.put(Tag::Tokenizer(TokPart::Offsets), DType::U32, [n + 1, 1], le(&v.offsets));
+            self.put(Tag::Tokenizer(TokPart::Bytes), DType::U8, [v.bytes.len(), 1], v.bytes.clone());
+            self.put(Tag::Tokenizer(TokPart::Scores), DType::I32, [n, 1], le(&v.scores));
+            self.put(Tag::Tokenizer(TokPart::Sorted), DType::U16, [v.sorted.len(), 1], le(&v.sorted));
+            if !v.byte_ids.is_empty() {
+                self.put(Tag::Tokenizer(TokPart::ByteIds), DType::U16, [256, 1], le(&v.byte_ids));
+            }
+            sizes = TokenizerSizes { bytes: v.bytes.len(), normal: v.sorted.len() };
+        }
 
         // blob order
         let mut order = Vec::new();
-        blob::expected_tensors(&c, vocab.bytes.len(), vocab.sorted.len(), |s| {
+        blob::expected_tensors(&c, sizes, |s| {
             order.push(s.tag);
             Ok(())
         })?;
@@ -392,9 +538,23 @@ impl<'m> Builder<'m> {
         for t in order {
             match self.tensors.remove(&t) {
                 Some(x) => out.push(x),
-                None => bail!("internal: tensor {t:#010x} was not built"),
+                None => bail!("internal: tensor {t} was not built"),
             }
         }
         Ok(out)
+    }
+
+    /// Feature input: the projection with each feature's scale folded into its weights
+    /// (`W'[o, j] = W[o, j] · s_j`, in `q` units) and the zero points into the bias
+    /// (`b' = b − Σ_j W'[o, j] · zp_j`), then the records callers quantize with.
+    fn input_projection(&mut self, f: &FeatureScales, s_out: f64) {
+        let p = &self.fm.input_proj;
+        let (n, k) = (p.b.len(), p.k);
+        let folded: Vec<f32> = (0..n * k).map(|i| (p.w[i] as f64 * f.scale[i % k]) as f32).collect();
+        let bias: Vec<f32> = (0..n).map(|o| (p.b[o] as f64 - (0..k).map(|j| folded[o * k + j] as f64 * f.zero_point[j] as f64).sum::<f64>()) as f32).collect();
+        let l = FLinear { w: &folded, b: &bias, k };
+        self.linear(Tag::InputProj, &l, 1.0, s_out);
+        let q: Vec<FeatureQuant> = f.scale.iter().zip(&f.zero_point).map(|(&s, &zero_point)| FeatureQuant { scale: Requant::from_real(s), zero_point }).collect();
+        self.put(Tag::FeatureQuant, DType::I32, [k, 3], le(&q));
     }
 }

@@ -28,6 +28,7 @@ pub fn beam_width(s: &str) -> Result<usize, String> {
 pub fn run(model_path: &Path, beam: usize, sentences: &[String]) -> Result<()> {
     let blob = Aligned::read(model_path)?;
     let model = Model::parse(blob.bytes()).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
+    crate::generate::require_kind(&model, model_path, picoformer::blob::ModelKind::EncoderDecoder, "translate")?;
     let mut lines = Lines { int8: Int8::new(&model, beam), beam };
     let stdout = io::stdout();
     let mut out = stdout.lock();

@@ -1,8 +1,9 @@
-//! Test vectors (STYLE 10): the int8 model's greedy run on a few test sentences, which the host
-//! tests and every firmware recompute bit for bit.
+//! Test vectors (STYLE 10): the int8 model's run on a few test inputs (a greedy translation, a
+//! greedy continuation, or a classification), which the host tests and every firmware
+//! recompute bit for bit.
 //!
-//! `<stem>.vectors.bin` (the runtime's compact format, for firmware: text, source ids, output
-//! ids, logits digest) and `<stem>.vectors.safetensors` (everything, per case `i`:
+//! `<stem>.vectors.bin` (the runtime's compact format, `picoformer::vectors`, for firmware) and
+//! `<stem>.vectors.safetensors` (everything, per case `i`:
 //! `case.i.{src,greedy,logits_digest,logits0,float_logits0}`, `case.i.digest.<site>` for every
 //! site, and `case.0.site.<site>` with the first case's raw values).
 
@@ -10,13 +11,15 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use picoformer::observe::{Data, NoObserver, Observer, Site};
-use picoformer::reference::FloatModel;
-use picoformer::vectors::Fnv1a;
+use picoformer::blob::ModelKind;
+use picoformer::reference::{FSource, FloatModel};
+use picoformer::vectors::{CaseData, CaseKind, Fnv1a};
 use picoformer::{Model, TokenId};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 
-use crate::host::{source_ids, Float, Int8};
+use crate::calibrate::{text_ids, Window};
+use crate::host::{quantize_window, source_ids, Clf, Float, Int8, Lm};
 
 /// The raw integer values of one site over a whole run, in order.
 pub struct SiteValues {
@@ -47,9 +50,13 @@ impl Observer for Sites {
     }
 }
 
-/// A case of the test vectors: ids, greedy output, every step's logits digest, and raw sites.
+/// A case of the test vectors: input, output, the digest of every step's logits (or of the
+/// head's outputs), and raw sites.
 pub struct Case {
+    pub kind: CaseKind,
     pub text: String,
+    /// Feature input, quantized.
+    pub features: Vec<i16>,
     pub src: Vec<TokenId>,
     pub out: Vec<TokenId>,
     pub logits_digest: u32,
@@ -58,35 +65,113 @@ pub struct Case {
     pub sites: Sites,
 }
 
-/// Run the int8 model (the integer simulation the firmware must match) on `texts`.
-pub fn cases(model: &Model<'_>, fm: &FloatModel<'_>, texts: &[String]) -> Result<Vec<Case>> {
+/// The inputs of the test vectors.
+pub enum Inputs<'a> {
+    /// Sentences to translate, prompts to continue, or texts to classify.
+    Texts(&'a [String]),
+    /// Feature windows to classify.
+    Windows(&'a [Window]),
+}
+
+/// New tokens a language model's vector runs to, at most.
+pub const MAX_NEW: usize = 20;
+
+/// Run the int8 model (the integer simulation the firmware must match) on `inputs`.
+pub fn cases(model: &Model<'_>, fm: &FloatModel<'_>, inputs: Inputs<'_>) -> Result<Vec<Case>> {
     let c = *model.config();
-    let tok = model.tokenizer();
-    let mut q = Int8::new(model, 1);
     let mut fl = Float::new(fm)?;
     let mut cases = Vec::new();
-    for text in texts {
-        let src = source_ids(tok, text, c.max_len)?;
-        let mut sites = Sites::default();
-        let mut digest = Fnv1a::default();
-        let mut first_logits = Vec::new();
-        let mut out = Vec::new();
-        {
-            let mut sess = q.session()?;
-            sess.encode_observed(&src, &mut sites)?;
-            while let Some(t) = sess.greedy_step(&mut sites)? {
-                digest.i32s(sess.logits());
-                if first_logits.is_empty() {
-                    first_logits = sess.logits().to_vec();
+    match (c.kind, inputs) {
+        (ModelKind::EncoderDecoder, Inputs::Texts(texts)) => {
+            let tok = model.tokenizer();
+            let mut q = Int8::new(model, 1);
+            for text in texts {
+                let src = source_ids(tok, text, c.max_len)?;
+                let mut sites = Sites::default();
+                let mut digest = Fnv1a::default();
+                let mut first_logits = Vec::new();
+                let mut out = Vec::new();
+                {
+                    let mut sess = q.session()?;
+                    sess.encode_observed(&src, &mut sites)?;
+                    while let Some(t) = sess.greedy_step(&mut sites)? {
+                        digest.i32s(sess.logits());
+                        if first_logits.is_empty() {
+                            first_logits = sess.logits().to_vec();
+                        }
+                        out.push(t);
+                    }
                 }
-                out.push(t);
+                let mut st = fl.state()?;
+                fm.encode(&src, &mut st, &mut NoObserver)?;
+                fm.decode_step(c.bos, 0, &mut st, &mut NoObserver)?;
+                let float_first_logits = st.logits().to_vec();
+                cases.push(Case { kind: CaseKind::Translate, text: text.clone(), features: Vec::new(), src, out, logits_digest: digest.0, first_logits, float_first_logits, sites });
             }
         }
-        let mut st = fl.state()?;
-        fm.encode(&src, &mut st, &mut NoObserver)?;
-        fm.decode_step(c.bos, 0, &mut st, &mut NoObserver)?;
-        let float_first_logits = st.logits().to_vec();
-        cases.push(Case { text: text.clone(), src, out, logits_digest: digest.0, first_logits, float_first_logits, sites });
+        (ModelKind::DecoderOnly, Inputs::Texts(prompts)) => {
+            let tok = model.tokenizer();
+            let mut q = Lm::new(model, 1);
+            for text in prompts {
+                let src = text_ids(tok, text, c.max_len - 1, false)?;
+                let mut sites = Sites::default();
+                let mut digest = Fnv1a::default();
+                let mut out = Vec::new();
+                let first_logits;
+                {
+                    let mut g = q.session()?;
+                    g.prompt_observed(&src, &mut sites)?;
+                    first_logits = g.logits().to_vec();
+                    // every step that chose a token, eos included
+                    while out.len() < MAX_NEW {
+                        let next = g.next_observed(&mut sites)?;
+                        let chose = next.is_some() || g.len() < c.max_len;
+                        if chose {
+                            digest.i32s(g.logits());
+                        }
+                        match next {
+                            Some(t) => out.push(t),
+                            None => {
+                                if chose {
+                                    out.push(c.eos);
+                                }
+                                break;
+                            }
+                        }
+                    }
+                }
+                let mut st = fl.state()?;
+                for (pos, &t) in src.iter().enumerate() {
+                    fm.decode_step(t, pos, &mut st, &mut NoObserver)?;
+                }
+                let float_first_logits = st.logits().to_vec();
+                cases.push(Case { kind: CaseKind::Generate, text: text.clone(), features: Vec::new(), src, out, logits_digest: digest.0, first_logits, float_first_logits, sites });
+            }
+        }
+        (ModelKind::EncoderOnly, inputs) => {
+            let mut q = Clf::new(model);
+            // (text, ids) or (quantized, real) frames
+            type Item = (String, Vec<u16>, Vec<i16>, Vec<f32>);
+            let items: Vec<Item> = match inputs {
+                Inputs::Texts(texts) => texts.iter().map(|t| Ok((t.clone(), text_ids(model.tokenizer(), t, c.max_len, false)?, Vec::new(), Vec::new()))).collect::<Result<_>>()?,
+                Inputs::Windows(ws) => ws.iter().map(|w| (String::new(), Vec::new(), quantize_window(model, w), w.clone())).collect(),
+            };
+            for (text, src, features, real) in items {
+                let mut sites = Sites::default();
+                let outputs = {
+                    let mut k = q.session()?;
+                    let ids = (!src.is_empty()).then_some(&src[..]);
+                    let frames = (!features.is_empty()).then_some(&features[..]);
+                    k.run_observed(ids, frames, &mut sites)?.to_vec()
+                };
+                let mut digest = Fnv1a::default();
+                digest.i32s(&outputs);
+                let class = picoformer::argmax(&outputs) as u16;
+                let float_first_logits = if src.is_empty() { fl.classify(FSource::Features(&real))? } else { fl.classify(FSource::Tokens(&src))? };
+                cases.push(Case { kind: CaseKind::Classify, text, features, src, out: vec![class], logits_digest: digest.0, first_logits: outputs, float_first_logits, sites });
+            }
+        }
+        _ => anyhow::bail!("test-vector inputs of the wrong kind for this model"),
     }
     Ok(cases)
 }
@@ -101,7 +186,7 @@ struct Named {
 
 /// Write `<stem>.vectors.bin` and `<stem>.vectors.safetensors`.
 pub fn write(stem: &Path, cases: &[Case]) -> Result<()> {
-    let compact: Vec<(&str, &[u16], &[u16], u32)> = cases.iter().map(|c| (c.text.as_str(), c.src.as_slice(), c.out.as_slice(), c.logits_digest)).collect();
+    let compact: Vec<CaseData<'_>> = cases.iter().map(|c| CaseData { kind: c.kind, text: &c.text, src: &c.src, features: &c.features, out: &c.out, digest: c.logits_digest }).collect();
     std::fs::write(stem.with_extension("vectors.bin"), picoformer::vectors::write(&compact))?;
 
     let mut owned: Vec<Named> = Vec::new();
@@ -110,6 +195,9 @@ pub fn write(stem: &Path, cases: &[Case]) -> Result<()> {
     let le32 = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     for (i, c) in cases.iter().enumerate() {
         push(format!("case.{i}.src"), Dtype::U16, vec![c.src.len()], le16(&c.src));
+        if !c.features.is_empty() {
+            push(format!("case.{i}.features"), Dtype::I16, vec![c.features.len()], c.features.iter().flat_map(|x| x.to_le_bytes()).collect());
+        }
         push(format!("case.{i}.greedy"), Dtype::U16, vec![c.out.len()], le16(&c.out));
         push(format!("case.{i}.logits_digest"), Dtype::U32, vec![1], c.logits_digest.to_le_bytes().to_vec());
         push(format!("case.{i}.logits0"), Dtype::I32, vec![c.first_logits.len()], le32(&c.first_logits));

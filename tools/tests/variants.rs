@@ -1,48 +1,73 @@
-//! Any model in the export layout converts: differently shaped random models (pre-norm, GELU,
-//! untied embeddings and generator, other sizes; `tools/export_variants.py`) go through the
-//! whole converter, and their int8 outputs track their float outputs.
+//! Any model in the export layouts converts: differently shaped random models of every kind
+//! and block (`tools/export_variants.py`, `tools/export_generic_variants.py`: pre- and
+//! post-norm, GELU and its tanh form, SwiGLU, RMSNorm, RoPE, learned and no positions,
+//! grouped-query and multi-query attention, tied and untied outputs with and without bias,
+//! token and feature input, first and mean pooling, classification and regression heads) go
+//! through the converter's stages, match PyTorch in f32, and their int8 outputs track their
+//! float outputs site by site.
 
 use std::path::Path;
 
+use picoformer::blob::{InputKind, ModelKind};
 use picoformer::observe::Site;
 use picoformer::tokenizer::Tokenizer;
 use picoformer::Model;
-use picoformer_tools::calibrate::calibrate;
+use picoformer_tools::calibrate::{calibrate, CalibData};
 use picoformer_tools::check::check_reference;
 use picoformer_tools::eval::layer_errors;
 use picoformer_tools::export::Export;
-use picoformer_tools::host::{read_lines, source_ids, Aligned, SentencePairs};
+use picoformer_tools::host::{read_lines, read_windows, Aligned, SentencePairs};
 use picoformer_tools::quantize::quantize;
+use picoformer_tools::vectors::Inputs;
 
 fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
-fn check(name: &str, min_logit_sqnr: f64) {
+fn check(name: &str, min_sqnr: f64) {
     let dir = root().join("models/variants").join(name);
-    let de = root().join("models/de-en/calib.de");
-    let en = root().join("models/de-en/calib.en");
     // convert's stages up to the blob, in memory
     let ex = Export::load(&dir).unwrap_or_else(|e| panic!("{name}: {e:#}"));
     let fm = ex.float_model();
-    let check = check_reference(&fm, &dir).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let c = ex.blob_config;
+    let check = check_reference(&fm, &dir).unwrap_or_else(|e| panic!("{name}: {e:#}")).expect("reference vectors");
     assert!(check.max_diff < 1e-4, "{name}: f32 vs PyTorch {}", check.max_diff);
-    let vocab = ex.spm.tables().unwrap();
-    let tok = Tokenizer::new(ex.spm.vocab(&vocab)).unwrap();
-    let ranges = calibrate(&fm, &tok, &SentencePairs::read(&de, &en, 40).unwrap()).unwrap();
-    let quantized = quantize(&fm, &ranges, &vocab).unwrap();
-    let blob = Aligned::from_bytes(&quantized.blob(&ex.blob_config).unwrap());
+    let vocab = ex.spm.as_ref().map(|s| s.tables().unwrap());
+    let tok = ex.spm.as_ref().map(|s| Tokenizer::new(s.vocab(vocab.as_ref().unwrap())).unwrap());
+    let en = || read_lines(&root().join("models/de-en/calib.en")).unwrap();
+    let windows = || read_windows(&root().join("models/japanese-vowels/train.csv"), c.n_features).unwrap();
+    let calib = match (c.kind, c.input) {
+        (ModelKind::EncoderDecoder, _) => CalibData::Pairs(SentencePairs::read(&root().join("models/de-en/calib.de"), &root().join("models/de-en/calib.en"), 40).unwrap()),
+        (_, InputKind::Features) => CalibData::Windows(windows().into_iter().take(40).collect()),
+        _ => CalibData::Texts(en().into_iter().take(40).collect()),
+    };
+    let (ranges, features) = calibrate(&fm, tok.as_ref(), &calib).unwrap();
+    let quantized = quantize(&fm, &ranges, vocab.as_ref(), features.as_ref()).unwrap();
+    let blob = Aligned::from_bytes(&quantized.blob(&c).unwrap());
     let model = Model::parse(blob.bytes()).unwrap();
-    let c = *model.config();
-    assert_eq!(c, ex.blob_config);
-    let test = read_lines(&root().join("models/de-en/test2016.de")).unwrap();
-    let srcs: Vec<Vec<u16>> = test.iter().take(6).map(|s| source_ids(model.tokenizer(), s, c.max_len).unwrap()).collect();
-    let errors = layer_errors(&model, &fm, &quantized.scales, &srcs).unwrap();
-    let logits = errors.iter().find(|e| e.site == Site::Logits).unwrap();
-    let memory = errors.iter().find(|e| e.site == Site::EncNorm).unwrap();
-    println!("{name}: logits SQNR {:.1} dB cosine {:.5}; memory SQNR {:.1} dB", logits.sqnr_db, logits.cosine, memory.sqnr_db);
-    assert!(logits.sqnr_db > min_logit_sqnr, "{name}: logits SQNR {:.1} dB", logits.sqnr_db);
-    assert!(memory.sqnr_db > min_logit_sqnr, "{name}: memory SQNR {:.1} dB", memory.sqnr_db);
+    assert_eq!(*model.config(), c);
+    let (texts, test_windows);
+    let inputs = match (c.kind, c.input) {
+        (ModelKind::EncoderDecoder, _) => {
+            texts = read_lines(&root().join("models/de-en/test2016.de")).unwrap()[..6].to_vec();
+            Inputs::Texts(&texts)
+        }
+        (_, InputKind::Features) => {
+            test_windows = read_windows(&root().join("models/japanese-vowels/test.csv"), c.n_features).unwrap()[..6].to_vec();
+            Inputs::Windows(&test_windows)
+        }
+        _ => {
+            texts = read_lines(&root().join("models/captions-lm/prompts.txt")).unwrap()[..6].to_vec();
+            Inputs::Texts(&texts)
+        }
+    };
+    let errors = layer_errors(&model, &fm, &quantized.scales, inputs).unwrap();
+    let out = errors.iter().find(|e| e.site == Site::Logits).unwrap();
+    println!("{name}: outputs SQNR {:.1} dB cosine {:.5}", out.sqnr_db, out.cosine);
+    for e in &errors {
+        println!("  {} {:.1} dB", e.site, e.sqnr_db);
+    }
+    assert!(out.sqnr_db > min_sqnr, "{name}: outputs SQNR {:.1} dB", out.sqnr_db);
     for e in &errors {
         assert!(e.cosine > 0.98, "{name}: {} cosine {}", e.site, e.cosine);
     }
@@ -61,4 +86,34 @@ fn postnorm_relu_tied() {
 #[test]
 fn prenorm_relu_untied_short() {
     check("prenorm_relu_untied", 20.0);
+}
+
+#[test]
+fn decoder_gqa_rope_rmsnorm_swiglu() {
+    check("dec_gqa_rope_rmsnorm_swiglu", 20.0);
+}
+
+#[test]
+fn decoder_mqa_gelu_tanh_sinusoidal_lm_bias() {
+    check("dec_mqa_gelutanh_sinusoidal_lmbias", 20.0);
+}
+
+#[test]
+fn decoder_no_positions_tied_with_bias_swiglu() {
+    check("dec_nope_tied_lmbias_swiglu_bias", 20.0);
+}
+
+#[test]
+fn decoder_post_norm_learned_gelu_tied() {
+    check("dec_postnorm_learned_gelu_tied", 20.0);
+}
+
+#[test]
+fn encoder_features_mean_rope_gqa_classifier() {
+    check("enc_features_mean_rope_gqa_cls", 20.0);
+}
+
+#[test]
+fn encoder_tokens_first_rmsnorm_relu_regression() {
+    check("enc_tokens_first_rmsnorm_relu_regression", 20.0);
 }

@@ -23,6 +23,7 @@ use picoformer::kernels::linear::{linear_ref, Linear};
 use picoformer::kernels::residual::{add_in_place, ResidualParams};
 use picoformer::selftest::Rng;
 use picoformer::kernels::softmax::softmax_u8;
+use picoformer::blob::Stack;
 use picoformer::model::Attention;
 use picoformer::observe::NoObserver;
 use picoformer::quant::{Activation, Requant};
@@ -66,7 +67,7 @@ struct Bufs {
     x: Align8<[i16; X_MAX]>,
     y8: [i8; Y_MAX],
     y16: [i16; Y_MAX],
-    /// `(vocab,)` logits of the generator.
+    /// `(vocab,)` logits of the output layer.
     y32: [i32; 4000],
     bias: [i32; N_MAX],
     rq: [Requant; N_MAX],
@@ -339,7 +340,7 @@ fn bench_model<P: Platform>(p: &mut P, b: &mut Bufs) -> bool {
     let x: [i16; SEQ * D] = core::array::from_fn(|i| b.x.0[i]);
     let rows = n.min(SEQ);
     let xs = &x[..rows * D];
-    let sa = model.encoder_layers()[0].sa;
+    let sa = model.layers(Stack::Encoder)[0].attn.op;
     let t_qkv = qkv(p, &sa, xs, b, rows);
     let t_att = attn(p, &sa.params, c.nhead, b, rows, rows, Mask { key_len: rows, causal: false, q_pos0: 0 });
     let (ctx, y16) = (&b.ctx[..rows * D], &mut b.y16[..rows * D]);
@@ -364,24 +365,24 @@ fn bench_model<P: Platform>(p: &mut P, b: &mut Bufs) -> bool {
     let encode = p.instructions() - t0;
     // its linear layers alone, same shapes and weights
     let mut enc_linear = 0;
-    for l in model.encoder_layers() {
-        enc_linear += qkv(p, &l.sa, &x[..n * D], b, n);
+    for l in model.layers(Stack::Encoder) {
+        enc_linear += qkv(p, &l.attn.op, &x[..n * D], b, n);
         let (xi, yo) = (&x[..n * D], &mut b.y16[..n * D]);
-        enc_linear += per_call(p, 1, || l.sa.o.forward(black_box(xi), black_box(&mut *yo)));
+        enc_linear += per_call(p, 1, || l.attn.op.o.forward(black_box(xi), black_box(&mut *yo)));
         let ff = &mut b.y16[..n * c.d_ff];
-        enc_linear += per_call(p, 1, || l.ff.ff1.forward(black_box(xi), black_box(&mut *ff)));
+        enc_linear += per_call(p, 1, || l.ffn.op.up.forward(black_box(xi), black_box(&mut *ff)));
         let (xi, yo) = (&b.x.0[..n * c.d_ff], &mut b.y16[..n * D]);
-        enc_linear += per_call(p, 1, || l.ff.ff2.forward(black_box(xi), black_box(&mut *yo)));
+        enc_linear += per_call(p, 1, || l.ffn.op.down.forward(black_box(xi), black_box(&mut *yo)));
     }
     let mut enc_attn = 0;
-    for l in model.encoder_layers() {
-        enc_attn += attn(p, &l.sa.params, c.nhead, b, n, n, Mask { key_len: n, causal: false, q_pos0: 0 });
+    for l in model.layers(Stack::Encoder) {
+        enc_attn += attn(p, &l.attn.op.params, c.nhead, b, n, n, Mask { key_len: n, causal: false, q_pos0: 0 });
     }
-    for l in model.decoder_layers() {
+    for l in model.layers(Stack::Decoder) {
         let (xi, k, v) = (&x[..n * D], &mut b.k.0[..n * D], &mut b.v.0[..n * D]);
         enc_linear += per_call(p, 1, || {
-            l.ca.k.forward(black_box(xi), black_box(&mut *k));
-            l.ca.v.forward(black_box(xi), black_box(&mut *v));
+            l.cross.op.k.forward(black_box(xi), black_box(&mut *k));
+            l.cross.op.v.forward(black_box(xi), black_box(&mut *v));
         });
     }
 
@@ -406,28 +407,28 @@ fn bench_model<P: Platform>(p: &mut P, b: &mut Bufs) -> bool {
     // one step's linear layers: per decoder layer Q, K, V, O (self), Q, O (cross), ff1, ff2;
     // then the generator
     let mut dec_linear = 0;
-    for l in model.decoder_layers() {
+    for l in model.layers(Stack::Decoder) {
         let xi = &x[..D];
-        dec_linear += qkv(p, &l.sa, xi, b, 1);
+        dec_linear += qkv(p, &l.attn.op, xi, b, 1);
         let (q, yo, ff) = (&mut b.q.0[..D], &mut b.y16[..D], &mut b.ctx[..c.d_ff]);
         dec_linear += per_call(p, 20, || {
-            l.sa.o.forward(black_box(xi), black_box(&mut *yo));
-            l.ca.q.forward(black_box(xi), black_box(&mut *q));
-            l.ca.o.forward(black_box(xi), black_box(&mut *yo));
-            l.ff.ff1.forward(black_box(xi), black_box(&mut *ff));
+            l.attn.op.o.forward(black_box(xi), black_box(&mut *yo));
+            l.cross.op.q.forward(black_box(xi), black_box(&mut *q));
+            l.cross.op.o.forward(black_box(xi), black_box(&mut *yo));
+            l.ffn.op.up.forward(black_box(xi), black_box(&mut *ff));
         });
         let (xi, yo) = (&b.x.0[..c.d_ff], &mut b.y16[..D]);
-        dec_linear += per_call(p, 20, || l.ff.ff2.forward(black_box(xi), black_box(&mut *yo)));
+        dec_linear += per_call(p, 20, || l.ffn.op.down.forward(black_box(xi), black_box(&mut *yo)));
     }
     let (xi, lg) = (&x[..D], &mut b.y32[..c.vocab]);
-    let generator = per_call(p, 3, || model.generator().forward(black_box(xi), black_box(&mut *lg)));
+    let generator = per_call(p, 3, || model.output().forward(black_box(xi), black_box(&mut *lg)));
     dec_linear += generator;
     // one step's attention kernels: self over pos + 1 keys, cross over n keys, per layer
     let dec_attn = |p: &mut P, b: &mut Bufs, pos: usize| -> u64 {
         let mut t = 0;
-        for l in model.decoder_layers() {
-            t += attn(p, &l.sa.params, c.nhead, b, 1, pos + 1, Mask { key_len: pos + 1, causal: true, q_pos0: pos });
-            t += attn(p, &l.ca.params, c.nhead, b, 1, n, Mask { key_len: n, causal: false, q_pos0: 0 });
+        for l in model.layers(Stack::Decoder) {
+            t += attn(p, &l.attn.op.params, c.nhead, b, 1, pos + 1, Mask { key_len: pos + 1, causal: true, q_pos0: pos });
+            t += attn(p, &l.cross.op.params, c.nhead, b, 1, n, Mask { key_len: n, causal: false, q_pos0: 0 });
         }
         t
     };
@@ -435,8 +436,8 @@ fn bench_model<P: Platform>(p: &mut P, b: &mut Bufs) -> bool {
     // the softmax inside those attention calls, on its own: heads × keys elements per call
     let dec_softmax = |p: &mut P, b: &mut Bufs, pos: usize| -> u64 {
         let mut t = 0;
-        for l in model.decoder_layers() {
-            for (keys, rq) in [(pos + 1, l.sa.params.softmax), (n, l.ca.params.softmax)] {
+        for l in model.layers(Stack::Decoder) {
+            for (keys, rq) in [(pos + 1, l.attn.op.params.softmax), (n, l.cross.op.params.softmax)] {
                 let (scores, work, probs) = (&b.scores[..keys], &mut b.work[..keys], &mut b.probs[..keys]);
                 t += c.nhead as u64
                     * per_call(p, 10, || {

@@ -69,7 +69,7 @@ fn self_test() -> (usize, usize) {
     let checks: [(&str, usize, fn(usize) -> usize); 5] = [
         ("linear, random layers x i32/i16/i8 outputs", 200, selftest::check_linear),
         ("softmax, random rows", 1000, selftest::check_softmax),
-        ("LayerNorm, random calls", 1000, selftest::check_layernorm),
+        ("LayerNorm and RMSNorm, random calls", 1000, selftest::check_layernorm),
         ("attention, random calls", 500, selftest::check_attention),
         ("residual add, random calls", 500, selftest::check_residual),
     ];

@@ -14,11 +14,17 @@
 //!
 //! Bit-exact with [`super::reference::layer_norm_ref`]; the firmware checks it on target.
 
-use super::params::LayerNorm;
+use super::params::{LayerNorm, RmsNorm};
 use super::portable;
 
 /// Stack scratch: the statistics' three words and the argument block.
 pub const STACK_BYTES: usize = 12 + core::mem::size_of::<OutArgs>();
+
+/// RMSNorm on a DSP core: the assembly's `Σx²`, the portable output pass.
+#[inline]
+pub fn rms_norm(rms: &RmsNorm<'_>, x: &[i16], y: &mut [i16]) {
+    portable::rms_norm_with(rms, x, y, stats)
+}
 
 /// LayerNorm on a DSP core.
 #[inline]

@@ -1,4 +1,6 @@
-//! Integer LayerNorm over the last dimension: `i16 (rows, d)` in, `i16 (rows, d)` out.
+//! Integer LayerNorm and RMSNorm over the last dimension: `i16 (rows, d)` in, `i16 (rows, d)`
+//! out. RMSNorm is the same arithmetic with `mean = 0` and no bias (its `var` is the mean
+//! square).
 //!
 //! Per row, with `n = d`:
 //!
@@ -31,8 +33,8 @@ use dsp as core_path;
 #[cfg(not(picoformer_core = "dsp"))]
 use portable as core_path;
 
-pub use params::{div_u64_small, isqrt_u64, LayerNorm};
-pub use reference::layer_norm_ref;
+pub use params::{div_u64_small, isqrt_u64, LayerNorm, RmsNorm};
+pub use reference::{layer_norm_ref, rms_norm_ref};
 
 /// Bytes of stack LayerNorm uses beyond its registers, on this build's core.
 pub const STACK_BYTES: usize = core_path::STACK_BYTES;
@@ -43,6 +45,15 @@ impl LayerNorm<'_> {
     #[inline]
     pub fn forward(&self, x: &[i16], y: &mut [i16]) {
         core_path::layer_norm(self, x, y)
+    }
+}
+
+impl RmsNorm<'_> {
+    /// RMSNorm of each row of `x` (`(rows, d)`, `d = gain.len()`) into `y`, through this core's
+    /// fast path; bit-exact with [`rms_norm_ref`].
+    #[inline]
+    pub fn forward(&self, x: &[i16], y: &mut [i16]) {
+        core_path::rms_norm(self, x, y)
     }
 }
 

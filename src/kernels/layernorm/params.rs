@@ -13,6 +13,19 @@ pub struct LayerNorm<'a> {
     pub eps: u32,
 }
 
+/// The parameters of one RMSNorm: LayerNorm without the mean and the bias,
+/// `y_j = sat_i16((z_j · g_j + 2^(sh-1)) >> sh)` with `z_j = (x_j · inv) >> 16` and `inv` from
+/// the row's mean square.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RmsNorm<'a> {
+    /// `(d,)` fixed-point gains, as [`LayerNorm::gain`].
+    pub gain: &'a [i32],
+    /// Right shift applied to `z · g`, `1..=62`.
+    pub shift: i32,
+    /// `ε / s_x²`, at least 1.
+    pub eps: u32,
+}
+
 /// `(mean, inv)` of a row from `Σx` and `Σ(x - mean)²` computed by the caller: `inv = ⌊2^40 /
 /// ⌊sqrt((⌊Σxc² / d⌋ + eps) · 2^16)⌋⌋`, i.e. `2^32 / std`.
 #[inline(always)]

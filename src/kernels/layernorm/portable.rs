@@ -2,7 +2,7 @@
 //! output pass uses 32-bit operands where the values allow (`SMULL`-sized products and the fused
 //! requantization's high-word identity). Bit-exact with [`super::reference::layer_norm_ref`].
 
-use super::params::{inv_std, mean, LayerNorm};
+use super::params::{inv_std, mean, LayerNorm, RmsNorm};
 use crate::quant::{mul_wide, sat_i16, Requant};
 
 /// Stack scratch: none.
@@ -67,6 +67,46 @@ pub fn layer_norm_with(ln: &LayerNorm<'_>, x: &[i16], y: &mut [i16], stats: Stat
         for (((yj, &xj), &g), &b) in yr.iter_mut().zip(xr).zip(ln.gain).zip(ln.bias) {
             let z = ((xj as i64 - mean) * inv) >> 16;
             *yj = sat_i16(((z * g as i64 + round) >> sh) + b as i64);
+        }
+    }
+}
+
+/// RMSNorm on a core without a fast path.
+#[cfg_attr(picoformer_core = "dsp", allow(dead_code))]
+pub fn rms_norm(rms: &RmsNorm<'_>, x: &[i16], y: &mut [i16]) {
+    rms_norm_with(rms, x, y, |_| None)
+}
+
+/// The RMSNorm row loop, with a core's `stats` tried first for `Σx²`; the output pass in 32-bit
+/// operands when the values allow, as LayerNorm's.
+#[inline(always)]
+pub fn rms_norm_with(rms: &RmsNorm<'_>, x: &[i16], y: &mut [i16], stats: Stats) {
+    let d = rms.gain.len();
+    if d == 0 {
+        return;
+    }
+    let sh = (rms.shift & 63) as u32;
+    let round = (1i64 << sh) >> 1;
+    let fused = Requant { mult: 1 << 30, shift: rms.shift }.is_fused();
+    for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+        let sq = match stats(xr) {
+            Some((_, sq)) => sq,
+            None => xr.iter().map(|&v| (v as i32 * v as i32) as u32 as u64).sum(),
+        };
+        let inv = inv_std(sq, d, rms.eps);
+        if inv < 1 << 31 && fused {
+            let inv = inv as i32;
+            let (r, s2) = (1i32 << (rms.shift - 33), rms.shift - 32);
+            for ((yj, &xj), &g) in yr.iter_mut().zip(xr).zip(rms.gain) {
+                let z = (mul_wide(xj as i32, inv) >> 16) as i32; // |x·inv| < 2^46
+                let hi = (mul_wide(z, g) >> 32) as i32;
+                *yj = ((hi + r) >> s2).clamp(i16::MIN as i32, i16::MAX as i32) as i16;
+            }
+            continue;
+        }
+        for ((yj, &xj), &g) in yr.iter_mut().zip(xr).zip(rms.gain) {
+            let z = (xj as i64 * inv) >> 16;
+            *yj = sat_i16((z * g as i64 + round) >> sh);
         }
     }
 }

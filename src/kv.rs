@@ -1,0 +1,106 @@
+//! The decoder's memory: the self-attention KV cache of every beam slot, and the
+//! cross-attention keys and values of the encoded source. Both own their layout; the forward
+//! pass and beam search ask them for rows and never compute strides themselves.
+//!
+//! ```text
+//! KvCache:      k, v: (slots, layers, max_len, kv_width) i8
+//! CrossMemory:  k, v: (layers, max_len, kv_width) i8, of which rows 0..len are filled
+//! ```
+
+use crate::arena::Arena;
+use crate::Error;
+
+/// Self-attention keys and values of `slots` hypotheses, `layers` decoder layers each.
+pub(crate) struct KvCache<'a> {
+    k: &'a mut [i8],
+    v: &'a mut [i8],
+    slots: usize,
+    layers: usize,
+    max_len: usize,
+    width: usize,
+}
+
+impl<'a> KvCache<'a> {
+    pub(crate) fn carve(a: &mut Arena<'a>, slots: usize, layers: usize, max_len: usize, width: usize) -> Result<Self, Error> {
+        let n = slots * layers * max_len * width;
+        Ok(KvCache { k: a.take(n)?, v: a.take(n)?, slots, layers, max_len, width })
+    }
+
+    fn layer_range(&self, slot: usize, layer: usize) -> Result<core::ops::Range<usize>, Error> {
+        if slot >= self.slots || layer >= self.layers {
+            return Err(Error::DecoderState);
+        }
+        let rows = self.max_len * self.width;
+        let start = (slot * self.layers + layer) * rows;
+        Ok(start..start + rows)
+    }
+
+    /// Keys and values of one slot and layer, `(max_len, kv_width)` each.
+    pub(crate) fn layer(&mut self, slot: usize, layer: usize) -> Result<(&mut [i8], &mut [i8]), Error> {
+        let r = self.layer_range(slot, layer)?;
+        match (self.k.get_mut(r.clone()), self.v.get_mut(r)) {
+            (Some(k), Some(v)) => Ok((k, v)),
+            _ => Err(Error::DecoderState),
+        }
+    }
+
+    /// Copy positions `0..positions` of every layer from slot `from` to slot `to` (a beam that
+    /// forks continues from its parent's cache).
+    pub(crate) fn copy_prefix(&mut self, from: usize, to: usize, positions: usize) -> Result<(), Error> {
+        let n = positions.min(self.max_len) * self.width;
+        for layer in 0..self.layers {
+            let (src, dst) = (self.layer_range(from, layer)?.start, self.layer_range(to, layer)?.start);
+            for buf in [&mut *self.k, &mut *self.v] {
+                if src + n > buf.len() || dst + n > buf.len() {
+                    return Err(Error::DecoderState);
+                }
+                buf.copy_within(src..src + n, dst);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The encoded source's keys and values for each decoder layer's cross-attention.
+pub(crate) struct CrossMemory<'a> {
+    k: &'a mut [i8],
+    v: &'a mut [i8],
+    layers: usize,
+    max_len: usize,
+    width: usize,
+    /// Source rows filled (0: nothing encoded).
+    pub(crate) len: usize,
+}
+
+impl<'a> CrossMemory<'a> {
+    pub(crate) fn carve(a: &mut Arena<'a>, layers: usize, max_len: usize, width: usize) -> Result<Self, Error> {
+        let n = layers * max_len * width;
+        Ok(CrossMemory { k: a.take(n)?, v: a.take(n)?, layers, max_len, width, len: 0 })
+    }
+
+    fn range(&self, layer: usize, rows: usize) -> Result<core::ops::Range<usize>, Error> {
+        if layer >= self.layers || rows > self.max_len {
+            return Err(Error::DecoderState);
+        }
+        let start = layer * self.max_len * self.width;
+        Ok(start..start + rows * self.width)
+    }
+
+    /// Rows `0..rows` of one layer, to fill.
+    pub(crate) fn layer_mut(&mut self, layer: usize, rows: usize) -> Result<(&mut [i8], &mut [i8]), Error> {
+        let r = self.range(layer, rows)?;
+        match (self.k.get_mut(r.clone()), self.v.get_mut(r)) {
+            (Some(k), Some(v)) => Ok((k, v)),
+            _ => Err(Error::DecoderState),
+        }
+    }
+
+    /// The filled rows of one layer.
+    pub(crate) fn layer(&self, layer: usize) -> Result<(&[i8], &[i8]), Error> {
+        let r = self.range(layer, self.len)?;
+        match (self.k.get(r.clone()), self.v.get(r)) {
+            (Some(k), Some(v)) => Ok((k, v)),
+            _ => Err(Error::DecoderState),
+        }
+    }
+}
