@@ -3,14 +3,14 @@
 
 mod common;
 
-use common::{tiny_blob, tiny_config, Aligned, Rng};
+use common::{tiny_blob, tiny_config, AlignedBuf, Rng};
 use picoformer::blob::{self, reseal, ENTRY_LEN, HEADER_LEN};
 use picoformer::{Error, Model, Translator};
 
 /// Whatever parses must also run: encode, greedy and beam search without a panic.
 fn run_if_valid(b: &[u8]) -> Result<(), Error> {
     let m = Model::parse(b)?;
-    let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 2));
+    let mut arena = AlignedBuf::zeroed(Translator::arena_bytes(&m, 2));
     let mut t = Translator::new(&m, arena.bytes_mut(), 2)?;
     let src: Vec<u16> = (0..m.config().max_len.min(5)).map(|i| (i % m.config().vocab) as u16).collect();
     t.encode(&src)?;
@@ -47,7 +47,7 @@ fn truncation_at_every_byte() {
     // trailing bytes (flash padding) are ignored
     let mut longer = b.to_vec();
     longer.extend_from_slice(&[0xff; 13]);
-    Model::parse(Aligned::from(&longer).bytes()).unwrap();
+    Model::parse(AlignedBuf::from_bytes(&longer).bytes()).unwrap();
 }
 
 #[test]
@@ -56,7 +56,7 @@ fn single_bit_flips_in_header_and_table() {
     let end = table_end(blob.bytes());
     for byte in 0..end {
         for bit in 0..8 {
-            let mut a = Aligned::from(blob.bytes());
+            let mut a = AlignedBuf::from_bytes(blob.bytes());
             a.bytes_mut()[byte] ^= 1 << bit;
             let e = Model::parse(a.bytes()).err();
             let ok = match byte {
@@ -79,7 +79,7 @@ fn resealed_flips_are_errors_or_harmless() {
     let (mut rejected, mut accepted) = (0, 0);
     for byte in 16..end {
         for bit in 0..8 {
-            let mut a = Aligned::from(blob.bytes());
+            let mut a = AlignedBuf::from_bytes(blob.bytes());
             a.bytes_mut()[byte] ^= 1 << bit;
             reseal(a.bytes_mut());
             match run_if_valid(a.bytes()) {
@@ -101,7 +101,7 @@ fn header_fields_zero_one_and_max() {
     fields.extend([(52, 4), (56, 4), (60, 4)]);
     for (off, w) in fields {
         for v in [0u64, 1, u64::MAX] {
-            let mut a = Aligned::from(blob.bytes());
+            let mut a = AlignedBuf::from_bytes(blob.bytes());
             let bytes = v.to_le_bytes();
             if a.bytes()[off..off + w] == bytes[..w] {
                 continue; // the field already holds this value
@@ -123,11 +123,11 @@ fn header_fields_zero_one_and_max() {
 #[test]
 fn wrong_version_and_magic() {
     let blob = tiny_blob(&tiny_config(0), 5);
-    let mut a = Aligned::from(blob.bytes());
+    let mut a = AlignedBuf::from_bytes(blob.bytes());
     a.bytes_mut()[4..6].copy_from_slice(&2u16.to_le_bytes());
     reseal(a.bytes_mut());
     assert_eq!(Model::parse(a.bytes()).err(), Some(Error::UnsupportedVersion { found: 2, supported: blob::VERSION }));
-    let mut a = Aligned::from(blob.bytes());
+    let mut a = AlignedBuf::from_bytes(blob.bytes());
     a.bytes_mut()[0] = b'Q';
     assert_eq!(Model::parse(a.bytes()).err(), Some(Error::BadMagic));
 }
@@ -135,8 +135,10 @@ fn wrong_version_and_magic() {
 #[test]
 fn misaligned_blob() {
     let blob = tiny_blob(&tiny_config(0), 6);
-    let mut a = Aligned::from(blob.bytes());
-    assert_eq!(Model::parse(a.misaligned()).err(), Some(Error::MisalignedBlob { align: 8 }));
+    // the same bytes, one byte past the boundary
+    let mut a = AlignedBuf::zeroed(blob.bytes().len() + 1);
+    a.bytes_mut()[1..].copy_from_slice(blob.bytes());
+    assert_eq!(Model::parse(&a.bytes()[1..]).err(), Some(Error::MisalignedBlob { align: 8 }));
 }
 
 fn entry_field(b: &mut [u8], i: usize, field_off: usize, v: u32) {
@@ -158,23 +160,23 @@ fn overlapping_out_of_range_and_misaligned_tensors() {
         (0, 0),                     // over the header
     ];
     for (i, off) in cases {
-        let mut a = Aligned::from(b);
+        let mut a = AlignedBuf::from_bytes(b);
         entry_field(a.bytes_mut(), i, 16, off);
         reseal(a.bytes_mut());
         assert_eq!(Model::parse(a.bytes()).err(), Some(Error::BadTensorRange { tag: tag_of(i) }), "entry {i} offset {off}");
     }
     // a byte length that disagrees with the shape
-    let mut a = Aligned::from(b);
+    let mut a = AlignedBuf::from_bytes(b);
     entry_field(a.bytes_mut(), 2, 20, 7);
     reseal(a.bytes_mut());
     assert_eq!(Model::parse(a.bytes()).err(), Some(Error::BadTensorShape { tag: tag_of(2) }));
     // a shape that disagrees with the config
-    let mut a = Aligned::from(b);
+    let mut a = AlignedBuf::from_bytes(b);
     entry_field(a.bytes_mut(), 0, 8, 17);
     reseal(a.bytes_mut());
     assert_eq!(Model::parse(a.bytes()).err(), Some(Error::BadTensorShape { tag: tag_of(0) }));
     // swapped table entries
-    let mut a = Aligned::from(b);
+    let mut a = AlignedBuf::from_bytes(b);
     let (x, y) = (HEADER_LEN + ENTRY_LEN, HEADER_LEN + 2 * ENTRY_LEN);
     let e1: Vec<u8> = a.bytes()[x..x + ENTRY_LEN].to_vec();
     a.bytes_mut().copy_within(y..y + ENTRY_LEN, x);
@@ -195,13 +197,13 @@ fn huge_vocab_and_lengths() {
         (24, 7, "num_encoder_layers"),
         (20, 3, "nhead"),
     ] {
-        let mut a = Aligned::from(blob.bytes());
+        let mut a = AlignedBuf::from_bytes(blob.bytes());
         a.bytes_mut()[off..off + 4].copy_from_slice(&v.to_le_bytes());
         reseal(a.bytes_mut());
         assert_eq!(Model::parse(a.bytes()).err(), Some(Error::BadConfig { field }), "{field} = {v}");
     }
     // a tensor count that runs the table past the blob
-    let mut a = Aligned::from(blob.bytes());
+    let mut a = AlignedBuf::from_bytes(blob.bytes());
     a.bytes_mut()[56..60].copy_from_slice(&u32::MAX.to_le_bytes());
     reseal(a.bytes_mut());
     assert!(matches!(Model::parse(a.bytes()).err(), Some(Error::Truncated { .. } | Error::BadConfig { .. })));
@@ -221,7 +223,7 @@ fn hostile_quantization_parameters_and_vocab() {
         let (tag, dtype, off, len) = entry(i);
         let kind = tag & 0xffff;
         let group = tag >> 24;
-        let mut a = Aligned::from(b);
+        let mut a = AlignedBuf::from_bytes(b);
         let want: Option<fn(&Error) -> bool> = if dtype == 7 {
             // a requant shift of 100
             a.bytes_mut()[off + 4..off + 8].copy_from_slice(&100i32.to_le_bytes());
@@ -253,7 +255,7 @@ fn random_weights_never_panic() {
     let end = table_end(blob.bytes());
     let mut rng = Rng(99);
     for _ in 0..50 {
-        let mut a = Aligned::from(blob.bytes());
+        let mut a = AlignedBuf::from_bytes(blob.bytes());
         for _ in 0..200 {
             let i = end + (rng.next() as usize % (a.bytes().len() - end));
             a.bytes_mut()[i] = rng.next() as u8;

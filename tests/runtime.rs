@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{tiny_blob, tiny_config, Aligned};
+use common::{tiny_blob, tiny_config, AlignedBuf};
 use picoformer::blob::{FLAG_GELU, FLAG_NORM_FIRST, FLAG_TIED};
 use picoformer::tokenizer::Node;
 use picoformer::{Error, Model, Translator};
@@ -17,7 +17,7 @@ fn greedy_stream_and_beam_agree_in_shape_and_are_deterministic() {
         let c = tiny_config(flags);
         let blob = tiny_blob(&c, seed);
         let m = Model::parse(blob.bytes()).unwrap();
-        let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 3));
+        let mut arena = AlignedBuf::zeroed(Translator::arena_bytes(&m, 3));
         let mut t = Translator::new(&m, arena.bytes_mut(), 3).unwrap();
         let src = [4, 5, 3];
         t.encode(&src).unwrap();
@@ -56,17 +56,17 @@ fn arena_exactly_sized_works_and_one_byte_less_fails() {
     let m = Model::parse(blob.bytes()).unwrap();
     for beam in [1, 2, 4] {
         let need = Translator::arena_bytes(&m, beam);
-        let mut exact = Aligned::zeroed(need);
+        let mut exact = AlignedBuf::zeroed(need);
         let mut t = Translator::new(&m, exact.bytes_mut(), beam).unwrap();
         t.encode(&[4, 3]).unwrap();
         let mut out = [0u16; 8];
         t.beam_search(beam, &mut out).unwrap();
-        let mut short = Aligned::zeroed(need - 1);
+        let mut short = AlignedBuf::zeroed(need - 1);
         assert_eq!(Translator::new(&m, short.bytes_mut(), beam).err(), Some(Error::ArenaTooSmall { needed: need, got: need - 1 }));
     }
     let need = Translator::arena_bytes(&m, 1);
-    let mut a = Aligned::zeroed(need + 8);
-    assert_eq!(Translator::new(&m, &mut a.misaligned()[..need], 1).err(), Some(Error::MisalignedArena { align: 8 }));
+    let mut a = AlignedBuf::zeroed(need + 1);
+    assert_eq!(Translator::new(&m, &mut a.bytes_mut()[1..], 1).err(), Some(Error::MisalignedArena { align: 8 }));
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn bad_inputs_get_typed_errors() {
     let c = tiny_config(0);
     let blob = tiny_blob(&c, 3);
     let m = Model::parse(blob.bytes()).unwrap();
-    let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 2));
+    let mut arena = AlignedBuf::zeroed(Translator::arena_bytes(&m, 2));
     let mut t = Translator::new(&m, arena.bytes_mut(), 2).unwrap();
     // decoding before encoding
     assert_eq!(t.next_token(), Err(Error::DecoderState));
@@ -100,7 +100,7 @@ fn sequences_of_length_one_and_max_len() {
     let c = tiny_config(FLAG_NORM_FIRST);
     let blob = tiny_blob(&c, 11);
     let m = Model::parse(blob.bytes()).unwrap();
-    let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 1));
+    let mut arena = AlignedBuf::zeroed(Translator::arena_bytes(&m, 1));
     let mut t = Translator::new(&m, arena.bytes_mut(), 1).unwrap();
     for src in [&[3u16][..], &[5, 6, 7, 8, 9, 10, 11, 3][..]] {
         t.encode(src).unwrap();

@@ -11,7 +11,7 @@ mod common;
 #[path = "../../tools/src/spm.rs"]
 #[allow(dead_code)]
 mod spm;
-pub use common::{tiny_blob, tiny_config, Aligned, Rng, PIECES};
+pub use common::{tiny_blob, tiny_config, AlignedBuf, Rng, PIECES};
 
 /// The four architecture variants the tiny model is built in.
 pub const VARIANTS: [u32; 4] =
@@ -28,7 +28,7 @@ pub fn reseal_in_place(b: &mut [u8]) {
 /// exactly [`Translator::arena_bytes`] bytes. Returns the first typed error.
 pub fn run_if_valid(b: &[u8]) -> Result<(), Error> {
     let m = Model::parse(b)?;
-    let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 2));
+    let mut arena = AlignedBuf::zeroed(Translator::arena_bytes(&m, 2));
     let mut t = Translator::new(&m, arena.bytes_mut(), 2)?;
     let c = *m.config();
     let src: Vec<u16> = (0..c.max_len.min(5)).map(|i| ((i + 4) % c.vocab) as u16).chain([c.eos]).collect();
@@ -53,8 +53,8 @@ pub fn real_blobs() -> Vec<&'static [u8]> {
     let paths = std::iter::once(de_en).chain(extra.split(':').filter(|p| !p.is_empty()).map(String::from));
     paths
         .filter_map(|p| std::fs::read(p).ok())
-        .map(|bytes| &*Box::leak(Box::new(Aligned::from(&bytes))))
-        .filter(|a: &&'static Aligned| Model::parse(a.bytes()).is_ok())
+        .map(|bytes| &*Box::leak(Box::new(AlignedBuf::from_bytes(&bytes))))
+        .filter(|a: &&'static AlignedBuf| Model::parse(a.bytes()).is_ok())
         .map(|a| a.bytes())
         .collect()
 }

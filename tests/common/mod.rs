@@ -6,35 +6,7 @@ use picoformer::blob::{self, tag, Config, DType, TensorData, TensorSpec};
 use picoformer::quant::Requant;
 use picoformer::tokenizer::SCORE_SCALE_BITS;
 
-/// Bytes on an 8-byte boundary, as the runtime wants its blob and arena.
-pub struct Aligned {
-    words: Vec<u64>,
-    len: usize,
-}
-
-impl Aligned {
-    pub fn zeroed(len: usize) -> Self {
-        Aligned { words: vec![0; len.div_ceil(8) + 1], len }
-    }
-    pub fn from(b: &[u8]) -> Self {
-        let mut a = Aligned::zeroed(b.len());
-        a.bytes_mut().copy_from_slice(b);
-        a
-    }
-    pub fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice(&self.words)[..self.len]
-    }
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut bytemuck::cast_slice_mut(&mut self.words)[..self.len]
-    }
-    /// The same bytes, one byte off the alignment.
-    pub fn misaligned(&mut self) -> &mut [u8] {
-        let len = self.len;
-        let b: &mut [u8] = bytemuck::cast_slice_mut(&mut self.words);
-        b.copy_within(0..len, 1);
-        &mut b[1..len + 1]
-    }
-}
+pub use picoformer::align::AlignedBuf;
 
 /// A small deterministic generator (xorshift).
 pub struct Rng(pub u64);
@@ -85,7 +57,7 @@ fn i32s(v: &[i32]) -> Vec<u8> {
 }
 
 /// A valid blob for `c` with random weights from `seed`.
-pub fn tiny_blob(c: &Config, seed: u64) -> Aligned {
+pub fn tiny_blob(c: &Config, seed: u64) -> AlignedBuf {
     let mut rng = Rng(seed | 1);
     // tokenizer tables
     let mut offsets = vec![0u32];
@@ -158,5 +130,5 @@ pub fn tiny_blob(c: &Config, seed: u64) -> Aligned {
     let mut out = vec![0u8; blob::blob_len(&tensors)];
     let n = blob::write(c, &tensors, &mut out).unwrap();
     out.truncate(n);
-    Aligned::from(&out)
+    AlignedBuf::from_bytes(&out)
 }

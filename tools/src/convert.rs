@@ -13,7 +13,7 @@ use crate::calibrate::calibrate;
 use crate::check::check_reference;
 use crate::eval::{agreement, layer_errors};
 use crate::export::Export;
-use crate::host::{read_lines, source_ids, Aligned, SentencePairs};
+use crate::host::{read_lines, source_ids, AlignedBuf, SentencePairs};
 use crate::quantize::{quantize, Quantized};
 use crate::report::{self, ReportInput, Sizes};
 use crate::vectors;
@@ -120,7 +120,7 @@ fn config_line(ex: &Export) -> String {
 
 /// The blob as written, and what it costs.
 pub struct Written {
-    pub blob: Aligned,
+    pub blob: AlignedBuf,
     pub sizes: Sizes,
 }
 
@@ -129,7 +129,7 @@ impl Written {
     pub fn write(path: &Path, c: &Config, q: &Quantized) -> Result<Written> {
         let bytes = q.blob(c)?;
         std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
-        let blob = Aligned::from_bytes(&bytes);
+        let blob = AlignedBuf::from_bytes(&bytes);
         let model = parse_written(&blob)?;
         let sizes = Sizes {
             blob: bytes.len(),
@@ -148,6 +148,6 @@ impl Written {
     }
 }
 
-fn parse_written(blob: &Aligned) -> Result<Model<'_>> {
+fn parse_written(blob: &AlignedBuf) -> Result<Model<'_>> {
     Model::parse(blob.bytes()).map_err(|e| anyhow!("the blob just written does not parse: {e}"))
 }

@@ -13,7 +13,7 @@ use picoformer::{Model, TokenId};
 
 use crate::bleu::{corpus_bleu, Bleu};
 use crate::export::Export;
-use crate::host::{detok, progress_bar, source_ids, Aligned, Float, Int8, SentencePairs};
+use crate::host::{detok, progress_bar, read_aligned, source_ids, Float, Int8, SentencePairs};
 use crate::quantize::Scales;
 
 /// Collects int8 values dequantized, or f32 values, per site, in order.
@@ -188,7 +188,7 @@ pub struct EvalOpts {
 
 /// `picoformer eval`: BLEU of both models, their agreement and their speed, on stdout.
 pub fn run(o: &EvalOpts) -> Result<()> {
-    let blob = Aligned::read(&o.model)?;
+    let blob = read_aligned(&o.model)?;
     let model = Model::parse(blob.bytes()).map_err(|e| anyhow!("{}: {e}", o.model.display()))?;
     let ex = Export::load(&o.export)?;
     let fm = ex.float_model();

@@ -11,7 +11,7 @@ use picoformer_tools::calibrate::calibrate;
 use picoformer_tools::check::check_reference;
 use picoformer_tools::eval::layer_errors;
 use picoformer_tools::export::Export;
-use picoformer_tools::host::{read_lines, source_ids, Aligned, SentencePairs};
+use picoformer_tools::host::{read_lines, source_ids, AlignedBuf, SentencePairs};
 use picoformer_tools::quantize::quantize;
 
 fn root() -> &'static Path {
@@ -31,7 +31,7 @@ fn check(name: &str, min_logit_sqnr: f64) {
     let tok = Tokenizer::new(ex.spm.vocab(&vocab)).unwrap();
     let ranges = calibrate(&fm, &tok, &SentencePairs::read(&de, &en, 40).unwrap()).unwrap();
     let quantized = quantize(&fm, &ranges, &vocab).unwrap();
-    let blob = Aligned::from_bytes(&quantized.blob(&ex.blob_config).unwrap());
+    let blob = AlignedBuf::from_bytes(&quantized.blob(&ex.blob_config).unwrap());
     let model = Model::parse(blob.bytes()).unwrap();
     let c = *model.config();
     assert_eq!(c, ex.blob_config);

@@ -6,6 +6,7 @@
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use picoformer::align::Aligned;
 use picoformer::tokenizer::{Node, Tokenizer};
 use picoformer::Model;
 
@@ -20,19 +21,13 @@ pub const MAX_TEXT_BYTES: usize = 256;
 /// Tokenizer scratch nodes: enough for any text of [`MAX_TEXT_BYTES`].
 pub const SCRATCH_NODES: usize = Tokenizer::scratch_len(MAX_TEXT_BYTES);
 
-/// `T` on an 8-byte boundary: the blob's tensor views and the arena's buffers need it.
-#[repr(C, align(8))]
-pub struct Align8<T: ?Sized>(pub T);
-
-static BLOB_ALIGNED: &Align8<[u8]> = &Align8(*include_bytes!(env!("PICOFORMER_BLOB_PATH")));
-
-/// The model blob, in flash, 8-byte aligned.
-pub static BLOB: &[u8] = &BLOB_ALIGNED.0;
+/// The model blob, in flash, 8-byte aligned (the blob's tensor views need it).
+pub static BLOB: &[u8] = picoformer::include_aligned!(env!("PICOFORMER_BLOB_PATH"));
 
 /// The test vectors the converter wrote for [`BLOB`], in flash.
 pub static VECTORS: &[u8] = include_bytes!(env!("PICOFORMER_VECTORS_PATH"));
 
-static mut ARENA: Align8<[u8; ARENA_BYTES]> = Align8([0; ARENA_BYTES]);
+static mut ARENA: Aligned<[u8; ARENA_BYTES]> = Aligned([0; ARENA_BYTES]);
 static mut SCRATCH: [Node; SCRATCH_NODES] = [Node::EMPTY; SCRATCH_NODES];
 static mut MODEL: MaybeUninit<Model<'static>> = MaybeUninit::uninit();
 static TAKEN: AtomicBool = AtomicBool::new(false);
