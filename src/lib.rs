@@ -7,6 +7,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod align;
 mod arena;
 pub mod beam;
 pub mod blob;

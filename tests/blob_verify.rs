@@ -5,7 +5,7 @@ mod common;
 
 use core::mem::offset_of;
 
-use common::{tiny_blob, tiny_classifier, tiny_config, tiny_lm, Aligned, Rng};
+use common::{tiny_blob, tiny_classifier, tiny_config, tiny_lm, AlignedBuf, Rng};
 use picoformer::blob::{self, reseal, ConfigRecord, Header, ModelKind, Tag, TokPart, ENTRY_LEN, HEADER_LEN};
 use picoformer::{Classifier, Error, Generator, Model, Sampler, Sampling, Translator};
 
@@ -24,14 +24,14 @@ fn run_if_valid(b: &[u8]) -> Result<(), Error> {
     let mut out = vec![0u16; c.max_len];
     match c.kind {
         ModelKind::EncoderDecoder => {
-            let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 2));
+            let mut arena = AlignedBuf::zeroed(Translator::arena_bytes(&m, 2));
             let mut t = Translator::new(&m, arena.bytes_mut(), 2)?;
             t.encode(&ids)?;
             t.greedy(&mut out)?;
             t.beam_search(2, &mut out)?;
         }
         ModelKind::DecoderOnly => {
-            let mut arena = Aligned::zeroed(Generator::arena_bytes(&m, 2));
+            let mut arena = AlignedBuf::zeroed(Generator::arena_bytes(&m, 2));
             let mut g = Generator::new(&m, arena.bytes_mut(), 2)?;
             g.prompt(&ids[..ids.len().min(c.max_len - 1)])?;
             while g.next_token()?.is_some() {}
@@ -41,7 +41,7 @@ fn run_if_valid(b: &[u8]) -> Result<(), Error> {
             g.beam_search(&ids[..2], 2, 4, &mut out)?;
         }
         ModelKind::EncoderOnly => {
-            let mut arena = Aligned::zeroed(Classifier::arena_bytes(&m));
+            let mut arena = AlignedBuf::zeroed(Classifier::arena_bytes(&m));
             let mut k = Classifier::new(&m, arena.bytes_mut())?;
             if c.tokens() {
                 k.classify_tokens(&ids)?;
@@ -87,7 +87,7 @@ fn truncation_at_every_byte() {
         // trailing bytes (flash padding) are ignored
         let mut longer = b.to_vec();
         longer.extend_from_slice(&[0xff; 13]);
-        Model::parse(Aligned::from(&longer).bytes()).unwrap();
+        Model::parse(AlignedBuf::from_bytes(&longer).bytes()).unwrap();
     }
 }
 
@@ -97,7 +97,7 @@ fn single_bit_flips_in_header_and_table() {
     let end = table_end(blob.bytes());
     for byte in 0..end {
         for bit in 0..8 {
-            let mut a = Aligned::from(blob.bytes());
+            let mut a = AlignedBuf::from_bytes(blob.bytes());
             a.bytes_mut()[byte] ^= 1 << bit;
             let e = Model::parse(a.bytes()).err();
             let ok = match byte {
@@ -121,7 +121,7 @@ fn resealed_flips_are_errors_or_harmless() {
         let (mut rejected, mut accepted) = (0, 0);
         for byte in 16..end {
             for bit in 0..8 {
-                let mut a = Aligned::from(blob.bytes());
+                let mut a = AlignedBuf::from_bytes(blob.bytes());
                 a.bytes_mut()[byte] ^= 1 << bit;
                 reseal(a.bytes_mut());
                 match run_if_valid(a.bytes()) {
@@ -145,7 +145,7 @@ fn header_fields_zero_one_and_max() {
     fields.extend([(cfg(48), 4), (COUNT, 4), (COUNT + 4, 4)]);
     for (off, w) in fields {
         for v in [0u64, 1, u64::MAX] {
-            let mut a = Aligned::from(blob.bytes());
+            let mut a = AlignedBuf::from_bytes(blob.bytes());
             let bytes = v.to_le_bytes();
             if a.bytes()[off..off + w] == bytes[..w] {
                 continue; // the field already holds this value
@@ -167,11 +167,11 @@ fn header_fields_zero_one_and_max() {
 #[test]
 fn wrong_version_and_magic() {
     let blob = tiny_blob(&tiny_config(0), 5);
-    let mut a = Aligned::from(blob.bytes());
+    let mut a = AlignedBuf::from_bytes(blob.bytes());
     a.bytes_mut()[4..6].copy_from_slice(&1u16.to_le_bytes());
     reseal(a.bytes_mut());
     assert_eq!(Model::parse(a.bytes()).err(), Some(Error::UnsupportedVersion { found: 1, supported: blob::VERSION }));
-    let mut a = Aligned::from(blob.bytes());
+    let mut a = AlignedBuf::from_bytes(blob.bytes());
     a.bytes_mut()[0] = b'Q';
     assert_eq!(Model::parse(a.bytes()).err(), Some(Error::BadMagic));
 }
@@ -179,8 +179,10 @@ fn wrong_version_and_magic() {
 #[test]
 fn misaligned_blob() {
     let blob = tiny_blob(&tiny_config(0), 6);
-    let mut a = Aligned::from(blob.bytes());
-    assert_eq!(Model::parse(a.misaligned()).err(), Some(Error::MisalignedBlob { align: 8 }));
+    // the same bytes, one byte past the boundary
+    let mut a = AlignedBuf::zeroed(blob.bytes().len() + 1);
+    a.bytes_mut()[1..].copy_from_slice(blob.bytes());
+    assert_eq!(Model::parse(&a.bytes()[1..]).err(), Some(Error::MisalignedBlob { align: 8 }));
 }
 
 const E_DIMS: usize = offset_of!(blob::Entry, dims);
@@ -205,23 +207,23 @@ fn overlapping_out_of_range_and_misaligned_tensors() {
         (0, 0),                   // over the header
     ];
     for (i, off) in cases {
-        let mut a = Aligned::from(b);
+        let mut a = AlignedBuf::from_bytes(b);
         entry_field(a.bytes_mut(), i, E_OFFSET, off);
         reseal(a.bytes_mut());
         assert_eq!(Model::parse(a.bytes()).err(), Some(Error::BadTensorRange { tag: entry(i).tag }), "entry {i} offset {off}");
     }
     // a byte length that disagrees with the shape
-    let mut a = Aligned::from(b);
+    let mut a = AlignedBuf::from_bytes(b);
     entry_field(a.bytes_mut(), 2, E_BYTES, 7);
     reseal(a.bytes_mut());
     assert_eq!(Model::parse(a.bytes()).err(), Some(Error::BadTensorShape { tag: entry(2).tag }));
     // a shape that disagrees with the config
-    let mut a = Aligned::from(b);
+    let mut a = AlignedBuf::from_bytes(b);
     entry_field(a.bytes_mut(), 0, E_DIMS, 17);
     reseal(a.bytes_mut());
     assert_eq!(Model::parse(a.bytes()).err(), Some(Error::BadTensorShape { tag: entry(0).tag }));
     // swapped table entries
-    let mut a = Aligned::from(b);
+    let mut a = AlignedBuf::from_bytes(b);
     let (x, y) = (HEADER_LEN + ENTRY_LEN, HEADER_LEN + 2 * ENTRY_LEN);
     let e1: Vec<u8> = a.bytes()[x..x + ENTRY_LEN].to_vec();
     a.bytes_mut().copy_within(y..y + ENTRY_LEN, x);
@@ -242,7 +244,7 @@ fn huge_vocab_and_lengths() {
         (offset_of!(ConfigRecord, n_outputs), 3, "n_outputs"),
     ];
     for (off, v, field) in u32s {
-        let mut a = Aligned::from(blob.bytes());
+        let mut a = AlignedBuf::from_bytes(blob.bytes());
         a.bytes_mut()[cfg(off)..cfg(off) + 4].copy_from_slice(&v.to_le_bytes());
         reseal(a.bytes_mut());
         assert_eq!(Model::parse(a.bytes()).err(), Some(Error::BadConfig { field }), "{field} = {v}");
@@ -254,19 +256,19 @@ fn huge_vocab_and_lengths() {
         (offset_of!(ConfigRecord, n_kv_heads), 0, "num_kv_heads"),
         (offset_of!(ConfigRecord, n_kv_heads), 3, "num_kv_heads"),
     ] {
-        let mut a = Aligned::from(blob.bytes());
+        let mut a = AlignedBuf::from_bytes(blob.bytes());
         a.bytes_mut()[cfg(off)..cfg(off) + 2].copy_from_slice(&v.to_le_bytes());
         reseal(a.bytes_mut());
         assert_eq!(Model::parse(a.bytes()).err(), Some(Error::BadConfig { field }), "{field} = {v}");
     }
     for (off, v, field) in [(offset_of!(ConfigRecord, kind), 3u8, "model_type"), (offset_of!(ConfigRecord, act), 9, "activation"), (offset_of!(ConfigRecord, kind), 2, "num_encoder_layers")] {
-        let mut a = Aligned::from(blob.bytes());
+        let mut a = AlignedBuf::from_bytes(blob.bytes());
         a.bytes_mut()[cfg(off)] = v;
         reseal(a.bytes_mut());
         assert_eq!(Model::parse(a.bytes()).err(), Some(Error::BadConfig { field }), "{field} = {v}");
     }
     // a tensor count that runs the table past the blob
-    let mut a = Aligned::from(blob.bytes());
+    let mut a = AlignedBuf::from_bytes(blob.bytes());
     a.bytes_mut()[COUNT..COUNT + 4].copy_from_slice(&u32::MAX.to_le_bytes());
     reseal(a.bytes_mut());
     assert!(matches!(Model::parse(a.bytes()).err(), Some(Error::Truncated { .. } | Error::BadConfig { .. })));
@@ -283,7 +285,7 @@ fn hostile_quantization_parameters_and_vocab() {
             let e = blob::read_entry(b, i).unwrap();
             let (off, len) = (e.offset as usize, e.bytes as usize);
             let tag = Tag::from_code(e.tag).unwrap();
-            let mut a = Aligned::from(b);
+            let mut a = AlignedBuf::from_bytes(b);
             let want: fn(&Error) -> bool = match tag {
                 _ if e.dtype == 7 => {
                     // a requant shift of 100
@@ -322,7 +324,7 @@ fn random_weights_never_panic() {
         let end = table_end(blob.bytes());
         let mut rng = Rng(99);
         for _ in 0..30 {
-            let mut a = Aligned::from(blob.bytes());
+            let mut a = AlignedBuf::from_bytes(blob.bytes());
             for _ in 0..200 {
                 let i = end + (rng.next() as usize % (a.bytes().len() - end));
                 a.bytes_mut()[i] = rng.next() as u8;

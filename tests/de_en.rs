@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Aligned;
+use common::AlignedBuf;
 use picoformer::observe::{Data, NoObserver, Observer, Site};
 use picoformer::tokenizer::Node;
 use picoformer::vectors::{Fnv1a, Vectors};
@@ -17,8 +17,8 @@ fn read(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e} (run the converter: see README)"))
 }
 
-fn blob() -> Aligned {
-    Aligned::from(&read("de-en.pico"))
+fn blob() -> AlignedBuf {
+    AlignedBuf::from_bytes(&read("de-en.pico"))
 }
 
 fn u16s(st: &SafeTensors<'_>, name: &str) -> Vec<u16> {
@@ -70,7 +70,7 @@ fn int8_forward_matches_the_converter_vectors_bit_for_bit() {
     let compact = read("de-en.vectors.bin");
     let cases = Vectors::parse(&compact).expect("de-en.vectors.bin");
     assert!(cases.len() >= 8);
-    let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 1));
+    let mut arena = AlignedBuf::zeroed(Translator::arena_bytes(&m, 1));
     let mut t = Translator::new(&m, arena.bytes_mut(), 1).unwrap();
     let mut checked_sites = 0;
     for (i, case) in cases.enumerate() {
@@ -113,7 +113,7 @@ fn translates_test2016_as_the_report_says() {
     let m = Model::parse(blob.bytes()).unwrap();
     let src = String::from_utf8(read("test2016.de")).unwrap();
     let hyps = String::from_utf8(read("de-en.int8.en")).unwrap();
-    let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 1));
+    let mut arena = AlignedBuf::zeroed(Translator::arena_bytes(&m, 1));
     let mut t = Translator::new(&m, arena.bytes_mut(), 1).unwrap();
     let mut buf = vec![0u8; 4096];
     for (i, (s, h)) in src.lines().zip(hyps.lines()).take(100).enumerate() {
@@ -150,7 +150,7 @@ fn tokenizer_matches_sentencepiece_on_all_of_test2016() {
 fn beam_search_runs_on_the_real_model() {
     let blob = blob();
     let m = Model::parse(blob.bytes()).unwrap();
-    let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 4));
+    let mut arena = AlignedBuf::zeroed(Translator::arena_bytes(&m, 4));
     let mut t = Translator::new(&m, arena.bytes_mut(), 4).unwrap();
     let src = source(&m, "Ein Hund rennt durch den Schnee.");
     t.encode(&src).unwrap();
@@ -176,7 +176,7 @@ fn beam_search_runs_on_the_real_model() {
 fn greedy_into_a_short_buffer_loses_no_token() {
     let blob = blob();
     let m = Model::parse(blob.bytes()).unwrap();
-    let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 1));
+    let mut arena = AlignedBuf::zeroed(Translator::arena_bytes(&m, 1));
     let mut t = Translator::new(&m, arena.bytes_mut(), 1).unwrap();
     let src = source(&m, "Ein Hund rennt durch den Schnee.");
     t.encode(&src).unwrap();
@@ -203,7 +203,7 @@ fn greedy_into_a_short_buffer_loses_no_token() {
 fn greedy_after_beam_search_decodes_the_same_source() {
     let blob = blob();
     let m = Model::parse(blob.bytes()).unwrap();
-    let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 4));
+    let mut arena = AlignedBuf::zeroed(Translator::arena_bytes(&m, 4));
     let mut t = Translator::new(&m, arena.bytes_mut(), 4).unwrap();
     let src = source(&m, "Zwei Männer spielen Fußball.");
     t.encode(&src).unwrap();

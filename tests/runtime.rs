@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{tiny_blob, tiny_classifier, tiny_config, tiny_lm, with_act, Aligned};
+use common::{tiny_blob, tiny_classifier, tiny_config, tiny_lm, with_act, AlignedBuf};
 use picoformer::blob::{ActKind, Config, FLAG_NORM_FIRST, FLAG_TIED};
 use picoformer::tokenizer::Node;
 use picoformer::{Classifier, Error, Generator, Model, Sampler, Sampling, Translator};
@@ -20,7 +20,7 @@ fn greedy_stream_and_beam_agree_in_shape_and_are_deterministic() {
         let flags = c.flags;
         let blob = tiny_blob(&c, seed);
         let m = Model::parse(blob.bytes()).unwrap();
-        let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 3));
+        let mut arena = AlignedBuf::zeroed(Translator::arena_bytes(&m, 3));
         let mut t = Translator::new(&m, arena.bytes_mut(), 3).unwrap();
         let src = [4, 5, 3];
         t.encode(&src).unwrap();
@@ -59,17 +59,17 @@ fn arena_exactly_sized_works_and_one_byte_less_fails() {
     let m = Model::parse(blob.bytes()).unwrap();
     for beam in [1, 2, 4] {
         let need = Translator::arena_bytes(&m, beam);
-        let mut exact = Aligned::zeroed(need);
+        let mut exact = AlignedBuf::zeroed(need);
         let mut t = Translator::new(&m, exact.bytes_mut(), beam).unwrap();
         t.encode(&[4, 3]).unwrap();
         let mut out = [0u16; 8];
         t.beam_search(beam, &mut out).unwrap();
-        let mut short = Aligned::zeroed(need - 1);
+        let mut short = AlignedBuf::zeroed(need - 1);
         assert_eq!(Translator::new(&m, short.bytes_mut(), beam).err(), Some(Error::ArenaTooSmall { needed: need, got: need - 1 }));
     }
     let need = Translator::arena_bytes(&m, 1);
-    let mut a = Aligned::zeroed(need + 8);
-    assert_eq!(Translator::new(&m, &mut a.misaligned()[..need], 1).err(), Some(Error::MisalignedArena { align: 8 }));
+    let mut a = AlignedBuf::zeroed(need + 1);
+    assert_eq!(Translator::new(&m, &mut a.bytes_mut()[1..], 1).err(), Some(Error::MisalignedArena { align: 8 }));
 }
 
 #[test]
@@ -77,7 +77,7 @@ fn bad_inputs_get_typed_errors() {
     let c = tiny_config(0);
     let blob = tiny_blob(&c, 3);
     let m = Model::parse(blob.bytes()).unwrap();
-    let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 2));
+    let mut arena = AlignedBuf::zeroed(Translator::arena_bytes(&m, 2));
     let mut t = Translator::new(&m, arena.bytes_mut(), 2).unwrap();
     // decoding before encoding
     assert_eq!(t.next_token(), Err(Error::DecoderState));
@@ -104,7 +104,7 @@ fn sequences_of_length_one_and_max_len() {
     let blob = tiny_blob(&c, 11);
     let _ = &blob;
     let m = Model::parse(blob.bytes()).unwrap();
-    let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 1));
+    let mut arena = AlignedBuf::zeroed(Translator::arena_bytes(&m, 1));
     let mut t = Translator::new(&m, arena.bytes_mut(), 1).unwrap();
     for src in [&[3u16][..], &[5, 6, 7, 8, 9, 10, 11, 3][..]] {
         t.encode(src).unwrap();
@@ -156,7 +156,7 @@ fn empty_arena_and_empty_model() {
 fn sessions_refuse_other_kinds() {
     let (ed, lm, cl) = (tiny_blob(&tiny_config(0), 1), tiny_blob(&tiny_lm(), 1), tiny_blob(&tiny_classifier(), 1));
     let (ed, lm, cl) = (Model::parse(ed.bytes()).unwrap(), Model::parse(lm.bytes()).unwrap(), Model::parse(cl.bytes()).unwrap());
-    let mut arena = Aligned::zeroed(1 << 20);
+    let mut arena = AlignedBuf::zeroed(1 << 20);
     assert_eq!(Translator::new(&lm, arena.bytes_mut(), 1).err(), Some(Error::WrongModelKind));
     assert_eq!(Generator::new(&cl, arena.bytes_mut(), 1).err(), Some(Error::WrongModelKind));
     assert_eq!(Classifier::new(&ed, arena.bytes_mut()).err(), Some(Error::WrongModelKind));
@@ -172,7 +172,7 @@ fn generator_prompt_stream_sample_and_beam() {
         let blob = tiny_blob(&c, seed);
         let m = Model::parse(blob.bytes()).unwrap();
         let need = Generator::arena_bytes(&m, 3);
-        let mut arena = Aligned::zeroed(need);
+        let mut arena = AlignedBuf::zeroed(need);
         let mut g = Generator::new(&m, arena.bytes_mut(), 3).unwrap();
         let prompt = [2u16, 7, 9, 4, 11];
         g.prompt(&prompt).unwrap();
@@ -220,7 +220,7 @@ fn generator_prompt_stream_sample_and_beam() {
         assert_eq!(g.prompt(&[4; 12]), Err(Error::InputTooLong { len: 12, max: 11 }));
         assert_eq!(g.prompt(&[4, 16]), Err(Error::TokenOutOfRange { id: 16, vocab: 16 }));
         assert_eq!(g.next_token(), Err(Error::DecoderState));
-        let mut short = Aligned::zeroed(need - 1);
+        let mut short = AlignedBuf::zeroed(need - 1);
         assert_eq!(Generator::new(&m, short.bytes_mut(), 3).err(), Some(Error::ArenaTooSmall { needed: need, got: need - 1 }));
     }
 }
@@ -232,7 +232,7 @@ fn classifier_frames_and_errors() {
     let blob = tiny_blob(&c, 6);
     let m = Model::parse(blob.bytes()).unwrap();
     let need = Classifier::arena_bytes(&m);
-    let mut arena = Aligned::zeroed(need);
+    let mut arena = AlignedBuf::zeroed(need);
     let mut k = Classifier::new(&m, arena.bytes_mut()).unwrap();
     let frames: Vec<i16> = (0..4 * 3).map(|i| (i * 97 % 300) as i16 - 150).collect();
     let a = k.classify_features(&frames).unwrap().to_vec();
@@ -246,6 +246,6 @@ fn classifier_frames_and_errors() {
     assert_eq!(k.classify_features(&[]).err(), Some(Error::EmptyInput));
     assert_eq!(k.classify_features(&vec![0; 3 * 9]).err(), Some(Error::InputTooLong { len: 9, max: 8 }));
     assert_eq!(k.classify_tokens(&[1, 2]).err(), Some(Error::WrongInput));
-    let mut short = Aligned::zeroed(need - 1);
+    let mut short = AlignedBuf::zeroed(need - 1);
     assert_eq!(Classifier::new(&m, short.bytes_mut()).err(), Some(Error::ArenaTooSmall { needed: need, got: need - 1 }));
 }

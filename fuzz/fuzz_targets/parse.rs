@@ -3,9 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use picoformer_fuzz::{run_if_valid, Aligned};
+use picoformer_fuzz::{run_if_valid, AlignedBuf};
 
 fuzz_target!(|data: &[u8]| {
-    let blob = Aligned::from(data);
+    let blob = AlignedBuf::from_bytes(data);
     let _ = run_if_valid(blob.bytes());
 });

@@ -4,10 +4,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use picoformer_fuzz::{reseal_in_place, run_if_valid, Aligned};
+use picoformer_fuzz::{reseal_in_place, run_if_valid, AlignedBuf};
 
 fuzz_target!(|data: &[u8]| {
-    let mut blob = Aligned::from(data);
+    let mut blob = AlignedBuf::from_bytes(data);
     reseal_in_place(blob.bytes_mut());
     let _ = run_if_valid(blob.bytes());
 });

@@ -16,14 +16,14 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use picoformer::tokenizer::{DecodeState, Node, Tokenizer, UNK_SURFACE};
 use picoformer::{Error, Model};
-use picoformer_fuzz::{bpe_tokenizers, real_blobs, tiny_blob, tiny_config, Aligned};
+use picoformer_fuzz::{bpe_tokenizers, real_blobs, tiny_blob, tiny_config, AlignedBuf};
 
 /// The tokenizers of the tiny model, the real ones present and the BPE test vocabularies,
 /// built once. With each, the longest decoded surface of one id.
 fn tokenizers() -> &'static [(Tokenizer<'static>, usize)] {
     static M: OnceLock<Vec<(Tokenizer<'static>, usize)>> = OnceLock::new();
     M.get_or_init(|| {
-        let tiny: &'static Aligned = Box::leak(Box::new(tiny_blob(&tiny_config(0), 1)));
+        let tiny: &'static AlignedBuf = Box::leak(Box::new(tiny_blob(&tiny_config(0), 1)));
         let longest = |tok: &Tokenizer<'_>| {
             (0..tok.vocab_size()).map(|i| tok.piece_str(i as u16).map_or(0, str::len)).max().unwrap_or(0).max(UNK_SURFACE.len())
         };

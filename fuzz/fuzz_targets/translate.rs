@@ -12,14 +12,14 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use picoformer::observe::NoObserver;
 use picoformer::{Error, Model, Translator, MAX_BEAM};
-use picoformer_fuzz::{tiny_blob, translator_variants, Aligned};
+use picoformer_fuzz::{tiny_blob, translator_variants, AlignedBuf};
 
 /// The tiny model in each variant, parsed once.
 fn models() -> &'static [Model<'static>] {
     static M: OnceLock<Vec<Model<'static>>> = OnceLock::new();
     M.get_or_init(|| {
         let blob = |(i, c): (usize, &_)| &*Box::leak(Box::new(tiny_blob(c, i as u64 + 7)));
-        translator_variants().iter().enumerate().map(blob).map(|b: &'static Aligned| Model::parse(b.bytes()).expect("tiny model parses")).collect()
+        translator_variants().iter().enumerate().map(blob).map(|b: &'static AlignedBuf| Model::parse(b.bytes()).expect("tiny model parses")).collect()
     })
 }
 
@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         .map(|w| if w & 1 == 0 { (w >> 1) % (c.vocab as u16 + 2) } else { w })
         .collect();
 
-    let mut arena = Aligned::zeroed(Translator::arena_bytes(m, cap));
+    let mut arena = AlignedBuf::zeroed(Translator::arena_bytes(m, cap));
     let mut t = match Translator::new(m, arena.bytes_mut(), cap) {
         Ok(t) => t,
         Err(Error::BadBeamWidth { .. }) if cap == 0 || cap > MAX_BEAM => return,

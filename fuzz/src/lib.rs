@@ -11,7 +11,7 @@ mod common;
 #[path = "../../tools/src/spm.rs"]
 #[allow(dead_code)]
 mod spm;
-pub use common::{tiny_blob, tiny_classifier, tiny_config, tiny_lm, with_act, Aligned, Rng};
+pub use common::{tiny_blob, tiny_classifier, tiny_config, tiny_lm, with_act, AlignedBuf, Rng};
 
 /// The four encoder-decoder variants of the tiny model: post- and pre-norm, ReLU and GELU,
 /// separate and tied output.
@@ -48,7 +48,7 @@ pub fn run_if_valid(b: &[u8]) -> Result<(), Error> {
     let mut out = vec![0u16; c.max_len];
     let n = match c.kind {
         ModelKind::EncoderDecoder => {
-            let mut arena = Aligned::zeroed(Translator::arena_bytes(&m, 2));
+            let mut arena = AlignedBuf::zeroed(Translator::arena_bytes(&m, 2));
             let mut t = Translator::new(&m, arena.bytes_mut(), 2)?;
             let mut src = ids(c.max_len.min(5));
             src.push(c.eos);
@@ -62,7 +62,7 @@ pub fn run_if_valid(b: &[u8]) -> Result<(), Error> {
             n
         }
         ModelKind::DecoderOnly => {
-            let mut arena = Aligned::zeroed(Generator::arena_bytes(&m, 2));
+            let mut arena = AlignedBuf::zeroed(Generator::arena_bytes(&m, 2));
             let mut g = Generator::new(&m, arena.bytes_mut(), 2)?;
             let prompt = ids(c.max_len.min(3));
             g.prompt(&prompt)?;
@@ -75,7 +75,7 @@ pub fn run_if_valid(b: &[u8]) -> Result<(), Error> {
             g.beam_search(&prompt, 2, c.max_len, &mut out)?
         }
         ModelKind::EncoderOnly => {
-            let mut arena = Aligned::zeroed(Classifier::arena_bytes(&m));
+            let mut arena = AlignedBuf::zeroed(Classifier::arena_bytes(&m));
             let mut k = Classifier::new(&m, arena.bytes_mut())?;
             let rows = c.max_len.min(4);
             let scores = match c.n_features {
@@ -100,8 +100,8 @@ pub fn real_blobs() -> Vec<&'static [u8]> {
     let paths = std::iter::once(de_en).chain(extra.split(':').filter(|p| !p.is_empty()).map(String::from));
     paths
         .filter_map(|p| std::fs::read(p).ok())
-        .map(|bytes| &*Box::leak(Box::new(Aligned::from(&bytes))))
-        .filter(|a: &&'static Aligned| Model::parse(a.bytes()).is_ok())
+        .map(|bytes| &*Box::leak(Box::new(AlignedBuf::from_bytes(&bytes))))
+        .filter(|a: &&'static AlignedBuf| Model::parse(a.bytes()).is_ok())
         .map(|a| a.bytes())
         .collect()
 }

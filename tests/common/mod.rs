@@ -5,35 +5,7 @@
 
 use picoformer::blob::{self, ActKind, Config, HeadKind, InputKind, ModelKind, NormKind, Pooling, PosKind, TokenizerKind};
 
-/// Bytes on an 8-byte boundary, as the runtime wants its blob and arena.
-pub struct Aligned {
-    words: Vec<u64>,
-    len: usize,
-}
-
-impl Aligned {
-    pub fn zeroed(len: usize) -> Self {
-        Aligned { words: vec![0; len.div_ceil(8) + 1], len }
-    }
-    pub fn from(b: &[u8]) -> Self {
-        let mut a = Aligned::zeroed(b.len());
-        a.bytes_mut().copy_from_slice(b);
-        a
-    }
-    pub fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice(&self.words)[..self.len]
-    }
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut bytemuck::cast_slice_mut(&mut self.words)[..self.len]
-    }
-    /// The same bytes, one byte off the alignment.
-    pub fn misaligned(&mut self) -> &mut [u8] {
-        let len = self.len;
-        let b: &mut [u8] = bytemuck::cast_slice_mut(&mut self.words);
-        b.copy_within(0..len, 1);
-        &mut b[1..len + 1]
-    }
-}
+pub use picoformer::align::AlignedBuf;
 
 /// A small deterministic generator (xorshift).
 pub struct Rng(pub u64);
@@ -122,6 +94,6 @@ pub fn tiny_classifier() -> Config {
 }
 
 /// A valid blob for `c` with random weights from `seed`: odd seeds row-major, even Block4.
-pub fn tiny_blob(c: &Config, seed: u64) -> Aligned {
-    Aligned::from(&blob::synthetic::random_blob(c, seed, seed % 2 == 0).unwrap())
+pub fn tiny_blob(c: &Config, seed: u64) -> AlignedBuf {
+    AlignedBuf::from_bytes(&blob::synthetic::random_blob(c, seed, seed % 2 == 0).unwrap())
 }

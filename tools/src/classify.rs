@@ -12,11 +12,11 @@ use picoformer::Model;
 
 use crate::calibrate::text_ids;
 use crate::generate::require_kind;
-use crate::host::{quantize_window, read_windows, Aligned, Clf};
+use crate::host::{read_aligned, quantize_window, read_windows, Clf};
 
 /// Classify the windows of `input` (a file, or stdin when `None`); `labels` names the classes.
 pub fn run(model_path: &Path, input: Option<&Path>, labels: &[String]) -> Result<()> {
-    let blob = Aligned::read(model_path)?;
+    let blob = read_aligned(model_path)?;
     let model = Model::parse(blob.bytes()).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
     require_kind(&model, model_path, ModelKind::EncoderOnly, "classify")?;
     let c = *model.config();

@@ -15,7 +15,7 @@ use crate::calibrate::{calibrate, CalibData};
 use crate::check::check_reference;
 use crate::eval::{agreement, clf_quality, layer_errors, lm_quality, Quality};
 use crate::export::Export;
-use crate::host::{read_labels, read_lines, read_windows, Aligned, SentencePairs};
+use crate::host::{read_labels, read_lines, read_windows, AlignedBuf, SentencePairs};
 use crate::quantize::{quantize, Quantized};
 use crate::report::{self, ReportInput, Sizes};
 use crate::vectors::{self, Inputs};
@@ -282,7 +282,7 @@ fn config_line(ex: &Export) -> String {
 
 /// The blob as written, and what it costs.
 pub struct Written {
-    pub blob: Aligned,
+    pub blob: AlignedBuf,
     pub sizes: Sizes,
 }
 
@@ -291,7 +291,7 @@ impl Written {
     pub fn write(path: &Path, c: &Config, q: &Quantized) -> Result<Written> {
         let bytes = q.blob(c)?;
         std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
-        let blob = Aligned::from_bytes(&bytes);
+        let blob = AlignedBuf::from_bytes(&bytes);
         let model = parse_written(&blob)?;
         let arena = |beam: usize| match c.kind {
             ModelKind::EncoderDecoder => Translator::arena_bytes(&model, beam),
@@ -315,6 +315,6 @@ impl Written {
     }
 }
 
-fn parse_written(blob: &Aligned) -> Result<Model<'_>> {
+fn parse_written(blob: &AlignedBuf) -> Result<Model<'_>> {
     Model::parse(blob.bytes()).map_err(|e| anyhow!("the blob just written does not parse: {e}"))
 }

@@ -15,7 +15,7 @@ use picoformer::{Model, TokenId};
 use crate::bleu::{corpus_bleu, Bleu};
 use crate::export::Export;
 use crate::calibrate::{text_ids, Window};
-use crate::host::{detok, detok_after, primed, progress_bar, quantize_window, source_ids, Aligned, Clf, Float, Int8, Lm, SentencePairs};
+use crate::host::{read_aligned, detok, detok_after, primed, progress_bar, quantize_window, source_ids, Clf, Float, Int8, Lm, SentencePairs};
 use crate::vectors::{Inputs, MAX_NEW};
 use crate::quantize::Scales;
 
@@ -387,7 +387,7 @@ pub struct EvalOpts {
 /// `picoformer eval`: the metric of the model's kind (BLEU, perplexity or accuracy) for both
 /// models, their agreement and their speed, on stdout.
 pub fn run(o: &EvalOpts) -> Result<()> {
-    let blob = Aligned::read(&o.model)?;
+    let blob = read_aligned(&o.model)?;
     let model = Model::parse(blob.bytes()).map_err(|e| anyhow!("{}: {e}", o.model.display()))?;
     let ex = Export::load(&o.export)?;
     let fm = ex.float_model();

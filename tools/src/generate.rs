@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Result};
 use picoformer::blob::ModelKind;
 use picoformer::{Model, Sampler, Sampling, TokenId};
 
-use crate::host::{pieces, primed, Aligned, Lm};
+use crate::host::{read_aligned, pieces, primed, Lm};
 
 /// How to continue.
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +55,7 @@ pub fn require_kind(model: &Model<'_>, path: &Path, want: ModelKind, command: &s
 
 /// Continue `prompts`, or stdin's lines when there are none.
 pub fn run(model_path: &Path, o: &GenerateOpts, prompts: &[String]) -> Result<()> {
-    let blob = Aligned::read(model_path)?;
+    let blob = read_aligned(model_path)?;
     let model = Model::parse(blob.bytes()).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
     require_kind(&model, model_path, ModelKind::DecoderOnly, "generate")?;
     let mut lm = Lm::new(&model, o.beam.max(1));

@@ -9,31 +9,12 @@ use picoformer::reference::{FSource, FloatModel, FloatState};
 use picoformer::tokenizer::{DecodeState, Node, Tokenizer};
 use picoformer::{Classifier, Generator, Model, TokenId, Translator};
 
-/// Bytes with 8-byte alignment, as the runtime wants its blob and arena.
-pub struct Aligned {
-    words: Vec<u64>,
-    len: usize,
-}
+pub use picoformer::align::AlignedBuf;
 
-impl Aligned {
-    pub fn zeroed(len: usize) -> Aligned {
-        Aligned { words: vec![0; len.div_ceil(8)], len }
-    }
-    pub fn from_bytes(b: &[u8]) -> Aligned {
-        let mut a = Aligned::zeroed(b.len());
-        a.bytes_mut().copy_from_slice(b);
-        a
-    }
-    pub fn read(path: &Path) -> Result<Aligned> {
-        let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        Ok(Aligned::from_bytes(&b))
-    }
-    pub fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice(&self.words)[..self.len]
-    }
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut bytemuck::cast_slice_mut(&mut self.words)[..self.len]
-    }
+/// The file at `path`, in an 8-byte aligned buffer (as `Model::parse` wants a blob).
+pub fn read_aligned(path: &Path) -> Result<AlignedBuf> {
+    let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(AlignedBuf::from_bytes(&b))
 }
 
 /// Source ids for `text`: pieces cut at `max_len - 1`, then eos (DESIGN §2).
@@ -79,13 +60,13 @@ pub fn detok_after(tok: &Tokenizer<'_>, state: &mut DecodeState, ids: &[TokenId]
 /// An int8 session with its own arena.
 pub struct Int8<'m> {
     pub model: &'m Model<'m>,
-    arena: Aligned,
+    arena: AlignedBuf,
     beam_cap: usize,
 }
 
 impl<'m> Int8<'m> {
     pub fn new(model: &'m Model<'m>, beam_cap: usize) -> Int8<'m> {
-        Int8 { model, arena: Aligned::zeroed(Translator::arena_bytes(model, beam_cap)), beam_cap }
+        Int8 { model, arena: AlignedBuf::zeroed(Translator::arena_bytes(model, beam_cap)), beam_cap }
     }
 
     pub fn session(&mut self) -> Result<Translator<'m, '_>> {
@@ -107,13 +88,13 @@ impl<'m> Int8<'m> {
 /// A language-model session with its own arena.
 pub struct Lm<'m> {
     pub model: &'m Model<'m>,
-    arena: Aligned,
+    arena: AlignedBuf,
     beam_cap: usize,
 }
 
 impl<'m> Lm<'m> {
     pub fn new(model: &'m Model<'m>, beam_cap: usize) -> Lm<'m> {
-        Lm { model, arena: Aligned::zeroed(Generator::arena_bytes(model, beam_cap)), beam_cap }
+        Lm { model, arena: AlignedBuf::zeroed(Generator::arena_bytes(model, beam_cap)), beam_cap }
     }
 
     pub fn session(&mut self) -> Result<Generator<'m, '_>> {
@@ -145,12 +126,12 @@ impl<'m> Lm<'m> {
 /// A classifier session with its own arena.
 pub struct Clf<'m> {
     pub model: &'m Model<'m>,
-    arena: Aligned,
+    arena: AlignedBuf,
 }
 
 impl<'m> Clf<'m> {
     pub fn new(model: &'m Model<'m>) -> Clf<'m> {
-        Clf { model, arena: Aligned::zeroed(Classifier::arena_bytes(model)) }
+        Clf { model, arena: AlignedBuf::zeroed(Classifier::arena_bytes(model)) }
     }
 
     pub fn session(&mut self) -> Result<Classifier<'m, '_>> {
@@ -219,13 +200,13 @@ pub fn read_labels(path: &Path) -> Result<Vec<usize>> {
 /// A float session with its own state memory.
 pub struct Float<'m> {
     pub model: &'m FloatModel<'m>,
-    mem: Aligned,
+    mem: AlignedBuf,
 }
 
 impl<'m> Float<'m> {
     pub fn new(model: &'m FloatModel<'m>) -> Result<Float<'m>> {
         let bytes = FloatState::bytes(&model.config).map_err(|e| anyhow!("float model: {e}"))?;
-        Ok(Float { model, mem: Aligned::zeroed(bytes) })
+        Ok(Float { model, mem: AlignedBuf::zeroed(bytes) })
     }
 
     pub fn state(&mut self) -> Result<FloatState<'_>> {
@@ -310,7 +291,7 @@ mod tests {
     #[test]
     fn detok_takes_long_pieces() {
         let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/de-en/de-en.pico"));
-        let blob = Aligned::read(path).unwrap();
+        let blob = read_aligned(path).unwrap();
         let model = Model::parse(blob.bytes()).unwrap();
         let tok = model.tokenizer();
         assert_eq!(tok.piece_str(3354), Some("Fußgängerüberweg")); // 19 bytes, more than 16

@@ -2,6 +2,12 @@
 //!
 //! `convert` runs the stages in order: [`export`] (load) → [`check`] (f32 against PyTorch) →
 //! [`calibrate`] → [`quantize`] → write → [`vectors`] → [`report`] (with [`eval`]'s measures).
+//!
+//! Host only. On a bare-metal target (`target_os = "none"`: `cargo build --target <MCU>` at the
+//! repository root, whose default members include the tools) the library is empty and the
+//! binary is skipped (its `required-features`, see Cargo.toml), so such a build is the runtime's.
+#![cfg_attr(target_os = "none", no_std)]
+#![cfg(not(target_os = "none"))]
 
 pub mod bleu;
 pub mod calibrate;

@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Result};
 use picoformer::tokenizer::DecodeState;
 use picoformer::{Model, MAX_BEAM};
 
-use crate::host::{pieces, source_ids, Aligned, Int8};
+use crate::host::{pieces, read_aligned, source_ids, Int8};
 
 /// `--beam`: a width the runtime accepts, 1 (greedy) to [`MAX_BEAM`].
 pub fn beam_width(s: &str) -> Result<usize, String> {
@@ -26,7 +26,7 @@ pub fn beam_width(s: &str) -> Result<usize, String> {
 /// Translate `sentences`, or stdin line by line when there are none, one output line each:
 /// greedy output streams piece by piece, beam search (`beam` > 1) prints when done.
 pub fn run(model_path: &Path, beam: usize, sentences: &[String]) -> Result<()> {
-    let blob = Aligned::read(model_path)?;
+    let blob = read_aligned(model_path)?;
     let model = Model::parse(blob.bytes()).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
     crate::generate::require_kind(&model, model_path, picoformer::blob::ModelKind::EncoderDecoder, "translate")?;
     let mut lines = Lines { int8: Int8::new(&model, beam), beam };

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use picoformer::Model;
-use picoformer_tools::host::{pieces, Aligned};
+use picoformer_tools::host::{pieces, read_aligned};
 
 fn root() -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).to_path_buf()
@@ -82,7 +82,7 @@ fn beam_width_out_of_range_is_refused() {
 
 #[test]
 fn a_long_source_is_cut_with_a_note() {
-    let blob = Aligned::read(Path::new(&model())).unwrap();
+    let blob = read_aligned(Path::new(&model())).unwrap();
     let m = Model::parse(blob.bytes()).unwrap();
     let long = ["Ein Hund rennt durch den Schnee."; 12].join(" ");
     let all = pieces(m.tokenizer(), &long).unwrap().len();

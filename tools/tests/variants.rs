@@ -16,7 +16,7 @@ use picoformer_tools::calibrate::{calibrate, CalibData};
 use picoformer_tools::check::check_reference;
 use picoformer_tools::eval::layer_errors;
 use picoformer_tools::export::Export;
-use picoformer_tools::host::{read_lines, read_windows, Aligned, SentencePairs};
+use picoformer_tools::host::{read_lines, read_windows, AlignedBuf, SentencePairs};
 use picoformer_tools::quantize::quantize;
 use picoformer_tools::vectors::Inputs;
 
@@ -43,7 +43,7 @@ fn check(name: &str, min_sqnr: f64) {
     };
     let (ranges, features) = calibrate(&fm, tok.as_ref(), &calib).unwrap();
     let quantized = quantize(&fm, &ranges, vocab.as_ref(), features.as_ref()).unwrap();
-    let blob = Aligned::from_bytes(&quantized.blob(&c).unwrap());
+    let blob = AlignedBuf::from_bytes(&quantized.blob(&c).unwrap());
     let model = Model::parse(blob.bytes()).unwrap();
     assert_eq!(*model.config(), c);
     let (texts, test_windows);

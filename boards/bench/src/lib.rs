@@ -16,6 +16,7 @@
 
 use core::hint::black_box;
 
+use picoformer::align::Aligned;
 use picoformer::kernels::attention::{attention, AttentionParams, Heads, Mask};
 use picoformer::kernels::layernorm::LayerNorm;
 use picoformer::kernels::layout::Layout;
@@ -55,16 +56,13 @@ const SEQ: usize = 16;
 /// Rows of the K and V buffers: the longest KV cache (max_len).
 const KEYS_MAX: usize = 64;
 
-/// `T` on an 8-byte boundary (the DSP kernel wants word-aligned weights and inputs).
-#[repr(C, align(8))]
-struct Align8<T>(T);
-
-/// Every kernel buffer, in one static so RAM use shows at link time.
+/// Every kernel buffer, in one static so RAM use shows at link time; the weights and the inputs
+/// are 8-byte [`Aligned`] (the DSP kernel wants word-aligned operands).
 struct Bufs {
     /// `(n, k)` int8 weights in Block4.
-    w: Align8<[i8; W_MAX]>,
+    w: Aligned<[i8; W_MAX]>,
     /// `(rows, k)` inputs.
-    x: Align8<[i16; X_MAX]>,
+    x: Aligned<[i16; X_MAX]>,
     y8: [i8; Y_MAX],
     y16: [i16; Y_MAX],
     /// `(vocab,)` logits of the output layer.
@@ -72,9 +70,9 @@ struct Bufs {
     bias: [i32; N_MAX],
     rq: [Requant; N_MAX],
     /// Attention operands: `(SEQ, D)` queries, `(KEYS_MAX, D)` keys and values.
-    q: Align8<[i8; SEQ * D]>,
-    k: Align8<[i8; KEYS_MAX * D]>,
-    v: Align8<[i8; KEYS_MAX * D]>,
+    q: Aligned<[i8; SEQ * D]>,
+    k: Aligned<[i8; KEYS_MAX * D]>,
+    v: Aligned<[i8; KEYS_MAX * D]>,
     ctx: [i16; SEQ * D],
     scores: [i32; N_MAX],
     /// softmax works in place on its scores: each repetition starts from a fresh copy
@@ -85,16 +83,16 @@ struct Bufs {
 }
 
 static mut BUFS: Bufs = Bufs {
-    w: Align8([0; W_MAX]),
-    x: Align8([0; X_MAX]),
+    w: Aligned([0; W_MAX]),
+    x: Aligned([0; X_MAX]),
     y8: [0; Y_MAX],
     y16: [0; Y_MAX],
     y32: [0; 4000],
     bias: [0; N_MAX],
     rq: [Requant { mult: 0, shift: 1 }; N_MAX],
-    q: Align8([0; SEQ * D]),
-    k: Align8([0; KEYS_MAX * D]),
-    v: Align8([0; KEYS_MAX * D]),
+    q: Aligned([0; SEQ * D]),
+    k: Aligned([0; KEYS_MAX * D]),
+    v: Aligned([0; KEYS_MAX * D]),
     ctx: [0; SEQ * D],
     scores: [0; N_MAX],
     work: [0; N_MAX],

@@ -45,7 +45,7 @@ impl SysTickClock {
     }
 
     /// Ticks since the first reload.
-    fn ticks(&self) -> u64 {
+    pub fn ticks(&self) -> u64 {
         loop {
             let wraps = WRAPS.load(Ordering::Relaxed);
             let current = SYST::get_current();

@@ -2,27 +2,23 @@
 //! UART0 (TX GPIO21, RX GPIO20: the USB-UART bridge of the DevKitM-1 / DevKitC-02), 115200 8N1.
 //! The defmt log goes over RTT through the built-in USB-Serial-JTAG to `probe-rs run`.
 //!
-//! Glue only: esp-hal's clock and UART setup, an `embedded_io` adapter over the UART's blocking
-//! calls, the system timer as the clock, and the arena in DRAM. The application is [`app`],
-//! shared with the NUCLEO-H743ZI crate.
+//! Glue only: esp-hal's clock and UART setup, the app's `Uart` over esp-hal's blocking UART
+//! calls, the system timer as the clock, and the arena in DRAM. The application is
+//! `picoformer_board_common::app`, the one the NUCLEO-H743ZI and the QEMU UART check run too.
 //!
 //! Flash and run: `cd boards/esp32c3 && cargo run --release`.
 #![no_std]
 #![no_main]
 
-#[path = "../../nucleo-h743zi/src/app.rs"]
-mod app;
-
 use defmt_rtt as _;
-use embedded_io::{ErrorType, Read, Write};
 use esp_hal::clock::CpuClock;
 use esp_hal::time::Instant;
 use esp_hal::uart::{self, Uart};
 use esp_hal::Blocking;
+use picoformer::align::Aligned;
 use picoformer::tokenizer::Node;
 use picoformer::Model;
-
-use app::{Align8, Clock, SCRATCH_NODES};
+use picoformer_board_common::app::{self, Board, SCRATCH_NODES};
 
 // The application descriptor the ESP-IDF second-stage bootloader checks.
 esp_bootloader_esp_idf::esp_app_desc!();
@@ -32,14 +28,14 @@ esp_bootloader_esp_idf::esp_app_desc!();
 /// `app::run` prints the exact need against this.
 const ARENA_BYTES: usize = 240 * 1024;
 
-static mut ARENA: Align8<[u8; ARENA_BYTES]> = Align8([0; ARENA_BYTES]);
+static mut ARENA: Aligned<[u8; ARENA_BYTES]> = Aligned([0; ARENA_BYTES]);
 static mut SCRATCH: [Node; SCRATCH_NODES] = [Node::EMPTY; SCRATCH_NODES];
 static mut MODEL: core::mem::MaybeUninit<Model<'static>> = core::mem::MaybeUninit::uninit();
 
 /// The system timer, read in microseconds (it runs at 16 MHz whatever the CPU clock).
 struct SysTimer;
 
-impl Clock for SysTimer {
+impl Board for SysTimer {
     const TICK_HZ: u32 = 1_000_000;
     const CPU_HZ: u32 = 160_000_000;
     fn ticks(&mut self) -> u32 {
@@ -47,39 +43,34 @@ impl Clock for SysTimer {
     }
 }
 
-/// `embedded_io` over esp-hal's blocking UART calls (its own `embedded_io` impls need the
-/// `unstable` feature). A receive error (FIFO overflow, glitch, framing, parity) is logged and
-/// skipped, like the H7 driver does.
+/// The app's `Uart` over esp-hal's blocking UART calls. A receive error (FIFO overflow,
+/// glitch, framing, parity) is logged and skipped, like the H7 driver does; so is a send error
+/// (esp-hal 1.2's `TxError` has no variants yet, but is `non_exhaustive`).
 struct Port<'d>(Uart<'d, Blocking>);
 
-impl ErrorType for Port<'_> {
-    /// Only a transmit error (`TxError`, which has no variants in esp-hal 1.2) ends up here.
-    type Error = embedded_io::ErrorKind;
-}
-
-impl Read for Port<'_> {
-    /// Blocks until at least one byte has arrived.
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
+impl picoformer_board_common::uart::Uart for Port<'_> {
+    fn read_byte(&mut self) -> u8 {
+        let mut byte = [0u8; 1];
         loop {
-            match self.0.read(buf) {
-                Ok(n) if n > 0 => return Ok(n),
+            match self.0.read(&mut byte) {
+                Ok(1) => return byte[0],
                 Ok(_) => {}
                 Err(e) => defmt::warn!("UART0: {}", defmt::Display2Format(&e)),
             }
         }
     }
-}
 
-impl Write for Port<'_> {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
-        self.0.write(buf).map_err(|_| embedded_io::ErrorKind::Other)
+    fn write_byte(&mut self, byte: u8) {
+        // `write` blocks until the byte is in the FIFO
+        if self.0.write(&[byte]).is_err() {
+            defmt::warn!("UART0: send failed");
+        }
     }
 
-    fn flush(&mut self) -> Result<(), Self::Error> {
-        self.0.flush().map_err(|_| embedded_io::ErrorKind::Other)
+    fn flush(&mut self) {
+        if self.0.flush().is_err() {
+            defmt::warn!("UART0: flush failed");
+        }
     }
 }
 

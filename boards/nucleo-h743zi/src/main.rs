@@ -3,13 +3,13 @@
 //! RTT to `probe-rs run`.
 //!
 //! Glue only: clocks (400 MHz from the ST-LINK's 8 MHz, HSI as a fallback), caches, the DWT
-//! cycle counter, USART3, and where the arena lives (AXI SRAM). The application is [`app`].
+//! cycle counter, USART3, and where the arena lives (AXI SRAM). The application is
+//! `picoformer_board_common::app`, the one the ESP32-C3 and the QEMU UART check run too.
 //!
 //! Flash and run: `cd boards/nucleo-h743zi && cargo run --release`.
 #![no_std]
 #![no_main]
 
-mod app;
 mod clocks;
 mod usart;
 
@@ -19,11 +19,11 @@ use cortex_m::peripheral::DWT;
 use cortex_m_rt::entry;
 use defmt_rtt as _;
 use panic_probe as _;
+use picoformer::align::Aligned;
 use picoformer::tokenizer::Node;
 use picoformer::Model;
+use picoformer_board_common::app::{self, Board, SCRATCH_NODES};
 use stm32h7::stm32h743v as pac;
-
-use app::{Align8, Clock, SCRATCH_NODES};
 
 /// Bytes of the translator's arena in AXI SRAM (512 KiB there). Greedy decoding of the de-en
 /// model needs about 210 KB; `app::run` prints the exact need against this.
@@ -32,7 +32,7 @@ const ARENA_BYTES: usize = 256 * 1024;
 /// The Cortex-M7 cycle counter at the core clock.
 struct Cycles;
 
-impl Clock for Cycles {
+impl Board for Cycles {
     const TICK_HZ: u32 = clocks::CPU_HZ;
     const CPU_HZ: u32 = clocks::CPU_HZ;
     fn ticks(&mut self) -> u32 {
@@ -42,7 +42,7 @@ impl Clock for Cycles {
 
 /// The arena, in AXI SRAM (`memory.x`: a NOLOAD section, zeroed by `main`).
 #[link_section = ".axisram"]
-static mut ARENA: MaybeUninit<Align8<[u8; ARENA_BYTES]>> = MaybeUninit::uninit();
+static mut ARENA: MaybeUninit<Aligned<[u8; ARENA_BYTES]>> = MaybeUninit::uninit();
 /// The tokenizer's scratch, in DTCM.
 static mut SCRATCH: [Node; SCRATCH_NODES] = [Node::EMPTY; SCRATCH_NODES];
 static mut MODEL: MaybeUninit<Model<'static>> = MaybeUninit::uninit();

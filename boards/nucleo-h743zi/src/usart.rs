@@ -2,12 +2,10 @@
 //! these to the ST-LINK's virtual COM port. 8 data bits, no parity, 1 stop bit, 16x
 //! oversampling, FIFO off (RM0433 §48).
 //!
-//! It implements `embedded_io::{Read, Write}`. Line errors (overrun, framing, noise, parity)
-//! are cleared, logged and skipped: the bytes that arrived intact are still delivered.
+//! It implements the app's `Uart`. Line errors (overrun, framing, noise, parity) are cleared,
+//! logged and skipped: the bytes that arrived intact are still delivered.
 
-use core::convert::Infallible;
-
-use embedded_io::{ErrorType, Read, Write};
+use picoformer_board_common::uart::Uart;
 
 use crate::pac;
 
@@ -62,54 +60,28 @@ impl Usart3 {
     }
 }
 
-impl ErrorType for Usart3 {
-    type Error = Infallible;
-}
-
-impl Read for Usart3 {
-    /// Blocks until at least one byte has arrived.
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
-        let mut n = 0;
-        for slot in buf.iter_mut() {
-            let isr = loop {
-                let isr = self.isr();
-                if isr & ISR_ERRORS != 0 {
-                    self.clear_errors(isr);
-                    defmt::warn!("USART3: line error (ISR {=u32:#x})", isr);
-                }
-                if isr & ISR_RXNE != 0 || n > 0 {
-                    break isr;
-                }
-            };
-            if isr & ISR_RXNE == 0 {
-                break;
+impl Uart for Usart3 {
+    fn read_byte(&mut self) -> u8 {
+        loop {
+            let isr = self.isr();
+            if isr & ISR_ERRORS != 0 {
+                self.clear_errors(isr);
+                defmt::warn!("USART3: line error (ISR {=u32:#x})", isr);
             }
-            *slot = self.regs.rdr().read().bits() as u8;
-            n += 1;
-        }
-        Ok(n)
-    }
-}
-
-impl Write for Usart3 {
-    /// Blocks until the first byte is in the transmit register; writes on while there is room.
-    fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
-        let mut n = 0;
-        for &b in buf {
-            if n > 0 && self.isr() & ISR_TXE == 0 {
-                break;
+            if isr & ISR_RXNE != 0 {
+                return self.regs.rdr().read().bits() as u8;
             }
-            while self.isr() & ISR_TXE == 0 {}
-            // SAFETY: TDR takes any 8-bit value.
-            self.regs.tdr().write(|w| unsafe { w.bits(b as u32) });
-            n += 1;
         }
-        Ok(n)
     }
 
-    /// Blocks until the last byte has left the shift register.
-    fn flush(&mut self) -> Result<(), Infallible> {
+    fn write_byte(&mut self, byte: u8) {
+        while self.isr() & ISR_TXE == 0 {}
+        // SAFETY: TDR takes any 8-bit value.
+        self.regs.tdr().write(|w| unsafe { w.bits(byte as u32) });
+    }
+
+    /// Waits until the last byte has left the shift register.
+    fn flush(&mut self) {
         while self.isr() & ISR_TC == 0 {}
-        Ok(())
     }
 }

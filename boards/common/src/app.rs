@@ -1,18 +1,21 @@
-//! The interactive translator both real boards run, written once against `embedded_io`.
+//! The interactive translator over a UART, written once for every board that runs it: the
+//! NUCLEO-H743ZI, the ESP32-C3, and QEMU's mps2-an386 in CI (`scripts/uart-check`).
 //!
 //! Read a German line from the serial port (echoed; backspace, CR, LF and CR LF handled; at most
 //! [`MAX_LINE_BYTES`]), tokenize it on the device, encode it, and stream the English pieces back as
 //! the greedy decoder produces them. Timing goes to the defmt log. Every error (line too long, not
 //! UTF-8, a runtime error) is printed as text on the serial port; nothing here panics.
 //!
-//! The ESP32-C3 crate includes this file with `#[path]`: a board crate holds only its glue (entry,
-//! clock, UART, where the arena lives).
+//! A board crate holds only its glue: entry, clocks, a [`Uart`] implementation, a [`Board`]
+//! (tick counter) and where the arena lives. The blob is [`crate::assets::BLOB`].
 
 use core::fmt;
 
-use embedded_io::{Read, Write};
 use picoformer::tokenizer::{DecodeState, Node, Tokenizer};
 use picoformer::{Error, Model, TokenId, Translator};
+
+use crate::assets::BLOB;
+use crate::uart::Uart;
 
 /// Longest input line, in bytes of UTF-8.
 pub const MAX_LINE_BYTES: usize = 255;
@@ -20,59 +23,48 @@ pub const MAX_LINE_BYTES: usize = 255;
 /// Tokenizer scratch nodes for any line of [`MAX_LINE_BYTES`]: a board keeps this many in a static.
 pub const SCRATCH_NODES: usize = Tokenizer::scratch_len(MAX_LINE_BYTES);
 
-/// `T` on an 8-byte boundary: the blob's tensor views and the arena's buffers need it.
-#[repr(C, align(8))]
-pub struct Align8<T: ?Sized>(pub T);
-
-static BLOB_ALIGNED: &Align8<[u8]> = &Align8(*include_bytes!(env!("PICOFORMER_BLOB_PATH")));
-
-/// The model blob (`PICOFORMER_BLOB` at build time), in flash, 8-byte aligned, read in place.
-pub static BLOB: &[u8] = &BLOB_ALIGNED.0;
-
-/// A free-running cycle or tick counter. 32 bits, wrapping: every interval measured is far
-/// shorter than one wrap (10 s at 400 MHz).
-pub trait Clock {
+/// What the app needs from a board besides its UART: a free-running cycle or tick counter,
+/// and optionally a stack measurement.
+pub trait Board {
     /// Counter ticks per second.
     const TICK_HZ: u32;
     /// Core clock, to turn ticks into cycles.
     const CPU_HZ: u32;
+    /// The counter: 32 bits, wrapping; every interval measured is far shorter than one wrap
+    /// (10 s at 400 MHz).
     fn ticks(&mut self) -> u32;
+    /// The deepest the stack has been, in bytes, if the board paints and measures it (the QEMU
+    /// board does, with [`crate::mem`]); logged after each line.
+    fn stack_high_water(&self) -> Option<usize> {
+        None
+    }
 }
 
-/// Microseconds in `ticks` of `C`.
-fn micros<C: Clock>(ticks: u64) -> u64 {
-    ticks * 1_000_000 / C::TICK_HZ as u64
+/// Microseconds in `ticks` of `B`.
+fn micros<B: Board>(ticks: u64) -> u64 {
+    ticks * 1_000_000 / B::TICK_HZ as u64
 }
 
-/// Core cycles in `ticks` of `C`.
-fn cycles<C: Clock>(ticks: u64) -> u64 {
-    ticks * C::CPU_HZ as u64 / C::TICK_HZ as u64
+/// Core cycles in `ticks` of `B`.
+fn cycles<B: Board>(ticks: u64) -> u64 {
+    ticks * B::CPU_HZ as u64 / B::TICK_HZ as u64
 }
 
-/// `core::fmt::Write` over an `embedded_io::Write`: lets `write!` and `decode_piece` stream
-/// straight to the port. A port error is kept and reported as `fmt::Error`.
-struct Out<'s, S: Write> {
-    port: &'s mut S,
-    failed: bool,
-}
+/// `core::fmt::Write` over a [`Uart`]: lets `write!` and `decode_piece` stream straight to the
+/// port.
+struct Out<'s, S: Uart>(&'s mut S);
 
-impl<S: Write> fmt::Write for Out<'_, S> {
+impl<S: Uart> fmt::Write for Out<'_, S> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        if self.port.write_all(s.as_bytes()).is_err() {
-            self.failed = true;
-            return Err(fmt::Error);
-        }
+        self.0.write_all(s.as_bytes());
         Ok(())
     }
 }
 
-/// Writes formatted text to the port. A port that fails to write has nowhere to report it but
-/// the log.
-fn say<S: Write>(port: &mut S, args: fmt::Arguments<'_>) {
-    let mut out = Out { port, failed: false };
-    if fmt::Write::write_fmt(&mut out, args).is_err() || out.failed {
-        defmt::warn!("serial write failed");
-    }
+/// Writes formatted text to the port.
+fn say<S: Uart>(port: &mut S, args: fmt::Arguments<'_>) {
+    // `Out` never fails, and the arguments are plain numbers and strings
+    let _ = fmt::Write::write_fmt(&mut Out(port), args);
 }
 
 /// Why a line was not taken.
@@ -81,8 +73,6 @@ enum LineError {
     TooLong,
     /// The bytes are not UTF-8 (the terminal is not set to UTF-8).
     NotUtf8,
-    /// The port failed to read.
-    Port,
 }
 
 /// A line editor over a byte stream: echo, backspace (BS or DEL, one UTF-8 character at a time),
@@ -107,22 +97,16 @@ impl LineReader {
     }
 
     /// Reads until a line end and returns the line (possibly empty), echoing what is typed.
-    fn read_line<S: Read + Write>(&mut self, port: &mut S) -> Result<&str, LineError> {
+    fn read_line<S: Uart>(&mut self, port: &mut S) -> Result<&str, LineError> {
         self.len = 0;
         self.overflow = false;
         loop {
-            let mut byte = [0u8; 1];
-            match port.read(&mut byte) {
-                Ok(1) => {}
-                Ok(_) => continue,
-                Err(_) => return Err(LineError::Port),
-            }
-            let b = byte[0];
+            let b = port.read_byte();
             let after_cr = core::mem::replace(&mut self.after_cr, b == b'\r');
             match b {
                 b'\n' if after_cr => continue,
                 b'\r' | b'\n' => {
-                    let _ = port.write_all(b"\r\n");
+                    port.write_all(b"\r\n");
                     if self.overflow {
                         return Err(LineError::TooLong);
                     }
@@ -140,7 +124,7 @@ impl LineReader {
                             break;
                         }
                     }
-                    let _ = port.write_all(b"\x08 \x08");
+                    port.write_all(b"\x08 \x08");
                 }
                 // other control bytes (escape sequences, Ctrl keys) are ignored
                 0x00..=0x1f => {}
@@ -148,7 +132,7 @@ impl LineReader {
                     Some(slot) if !self.overflow => {
                         *slot = b;
                         self.len += 1;
-                        let _ = port.write_all(&byte);
+                        port.write_byte(b);
                     }
                     _ => self.overflow = true,
                 },
@@ -173,9 +157,9 @@ struct Cost {
 }
 
 /// Translates one line, streaming the pieces to `port`.
-fn translate<S: Write, C: Clock>(
+fn translate<S: Uart, B: Board>(
     port: &mut S,
-    clock: &mut C,
+    board: &mut B,
     model: &Model<'_>,
     t: &mut Translator<'_, '_>,
     scratch: &mut [Node],
@@ -187,39 +171,33 @@ fn translate<S: Write, C: Clock>(
 
     // tokenize on the device (pieces never outnumber the bytes plus the dummy prefix, plus eos)
     let mut src = [0 as TokenId; MAX_LINE_BYTES + 2];
-    let t0 = clock.ticks();
+    let t0 = board.ticks();
     let n = tok.encode_source(text, scratch, &mut src, max_len)?;
-    cost.tokenize = clock.ticks().wrapping_sub(t0) as u64;
+    cost.tokenize = board.ticks().wrapping_sub(t0) as u64;
     let src = src.get(..n).unwrap_or(&[]);
     defmt::info!("source: {=usize} ids (at most {=usize})", n, max_len);
     if n >= max_len {
         say(port, format_args!("(input cut to {} pieces)\r\n", max_len - 1));
     }
 
-    let t0 = clock.ticks();
+    let t0 = board.ticks();
     t.encode(src)?;
-    cost.encode = clock.ticks().wrapping_sub(t0) as u64;
+    cost.encode = board.ticks().wrapping_sub(t0) as u64;
 
     // decode greedily, writing each piece as soon as it is chosen
     let mut state = DecodeState::default();
-    let mut out = Out { port, failed: false };
+    let mut out = Out(port);
     loop {
-        let t0 = clock.ticks();
+        let t0 = board.ticks();
         let next = t.next_token()?;
-        cost.decode += clock.ticks().wrapping_sub(t0) as u64;
+        cost.decode += board.ticks().wrapping_sub(t0) as u64;
         let Some(id) = next else { break };
         cost.tokens += 1;
-        match tok.decode_piece(id, &mut state, &mut out) {
-            Err(Error::OutputFull { .. }) if out.failed => defmt::warn!("serial write failed"),
-            r => r?,
-        }
-        let _ = out.port.flush();
+        tok.decode_piece(id, &mut state, &mut out)?;
+        out.0.flush();
     }
-    match state.finish(&mut out) {
-        Err(Error::OutputFull { .. }) if out.failed => defmt::warn!("serial write failed"),
-        r => r?,
-    }
-    let _ = out.port.flush();
+    state.finish(&mut out)?;
+    out.0.flush();
     Ok(cost)
 }
 
@@ -227,23 +205,23 @@ fn translate<S: Write, C: Clock>(
 /// [`SCRATCH_NODES`] nodes; `slot` receives the parsed model (a static, so its few KiB of
 /// views stay off the stack). Returns only if the model or the arena is unusable, after saying
 /// so on the port and in the log.
-pub fn run<S: Read + Write, C: Clock>(
+pub fn run<S: Uart, B: Board>(
     port: &mut S,
-    clock: &mut C,
+    board: &mut B,
     arena: &mut [u8],
     scratch: &mut [Node],
     slot: &mut Model<'static>,
 ) {
     say(port, format_args!("\r\npicoformer: int8 German -> English, on the device\r\n"));
 
-    let t0 = clock.ticks();
+    let t0 = board.ticks();
     if let Err(e) = Model::parse_into(BLOB, slot) {
         defmt::error!("blob: {}", defmt::Display2Format(&e));
         say(port, format_args!("error: model blob: {e}\r\n"));
         return;
     }
     let model: &Model<'_> = slot;
-    let parse = clock.ticks().wrapping_sub(t0) as u64;
+    let parse = board.ticks().wrapping_sub(t0) as u64;
     let c = &model.config();
     defmt::info!(
         "blob: {=usize} bytes; d_model {=usize}, {=usize}+{=usize} layers, vocabulary {=usize}, max_len {=usize}; verified in {=u64} us",
@@ -253,7 +231,7 @@ pub fn run<S: Read + Write, C: Clock>(
         c.n_dec,
         c.vocab,
         c.max_len,
-        micros::<C>(parse)
+        micros::<B>(parse)
     );
 
     let need = Translator::arena_bytes(model, 1);
@@ -282,16 +260,12 @@ pub fn run<S: Read + Write, C: Clock>(
                 say(port, format_args!("error: input is not UTF-8\r\n"));
                 continue;
             }
-            Err(LineError::Port) => {
-                defmt::warn!("serial read failed");
-                continue;
-            }
         };
         if text.is_empty() {
             continue;
         }
         say(port, format_args!("en> "));
-        match translate(port, clock, model, &mut t, scratch, text) {
+        match translate(port, board, model, &mut t, scratch, text) {
             Ok(cost) => {
                 say(port, format_args!("\r\n"));
                 let total = cost.tokenize + cost.encode + cost.decode;
@@ -299,18 +273,21 @@ pub fn run<S: Read + Write, C: Clock>(
                 defmt::info!(
                     "{=u64} tokens in {=u64} us: tokenize {=u64} us, encode {=u64} us, decode {=u64} us ({=u64} us, {=u64} cycles per token)",
                     cost.tokens,
-                    micros::<C>(total),
-                    micros::<C>(cost.tokenize),
-                    micros::<C>(cost.encode),
-                    micros::<C>(cost.decode),
-                    micros::<C>(per_token),
-                    cycles::<C>(per_token)
+                    micros::<B>(total),
+                    micros::<B>(cost.tokenize),
+                    micros::<B>(cost.encode),
+                    micros::<B>(cost.decode),
+                    micros::<B>(per_token),
+                    cycles::<B>(per_token)
                 );
             }
             Err(e) => {
                 defmt::warn!("translate: {}", defmt::Display2Format(&e));
                 say(port, format_args!("\r\nerror: {e}\r\n"));
             }
+        }
+        if let Some(bytes) = board.stack_high_water() {
+            defmt::info!("stack high-water {=usize} bytes", bytes);
         }
     }
 }
