@@ -128,9 +128,9 @@ impl<'m, 'a> Generator<'m, 'a> {
         Ok(true)
     }
 
-    /// The next token by `choose(logits)`, streamed: `None` once eos is chosen or the context is
-    /// full. The chosen token is fed lazily, on the next call.
-    fn next_with<O: Observer>(&mut self, obs: &mut O, choose: impl FnOnce(&[i32]) -> TokenId) -> Result<Option<TokenId>, Error> {
+    /// The next token by `choose(logits)`, streamed: eos once, when chosen, then `None`; `None`
+    /// as soon as the context is full. The chosen token is fed lazily, on the next call.
+    fn step_with<O: Observer>(&mut self, obs: &mut O, choose: impl FnOnce(&[i32]) -> TokenId) -> Result<Option<TokenId>, Error> {
         if !self.ready {
             return Err(Error::DecoderState);
         }
@@ -142,9 +142,9 @@ impl<'m, 'a> Generator<'m, 'a> {
         let t = choose(self.dec.logits);
         if t == self.dec.model.config.eos {
             self.finished = true;
-            return Ok(None);
+        } else {
+            self.pending = Some(t);
         }
-        self.pending = Some(t);
         Ok(Some(t))
     }
 
@@ -155,14 +155,23 @@ impl<'m, 'a> Generator<'m, 'a> {
 
     /// [`Generator::next_token`], reporting every activation site to `obs`.
     pub fn next_observed<O: Observer>(&mut self, obs: &mut O) -> Result<Option<TokenId>, Error> {
-        self.next_with(obs, |l| argmax(l) as TokenId)
+        let eos = self.dec.model.config.eos;
+        Ok(self.greedy_step(obs)?.filter(|&t| t != eos))
+    }
+
+    /// One greedy step, reporting every activation site to `obs`: the chosen token, eos
+    /// included, or `None` once eos was chosen or the context is full. [`Generator::logits`]
+    /// holds the logits the token was chosen from (the test vectors digest them).
+    pub fn greedy_step<O: Observer>(&mut self, obs: &mut O) -> Result<Option<TokenId>, Error> {
+        self.step_with(obs, |l| argmax(l) as TokenId)
     }
 
     /// A sampled continuation, one token per call ([`Sampler`]: temperature, top-k, top-p and a
     /// seeded RNG; the same seed gives the same tokens on every target).
     pub fn sample_next(&mut self, sampler: &mut Sampler) -> Result<Option<TokenId>, Error> {
         let lsm = self.dec.model.output_scale;
-        self.next_with(&mut NoObserver, |l| sampler.pick(l, lsm))
+        let eos = self.dec.model.config.eos;
+        Ok(self.step_with(&mut NoObserver, |l| sampler.pick(l, lsm))?.filter(|&t| t != eos))
     }
 
     /// Teacher forcing: feed `token` as the next one, whatever the model would choose, and

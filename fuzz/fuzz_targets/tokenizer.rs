@@ -4,7 +4,7 @@
 //! two SentencePiece BPE test vocabularies (`tools/tests/data`).
 //!
 //! Properties: with enough scratch and output, encode is `Ok`; with less, it is `Ok` or
-//! `InputTooLong`/`OutputFull`. Encode emits only NORMAL pieces, byte pieces (with
+//! `ScratchTooSmall`/`OutputFull`. Encode emits only NORMAL pieces, byte pieces (with
 //! byte_fallback) and `unk`, never two `unk` in a row. Without `unk` and literal `▁`,
 //! `decode(encode(s))` is `s` with runs of spaces collapsed and trimmed, or exactly `s` when
 //! spaces are kept. Decode of in-range ids with a large enough buffer is `Ok` and equals the
@@ -58,7 +58,7 @@ fn check_encode(tok: &Tokenizer<'_>, text: &str, cut: usize) {
     let mut small_ids = vec![0u16; cut.min(n)];
     match tok.encode(text, &mut small_scratch, &mut small_ids) {
         Ok(m) => assert_eq!(&small_ids[..m], ids),
-        Err(Error::InputTooLong { .. } | Error::OutputFull { .. }) => {}
+        Err(Error::ScratchTooSmall { .. } | Error::OutputFull { .. }) => {}
         Err(e) => panic!("encode with small buffers: {e:?}"),
     }
     // round trip, when the vocabulary normalizes like that, nothing was unknown and the text

@@ -300,7 +300,7 @@ mod tests {
         let tok = Tokenizer::new(vocab(&t)).unwrap();
         let mut scratch = [Node::default(); 4];
         let mut out = [0; 8];
-        assert_eq!(tok.encode("abcd", &mut scratch, &mut out), Err(Error::InputTooLong { len: 8, max: 4 }));
+        assert_eq!(tok.encode("abcd", &mut scratch, &mut out), Err(Error::ScratchTooSmall { needed: 8, got: 4 }));
         let mut scratch = [Node::default(); 64];
         assert_eq!(tok.encode("a ☃", &mut scratch, &mut out[..3]), Err(Error::OutputFull { capacity: 3 }));
         assert_eq!(tok.encode_prefix("a ☃", &mut scratch, &mut out[..3], 3), Ok(3));

@@ -478,8 +478,8 @@ impl<'a> Tokenizer<'a> {
     /// that normalizes to nothing gives `Ok(0)`.
     ///
     /// `scratch` needs one [`Node`] per normalized byte plus one ([`Self::scratch_len`] of
-    /// the text length always suffices), else [`Error::InputTooLong`] with the needed length;
-    /// too small an `out` gives [`Error::OutputFull`].
+    /// the text length always suffices), else [`Error::ScratchTooSmall`] with the needed
+    /// length; too small an `out` gives [`Error::OutputFull`].
     pub fn encode(
         &self,
         text: &str,
@@ -496,14 +496,11 @@ impl<'a> Tokenizer<'a> {
         if n == 0 {
             return Ok(0);
         }
-        let too_long = Error::InputTooLong {
-            len: n + 1,
-            max: scratch.len(),
-        };
         if n >= NONE as usize {
-            return Err(too_long);
+            return Err(Error::InputTooLong { len: n, max: NONE as usize - 1 });
         }
-        let nodes = scratch.get_mut(..=n).ok_or(too_long)?;
+        let got = scratch.len();
+        let nodes = scratch.get_mut(..=n).ok_or(Error::ScratchTooSmall { needed: n + 1, got })?;
         match self.v.kind {
             ModelKind::Unigram => unigram::encode(self, nodes, n, out, max_pieces),
             ModelKind::Bpe => bpe::encode(self, nodes, n, out, max_pieces),
@@ -511,11 +508,30 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// The source ids of a sentence as the model expects them (DESIGN §2): its pieces, cut
-    /// after `max_len - 1`, then `eos`. `out` needs `min(pieces, max_len - 1) + 1` entries.
+    /// after `max_len - 1`, then `eos`. `out` needs `min(pieces, max_len - 1) + 1` entries;
+    /// `max_len` 0 leaves no room for eos ([`Error::InputTooLong`]).
     pub fn encode_source(&self, text: &str, scratch: &mut [Node], out: &mut [TokenId], max_len: usize) -> Result<usize, Error> {
-        let n = self.encode_prefix(text, scratch, out, max_len.saturating_sub(1))?;
+        let Some(pieces) = max_len.checked_sub(1) else {
+            return Err(Error::InputTooLong { len: 1, max: 0 });
+        };
+        let n = self.encode_prefix(text, scratch, out, pieces)?;
         let capacity = out.len();
         *out.get_mut(n).ok_or(Error::OutputFull { capacity })? = self.v.eos;
+        Ok(n + 1)
+    }
+
+    /// A prompt (decoder-only models) or a classifier's token input: `bos`, then the text's
+    /// pieces, `max_ids` ids in all at most (a language model's prompt takes `max_len - 1`,
+    /// leaving room to continue; a classifier's input `max_len`). `max_ids` 0 gives `Ok(0)`.
+    pub fn encode_prompt(&self, text: &str, scratch: &mut [Node], out: &mut [TokenId], max_ids: usize) -> Result<usize, Error> {
+        let Some(pieces) = max_ids.checked_sub(1) else { return Ok(0) };
+        let capacity = out.len();
+        let (first, rest) = out.split_first_mut().ok_or(Error::OutputFull { capacity })?;
+        *first = self.v.bos;
+        let n = self.encode_prefix(text, scratch, rest, pieces).map_err(|e| match e {
+            Error::OutputFull { .. } => Error::OutputFull { capacity },
+            e => e,
+        })?;
         Ok(n + 1)
     }
 
@@ -760,7 +776,7 @@ mod tests {
         let mut out = [0; 8];
         assert_eq!(
             tok.encode("abcd", &mut scratch, &mut out),
-            Err(Error::InputTooLong { len: 8, max: 4 })
+            Err(Error::ScratchTooSmall { needed: 8, got: 4 })
         );
         let mut scratch = [Node::default(); 32];
         assert_eq!(
@@ -777,6 +793,29 @@ mod tests {
         );
         assert_eq!(tok.id_of("▁a"), Some(8));
         assert_eq!(tok.id_of("<unk>"), None);
+    }
+
+    /// Sources end in eos, prompts start with bos; both are cut to their limit, and a limit
+    /// with no room is defined.
+    #[test]
+    fn sources_and_prompts() {
+        let t = tables(PIECES);
+        let tok = Tokenizer::new(vocab(&t)).unwrap();
+        let v = tok.vocab();
+        let mut scratch = [Node::default(); 32];
+        let mut out = [0; 8];
+        let n = tok.encode("x a x a", &mut scratch, &mut out).unwrap();
+        let pieces = out[..n].to_vec();
+        assert!(n >= 3, "{pieces:?}");
+        assert_eq!(tok.encode_source("x a x a", &mut scratch, &mut out, 3), Ok(3));
+        assert_eq!(out[..3], [pieces[0], pieces[1], v.eos]);
+        assert_eq!(tok.encode_source("x a x a", &mut scratch, &mut out, 0), Err(Error::InputTooLong { len: 1, max: 0 }));
+        assert_eq!(tok.encode_prompt("x a x a", &mut scratch, &mut out, 3), Ok(3));
+        assert_eq!(out[..3], [v.bos, pieces[0], pieces[1]]);
+        assert_eq!(tok.encode_prompt("x a x a", &mut scratch, &mut out, 1), Ok(1));
+        assert_eq!(tok.encode_prompt("x a x a", &mut scratch, &mut out, 0), Ok(0));
+        assert_eq!(tok.encode_prompt("x a x a", &mut scratch, &mut out[..2], 8), Err(Error::OutputFull { capacity: 2 }));
+        assert_eq!(tok.encode_prompt("x", &mut scratch, &mut [], 8), Err(Error::OutputFull { capacity: 0 }));
     }
 
     #[test]

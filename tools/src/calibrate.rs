@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use picoformer::blob::ModelKind;
 use picoformer::observe::{Data, Observer, Site};
 use picoformer::reference::{FSource, FloatModel};
-use picoformer::tokenizer::Tokenizer;
+use picoformer::tokenizer::{Node, Tokenizer};
 
 use crate::host::{pieces, progress_bar, source_ids, Float, SentencePairs};
 use crate::quantize::FeatureScales;
@@ -57,15 +57,16 @@ impl CalibData {
     }
 }
 
-/// The ids a language model or token classifier reads for `text`: bos, the pieces (cut to fit
-/// `max_len - 1` positions), and for language models eos.
+/// The ids a language model or token classifier reads for `text`: bos and the pieces
+/// ([`Tokenizer::encode_prompt`], `max_len` ids in all), and with `eos` the pieces are cut one
+/// earlier and eos follows.
 pub fn text_ids(tok: &Tokenizer<'_>, text: &str, max_len: usize, eos: bool) -> Result<Vec<u16>> {
-    let v = tok.vocab();
-    let mut ids = vec![v.bos];
-    ids.extend(pieces(tok, text)?);
-    ids.truncate(max_len - eos as usize);
+    let mut scratch = vec![Node::default(); Tokenizer::scratch_len(text.len())];
+    let mut ids = vec![0; max_len + 1];
+    let n = tok.encode_prompt(text, &mut scratch, &mut ids, max_len - eos as usize).map_err(|e| anyhow!("tokenizing {text:?}: {e}"))?;
+    ids.truncate(n);
     if eos {
-        ids.push(v.eos);
+        ids.push(tok.vocab().eos);
     }
     Ok(ids)
 }

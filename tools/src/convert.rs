@@ -11,7 +11,7 @@ use picoformer::blob::{Config, InputKind, ModelKind};
 use picoformer::tokenizer::Tokenizer;
 use picoformer::{Classifier, Generator, Model, Translator};
 
-use crate::calibrate::{calibrate, CalibData};
+use crate::calibrate::{calibrate, CalibData, Window};
 use crate::check::check_reference;
 use crate::eval::{agreement, clf_quality, layer_errors, lm_quality, Quality};
 use crate::export::Export;
@@ -126,8 +126,11 @@ pub fn run(o: &ConvertOpts) -> Result<()> {
         },
         _ => clone_inputs(test_or_calib),
     };
-    let cases = vectors::cases(&model, &fm, head(&vector_inputs, o.vectors))?;
-    vectors::write(&stem, &cases)?;
+    let cases = match &vector_inputs {
+        CalibData::Windows(w) => vectors::cases(&model, &fm, Inputs::Windows(&spread(w, o.vectors)))?,
+        d => vectors::cases(&model, &fm, head(d, o.vectors))?,
+    };
+    vectors::write(&stem, &model, &cases)?;
     let errors = layer_errors(&model, &fm, &quantized.scales, head(&vector_inputs, o.layer_sentences))?;
     let quality = match (c.kind, &test) {
         (ModelKind::EncoderDecoder, Some(CalibData::Pairs(t))) => {
@@ -236,6 +239,7 @@ fn inputs_of(d: &CalibData) -> Inputs<'_> {
 }
 
 /// The first `n` inputs.
+/// The first `n` inputs of `d`.
 fn head(d: &CalibData, n: usize) -> Inputs<'_> {
     match d {
         CalibData::Windows(w) => Inputs::Windows(&w[..n.min(w.len())]),
@@ -244,6 +248,13 @@ fn head(d: &CalibData, n: usize) -> Inputs<'_> {
             Inputs::Texts(&t[..n.min(t.len())])
         }
     }
+}
+
+/// `n` windows spread evenly over `w` (classifier test sets often come grouped by class, so the
+/// first few would all be one class).
+fn spread(w: &[Window], n: usize) -> Vec<Window> {
+    let n = n.min(w.len());
+    (0..n).map(|i| w[i * w.len() / n].clone()).collect()
 }
 
 fn head_len(d: &CalibData, n: usize) -> usize {

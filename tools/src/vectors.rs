@@ -13,8 +13,10 @@ use anyhow::{anyhow, Context, Result};
 use picoformer::observe::{Data, NoObserver, Observer, Site};
 use picoformer::blob::ModelKind;
 use picoformer::reference::{FSource, FloatModel};
-use picoformer::vectors::{CaseData, CaseKind, Fnv1a};
-use picoformer::{Model, TokenId};
+use picoformer::align::AlignedBuf;
+use picoformer::tokenizer::{Node, Tokenizer};
+use picoformer::vectors::{replay, Buffers, CaseData, CaseKind, Fnv1a, NoMeter, Vectors};
+use picoformer::{Classifier, Generator, Model, TokenId, Translator};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 
@@ -73,8 +75,7 @@ pub enum Inputs<'a> {
     Windows(&'a [Window]),
 }
 
-/// New tokens a language model's vector runs to, at most.
-pub const MAX_NEW: usize = 20;
+pub use picoformer::vectors::MAX_NEW;
 
 /// Run the int8 model (the integer simulation the firmware must match) on `inputs`.
 pub fn cases(model: &Model<'_>, fm: &FloatModel<'_>, inputs: Inputs<'_>) -> Result<Vec<Case>> {
@@ -124,20 +125,9 @@ pub fn cases(model: &Model<'_>, fm: &FloatModel<'_>, inputs: Inputs<'_>) -> Resu
                     first_logits = g.logits().to_vec();
                     // every step that chose a token, eos included
                     while out.len() < MAX_NEW {
-                        let next = g.next_observed(&mut sites)?;
-                        let chose = next.is_some() || g.len() < c.max_len;
-                        if chose {
-                            digest.i32s(g.logits());
-                        }
-                        match next {
-                            Some(t) => out.push(t),
-                            None => {
-                                if chose {
-                                    out.push(c.eos);
-                                }
-                                break;
-                            }
-                        }
+                        let Some(t) = g.greedy_step(&mut sites)? else { break };
+                        digest.i32s(g.logits());
+                        out.push(t);
                     }
                 }
                 let mut st = fl.state()?;
@@ -176,6 +166,26 @@ pub fn cases(model: &Model<'_>, fm: &FloatModel<'_>, inputs: Inputs<'_>) -> Resu
     Ok(cases)
 }
 
+/// Replay every case of a compact vector file on `model`; the first that differs is an error.
+pub fn replay_all(model: &Model<'_>, bin: &[u8]) -> Result<usize> {
+    let vectors = Vectors::parse(bin).ok_or_else(|| anyhow!("malformed test vectors"))?;
+    let c = model.config();
+    let longest = vectors.clone().map(|k| k.text.len()).max().unwrap_or(0);
+    let mut arena = AlignedBuf::zeroed(Translator::arena_bytes(model, 1).max(Generator::arena_bytes(model, 1)).max(Classifier::arena_bytes(model)));
+    let mut scratch = vec![Node::default(); Tokenizer::scratch_len(longest)];
+    let mut ids = vec![0; c.max_len + 1];
+    let mut features = vec![0; c.max_len * c.n_features];
+    let n = vectors.len();
+    for (i, case) in vectors.enumerate() {
+        let mut buf = Buffers { arena: arena.bytes_mut(), scratch: &mut scratch, ids: &mut ids, features: &mut features };
+        let r = replay(model, &case, &mut buf, &mut NoMeter, &mut NoObserver, &mut String::new()).map_err(|e| anyhow!("test vector {i}: {e}"))?;
+        if !r.ok(&case) {
+            anyhow::bail!("test vector {i} does not replay: {r:?}");
+        }
+    }
+    Ok(n)
+}
+
 /// One tensor of the safetensors file, owned until the file is written.
 struct Named {
     name: String,
@@ -184,10 +194,14 @@ struct Named {
     data: Vec<u8>,
 }
 
-/// Write `<stem>.vectors.bin` and `<stem>.vectors.safetensors`.
-pub fn write(stem: &Path, cases: &[Case]) -> Result<()> {
+/// Write `<stem>.vectors.bin` and `<stem>.vectors.safetensors`. The compact file is read back
+/// and every case replayed as the firmware replays it ([`picoformer::vectors::replay`]), so a
+/// vector file that its own model fails is never written.
+pub fn write(stem: &Path, model: &Model<'_>, cases: &[Case]) -> Result<()> {
     let compact: Vec<CaseData<'_>> = cases.iter().map(|c| CaseData { kind: c.kind, text: &c.text, src: &c.src, features: &c.features, out: &c.out, digest: c.logits_digest }).collect();
-    std::fs::write(stem.with_extension("vectors.bin"), picoformer::vectors::write(&compact))?;
+    let bin = picoformer::vectors::write(&compact);
+    replay_all(model, &bin)?;
+    std::fs::write(stem.with_extension("vectors.bin"), &bin)?;
 
     let mut owned: Vec<Named> = Vec::new();
     let mut push = |name: String, dtype, shape, data| owned.push(Named { name, dtype, shape, data });

@@ -1,18 +1,30 @@
-//! Where the model lives: the blob (every board) and the test vectors (feature `qemu`) in flash,
-//! zero-copy; for the QEMU boards also the arena and the tokenizer's scratch in RAM statics, so a
-//! board that lacks the RAM fails to link. The real boards place their own arenas (AXI SRAM on
-//! the H7, DRAM on the C3).
+//! Where the models live: their blobs (every board) and test vectors (feature `qemu`) in flash,
+//! zero-copy; for the QEMU boards also the arena, the tokenizer's scratch and the feature
+//! buffer in RAM statics, so a board that lacks the RAM fails to link. The real boards place
+//! their own arenas (AXI SRAM on the H7, DRAM on the C3).
 //!
-//! The files are chosen at build time (see `build.rs`: `PICOFORMER_BLOB`, `PICOFORMER_VECTORS`).
+//! The files are chosen at build time (see `build.rs`: `PICOFORMER_MODELS`, or
+//! `PICOFORMER_BLOB` and `PICOFORMER_VECTORS`).
 
-/// The model blob (`PICOFORMER_BLOB` at build time), in flash, 8-byte aligned (the blob's
-/// tensor views need it), read in place.
-pub static BLOB: &[u8] = picoformer::include_aligned!(env!("PICOFORMER_BLOB_PATH"));
+/// One embedded model.
+#[cfg(feature = "qemu")]
+#[derive(Clone, Copy)]
+pub struct Embedded {
+    /// The file stem (`de-en`).
+    pub name: &'static str,
+    /// The blob, 8-byte aligned in flash (its tensor views need it), read in place.
+    pub blob: &'static [u8],
+    /// Its test vectors (`picoformer::vectors`).
+    pub vectors: &'static [u8],
+}
+
+// BLOB (the first model's blob: the translator, by default) and, with `qemu`, MODELS.
+include!(concat!(env!("OUT_DIR"), "/models.rs"));
 
 #[cfg(feature = "qemu")]
-pub use qemu::{take_memory, Memory, ARENA_BYTES, MAX_TEXT_BYTES, SCRATCH_NODES, VECTORS};
+pub use qemu::{take_memory, Memory, ARENA_BYTES, FEATURE_VALUES, MAX_TEXT_BYTES, SCRATCH_NODES};
 
-/// The QEMU boards' part: the test vectors, and the statics the workload runs in.
+/// The QEMU boards' part: the statics the workload runs in.
 #[cfg(feature = "qemu")]
 mod qemu {
     use core::mem::MaybeUninit;
@@ -23,9 +35,13 @@ mod qemu {
     use picoformer::Model;
 
     /// Bytes of the static arena. Greedy decoding of the de-en model (d_model 128, 2+2 layers,
-    /// max_len 64, 4000 pieces) needs about 200 KB; [`crate::run`] checks the exact need
-    /// (`Translator::arena_bytes`) against this at start-up.
+    /// max_len 64, 4000 pieces) and of captions-lm (4 layers, max_len 64) needs about 200 KB;
+    /// each session checks its exact need (`arena_bytes`) against this.
     pub const ARENA_BYTES: usize = 256 * 1024;
+
+    /// `i16` feature values a classifier's window may hold (`max_len · n_features`; the
+    /// committed classifiers need 384 and 600).
+    pub const FEATURE_VALUES: usize = 2048;
 
     /// Longest source text, in bytes, the on-device tokenizer takes (test2016 has at most 201).
     pub const MAX_TEXT_BYTES: usize = 256;
@@ -33,20 +49,20 @@ mod qemu {
     /// Tokenizer scratch nodes: enough for any text of [`MAX_TEXT_BYTES`].
     pub const SCRATCH_NODES: usize = Tokenizer::scratch_len(MAX_TEXT_BYTES);
 
-    /// The test vectors the converter wrote for [`BLOB`](super::BLOB), in flash.
-    pub static VECTORS: &[u8] = include_bytes!(env!("PICOFORMER_VECTORS_PATH"));
-
     static mut ARENA: Aligned<[u8; ARENA_BYTES]> = Aligned([0; ARENA_BYTES]);
     static mut SCRATCH: [Node; SCRATCH_NODES] = [Node::EMPTY; SCRATCH_NODES];
+    static mut FEATURES: [i16; FEATURE_VALUES] = [0; FEATURE_VALUES];
     static mut MODEL: MaybeUninit<Model<'static>> = MaybeUninit::uninit();
     static TAKEN: AtomicBool = AtomicBool::new(false);
 
     /// The RAM the workload runs in.
     pub struct Memory {
-        /// [`ARENA_BYTES`], 8-byte aligned, for the `Translator`.
+        /// [`ARENA_BYTES`], 8-byte aligned, for a session.
         pub arena: &'static mut [u8],
         /// [`SCRATCH_NODES`] nodes for `Tokenizer::encode`.
         pub scratch: &'static mut [Node],
+        /// [`FEATURE_VALUES`] values for a classifier's window.
+        pub features: &'static mut [i16],
         /// The slot `Model::parse_into` fills: the model's views (a few KiB) stay off the stack.
         pub model: &'static mut Model<'static>,
     }
@@ -66,6 +82,7 @@ mod qemu {
             Memory {
                 arena: &mut (*core::ptr::addr_of_mut!(ARENA)).0,
                 scratch: &mut *core::ptr::addr_of_mut!(SCRATCH),
+                features: &mut *core::ptr::addr_of_mut!(FEATURES),
                 model: (*core::ptr::addr_of_mut!(MODEL)).write(Model::default()),
             }
         })

@@ -1,7 +1,16 @@
-//! The on-target test the QEMU boards run ([`run`]): the test-vector translations, checked bit
-//! for bit ([`crate::workload`]), then the kernels' self-test, then the RAM and stack report.
+//! The on-target test the QEMU boards run ([`run`]): every embedded model's test vectors
+//! (translations, continuations, classifications), checked bit for bit ([`crate::workload`]),
+//! then the kernels' self-test, then the RAM and stack report.
+
+use picoformer::blob::ModelKind;
+use picoformer::tokenizer::Node;
+use picoformer::vectors::{Buffers, Cost, Vectors};
+use picoformer::{Classifier, Generator, Model, TokenId, Translator};
 
 use crate::{assets, mem, sentence, workload};
+
+/// Input ids a case may hold: a source or prompt of the longest `max_len` the boards take.
+const MAX_IDS: usize = 512;
 
 /// What the application needs from a board.
 pub trait Platform {
@@ -11,9 +20,9 @@ pub trait Platform {
     fn instructions(&mut self) -> u64;
 }
 
-/// Test-vector cases run on target: at most the first `TARGET_CASES` (the converter writes 8 by
-/// default). Eight sentences of a de-en-sized model (d_model 128, 2+2 layers, 4000 pieces) that
-/// never emits eos, 63 decoder steps each, take 3-7 s per board under QEMU.
+/// Test-vector cases run on target per model: at most the first `TARGET_CASES` (the converter
+/// writes 8 by default). Eight sentences of a de-en-sized model (d_model 128, 2+2 layers, 4000
+/// pieces) that never emits eos, 63 decoder steps each, take 3-7 s per board under QEMU.
 pub const TARGET_CASES: usize = 8;
 
 /// Runs the workload, logs one block per sentence and a summary, and returns `true` only if
@@ -28,14 +37,14 @@ pub fn run<P: Platform>(p: &mut P) -> bool {
     if let Some(text) = sentence::SENTENCE {
         return sentence::translate(p, text);
     }
-    let (mut passed, mut failed) = translate_all(p);
+    let (mut passed, mut failed) = run_models(p);
     let translation_stack = mem::stack_high_water(&ram);
     let (passed_checks, failed_checks) = self_test();
     passed += passed_checks;
     failed += failed_checks;
     defmt::println!("static RAM {=usize} bytes", ram.static_bytes());
     defmt::println!(
-        "stack high-water {=usize} bytes of {=usize} ({=usize} by the end of the translations, before the kernel checks)",
+        "stack high-water {=usize} bytes of {=usize} ({=usize} by the end of the models' cases, before the kernel checks)",
         mem::stack_high_water(&ram),
         ram.stack_bytes(),
         translation_stack
@@ -75,45 +84,53 @@ fn tally(ok: bool, passed: &mut usize, failed: &mut usize) {
     }
 }
 
-/// Parses the vectors and the blob, sizes the arena, and runs the cases: `(passed, failed)`.
-/// Anything that stops the run before the cases counts as one failure per case (at least one).
+/// Runs every embedded model's cases: `(passed, failed)`. A model that cannot run (bad vectors
+/// or blob, too small an arena) counts one failure per case (at least one).
 #[inline(never)]
-fn translate_all<P: Platform>(p: &mut P) -> (usize, usize) {
-    use picoformer::{vectors::Vectors, Model, Translator};
+fn run_models<P: Platform>(p: &mut P) -> (usize, usize) {
+    let Some(memory) = assets::take_memory() else {
+        defmt::println!("memory: already taken");
+        return (0, 1);
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for e in assets::MODELS.iter() {
+        let (ok, bad) = run_model(p, e, &mut *memory.model, memory.arena, memory.scratch, memory.features);
+        passed += ok;
+        failed += bad;
+    }
+    (passed, failed)
+}
 
-    let Some(vectors) = Vectors::parse(assets::VECTORS) else {
-        defmt::println!(
-            "test vectors: malformed ({=usize} bytes)",
-            assets::VECTORS.len()
-        );
+/// Parses one model's vectors and blob, and replays its cases: `(passed, failed)`.
+fn run_model<P: Platform>(p: &mut P, e: &assets::Embedded, slot: &mut Model<'static>, arena: &mut [u8], scratch: &mut [Node], features: &mut [i16]) -> (usize, usize) {
+    defmt::println!("");
+    defmt::println!("== model {=str}", e.name);
+    let Some(vectors) = Vectors::parse(e.vectors) else {
+        defmt::println!("test vectors: malformed ({=usize} bytes)", e.vectors.len());
         return (0, 1);
     };
     let run_cases = vectors.len().min(TARGET_CASES);
-    defmt::println!(
-        "picoformer board app: int8 translation, {=usize} of {=usize} test-vector cases on target",
-        run_cases,
-        vectors.len()
-    );
     if run_cases == 0 {
         defmt::println!("test vectors: no cases");
         return (0, 1);
     }
-
-    let Some(memory) = assets::take_memory() else {
-        defmt::println!("memory: already taken");
-        return (0, run_cases);
-    };
     let t0 = p.instructions();
-    if let Err(e) = Model::parse_into(assets::BLOB, memory.model) {
-        defmt::println!("blob: {}", defmt::Display2Format(&e));
+    if let Err(err) = Model::parse_into(e.blob, slot) {
+        defmt::println!("blob: {}", defmt::Display2Format(&err));
         return (0, run_cases);
     }
     let parse = p.instructions() - t0;
-    let model: &Model<'_> = memory.model;
-    let c = &model.config();
+    let model: &Model<'_> = slot;
+    let c = model.config();
+    let (kind, needed) = match c.kind {
+        ModelKind::EncoderDecoder => ("encoder-decoder", Translator::arena_bytes(model, 1)),
+        ModelKind::DecoderOnly => ("decoder-only", Generator::arena_bytes(model, 1)),
+        ModelKind::EncoderOnly => ("encoder-only", Classifier::arena_bytes(model)),
+    };
     defmt::println!(
-        "blob: {=usize} bytes in flash; d_model {=usize}, {=usize}+{=usize} layers, vocabulary {=usize}, max_len {=usize}; verified in {=u64} instructions",
-        assets::BLOB.len(),
+        "blob: {=usize} bytes in flash; {=str}, d_model {=usize}, {=usize}+{=usize} layers, vocabulary {=usize}, max_len {=usize}; verified in {=u64} instructions",
+        e.blob.len(),
+        kind,
         c.d_model,
         c.n_enc,
         c.n_dec,
@@ -121,49 +138,56 @@ fn translate_all<P: Platform>(p: &mut P) -> (usize, usize) {
         c.max_len,
         parse
     );
-
-    let needed = Translator::arena_bytes(model, 1);
-    defmt::println!(
-        "arena: {=usize} bytes needed (greedy) of {=usize}",
-        needed,
-        assets::ARENA_BYTES
-    );
-    let mut t = match Translator::new(model, memory.arena, 1) {
-        Ok(t) => t,
-        Err(e) => {
-            defmt::println!("arena: {}", defmt::Display2Format(&e));
-            return (0, run_cases);
-        }
-    };
+    defmt::println!("arena: {=usize} bytes needed (greedy) of {=usize}; {=usize} of {=usize} test-vector cases on target", needed, arena.len(), run_cases, vectors.len());
 
     let mut passed = 0usize;
-    // cost of the sentences that ran to the end
-    let mut total = workload::Cost::default();
-    let mut measured = 0u64;
+    // the cost of the cases that ran to the end
+    let (mut total, mut measured, mut inputs) = (Cost::default(), 0u64, 0u64);
+    let mut ids = [0 as TokenId; MAX_IDS];
     for (i, case) in vectors.take(run_cases).enumerate() {
-        match workload::run_case(p, &model, &mut t, memory.scratch, i, &case) {
-            Ok(o) => {
-                let ok = o.ok(&case);
+        let mut buf = Buffers { arena: &mut *arena, scratch: &mut *scratch, ids: &mut ids, features: &mut *features };
+        match workload::run_case(p, model, &mut buf, i, &case) {
+            Ok(r) => {
+                let ok = r.ok(&case);
                 passed += ok as usize;
                 defmt::println!("  {=str}", if ok { "ok" } else { "FAILED" });
-                total.tokenize += o.cost.tokenize;
-                total.encode += o.cost.encode;
-                total.decode += o.cost.decode;
-                total.steps += o.cost.steps;
+                total.add(&r.cost);
                 measured += 1;
+                inputs += r.inputs as u64;
             }
-            Err(e) => defmt::println!("  FAILED: {}", defmt::Display2Format(&e)),
+            Err(err) => defmt::println!("  FAILED: {}", defmt::Display2Format(&err)),
         }
     }
-    defmt::println!(
-        "instructions: {=u64} for {=u64} sentences, {=u64} per sentence (tokenize {=u64}, encode {=u64}, decode {=u64}); {=u64} per decoder step",
-        total.total(),
-        measured,
-        total.total() / measured.max(1),
-        total.tokenize / measured.max(1),
-        total.encode / measured.max(1),
-        total.decode / measured.max(1),
-        total.decode / total.steps.max(1) as u64
-    );
+    let n = measured.max(1);
+    match c.kind {
+        ModelKind::EncoderDecoder => defmt::println!(
+            "instructions: {=u64} for {=u64} sentences, {=u64} per sentence (tokenize {=u64}, encode {=u64}, decode {=u64}); {=u64} per decoder step",
+            total.total(),
+            measured,
+            total.total() / n,
+            total.tokenize / n,
+            total.prefill / n,
+            total.decode / n,
+            total.decode / total.steps.max(1) as u64
+        ),
+        ModelKind::DecoderOnly => defmt::println!(
+            "instructions: {=u64} for {=u64} prompts ({=u64} prompt tokens, {=usize} new tokens): {=u64} per prompt token, {=u64} per new token (tokenize {=u64} per prompt)",
+            total.total(),
+            measured,
+            inputs,
+            total.steps,
+            total.prefill / inputs.max(1),
+            total.decode / total.steps.max(1) as u64,
+            total.tokenize / n
+        ),
+        ModelKind::EncoderOnly => defmt::println!(
+            "instructions: {=u64} for {=u64} windows ({=u64} frames), {=u64} per window, {=u64} per frame",
+            total.total(),
+            measured,
+            inputs,
+            total.total() / n,
+            total.total() / inputs.max(1)
+        ),
+    }
     (passed, run_cases - passed)
 }

@@ -1,6 +1,7 @@
 //! Test vectors the converter writes and the firmware checks: per case, the input (text and
 //! ids, or feature frames), the output ids (a translation, a continuation, or the class), and a
-//! digest of every step's logits (or of the head's outputs).
+//! digest of every step's logits (or of the head's outputs). [`replay`] runs a case on this
+//! build and compares: the host tests and every firmware call it.
 //!
 //! ```text
 //! "PVEC", u32 version (2), u32 count, then per case (little-endian, packed):
@@ -11,8 +12,16 @@
 //!   u32 digest
 //! ```
 
+mod replay;
+
+pub use replay::{replay, Buffers, Cost, Meter, NoMeter, Replay};
+
 pub const MAGIC: [u8; 4] = *b"PVEC";
 pub const VERSION: u32 = 2;
+
+/// New tokens a language model's case runs to, at most (fewer when eos comes first or the
+/// context fills).
+pub const MAX_NEW: usize = 20;
 
 /// What a case runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,202 @@
+//! Every committed model against its converter's test vectors, bit for bit: each case replayed
+//! as the firmware replays it ([`picoformer::vectors::replay`]), and every activation site's
+//! digest against the converter's (`<model>.vectors.safetensors`), the first case's raw values
+//! too. Then the real tokenizers against python `sentencepiece`.
+
+mod common;
+
+use common::AlignedBuf;
+use picoformer::blob::ModelKind;
+use picoformer::observe::{Data, NoObserver, Observer, Site};
+use picoformer::tokenizer::{Node, Tokenizer};
+use picoformer::vectors::{replay, Buffers, CaseData, CaseKind, Fnv1a, NoMeter, Vectors};
+use picoformer::{Classifier, Generator, Model, TokenId, Translator};
+use safetensors::SafeTensors;
+
+/// `(directory and file stem, kind)`.
+const MODELS: [(&str, ModelKind); 4] = [
+    ("de-en", ModelKind::EncoderDecoder),
+    ("captions-lm", ModelKind::DecoderOnly),
+    ("japanese-vowels", ModelKind::EncoderOnly),
+    ("basic-motions", ModelKind::EncoderOnly),
+];
+
+fn read(model: &str, file: &str) -> Vec<u8> {
+    let p = format!("{}/models/{model}/{file}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e} (run the converter: see README)"))
+}
+
+fn ints(st: &SafeTensors<'_>, name: &str) -> Vec<i32> {
+    let t = st.tensor(name).unwrap_or_else(|_| panic!("{name}"));
+    match t.dtype() {
+        safetensors::Dtype::I8 => t.data().iter().map(|&b| b as i8 as i32).collect(),
+        safetensors::Dtype::I16 => t.data().chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as i32).collect(),
+        safetensors::Dtype::U16 => t.data().chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as i32).collect(),
+        _ => t.data().chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap())).collect(),
+    }
+}
+
+/// Every site's raw values, in the order the forward pass reports them.
+#[derive(Default)]
+struct Sites(Vec<(Site, Vec<i32>)>);
+
+impl Observer for Sites {
+    fn observe(&mut self, site: Site, data: Data<'_>) {
+        let v: Vec<i32> = match data {
+            Data::I8(x) => x.iter().map(|&q| q as i32).collect(),
+            Data::I16(x) => x.iter().map(|&q| q as i32).collect(),
+            Data::I32(x) => x.to_vec(),
+            _ => return, // f32 data, from the reference forward pass only
+        };
+        match self.0.iter_mut().find(|(s, _)| *s == site) {
+            Some((_, d)) => d.extend(v),
+            None => self.0.push((site, v)),
+        }
+    }
+}
+
+fn replays_bit_for_bit(name: &str, kind: ModelKind) {
+    let blob = AlignedBuf::from_bytes(&read(name, &format!("{name}.pico")));
+    let m = Model::parse(blob.bytes()).unwrap();
+    let c = *m.config();
+    assert_eq!(c.kind, kind, "{name}");
+    let st_bytes = read(name, &format!("{name}.vectors.safetensors"));
+    let st = SafeTensors::deserialize(&st_bytes).unwrap();
+    let compact = read(name, &format!("{name}.vectors.bin"));
+    let cases = Vectors::parse(&compact).expect("vectors.bin parses");
+    assert!(cases.len() >= 8, "{name}: {} cases", cases.len());
+
+    let arena_bytes = match kind {
+        ModelKind::EncoderDecoder => Translator::arena_bytes(&m, 1),
+        ModelKind::DecoderOnly => Generator::arena_bytes(&m, 1),
+        ModelKind::EncoderOnly => Classifier::arena_bytes(&m),
+    };
+    let mut arena = AlignedBuf::zeroed(arena_bytes);
+    let mut scratch = vec![Node::default(); Tokenizer::scratch_len(512)];
+    let mut ids = vec![0; c.max_len + 1];
+    let mut features = vec![0; c.max_len * c.n_features];
+    let mut checked_sites = 0;
+    for (i, case) in cases.enumerate() {
+        let want_kind = match kind {
+            ModelKind::EncoderDecoder => CaseKind::Translate,
+            ModelKind::DecoderOnly => CaseKind::Generate,
+            ModelKind::EncoderOnly => CaseKind::Classify,
+        };
+        assert_eq!(case.kind, want_kind, "{name} case {i}");
+        let mut sites = Sites::default();
+        let mut text = String::new();
+        let mut buf = Buffers { arena: arena.bytes_mut(), scratch: &mut scratch, ids: &mut ids, features: &mut features };
+        let r = replay(&m, &case, &mut buf, &mut NoMeter, &mut sites, &mut text).unwrap();
+        assert!(r.input_ok, "{name} case {i}: input ids");
+        assert_eq!(r.first_diff, None, "{name} case {i}: output ids ({} of {})", r.outputs, case.out_len());
+        assert_eq!(r.digest, case.logits_digest, "{name} case {i}: logits digest");
+        assert!(r.ok(&case));
+        // the same outputs as the safetensors file, which the report's figures come from
+        let out: Vec<i32> = case.out().map(i32::from).collect();
+        assert_eq!(out, ints(&st, &format!("case.{i}.greedy")), "{name} case {i}");
+        if kind != ModelKind::EncoderOnly {
+            assert!(!text.is_empty() || case.out_len() <= 1, "{name} case {i}: no text for {:?}", out);
+        }
+        // every layer's activations
+        for (site, data) in &sites.0 {
+            let mut d = Fnv1a::default();
+            d.i32s(data);
+            let want = ints(&st, &format!("case.{i}.digest.{site}"))[0] as u32;
+            assert_eq!(d.0, want, "{name} case {i}: site {site}");
+            if i == 0 {
+                assert_eq!(data, &ints(&st, &format!("case.0.site.{site}")), "{name} case 0: site {site}");
+            }
+            checked_sites += 1;
+        }
+    }
+    let per_case = 3 * (c.n_enc + c.n_dec);
+    assert!(checked_sites >= 8 * per_case, "{name}: {checked_sites} sites");
+}
+
+#[test]
+fn de_en_replays_its_vectors_bit_for_bit() {
+    replays_bit_for_bit(MODELS[0].0, MODELS[0].1);
+}
+
+#[test]
+fn captions_lm_replays_its_vectors_bit_for_bit() {
+    replays_bit_for_bit(MODELS[1].0, MODELS[1].1);
+}
+
+#[test]
+fn japanese_vowels_replays_its_vectors_bit_for_bit() {
+    replays_bit_for_bit(MODELS[2].0, MODELS[2].1);
+}
+
+#[test]
+fn basic_motions_replays_its_vectors_bit_for_bit() {
+    replays_bit_for_bit(MODELS[3].0, MODELS[3].1);
+}
+
+/// A replay notices a changed case: the digest, the prompt, the outputs; and refuses a case
+/// of another kind.
+#[test]
+fn replay_fails_on_a_changed_case() {
+    let blob = AlignedBuf::from_bytes(&read("captions-lm", "captions-lm.pico"));
+    let m = Model::parse(blob.bytes()).unwrap();
+    let compact = read("captions-lm", "captions-lm.vectors.bin");
+    let case = Vectors::parse(&compact).unwrap().next().unwrap();
+    let (src, out): (Vec<u16>, Vec<u16>) = (case.src().collect(), case.out().collect());
+    let fewer = &out[..out.len() - 1];
+    let variants = [
+        (CaseKind::Generate, case.text, &out[..], case.logits_digest ^ 1),
+        (CaseKind::Generate, "Two dogs", &out[..], case.logits_digest),
+        (CaseKind::Generate, case.text, fewer, case.logits_digest),
+        (CaseKind::Classify, case.text, &out[..], case.logits_digest),
+    ];
+    let data: Vec<CaseData<'_>> = std::iter::once((case.kind, case.text, &out[..], case.logits_digest))
+        .chain(variants)
+        .map(|(kind, text, out, digest)| CaseData { kind, text, src: &src, features: &[], out, digest })
+        .collect();
+    let bin = picoformer::vectors::write(&data);
+    let c = m.config();
+    let mut arena = AlignedBuf::zeroed(Generator::arena_bytes(&m, 1));
+    let (mut scratch, mut ids) = (vec![Node::default(); 1024], vec![0; c.max_len + 1]);
+    let results: Vec<_> = Vectors::parse(&bin)
+        .unwrap()
+        .map(|k| {
+            let mut buf = Buffers { arena: arena.bytes_mut(), scratch: &mut scratch, ids: &mut ids, features: &mut [] };
+            replay(&m, &k, &mut buf, &mut NoMeter, &mut NoObserver, &mut String::new()).map(|r| (r, r.ok(&k)))
+        })
+        .collect();
+    let (r0, ok0) = results[0].unwrap();
+    assert!(ok0 && r0.input_ok && r0.first_diff.is_none());
+    let (r, ok) = results[1].unwrap();
+    assert!(!ok && r.input_ok && r.first_diff.is_none(), "digest: {r:?}");
+    let (r, ok) = results[2].unwrap();
+    assert!(!ok && !r.input_ok, "prompt: {r:?}");
+    let (r, ok) = results[3].unwrap();
+    assert!(!ok && r.first_diff == Some(fewer.len()), "outputs: {r:?}");
+    assert_eq!(results[4], Err(picoformer::Error::WrongModelKind));
+}
+
+/// The language model's BPE tokenizer (byte fallback), from the blob, against
+/// `sentencepiece` on the 1,000 test2016 captions and the hostile cases; decoding restores
+/// every line.
+#[test]
+fn captions_lm_tokenizer_matches_sentencepiece() {
+    let blob = AlignedBuf::from_bytes(&read("captions-lm", "captions-lm.pico"));
+    let m = Model::parse(blob.bytes()).unwrap();
+    let tok = m.tokenizer();
+    let mut n = 0;
+    for (text, ids) in [("test2016.en", "tokenizer_test2016.txt"), ("tokenizer_cases.txt", "tokenizer_cases_ids.txt")] {
+        let text = String::from_utf8(read("captions-lm", text)).unwrap();
+        let ids = String::from_utf8(read("captions-lm", ids)).unwrap();
+        for (s, want) in text.lines().zip(ids.lines()) {
+            let want: Vec<TokenId> = want.split_whitespace().map(|x| x.parse().unwrap()).collect();
+            let mut scratch = vec![Node::default(); Tokenizer::scratch_len(s.len())];
+            let mut got = vec![0; 4 * s.len() + 2];
+            let k = tok.encode(s, &mut scratch, &mut got).unwrap();
+            assert_eq!(&got[..k], &want[..], "{s:?}");
+            let mut buf = vec![0u8; 8 * s.len() + 8];
+            assert_eq!(tok.decode(&want, &mut buf).unwrap(), s, "decode of {s:?}");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 1012);
+}
