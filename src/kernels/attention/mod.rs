@@ -19,13 +19,13 @@ mod params;
 mod portable;
 mod reference;
 
-#[cfg(picoformer_core = "dsp")]
+#[cfg(any(picoformer_core = "dsp", picoformer_core = "mve"))]
 mod dsp;
 
 // This build's core (`build.rs`): one line per core with its own file.
-#[cfg(picoformer_core = "dsp")]
+#[cfg(any(picoformer_core = "dsp", picoformer_core = "mve"))]
 use dsp as core_path;
-#[cfg(not(picoformer_core = "dsp"))]
+#[cfg(not(any(picoformer_core = "dsp", picoformer_core = "mve")))]
 use portable as core_path;
 
 pub use params::{AttentionParams, Heads, Mask};

@@ -23,7 +23,7 @@ mod portable;
 mod reference;
 mod weights;
 
-#[cfg(picoformer_core = "dsp")]
+#[cfg(any(picoformer_core = "dsp", picoformer_core = "mve"))]
 mod dsp;
 #[cfg(picoformer_core = "rv32")]
 mod rv32;
@@ -33,7 +33,7 @@ mod v6m;
 mod v7m;
 
 // This build's core (`build.rs`): one line per core.
-#[cfg(picoformer_core = "dsp")]
+#[cfg(any(picoformer_core = "dsp", picoformer_core = "mve"))]
 use dsp as core_path;
 #[cfg(picoformer_core = "none")]
 use portable as core_path;
