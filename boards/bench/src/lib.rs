@@ -149,6 +149,8 @@ pub fn run<P: Platform>(p: &mut P, machine: &str, instructions_per_tick: u32) ->
         instructions_per_tick,
         picoformer::kernels::FAST_PATHS
     );
+    let check = counter_check(p);
+    defmt::println!("counter check: a loop of 1000000 instructions reads {=u64}", check);
     let mut rng = Rng(0x2545_f491);
     fill(&mut rng, b);
     bench_linear(p, b);
@@ -157,6 +159,24 @@ pub fn run<P: Platform>(p: &mut P, machine: &str, instructions_per_tick: u32) ->
     let ok = bench_model(p, b);
     defmt::println!("bench done");
     ok
+}
+
+/// Instructions counted over a loop of exactly 1,000,000 (500,000 × decrement and branch), which
+/// checks the board's instructions-per-tick figure.
+#[inline(never)]
+fn counter_check<P: Platform>(p: &mut P) -> u64 {
+    let t0 = p.instructions();
+    #[cfg(target_arch = "arm")]
+    // SAFETY: a register-only loop.
+    unsafe {
+        core::arch::asm!("2:", "subs {n}, {n}, #1", "bne 2b", n = inout(reg) 500_000u32 => _, options(nomem, nostack))
+    };
+    #[cfg(target_arch = "riscv32")]
+    // SAFETY: a register-only loop.
+    unsafe {
+        core::arch::asm!("2:", "addi {n}, {n}, -1", "bnez {n}, 2b", n = inout(reg) 500_000u32 => _, options(nomem, nostack))
+    };
+    p.instructions() - t0
 }
 
 /// Random weights, inputs, biases and requantizers: `s_y ≈ acc / 2^12` for `i8` outputs
