@@ -89,7 +89,7 @@ const ROWS: usize = 3;
 
 /// Random linear layers (Block4 and row-major, `k` past the DSP's 128-input chunk, fused and
 /// other shifts, 1-3 rows) through the fast path and the reference, with i32, i16 and i8
-/// outputs.
+/// outputs; then [`check_linear_long`] with a quarter of the trials.
 #[inline(never)] // its buffers live only while it runs
 pub fn check_linear(trials: usize) -> usize {
     let mut rng = Rng(0x1234_5678);
@@ -126,6 +126,51 @@ pub fn check_linear(trials: usize) -> usize {
         let layout = if block4 { Layout::Block4 } else { Layout::RowMajor };
         let l = Linear::new(&w.0[..n * k], layout, &bias[..n], &rq[..n], k);
         let rows = 1 + t % ROWS;
+        let x = &x.0[..rows * k];
+        mismatches += (!same_linear::<i32>(&l, x, rows * n)) as usize;
+        mismatches += (!same_linear::<i16>(&l, x, rows * n)) as usize;
+        mismatches += (!same_linear::<i8>(&l, x, rows * n)) as usize;
+    }
+    mismatches + check_linear_long(trials / 4)
+}
+
+const LONG_K: usize = 512;
+const LONG_N: usize = 8;
+const LONG_ROWS: usize = 5;
+const _: () = assert!(LONG_ROWS * LONG_N <= ROWS * N_MAX); // `same_linear`'s buffers
+
+/// Longer and more rows than [`check_linear`]: Block4 layers with `k` up to 512 in steps of 32
+/// (the loops of the Helium row routines), 1-5 rows (the many-rows paths from 2 and 4 rows),
+/// inputs below 32640 in half the trials (the split-input path) and up to `i16::MAX` in the
+/// others, fused shifts in three trials of four.
+#[inline(never)]
+fn check_linear_long(trials: usize) -> usize {
+    let mut rng = Rng(0x0bad_5eed);
+    let mut w = Buf([0i8; LONG_N * LONG_K]);
+    let mut x = Buf([0i16; LONG_ROWS * LONG_K]);
+    let mut bias = [0i32; LONG_N];
+    let mut rq = [Requant::default(); LONG_N];
+    let mut mismatches = 0;
+    for t in 0..trials {
+        let k = 32 * (1 + rng.below(LONG_K / 32));
+        let n = 4 * (1 + rng.below(LONG_N / 4));
+        let rows = 1 + rng.below(LONG_ROWS);
+        for v in w.0.iter_mut() {
+            *v = rng.i8_edgy();
+        }
+        let top = if t % 2 == 0 { 32639 } else { i16::MAX };
+        for v in x.0.iter_mut() {
+            *v = match rng.next() % 8 {
+                0 => top,
+                1 => i16::MIN,
+                _ => (rng.next() as i16).min(top),
+            };
+        }
+        for (b, r) in bias.iter_mut().zip(rq.iter_mut()) {
+            *b = (rng.next() as i32) >> (rng.next() % 32);
+            *r = if t % 4 != 3 { rng.requant(33, 30) } else { rng.requant(20, 24) };
+        }
+        let l = Linear::new(&w.0[..n * k], Layout::Block4, &bias[..n], &rq[..n], k);
         let x = &x.0[..rows * k];
         mismatches += (!same_linear::<i32>(&l, x, rows * n)) as usize;
         mismatches += (!same_linear::<i16>(&l, x, rows * n)) as usize;
