@@ -137,24 +137,29 @@ pub fn check_linear(trials: usize) -> usize {
 const LONG_K: usize = 512;
 const LONG_N: usize = 8;
 const LONG_ROWS: usize = 5;
+/// Weight bytes and inputs the check keeps (its frame stays near 5 KiB): `n·k ≤ LONG_W`,
+/// `rows·k ≤ LONG_X`.
+const LONG_W: usize = 2048;
+const LONG_X: usize = 1536;
 const _: () = assert!(LONG_ROWS * LONG_N <= ROWS * N_MAX); // `same_linear`'s buffers
 
 /// Longer and more rows than [`check_linear`]: Block4 layers with `k` up to 512 in steps of 32
-/// (the loops of the Helium row routines), 1-5 rows (the many-rows paths from 2 and 4 rows),
+/// (the loops of the Helium row routines), 1-5 rows (3 past `k = 256`; the many-rows paths
+/// from 2 and 4 rows),
 /// inputs below 32640 in half the trials (the split-input path) and up to `i16::MAX` in the
 /// others, fused shifts in three trials of four.
 #[inline(never)]
 fn check_linear_long(trials: usize) -> usize {
     let mut rng = Rng(0x0bad_5eed);
-    let mut w = Buf([0i8; LONG_N * LONG_K]);
-    let mut x = Buf([0i16; LONG_ROWS * LONG_K]);
+    let mut w = Buf([0i8; LONG_W]);
+    let mut x = Buf([0i16; LONG_X]);
     let mut bias = [0i32; LONG_N];
     let mut rq = [Requant::default(); LONG_N];
     let mut mismatches = 0;
     for t in 0..trials {
         let k = 32 * (1 + rng.below(LONG_K / 32));
-        let n = 4 * (1 + rng.below(LONG_N / 4));
-        let rows = 1 + rng.below(LONG_ROWS);
+        let n = 4 * (1 + rng.below((LONG_W / k).min(LONG_N) / 4));
+        let rows = 1 + rng.below((LONG_X / k).min(LONG_ROWS));
         for v in w.0.iter_mut() {
             *v = rng.i8_edgy();
         }

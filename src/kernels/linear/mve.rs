@@ -9,7 +9,7 @@
 //!
 //! - One row (`pf_mve_row_*`): the int16 input is split into two int8 vectors,
 //!   `x = 256·h + l` with `h = (x + 128) >> 8` and `l` the low byte read as signed (`l = x -
-//!   256·h` is in `-128..=127`), in the weights' byte order ([`split`], `VQRSHRNB`/`VMOVNB`
+//!   256·h` is in `-128..=127`), in the weights' byte order (`VQRSHRNB`/`VMOVNB`
 //!   after a `VLD2` that pairs the inputs as the words need). Then per 16 inputs and channel one
 //!   `VMLADAVA.S8` into `Σw·h` and one into `Σw·l`, 16 MACs each, on the same weight vector: per
 //!   16 inputs × 4 channels, 4 `VLD4`, 8 `VMLADAVA.S8` and half a `VLDM` of the inputs (both
@@ -147,10 +147,36 @@ macro_rules! store_i32 {
     };
 }
 
-/// One row through a layer with the split input (`pf_mve_row_*`). `$first` and `$body`: the
-/// pairs of chunks before the loop (the first one included) and in it; the loop runs
-/// `iters - 1` times. `$out`: what becomes of the block's sums in `q0` (requantize and store, or
-/// store raw).
+/// Split a row into the scratch (`x = 256·h + l`, see the module doc), in the weights' byte
+/// order: per 16 inputs 16 bytes `h`, 16 bytes `l`. `r0` = x (word-aligned), `r1` = out, `r2` =
+/// chunks of 16; FPSCR.QC ends up set if a high byte saturated (an input ≥ 32640). `q0`-`q3`
+/// scratch; uses `lr` as the loop count.
+macro_rules! split_row {
+    () => {
+        "vmrs r3, fpscr
+    bic r3, r3, #0x08000000
+    vmsr fpscr, r3
+    dls lr, r2
+2:
+    vld20.32 {{q0, q1}}, [r0]
+    vld21.32 {{q0, q1}}, [r0]!
+    vqrshrnb.s16 q2, q0, #8
+    vqrshrnt.s16 q2, q1, #8
+    vmovnb.i16 q3, q0
+    vmovnt.i16 q3, q1
+    vstmia r1!, {{d4-d7}}
+    le lr, 2b
+    vmrs r3, fpscr
+    ubfx r3, r3, #27, #1
+"
+    };
+}
+
+/// One row through a layer with the split input (`pf_mve_row_*`): split the row (returning 1,
+/// nothing written, if an input is 32640 or more), then per block of 4 channels `$first` (the
+/// first pairs of chunks, the very first one included) and `iters - 1` times `$body` (out of
+/// line, entered by `CBNZ`), and `$out`: what becomes of the block's sums in `q0` (requantize
+/// and store, or store raw). Returns 0.
 macro_rules! row_split {
     ($name:literal, $first:expr, $body:expr, $out:expr) => {
         core::arch::global_asm!(
@@ -162,24 +188,25 @@ macro_rules! row_split {
             concat!(".type ", $name, ",%function"),
             ".thumb_func",
             concat!($name, ":"),
-            // r0 = &mut RowArgs, r1 = weights. Registers: r1 weights, r3 inputs (split), r5
-            // loop count, r7 &RowArgs, r9 biases, r11 requants; sums Σw·l in r0, r2, r4, r6 and
-            // Σw·h in r8, r10, r12, lr (channels 0-3)
+            // r0 = &mut RowArgs. Registers: r1 weights, r3 inputs (split), r5 loop count, r7
+            // &RowArgs, r9 biases, r11 requants; sums Σw·l in r0, r2, r4, r6 and Σw·h in r8,
+            // r10, r12, lr (channels 0-3)
             "push {{r4-r11, lr}}",
             "vpush {{d8-d15}}",
             "mov r7, r0",
+            "ldrd r0, r2, [r7, #56]",
+            "ldr r1, [r7, #40]",
+            split_row!(),
+            "cmp r3, #0",
+            "bne 9f",
             "ldr r9, [r7, #48]",
             "ldr r11, [r7, #52]",
+            "ldr r1, [r7, #64]",
             "5:",
             "ldm r9!, {{r0, r2, r4, r6}}",
             "ldrd r3, r5, [r7, #40]",
             $first,
-            "subs r5, r5, #1",
-            "beq 8f",
-            "1:",
-            $body,
-            "subs r5, r5, #1",
-            "bne 1b",
+            "cbnz r5, 7f",
             "8:",
             // the block's sums 256·Σw·h + Σw·l into q0
             "stm r7, {{r0, r2, r4, r6, r8, r10, r12, lr}}",
@@ -191,8 +218,16 @@ macro_rules! row_split {
             "subs r2, r2, #1",
             "strd r0, r2, [r7, #32]",
             "bne 5b",
+            "movs r3, #0",
+            "9:",
+            "mov r0, r3",
             "vpop {{d8-d15}}",
             "pop {{r4-r11, pc}}",
+            "7:",
+            $body,
+            "subs r5, r5, #1",
+            "bne 7b",
+            "b 8b",
             concat!(".size ", $name, ", . - ", $name),
         );
     };
@@ -223,40 +258,6 @@ row_split!("pf_mve_row1_i16", pair_first!(), pair!(), out_requant!(store_i16!())
 row_split!("pf_mve_row1_i32", pair_first!(), pair!(), out_requant!(store_i32!()));
 row_split!("pf_mve_row1_acc", pair_first!(), pair!(), out_raw!());
 
-core::arch::global_asm!(
-    ".syntax unified",
-    ".cpu cortex-m55",
-    ".thumb",
-    ".section .text.pf_mve_split,\"ax\",%progbits",
-    ".global pf_mve_split",
-    ".type pf_mve_split,%function",
-    ".thumb_func",
-    "pf_mve_split:",
-    // r0 = x (int16, word-aligned), r1 = out (per 16 inputs: 16 bytes h, 16 bytes l, in the
-    // weights' byte order; word-aligned), r2 = chunks of 16 (≥ 1). Returns FPSCR.QC: 1 if a
-    // high byte saturated (an input ≥ 32640).
-    "push {{r7, lr}}",
-    "vmrs r3, fpscr",
-    "bic r3, r3, #0x08000000",
-    "vmsr fpscr, r3",
-    "dls lr, r2",
-    "1:",
-    // q0 = (x0, x1, x4, x5, ...), q1 = (x2, x3, x6, x7, ...): narrowing q0 into the even bytes
-    // and q1 into the odd ones gives x0, x2, x1, x3, ...
-    "vld20.32 {{q0, q1}}, [r0]",
-    "vld21.32 {{q0, q1}}, [r0]!",
-    "vqrshrnb.s16 q2, q0, #8",
-    "vqrshrnt.s16 q2, q1, #8",
-    "vmovnb.i16 q3, q0",
-    "vmovnt.i16 q3, q1",
-    "vstmia r1!, {{d4-d7}}",
-    "le lr, 1b",
-    "vmrs r0, fpscr",
-    "ubfx r0, r0, #27, #1",
-    "pop {{r7, pc}}",
-    ".size pf_mve_split, . - pf_mve_split",
-);
-
 /// One row, int16 inputs as they are (`pf_mve_row16_*`): per 16 inputs, the input pairs apart
 /// (`q4` = j0, j1, j4, j5, …; `q5` = j2, j3, j6, j7, …), 4 `VLD4`, and per channel the even and
 /// odd weight bytes widened (`VMOVLB`/`VMOVLT`) into two `VMLADAVA.S16`; sums in r0, r2, r4,
@@ -272,12 +273,13 @@ macro_rules! row16 {
             concat!(".type ", $name, ",%function"),
             ".thumb_func",
             concat!($name, ":"),
-            // r0 = &mut RowArgs (`s` = the int16 row, `iters` = chunks of 16), r1 = weights
+            // r0 = &mut RowArgs (`s` = the int16 row, `iters` = chunks of 16)
             "push {{r4-r11, lr}}",
             "vpush {{d8-d15}}",
             "mov r7, r0",
             "ldr r9, [r7, #48]",
             "ldr r11, [r7, #52]",
+            "ldr r1, [r7, #64]",
             "5:",
             "ldm r9!, {{r0, r2, r4, r6}}",
             "ldrd r3, r5, [r7, #40]",
@@ -494,23 +496,28 @@ core::arch::global_asm!(
 /// for the block's sums (`STM`, then `VLDM` into Q registers).
 #[repr(C, align(8))]
 struct RowArgs {
-    acc: [i32; 8],
+    acc: MaybeUninit<[i32; 8]>,
     y: *mut u8,
     blocks: usize,
-    /// The split row (`pf_mve_row_*`) or the int16 row (`pf_mve_row16_*`).
+    /// The split row's scratch (`pf_mve_row*`, `2·k` bytes) or the int16 row (`pf_mve_row16_*`).
     s: *const u8,
-    /// Loop count: `k / 128` (`row4`), `k / 32` (`row1`), `k / 16` (`row16`).
+    /// Loop count: `k / 128 - 1` (`row4`), `k / 32 - 1` (`row1`), `k / 16` (`row16`).
     iters: usize,
     bias: *const i32,
     rq: *const Requant,
+    /// The row and its chunks of 16 inputs, for the split.
+    x: *const i16,
+    chunks: usize,
+    w: *const i8,
 }
 
-// the routines read these by offset (`LDRD` of y and blocks, of s and iters)
+// the routines read these by offset (`LDRD` of y and blocks, of s and iters, of x and chunks)
 const _: () = {
     use core::mem::{offset_of, size_of};
     assert!(offset_of!(RowArgs, y) == 32 && offset_of!(RowArgs, blocks) == 36 && offset_of!(RowArgs, s) == 40);
     assert!(offset_of!(RowArgs, iters) == 44 && offset_of!(RowArgs, bias) == 48 && offset_of!(RowArgs, rq) == 52);
-    assert!(size_of::<RowArgs>() == 56);
+    assert!(offset_of!(RowArgs, x) == 56 && offset_of!(RowArgs, chunks) == 60 && offset_of!(RowArgs, w) == 64);
+    assert!(size_of::<RowArgs>() == 72);
 };
 
 /// What the many-rows routine reads, for one block of 4 channels. The first 64 bytes are its
@@ -545,19 +552,18 @@ const _: () = {
 };
 
 extern "C" {
-    fn pf_mve_split(x: *const i16, s: *mut u8, chunks: usize) -> u32;
-    fn pf_mve_row4_i8(args: *mut RowArgs, w: *const i8);
-    fn pf_mve_row4_i16(args: *mut RowArgs, w: *const i8);
-    fn pf_mve_row4_i32(args: *mut RowArgs, w: *const i8);
-    fn pf_mve_row4_acc(args: *mut RowArgs, w: *const i8);
-    fn pf_mve_row1_i8(args: *mut RowArgs, w: *const i8);
-    fn pf_mve_row1_i16(args: *mut RowArgs, w: *const i8);
-    fn pf_mve_row1_i32(args: *mut RowArgs, w: *const i8);
-    fn pf_mve_row1_acc(args: *mut RowArgs, w: *const i8);
-    fn pf_mve_row16_i8(args: *mut RowArgs, w: *const i8);
-    fn pf_mve_row16_i16(args: *mut RowArgs, w: *const i8);
-    fn pf_mve_row16_i32(args: *mut RowArgs, w: *const i8);
-    fn pf_mve_row16_acc(args: *mut RowArgs, w: *const i8);
+    fn pf_mve_row4_i8(args: *mut RowArgs) -> u32;
+    fn pf_mve_row4_i16(args: *mut RowArgs) -> u32;
+    fn pf_mve_row4_i32(args: *mut RowArgs) -> u32;
+    fn pf_mve_row4_acc(args: *mut RowArgs) -> u32;
+    fn pf_mve_row1_i8(args: *mut RowArgs) -> u32;
+    fn pf_mve_row1_i16(args: *mut RowArgs) -> u32;
+    fn pf_mve_row1_i32(args: *mut RowArgs) -> u32;
+    fn pf_mve_row1_acc(args: *mut RowArgs) -> u32;
+    fn pf_mve_row16_i8(args: *mut RowArgs);
+    fn pf_mve_row16_i16(args: *mut RowArgs);
+    fn pf_mve_row16_i32(args: *mut RowArgs);
+    fn pf_mve_row16_acc(args: *mut RowArgs);
     fn pf_mve_xpairs(x: *const i16, out: *mut i16, chunks: usize, stride: usize);
     fn pf_mve_pairs4_i8(args: *mut PairsArgs);
     fn pf_mve_pairs4_i16(args: *mut PairsArgs);
@@ -574,14 +580,15 @@ pub const ROW_MAX_K: usize = 1024;
 /// Bytes of rearranged rows [`rows`] keeps at once (rows of one pass: `4·k` bytes per pair).
 const PAIRS_BYTES: usize = 4096;
 
-/// Longest row [`rows`] takes (the widened block: `8·k` bytes).
-pub const ROWS_MAX_K: usize = 512;
+/// Longest row [`rows`] takes (the widened block: `8·k` bytes); longer rows go one by one.
+pub const ROWS_MAX_K: usize = 256;
 
 /// Fewest rows [`rows`] takes: below, widening a block costs more than the split rows save.
 const ROWS_MIN: usize = 4;
 
 /// Stack scratch: the larger of the split row (`2·ROW_MAX_K` bytes) and the many-rows buffers
-/// (rows and widened block), with the argument blocks.
+/// (rows and widened block), with the argument blocks; [`row`] and [`rows`] are not inlined,
+/// so only one of them is on the stack at a time.
 pub const STACK_BYTES: usize = max(2 * ROW_MAX_K + core::mem::size_of::<RowArgs>(), PAIRS_BYTES + 8 * ROWS_MAX_K + core::mem::size_of::<PairsArgs>());
 
 const fn max(a: usize, b: usize) -> usize {
@@ -613,51 +620,57 @@ fn takes<O: Activation>(l: &Linear<'_>, x: &[i16]) -> bool {
         && (l.w.as_ptr() as usize | x.as_ptr() as usize | l.bias.as_ptr() as usize | l.rq.as_ptr() as usize) % 4 == 0
 }
 
-/// Split a row into `s` ([`ROW_MAX_K`]-long scratch): `true` if every input is below 32640.
-#[inline(always)]
-fn split(x: &[i16], s: &mut MaybeUninit<Align16<[u8; 2 * ROW_MAX_K]>>) -> bool {
-    // SAFETY: reads `x.len()` int16 (a multiple of 16, word-aligned: `takes`) and writes
-    // `2·x.len() ≤ 2·ROW_MAX_K` bytes of `s` (16-aligned); callee-saved registers restored.
-    unsafe { pf_mve_split(x.as_ptr(), s.as_mut_ptr().cast(), x.len() / 16) == 0 }
-}
-
 /// One row `x` (`k` inputs) through a layer that [`takes`], into `y` (`n` outputs): split and
-/// `pf_mve_row*`, or `pf_mve_row16_*` when the split does not take the row.
-#[inline(always)]
+/// `pf_mve_row*`, or `pf_mve_row16_*` when the split does not take the row. Not inlined: its
+/// scratch lives only while it runs.
+#[inline(never)]
 fn row<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     let (k, n) = (l.k, l.n());
     let raw = !l.fused();
     let mut s = MaybeUninit::<Align16<[u8; 2 * ROW_MAX_K]>>::uninit();
-    let split = k <= ROW_MAX_K && split(x, &mut s);
     let mut args = RowArgs {
-        acc: [0; 8],
+        acc: MaybeUninit::uninit(),
         y: y.as_mut_ptr().cast(),
         blocks: n / 4,
-        s: if split { s.as_ptr().cast() } else { x.as_ptr().cast() },
-        iters: if !split { k / 16 } else if k % 128 == 0 { k / 128 } else { k / 32 },
+        s: s.as_mut_ptr().cast(),
+        iters: if k % 128 == 0 { k / 128 - 1 } else { k / 32 - 1 },
         bias: l.bias.as_ptr(),
         rq: l.rq.as_ptr(),
+        x: x.as_ptr(),
+        chunks: k / 16,
+        w: l.w.as_ptr(),
     };
-    let (args, w) = (&mut args as *mut RowArgs, l.w.as_ptr());
-    // SAFETY: (`takes`, and the caller's exact lengths) the routines read `n·k` weight bytes
-    // (word-aligned, `VLD4`), `n` biases and requants (unless raw), the split row (`2·k` bytes
-    // written above) or the `k` inputs (word-aligned, `VLD2`), and write `n` outputs of `O`'s
-    // size at `y` (`VSTRW` of the i32 variants: `y` is `[i32]`, word-aligned); the requantizing
-    // routines run only when every shift is fused. Callee-saved registers are restored.
-    unsafe {
-        match (split, k % 128 == 0, raw, O::KIND) {
-            (true, true, true, _) => pf_mve_row4_acc(args, w),
-            (true, true, false, OutKind::I8) => pf_mve_row4_i8(args, w),
-            (true, true, false, OutKind::I16) => pf_mve_row4_i16(args, w),
-            (true, true, false, OutKind::I32) => pf_mve_row4_i32(args, w),
-            (true, false, true, _) => pf_mve_row1_acc(args, w),
-            (true, false, false, OutKind::I8) => pf_mve_row1_i8(args, w),
-            (true, false, false, OutKind::I16) => pf_mve_row1_i16(args, w),
-            (true, false, false, OutKind::I32) => pf_mve_row1_i32(args, w),
-            (false, _, true, _) => pf_mve_row16_acc(args, w),
-            (false, _, false, OutKind::I8) => pf_mve_row16_i8(args, w),
-            (false, _, false, OutKind::I16) => pf_mve_row16_i16(args, w),
-            (false, _, false, OutKind::I32) => pf_mve_row16_i32(args, w),
+    let a = &mut args as *mut RowArgs;
+    // SAFETY: (`takes`, and the caller's exact lengths) the routines read the `k` inputs
+    // (word-aligned, `VLD2`), write `2·k ≤ 2·ROW_MAX_K` bytes of `s` and read them back, read
+    // `n·k` weight bytes (word-aligned, `VLD4`), `n` biases and requants (unless raw), and write
+    // `n` outputs of `O`'s size at `y` (`VSTRW` of the i32 variants: `y` is `[i32]`,
+    // word-aligned), or nothing when they return 1; the requantizing routines run only when
+    // every shift is fused. Callee-saved registers are restored.
+    let big = k > ROW_MAX_K
+        || unsafe {
+            match (k % 128 == 0, raw, O::KIND) {
+                (true, true, _) => pf_mve_row4_acc(a),
+                (true, false, OutKind::I8) => pf_mve_row4_i8(a),
+                (true, false, OutKind::I16) => pf_mve_row4_i16(a),
+                (true, false, OutKind::I32) => pf_mve_row4_i32(a),
+                (false, true, _) => pf_mve_row1_acc(a),
+                (false, false, OutKind::I8) => pf_mve_row1_i8(a),
+                (false, false, OutKind::I16) => pf_mve_row1_i16(a),
+                (false, false, OutKind::I32) => pf_mve_row1_i32(a),
+            }
+        } != 0;
+    if big {
+        args.s = x.as_ptr().cast();
+        args.iters = k / 16;
+        // SAFETY: as above, reading the `k` inputs in place (`VLD2`) instead of a split.
+        unsafe {
+            match (raw, O::KIND) {
+                (true, _) => pf_mve_row16_acc(a),
+                (false, OutKind::I8) => pf_mve_row16_i8(a),
+                (false, OutKind::I16) => pf_mve_row16_i16(a),
+                (false, OutKind::I32) => pf_mve_row16_i32(a),
+            }
         }
     }
     if raw {
@@ -669,9 +682,10 @@ fn row<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
 
 /// Many rows (at least [`ROWS_MIN`]) through a fused layer that [`takes`] with
 /// `k ≤ ROWS_MAX_K`: in passes of as many rows as [`PAIRS_BYTES`] hold (an even number), per
-/// pass the rows rearranged in pairs, then per block of 4 channels `pf_mve_pairs_*`; an odd
-/// last row takes [`row`].
-fn rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
+/// pass the rows rearranged in pairs, then per block of 4 channels `pf_mve_pairs_*`. Returns
+/// the rows done: all but an odd last one. Not inlined: its scratch lives only while it runs.
+#[inline(never)]
+fn rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> usize {
     let (k, n) = (l.k, l.n());
     let rows = x.len() / k;
     let chunks = k / 16;
@@ -729,9 +743,7 @@ fn rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
         }
         r0 += pass;
     }
-    if let (Some(xr), Some(yr)) = (x.get(r0 * k..(r0 + 1) * k), y.get_mut(r0 * n..(r0 + 1) * n)) {
-        row(l, xr, yr);
-    }
+    r0
 }
 
 /// A Block4 layer on a Helium core (`k % 4 == 0`, `n % 4 == 0`): many rows through [`rows`],
@@ -744,9 +756,10 @@ pub fn block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     if !(takes::<O>(l, x) && count > 0 && x.len() == count * k && y.len() == count * n) {
         return portable::block4_rows(l, x, y, |_, _, _| 0, portable::dot_block4);
     }
-    if count >= ROWS_MIN && l.fused() && k <= ROWS_MAX_K {
-        return rows(l, x, y);
-    }
+    let done = if count >= ROWS_MIN && l.fused() && k <= ROWS_MAX_K { rows(l, x, y) } else { 0 };
+    let (Some(x), Some(y)) = (x.get(done * k..), y.get_mut(done * n..)) else {
+        return;
+    };
     for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
         row(l, xr, yr);
     }
