@@ -253,8 +253,10 @@ pub fn check_attention(trials: usize) -> usize {
         for x in q.iter_mut().chain(k.iter_mut()).chain(v.iter_mut()) {
             *x = rng.i8_edgy();
         }
-        // a softmax scale from sharp to flat, and a context scale from 1/256 to 1/2^14
-        let p = AttentionParams { softmax: rng.requant(33, 12), ctx: rng.requant(38, 7) };
+        // a softmax scale from sharp to flat, and a context scale from 1/256 to 1/2^14, or in
+        // a quarter of the calls from 2 to 1/2^14 (the 32-bit and 64-bit requantizations)
+        let ctx = if t % 4 == 1 { rng.requant(30, 15) } else { rng.requant(38, 7) };
+        let p = AttentionParams { softmax: rng.requant(33, 12), ctx };
         let mask = Mask { key_len: keys - (t % 7 == 0) as usize * keys.min(2), causal: t % 2 == 0, q_pos0: rng.below(keys + 1) };
         let (dq, dkv) = (h.q_width(), h.kv_width());
         let (q, k, v) = (&q[..rows * dq], &k[..keys * dkv], &v[..keys * dkv]);
