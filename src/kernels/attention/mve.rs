@@ -8,10 +8,10 @@
 //! - Context, `c_i = Σ_j p_j · v_ji` (`pf_mve_pv`, `d_head % 4 == 0`, at most [`MAX_KEYS`]
 //!   keys): the sum runs over the keys, which lie a stride apart, so each output gathers eight
 //!   keys' values with one `VLDRB.S16` (offsets `0, s, …, 7s`, plus 0-3 for four neighbouring
-//!   outputs) and takes one `VMLADAVA.S16` with eight probabilities widened to int16 (once per
-//!   call, zero past the last key); a group of 8 keys costs 10 instructions for four outputs
-//!   (32 MACs), the last group's gathers under a `VCTP` predicate (no value past the last key
-//!   is read). The four sums are requantized together, exactly as `i16::requant`: shifts from
+//!   outputs) and takes one `VMLADAVA.S16` with the eight keys' probabilities (`VLDRB.U16`
+//!   widens them as it loads); a group of 8 keys costs 10 instructions for four outputs
+//!   (32 MACs), the last group under a `VCTP` predicate (no probability or value past the last
+//!   key is read or added). The four sums are requantized together, exactly as `i16::requant`: shifts from
 //!   32 on by `VQDMULH` (the high word of `2·acc·mult`) and `VRSHL` by `31 - shift`, smaller
 //!   ones (de-en's are 30) by `VQSHL` left by `31 - shift` and `VQRDMULH`; `VQMOVNB`; stored as
 //!   int16.
@@ -24,12 +24,12 @@ use core::mem::MaybeUninit;
 use super::portable;
 use crate::quant::Requant;
 
-/// Most keys [`context`] takes (its widened probabilities on the stack); longer rows take the
-/// portable loop.
-pub const MAX_KEYS: usize = 256;
+/// Most keys [`context`] takes: the gathers' int16 offsets reach 7 strides only, so any count
+/// works; the bound keeps a hostile length from running long in one call.
+pub const MAX_KEYS: usize = 1 << 16;
 
-/// Stack scratch: the widened probabilities and the argument blocks.
-pub const STACK_BYTES: usize = 2 * MAX_KEYS + core::mem::size_of::<PvArgs>() + core::mem::size_of::<QkArgs>();
+/// Stack scratch: the argument blocks.
+pub const STACK_BYTES: usize = core::mem::size_of::<PvArgs>() + core::mem::size_of::<QkArgs>();
 
 /// Arguments of `pf_mve_qk_*`, read by offset: keep the order.
 #[repr(C)]
@@ -132,8 +132,8 @@ qk!("pf_mve_qk64", "d0-d7", "d8-d15", mac64);
 #[repr(C, align(8))]
 struct PvArgs {
     acc: MaybeUninit<[i32; 4]>,
-    /// The probabilities widened to int16, `8·groups` of them (zeros past the last key).
-    p16: *const i16,
+    /// The `n` probabilities (widened to int16 as they are loaded).
+    p: *const u8,
     /// `v` points at key 0's head slice, keys `stride` bytes apart; `groups` of 8 keys, the last
     /// with `last` keys (1..=8).
     v: *const i8,
@@ -150,7 +150,7 @@ struct PvArgs {
 
 const _: () = {
     use core::mem::{offset_of, size_of};
-    assert!(offset_of!(PvArgs, p16) == 16 && offset_of!(PvArgs, v) == 20 && offset_of!(PvArgs, stride) == 24);
+    assert!(offset_of!(PvArgs, p) == 16 && offset_of!(PvArgs, v) == 20 && offset_of!(PvArgs, stride) == 24);
     assert!(offset_of!(PvArgs, groups) == 28 && offset_of!(PvArgs, last) == 32 && offset_of!(PvArgs, blocks) == 36);
     assert!(offset_of!(PvArgs, out) == 40 && offset_of!(PvArgs, mult) == 44 && offset_of!(PvArgs, neg_s1) == 48);
     assert!(size_of::<PvArgs>() == 56);
@@ -195,7 +195,7 @@ core::arch::global_asm!(
     "subs r11, r11, #1",
     "beq 7f",
     // the first group (not the last)
-    "vldrw.u32 q4, [r3], #16",
+    "vldrb.u16 q4, [r3], #8",
     "vldrb.s16 q5, [r1, q0]",
     "vldrb.s16 q6, [r1, q1]",
     "vldrb.s16 q7, [r1, q2]",
@@ -208,7 +208,7 @@ core::arch::global_asm!(
     "subs r11, r11, #1",
     "beq 8f",
     "6:",
-    "vldrw.u32 q4, [r3], #16",
+    "vldrb.u16 q4, [r3], #8",
     "vldrb.s16 q5, [r1, q0]",
     "vldrb.s16 q6, [r1, q1]",
     "vldrb.s16 q7, [r1, q2]",
@@ -224,33 +224,35 @@ core::arch::global_asm!(
     // the last group after others: its keys past the end are not read (p is 0 there)
     "ldr r11, [r7, #32]",
     "vctp.16 r11",
-    "vldrw.u32 q4, [r3]",
-    "vpsttt",
+    "vpstttt",
+    "vldrbt.u16 q4, [r3]",
     "vldrbt.s16 q5, [r1, q0]",
     "vldrbt.s16 q6, [r1, q1]",
     "vldrbt.s16 q7, [r1, q2]",
-    "vmladava.s16 r0, q5, q4",
-    "vpst",
+    "vpstttt",
+    "vmladavat.s16 r0, q5, q4",
     "vldrbt.s16 q5, [r1, q3]",
-    "vmladava.s16 r2, q6, q4",
-    "vmladava.s16 r4, q7, q4",
-    "vmladava.s16 r6, q5, q4",
+    "vmladavat.s16 r2, q6, q4",
+    "vmladavat.s16 r4, q7, q4",
+    "vpst",
+    "vmladavat.s16 r6, q5, q4",
     "b 9f",
     "7:",
     // the only group
     "ldr r11, [r7, #32]",
     "vctp.16 r11",
-    "vldrw.u32 q4, [r3]",
-    "vpsttt",
+    "vpstttt",
+    "vldrbt.u16 q4, [r3]",
     "vldrbt.s16 q5, [r1, q0]",
     "vldrbt.s16 q6, [r1, q1]",
     "vldrbt.s16 q7, [r1, q2]",
-    "vmladav.s16 r0, q5, q4",
-    "vpst",
+    "vpstttt",
+    "vmladavt.s16 r0, q5, q4",
     "vldrbt.s16 q5, [r1, q3]",
-    "vmladav.s16 r2, q6, q4",
-    "vmladav.s16 r4, q7, q4",
-    "vmladav.s16 r6, q5, q4",
+    "vmladavt.s16 r2, q6, q4",
+    "vmladavt.s16 r4, q7, q4",
+    "vpst",
+    "vmladavt.s16 r6, q5, q4",
     "9:",
     // requantize the four sums and store them as int16 (`i16::requant`): for shifts of 32 and
     // more VQDMULH's high word of 2·acc·mult then the rounding shift right by shift - 31 (the
@@ -342,15 +344,9 @@ fn context_asm(p: &[u8], v: &[i8], stride: usize, rq: Requant, out: &mut [i16]) 
         return false;
     }
     let groups = n.div_ceil(8);
-    let mut p16 = MaybeUninit::<[i16; MAX_KEYS]>::uninit();
-    // SAFETY: `8·groups ≤ MAX_KEYS` int16 of `p16`, each written before the routine reads it.
-    let p16 = unsafe { &mut *p16.as_mut_ptr() };
-    for (w, &pj) in p16.iter_mut().zip(p.iter().chain(core::iter::repeat(&0)).take(8 * groups)) {
-        *w = pj as i16;
-    }
     let mut args = PvArgs {
         acc: MaybeUninit::uninit(),
-        p16: p16.as_ptr(),
+        p: p.as_ptr(),
         v: v.as_ptr(),
         stride,
         groups,
@@ -360,9 +356,9 @@ fn context_asm(p: &[u8], v: &[i8], stride: usize, rq: Requant, out: &mut [i16]) 
         mult: rq.mult,
         neg_s1: 31 - rq.shift,
     };
-    // SAFETY: the routine reads `8·groups` int16 of `p16` (written above), and bytes at
-    // `v + j·stride + i` for `j < n`, `i < dh` (the last group's keys past `n` are predicated
-    // off), the last ending inside `v` (checked); writes `dh` int16 at `out` (2-aligned).
+    // SAFETY: the routine reads the `n` probabilities and the bytes at `v + j·stride + i` for
+    // `j < n`, `i < dh` (the last group's keys past `n` are predicated off: neither loaded nor
+    // added), the last ending inside `v` (checked); writes `dh` int16 at `out` (2-aligned).
     // Callee-saved registers are restored.
     unsafe { pf_mve_pv(&mut args) };
     true
