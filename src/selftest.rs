@@ -11,7 +11,7 @@ use crate::kernels::attention::{attention, attention_ref, AttentionParams, Heads
 use crate::kernels::layernorm::{layer_norm_ref, LayerNorm};
 use crate::kernels::layout::Layout;
 use crate::kernels::linear::{linear_ref, Linear};
-use crate::kernels::residual::{add, add_ref, ResidualParams};
+use crate::kernels::residual::{add, add_in_place, add_ref, ResidualParams};
 use crate::kernels::softmax::{softmax_u8, softmax_u8_ref};
 use crate::quant::{Activation, Requant};
 
@@ -274,7 +274,7 @@ const LN_D: usize = 136;
 
 /// Random LayerNorm rows (1 or 2, `d` up to `LN_D`, mostly multiples of 8, word-aligned or
 /// not), variances from zero to full scale, shifts across `20..=62` (32 included), extreme
-/// gains and biases.
+/// gains and biases; then [`check_layernorm_scales`] with a quarter of the trials.
 #[inline(never)]
 pub fn check_layernorm(trials: usize) -> usize {
     let mut rng = Rng(0x6a09_e667);
@@ -314,10 +314,39 @@ pub fn check_layernorm(trials: usize) -> usize {
         ln.forward(x, &mut b[..rows * d]);
         mismatches += (a != b) as usize;
     }
+    mismatches + check_layernorm_scales(trials / 4)
+}
+
+/// LayerNorm rows of a residual stream's scales: standard deviations from 2^8 to 2^13 input
+/// units, where the last bit of `std8 = ⌊sqrt(var · 2^16)⌋` still moves `inv` (and the
+/// outputs); fused shifts, moderate gains.
+#[inline(never)]
+fn check_layernorm_scales(trials: usize) -> usize {
+    let mut rng = Rng(0x3c6e_f372);
+    let mut mismatches = 0;
+    let (mut gain, mut bias) = ([0i32; LN_D], [0i32; LN_D]);
+    let mut x = Buf([0i16; LN_D]);
+    for t in 0..trials {
+        let d = 8 * (1 + rng.below(LN_D / 8));
+        let (bits, base) = (9 + (t % 6) as u32, rng.signed(14));
+        for v in x.0.iter_mut() {
+            *v = (base + rng.signed(bits)) as i16;
+        }
+        for (g, b) in gain.iter_mut().zip(bias.iter_mut()) {
+            *g = (rng.next() as i32) >> (rng.next() % 8);
+            *b = rng.signed(12);
+        }
+        let ln = LayerNorm { gain: &gain[..d], bias: &bias[..d], shift: 33 + (rng.next() % 12) as i32, eps: 1 + rng.next() % 64 };
+        let (mut a, mut b) = ([0i16; LN_D], [0i16; LN_D]);
+        layer_norm_ref(&ln, &x.0[..d], &mut a[..d]);
+        ln.forward(&x.0[..d], &mut b[..d]);
+        mismatches += (a != b) as usize;
+    }
     mismatches
 }
 
-/// Random residual adds, every shift `1..=62`, extreme inputs and scales.
+/// Random residual adds, every shift `1..=62`, extreme inputs and scales; each also in place
+/// over its first 1-32 elements.
 #[inline(never)]
 pub fn check_residual(trials: usize) -> usize {
     let mut rng = Rng(0xbb67_ae85);
@@ -337,6 +366,11 @@ pub fn check_residual(trials: usize) -> usize {
         add_ref(p, &a, &b, &mut ya);
         add(p, &a, &b, &mut yb);
         mismatches += (ya != yb) as usize;
+        // in place, over every length (the vector loops' tails)
+        let n = 1 + t % 32;
+        let mut c = a;
+        add_in_place(p, &mut c[..n], &b[..n]);
+        mismatches += (c[..n] != ya[..n] || c[n..] != a[n..]) as usize;
     }
     mismatches
 }
