@@ -661,8 +661,8 @@ fn row<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
             }
         } != 0;
     if big {
-        args.s = x.as_ptr().cast();
-        args.iters = k / 16;
+        let mut args = RowArgs { s: x.as_ptr().cast(), iters: k / 16, ..args };
+        let a = &mut args as *mut RowArgs;
         // SAFETY: as above, reading the `k` inputs in place (`VLD2`) instead of a split.
         unsafe {
             match (raw, O::KIND) {
