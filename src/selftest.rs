@@ -196,7 +196,8 @@ const ROW_MAX: usize = 80;
 
 /// Random softmax rows (every length up to `ROW_MAX`, fused and other shifts, scores from
 /// near-uniform to the full `i32` range, outputs at every byte offset); a mismatch in the
-/// probabilities or in the exponentials left in `scores` counts.
+/// probabilities or in the exponentials left in `scores` counts. Then [`check_argmax`], the
+/// other reduction over a row.
 #[inline(never)]
 pub fn check_softmax(trials: usize) -> usize {
     let mut rng = Rng(0x9e37_79b9);
@@ -227,6 +228,29 @@ pub fn check_softmax(trials: usize) -> usize {
         softmax_u8_ref(&mut a[..n], rq, &mut pa[off..off + n]);
         softmax_u8(&mut b[..n], rq, &mut pb[off..off + n]);
         mismatches += (a != b || pa != pb) as usize;
+    }
+    mismatches + check_argmax(trials)
+}
+
+/// The greedy argmax ([`crate::argmax`], which takes a core's fast path) against the first
+/// maximum found one by one: rows of 1-200 logits, full range or few distinct values (ties).
+#[inline(never)]
+fn check_argmax(trials: usize) -> usize {
+    let mut rng = Rng(0x510e_527f);
+    let mut v = [0i32; 200];
+    let mut mismatches = 0;
+    for t in 0..trials {
+        let n = 1 + rng.below(v.len());
+        let spread = if t % 3 == 0 { 30 } else { rng.next() % 32 };
+        for x in v[..n].iter_mut() {
+            *x = match rng.next() % 16 {
+                0 => i32::MIN,
+                1 if t % 5 == 0 => i32::MAX,
+                _ => (rng.next() as i32) >> spread,
+            };
+        }
+        let want = v[..n].iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best });
+        mismatches += (crate::argmax(&v[..n]) != want) as usize;
     }
     mismatches
 }

@@ -461,6 +461,9 @@ impl Candidates {
 
 /// Index of the first maximum.
 pub fn argmax(v: &[i32]) -> usize {
+    if let Some(i) = crate::kernels::argmax::fast(v) {
+        return i;
+    }
     let mut best = 0;
     for (i, &x) in v.iter().enumerate() {
         if x > v.get(best).copied().unwrap_or(i32::MIN) {

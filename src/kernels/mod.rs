@@ -15,6 +15,7 @@
 //! depend on their family's portable and parameter files, never the other way round.
 
 pub mod activation;
+pub mod argmax;
 pub mod attention;
 pub mod embedding;
 pub mod layernorm;
