@@ -25,7 +25,7 @@ fn main() {
     let target = std::env::var("TARGET").unwrap_or_default();
     let on = |var: &str| std::env::var(var).is_ok_and(|v| v == "1");
     let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    let cpu = flags.split('\x1f').filter_map(|f| f.split_once("target-cpu=").map(|(_, cpu)| cpu)).last().unwrap_or("");
+    let cpu = flags.split('\x1f').filter_map(|f| f.split_once("target-cpu=").map(|(_, cpu)| cpu)).next_back().unwrap_or("");
     let mve_cpu = ["cortex-m55", "cortex-m85"].contains(&cpu);
     let dsp_cpu = ["cortex-m33", "cortex-m35p"].contains(&cpu) || mve_cpu;
     if target.starts_with("thumbv6m") {

@@ -8,7 +8,7 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
     let target = env::var("TARGET").unwrap_or_default();
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    let cpu = flags.split('\x1f').filter_map(|f| f.split_once("target-cpu=").map(|(_, cpu)| cpu)).last().unwrap_or("");
+    let cpu = flags.split('\x1f').filter_map(|f| f.split_once("target-cpu=").map(|(_, cpu)| cpu)).next_back().unwrap_or("");
     let src = match env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
         Ok("riscv32") => "memory-riscv-virt.x",
         _ if target.starts_with("thumbv8m") && cpu == "cortex-m55" => "memory-mps3-an547.x",

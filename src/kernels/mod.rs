@@ -39,16 +39,16 @@ pub const CORE: &str = if cfg!(picoformer_core = "mve") {
     "none"
 };
 
-/// Whether this build runs the Cortex-M4/M7/M33 DSP fast paths (the Cortex-M55 runs them in
-/// the families that have no MVE file).
-pub const DSP: bool = cfg!(any(picoformer_core = "dsp", picoformer_core = "mve"));
+/// Whether this build runs the Cortex-M4/M7/M33 DSP fast paths. On a Helium core a family
+/// without an MVE file would run its DSP one; every family has one now, so there it is false.
+pub const DSP: bool = cfg!(picoformer_core = "dsp");
 
-/// Whether this build runs Helium (MVE) fast paths (Cortex-M55/M85).
+/// Whether this build runs the Helium (MVE) fast paths (Cortex-M55/M85).
 pub const MVE: bool = cfg!(picoformer_core = "mve");
 
 /// Which assembly fast paths this build runs (the rest is portable Rust).
 pub const FAST_PATHS: &str = if MVE {
-    "DSP assembly (SMLAD) on a Helium core: linear, softmax, LayerNorm, attention"
+    "Helium assembly (MVE): linear, softmax, LayerNorm, attention, residual add, argmax"
 } else if DSP {
     "DSP assembly (SMLAD): linear, softmax, LayerNorm, attention"
 } else if cfg!(picoformer_core = "v7m") {

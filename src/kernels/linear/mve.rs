@@ -674,9 +674,16 @@ fn row<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
         }
     }
     if raw {
-        for (yo, rq) in y.iter_mut().zip(l.rq) {
-            *yo = O::requant(*rq, yo.widen());
-        }
+        requant_raw(l.rq, y);
+    }
+}
+
+/// Requantize raw sums in place (layers whose shifts are not all fused; out of line).
+#[cold]
+#[inline(never)]
+fn requant_raw<O: Activation>(rq: &[Requant], y: &mut [O]) {
+    for (yo, rq) in y.iter_mut().zip(rq) {
+        *yo = O::requant(*rq, yo.widen());
     }
 }
 
@@ -752,8 +759,14 @@ fn rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> usize {
 #[inline]
 pub fn block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     let (k, n) = (l.k, l.n());
+    if !takes::<O>(l, x) {
+        return portable::block4_rows(l, x, y, |_, _, _| 0, portable::dot_block4);
+    }
+    if x.len() == k && y.len() == n {
+        return row(l, x, y);
+    }
     let count = x.len() / k;
-    if !(takes::<O>(l, x) && count > 0 && x.len() == count * k && y.len() == count * n) {
+    if !(count > 0 && x.len() == count * k && y.len() == count * n) {
         return portable::block4_rows(l, x, y, |_, _, _| 0, portable::dot_block4);
     }
     let done = if count >= ROWS_MIN && l.fused() && k <= ROWS_MAX_K { rows(l, x, y) } else { 0 };
