@@ -7,15 +7,15 @@
 //! j1, j3): four instructions load four one-channel vectors, and a reduction `VMLADAVA` over a
 //! vector takes one channel. The inputs only have to be put in the same order, once per row.
 //!
-//! - One row (`pf_mve_row_*`): the int16 input is split into two int8 vectors,
+//! - One row (`pf_mve_row4_*` for `k % 128 == 0`, `pf_mve_row1_*`): the int16 input is split into two int8 vectors,
 //!   `x = 256·h + l` with `h = (x + 128) >> 8` and `l` the low byte read as signed (`l = x -
 //!   256·h` is in `-128..=127`), in the weights' byte order (`VQRSHRNB`/`VMOVNB`
 //!   after a `VLD2` that pairs the inputs as the words need). Then per 16 inputs and channel one
 //!   `VMLADAVA.S8` into `Σw·h` and one into `Σw·l`, 16 MACs each, on the same weight vector: per
 //!   16 inputs × 4 channels, 4 `VLD4`, 8 `VMLADAVA.S8` and half a `VLDM` of the inputs (both
 //!   parts of 32 inputs, four Q registers, in one instruction): 12.5 instructions per 64 MACs.
-//!   The eight sums of a block live in `r0`-`r14` (`VMLADAVA` takes even registers only: the
-//!   eight are all of them, so the loops count with `SUBS`/`BNE`, not `LE`). No correction term
+//!   The eight sums of a block live in `r0`, `r2`, …, `r12` and `lr` (`VMLADAVA` takes even
+//!   registers only: these are all of them, so the loops count with `SUBS`/`BNE`, not `LE`). No correction term
 //!   is needed: `Σw·x = 256·Σw·h + Σw·l` exactly, wrapping in 32 bits like the reference. An
 //!   input of 32640 or more would need `h = 128`: `VQRSHRNB` saturates it and sets FPSCR.QC,
 //!   and such a row takes the int16 path below instead.
@@ -526,7 +526,7 @@ const _: () = {
 struct PairsArgs {
     acc: [i32; 8],
     rq_split: [i32; 8],
-    /// The rows, rearranged by [`pairs_of`].
+    /// The rows, rearranged in pairs (`pf_mve_xpairs`).
     xp: *const i16,
     /// The block's widened weights (`8·k` bytes, written by the routine), and the chunk loop
     /// count (`k / 64` or `k / 32`).

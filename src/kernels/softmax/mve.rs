@@ -57,7 +57,7 @@ macro_rules! exp_consts {
     };
 }
 
-/// `r3 = min(⌊2^32 / Σe⌋, 2^17 - 1) << 8` for `Σe` in `r12` (≥ 2^15), as [`recip`]. `r1`
+/// `r3 = min(⌊2^32 / Σe⌋, 2^17 - 1) << 8` for `Σe` in `r12` (≥ 2^15), as `recip!`. `r1`
 /// scratch.
 macro_rules! recip_short {
     () => {
