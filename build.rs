@@ -2,7 +2,8 @@
 //!
 //! | core | targets | fast paths |
 //! |---|---|---|
-//! | `"dsp"` | `thumbv7em` (Cortex-M4/M7); `thumbv8m.main` with the DSP extension: `-C target-cpu=cortex-m33` (or `m35p`, `m55`, `m85`), or `PICOFORMER_DSP=1` | `SMLAD` assembly |
+//! | `"mve"` | `thumbv8m.main` with Helium (MVE): `-C target-cpu=cortex-m55` or `cortex-m85` | MVE assembly; families without an MVE file use their `"dsp"` one (these cores have the DSP extension too) |
+//! | `"dsp"` | `thumbv7em` (Cortex-M4/M7); `thumbv8m.main` with the DSP extension: `-C target-cpu=cortex-m33` (or `m35p`), or `PICOFORMER_DSP=1` (any `thumbv8m.main`, the M55 included) | `SMLAD` assembly |
 //! | `"v7m"` | `thumbv7m` (Cortex-M3: Armv7-M without DSP) | `LDRSB` + `MLA` assembly |
 //! | `"v6m"` | `thumbv6m` (Cortex-M0/M0+) | `LDRB` + `SXTB` + `MULS` assembly |
 //! | `"rv32"` | `riscv32` with the M extension | `lb` + `mul` + `add` assembly |
@@ -11,9 +12,11 @@
 //! Each kernel family picks its core's file in one place (`src/kernels/<family>/mod.rs`); the
 //! portable loops and the plain references build everywhere. `picoformer_armv6m` is separate:
 //! it says the ISA has no 32×32→64 multiply (`quant::mul_wide`), whatever the fast paths.
+//! The last `target-cpu` in the flags counts, as for rustc (`cargo an547` appends
+//! `cortex-m55` to the `thumbv8m.main` target's `cortex-m33`).
 
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(picoformer_core, values(\"dsp\", \"v7m\", \"v6m\", \"rv32\", \"none\"))");
+    println!("cargo::rustc-check-cfg=cfg(picoformer_core, values(\"mve\", \"dsp\", \"v7m\", \"v6m\", \"rv32\", \"none\"))");
     println!("cargo::rustc-check-cfg=cfg(picoformer_armv6m)");
     println!("cargo::rerun-if-env-changed=PICOFORMER_PORTABLE");
     println!("cargo::rerun-if-env-changed=PICOFORMER_DSP");
@@ -22,12 +25,16 @@ fn main() {
     let target = std::env::var("TARGET").unwrap_or_default();
     let on = |var: &str| std::env::var(var).is_ok_and(|v| v == "1");
     let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    let dsp_cpu = ["cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85"].iter().any(|cpu| flags.contains(&format!("target-cpu={cpu}")));
+    let cpu = flags.split('\x1f').filter_map(|f| f.split_once("target-cpu=").map(|(_, cpu)| cpu)).next_back().unwrap_or("");
+    let mve_cpu = ["cortex-m55", "cortex-m85"].contains(&cpu);
+    let dsp_cpu = ["cortex-m33", "cortex-m35p"].contains(&cpu) || mve_cpu;
     if target.starts_with("thumbv6m") {
         println!("cargo::rustc-cfg=picoformer_armv6m");
     }
     let core = if on("PICOFORMER_PORTABLE") {
         "none"
+    } else if target.starts_with("thumbv8m.main") && mve_cpu && !on("PICOFORMER_DSP") {
+        "mve"
     } else if target.starts_with("thumbv7em") || (target.starts_with("thumbv8m.main") && (dsp_cpu || on("PICOFORMER_DSP"))) {
         "dsp"
     } else if target.starts_with("thumbv7m") {

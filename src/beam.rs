@@ -240,15 +240,7 @@ impl Candidates {
 }
 
 /// Index of the first maximum.
-pub fn argmax(v: &[i32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v.get(best).copied().unwrap_or(i32::MIN) {
-            best = i;
-        }
-    }
-    best
-}
+pub use crate::kernels::argmax::argmax;
 
 /// The `k` largest logits as `(index, value)`, best first (ties: lower index first).
 fn top_k(v: &[i32], k: usize) -> impl Iterator<Item = (usize, i32)> {

@@ -8,10 +8,11 @@
 //! Each check returns how many calls disagreed; [`run`] runs them all.
 
 use crate::kernels::attention::{attention, attention_ref, AttentionParams, Heads, Mask};
+use crate::kernels::argmax::{argmax, argmax_ref};
 use crate::kernels::layernorm::{layer_norm_ref, rms_norm_ref, LayerNorm, RmsNorm};
 use crate::kernels::layout::Layout;
 use crate::kernels::linear::{linear_ref, Linear};
-use crate::kernels::residual::{add, add_ref, ResidualParams};
+use crate::kernels::residual::{add, add_in_place, add_ref, ResidualParams};
 use crate::kernels::softmax::{softmax_u8, softmax_u8_ref};
 use crate::quant::{Activation, Requant};
 
@@ -90,7 +91,7 @@ const ROWS: usize = 3;
 
 /// Random linear layers (Block4 and row-major, `k` past the DSP's 128-input chunk, fused and
 /// other shifts, 1-3 rows) through the fast path and the reference, with i32, i16 and i8
-/// outputs.
+/// outputs; then [`check_linear_long`] with a quarter of the trials.
 #[inline(never)] // its buffers live only while it runs
 pub fn check_linear(trials: usize) -> usize {
     let mut rng = Rng(0x1234_5678);
@@ -132,6 +133,56 @@ pub fn check_linear(trials: usize) -> usize {
         mismatches += (!same_linear::<i16>(&l, x, rows * n)) as usize;
         mismatches += (!same_linear::<i8>(&l, x, rows * n)) as usize;
     }
+    mismatches + check_linear_long(trials / 4)
+}
+
+const LONG_K: usize = 512;
+const LONG_N: usize = 8;
+const LONG_ROWS: usize = 5;
+/// Weight bytes and inputs the check keeps (its frame stays near 5 KiB): `n·k ≤ LONG_W`,
+/// `rows·k ≤ LONG_X`.
+const LONG_W: usize = 2048;
+const LONG_X: usize = 1536;
+const _: () = assert!(LONG_ROWS * LONG_N <= ROWS * N_MAX); // `same_linear`'s buffers
+
+/// Longer and more rows than [`check_linear`]: Block4 layers with `k` up to 512 in steps of 32
+/// (the loops of the Helium row routines), 1-5 rows (3 past `k = 256`; the many-rows paths
+/// from 2 and 4 rows),
+/// inputs below 32640 in half the trials (the split-input path) and up to `i16::MAX` in the
+/// others, fused shifts in three trials of four.
+#[inline(never)]
+fn check_linear_long(trials: usize) -> usize {
+    let mut rng = Rng(0x0bad_5eed);
+    let mut w = Buf([0i8; LONG_W]);
+    let mut x = Buf([0i16; LONG_X]);
+    let mut bias = [0i32; LONG_N];
+    let mut rq = [Requant::default(); LONG_N];
+    let mut mismatches = 0;
+    for t in 0..trials {
+        let k = 32 * (1 + rng.below(LONG_K / 32));
+        let n = 4 * (1 + rng.below((LONG_W / k).min(LONG_N) / 4));
+        let rows = 1 + rng.below((LONG_X / k).min(LONG_ROWS));
+        for v in w.0.iter_mut() {
+            *v = rng.i8_edgy();
+        }
+        let top = if t % 2 == 0 { 32639 } else { i16::MAX };
+        for v in x.0.iter_mut() {
+            *v = match rng.next() % 8 {
+                0 => top,
+                1 => i16::MIN,
+                _ => (rng.next() as i16).min(top),
+            };
+        }
+        for (b, r) in bias.iter_mut().zip(rq.iter_mut()) {
+            *b = (rng.next() as i32) >> (rng.next() % 32);
+            *r = if t % 4 != 3 { rng.requant(33, 30) } else { rng.requant(20, 24) };
+        }
+        let l = Linear::new(&w.0[..n * k], Layout::Block4, &bias[..n], &rq[..n], k);
+        let x = &x.0[..rows * k];
+        mismatches += (!same_linear::<i32>(&l, x, rows * n)) as usize;
+        mismatches += (!same_linear::<i16>(&l, x, rows * n)) as usize;
+        mismatches += (!same_linear::<i8>(&l, x, rows * n)) as usize;
+    }
     mismatches
 }
 
@@ -147,7 +198,8 @@ const ROW_MAX: usize = 80;
 
 /// Random softmax rows (every length up to `ROW_MAX`, fused and other shifts, scores from
 /// near-uniform to the full `i32` range, outputs at every byte offset); a mismatch in the
-/// probabilities or in the exponentials left in `scores` counts.
+/// probabilities or in the exponentials left in `scores` counts. Then [`check_argmax`], the
+/// other reduction over a row.
 #[inline(never)]
 pub fn check_softmax(trials: usize) -> usize {
     let mut rng = Rng(0x9e37_79b9);
@@ -179,6 +231,28 @@ pub fn check_softmax(trials: usize) -> usize {
         softmax_u8(&mut b[..n], rq, &mut pb[off..off + n]);
         mismatches += (a != b || pa != pb) as usize;
     }
+    mismatches + check_argmax(trials)
+}
+
+/// The argmax kernel (which takes a core's fast path) against [`argmax_ref`]: rows of 1-200
+/// logits, full range or few distinct values (ties).
+#[inline(never)]
+fn check_argmax(trials: usize) -> usize {
+    let mut rng = Rng(0x510e_527f);
+    let mut v = [0i32; 200];
+    let mut mismatches = 0;
+    for t in 0..trials {
+        let n = 1 + rng.below(v.len());
+        let spread = if t % 3 == 0 { 30 } else { rng.next() % 32 };
+        for x in v[..n].iter_mut() {
+            *x = match rng.next() % 16 {
+                0 => i32::MIN,
+                1 if t % 5 == 0 => i32::MAX,
+                _ => (rng.next() as i32) >> spread,
+            };
+        }
+        mismatches += (argmax(&v[..n]) != argmax_ref(&v[..n])) as usize;
+    }
     mismatches
 }
 
@@ -204,8 +278,10 @@ pub fn check_attention(trials: usize) -> usize {
         for x in q.iter_mut().chain(k.iter_mut()).chain(v.iter_mut()) {
             *x = rng.i8_edgy();
         }
-        // a softmax scale from sharp to flat, and a context scale from 1/256 to 1/2^14
-        let p = AttentionParams { softmax: rng.requant(33, 12), ctx: rng.requant(38, 7) };
+        // a softmax scale from sharp to flat, and a context scale from 1/256 to 1/2^14, or in
+        // a quarter of the calls from 2 to 1/2^14 (the 32-bit and 64-bit requantizations)
+        let ctx = if t % 4 == 1 { rng.requant(30, 15) } else { rng.requant(38, 7) };
+        let p = AttentionParams { softmax: rng.requant(33, 12), ctx };
         let mask = Mask { key_len: keys - (t % 7 == 0) as usize * keys.min(2), causal: t % 2 == 0, q_pos0: rng.below(keys + 1) };
         let (dq, dkv) = (h.q_width(), h.kv_width());
         let (q, k, v) = (&q[..rows * dq], &k[..keys * dkv], &v[..keys * dkv]);
@@ -223,7 +299,7 @@ const LN_D: usize = 136;
 
 /// Random LayerNorm and RMSNorm rows (1 or 2, `d` up to `LN_D`, mostly multiples of 8, word-aligned or
 /// not), variances from zero to full scale, shifts across `20..=62` (32 included), extreme
-/// gains and biases.
+/// gains and biases; then [`check_layernorm_scales`] with a quarter of the trials.
 #[inline(never)]
 pub fn check_layernorm(trials: usize) -> usize {
     let mut rng = Rng(0x6a09_e667);
@@ -268,10 +344,39 @@ pub fn check_layernorm(trials: usize) -> usize {
         rms.forward(x, &mut b[..rows * d]);
         mismatches += (a != b) as usize;
     }
+    mismatches + check_layernorm_scales(trials / 4)
+}
+
+/// LayerNorm rows of a residual stream's scales: standard deviations from 2^8 to 2^13 input
+/// units, where the last bit of `std8 = ⌊sqrt(var · 2^16)⌋` still moves `inv` (and the
+/// outputs); fused shifts, moderate gains.
+#[inline(never)]
+fn check_layernorm_scales(trials: usize) -> usize {
+    let mut rng = Rng(0x3c6e_f372);
+    let mut mismatches = 0;
+    let (mut gain, mut bias) = ([0i32; LN_D], [0i32; LN_D]);
+    let mut x = Buf([0i16; LN_D]);
+    for t in 0..trials {
+        let d = 8 * (1 + rng.below(LN_D / 8));
+        let (bits, base) = (9 + (t % 6) as u32, rng.signed(14));
+        for v in x.0.iter_mut() {
+            *v = (base + rng.signed(bits)) as i16;
+        }
+        for (g, b) in gain.iter_mut().zip(bias.iter_mut()) {
+            *g = (rng.next() as i32) >> (rng.next() % 8);
+            *b = rng.signed(12);
+        }
+        let ln = LayerNorm { gain: &gain[..d], bias: &bias[..d], shift: 33 + (rng.next() % 12) as i32, eps: 1 + rng.next() % 64 };
+        let (mut a, mut b) = ([0i16; LN_D], [0i16; LN_D]);
+        layer_norm_ref(&ln, &x.0[..d], &mut a[..d]);
+        ln.forward(&x.0[..d], &mut b[..d]);
+        mismatches += (a != b) as usize;
+    }
     mismatches
 }
 
-/// Random residual adds, every shift `1..=62`, extreme inputs and scales.
+/// Random residual adds, every shift `1..=62`, extreme inputs and scales; each also in place
+/// over its first 1-32 elements.
 #[inline(never)]
 pub fn check_residual(trials: usize) -> usize {
     let mut rng = Rng(0xbb67_ae85);
@@ -291,6 +396,11 @@ pub fn check_residual(trials: usize) -> usize {
         add_ref(p, &a, &b, &mut ya);
         add(p, &a, &b, &mut yb);
         mismatches += (ya != yb) as usize;
+        // in place, over every length (the vector loops' tails)
+        let n = 1 + t % 32;
+        let mut c = a;
+        add_in_place(p, &mut c[..n], &b[..n]);
+        mismatches += (c[..n] != ya[..n] || c[n..] != a[n..]) as usize;
     }
     mismatches
 }

@@ -8,13 +8,14 @@
 //! slice.
 //!
 //! Dispatch, in every family the same way: `build.rs` sets one `cfg(picoformer_core = …)` for
-//! the build (`dsp`, `v7m`, `v6m`, `rv32`, or `none` with `PICOFORMER_PORTABLE=1`), and the
+//! the build (`mve`, `dsp`, `v7m`, `v6m`, `rv32`, or `none` with `PICOFORMER_PORTABLE=1`), and the
 //! family's `mod.rs` maps it to one file (`use dsp as core_path;`). Each core's file offers the
 //! same functions as the family's portable file, takes the shapes its assembly can, and hands
 //! the rest to the portable loops; a core without a file uses the portable one. Fast-path files
 //! depend on their family's portable and parameter files, never the other way round.
 
 pub mod activation;
+pub mod argmax;
 pub mod attention;
 pub mod embedding;
 pub mod layernorm;
@@ -26,7 +27,9 @@ pub mod rope;
 pub mod softmax;
 
 /// The core whose fast paths this build runs (`build.rs`).
-pub const CORE: &str = if cfg!(picoformer_core = "dsp") {
+pub const CORE: &str = if cfg!(picoformer_core = "mve") {
+    "mve"
+} else if cfg!(picoformer_core = "dsp") {
     "dsp"
 } else if cfg!(picoformer_core = "v7m") {
     "v7m"
@@ -38,11 +41,17 @@ pub const CORE: &str = if cfg!(picoformer_core = "dsp") {
     "none"
 };
 
-/// Whether this build runs the Cortex-M4/M7/M33 DSP fast paths.
+/// Whether this build runs the Cortex-M4/M7/M33 DSP fast paths. On a Helium core a family
+/// without an MVE file would run its DSP one; every family has one now, so there it is false.
 pub const DSP: bool = cfg!(picoformer_core = "dsp");
 
+/// Whether this build runs the Helium (MVE) fast paths (Cortex-M55/M85).
+pub const MVE: bool = cfg!(picoformer_core = "mve");
+
 /// Which assembly fast paths this build runs (the rest is portable Rust).
-pub const FAST_PATHS: &str = if DSP {
+pub const FAST_PATHS: &str = if MVE {
+    "Helium assembly (MVE): linear, softmax, LayerNorm, attention, residual add, argmax"
+} else if DSP {
     "DSP assembly (SMLAD): linear, softmax, LayerNorm, attention"
 } else if cfg!(picoformer_core = "v7m") {
     "Armv7-M assembly (LDRSB + MLA): linear"

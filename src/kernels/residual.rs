@@ -5,6 +5,9 @@
 
 use crate::quant::{mul_wide, sat_i16};
 
+#[cfg(picoformer_core = "mve")]
+mod mve;
+
 /// Scales of one residual add (a blob record: three `i32`, in this order).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -26,6 +29,10 @@ pub fn add_ref(p: ResidualParams, a: &[i16], b: &[i16], y: &mut [i16]) {
 /// `y = a + b` requantized; `y` may not alias, see [`add_in_place`] for `a += b`. Bit-exact with
 /// [`add_ref`].
 pub fn add(p: ResidualParams, a: &[i16], b: &[i16], y: &mut [i16]) {
+    #[cfg(picoformer_core = "mve")]
+    if mve::add(p, a, b, y) {
+        return;
+    }
     let f = Add::new(p);
     for ((yj, &aj), &bj) in y.iter_mut().zip(a).zip(b) {
         *yj = f.apply(aj, bj);
@@ -34,6 +41,10 @@ pub fn add(p: ResidualParams, a: &[i16], b: &[i16], y: &mut [i16]) {
 
 /// `a = a + b` requantized.
 pub fn add_in_place(p: ResidualParams, a: &mut [i16], b: &[i16]) {
+    #[cfg(picoformer_core = "mve")]
+    if mve::add_in_place(p, a, b) {
+        return;
+    }
     let f = Add::new(p);
     for (aj, &bj) in a.iter_mut().zip(b) {
         *aj = f.apply(*aj, bj);

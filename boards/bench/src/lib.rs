@@ -140,22 +140,51 @@ fn reps_for(estimate: u64) -> u32 {
 
 /// Runs every benchmark and prints the tables. `false` if the model could not be set up.
 pub fn run<P: Platform>(p: &mut P, machine: &str, instructions_per_tick: u32) -> bool {
+    run_ticks(p, machine, instructions_per_tick, 1)
+}
+
+/// [`run`] for a counter of `instructions / ticks` instructions per tick (the an547: 125/4).
+pub fn run_ticks<P: Platform>(p: &mut P, machine: &str, instructions: u32, ticks: u32) -> bool {
     // SAFETY: `run` is called once, from the entry point; nothing else touches BUFS.
     let b = unsafe { &mut *core::ptr::addr_of_mut!(BUFS) };
     defmt::println!("# picoformer bench: {=str}", machine);
-    defmt::println!(
-        "counter resolution: {=u32} instruction(s); fast paths: {=str}",
-        instructions_per_tick,
-        picoformer::kernels::FAST_PATHS
-    );
+    if ticks == 1 {
+        defmt::println!("counter resolution: {=u32} instruction(s); fast paths: {=str}", instructions, picoformer::kernels::FAST_PATHS);
+    } else {
+        defmt::println!("counter resolution: {=u32}/{=u32} instructions; fast paths: {=str}", instructions, ticks, picoformer::kernels::FAST_PATHS);
+    }
+    let check = counter_check(p);
+    defmt::println!("counter check: a loop of 1000000 instructions reads {=u64}", check);
     let mut rng = Rng(0x2545_f491);
     fill(&mut rng, b);
-    bench_linear(p, b);
+    if picoformer::kernels::MVE {
+        bench_linear_mve(p, b);
+    } else {
+        bench_linear(p, b);
+    }
     bench_softmax(p, &mut rng, b);
     bench_layernorm(p, &mut rng, b);
     let ok = bench_model(p, b);
     defmt::println!("bench done");
     ok
+}
+
+/// Instructions counted over a loop of exactly 1,000,000 (500,000 × decrement and branch), which
+/// checks the board's instructions-per-tick figure.
+#[inline(never)]
+fn counter_check<P: Platform>(p: &mut P) -> u64 {
+    let t0 = p.instructions();
+    #[cfg(target_arch = "arm")]
+    // SAFETY: a register-only loop.
+    unsafe {
+        core::arch::asm!("2:", "subs {n}, {n}, #1", "bne 2b", n = inout(reg) 500_000u32 => _, options(nomem, nostack))
+    };
+    #[cfg(target_arch = "riscv32")]
+    // SAFETY: a register-only loop.
+    unsafe {
+        core::arch::asm!("2:", "addi {n}, {n}, -1", "bnez {n}, 2b", n = inout(reg) 500_000u32 => _, options(nomem, nostack))
+    };
+    p.instructions() - t0
 }
 
 /// Random weights, inputs, biases and requantizers: `s_y ≈ acc / 2^12` for `i8` outputs
@@ -225,17 +254,97 @@ fn bench_linear<P: Platform>(p: &mut P, b: &mut Bufs) {
     defmt::println!("Cycle estimate (SMLAD path only): QEMU counts LDRD and LDM as one instruction each; a real Cortex-M4 spends 1+n cycles on them (n = words). Per 16 MACs the kernel issues 1 LDRD (2 words) + 1 LDM (4 words): +2 +4 = +6 cycles per 18 instructions. Every other instruction is taken as 1 cycle; flash wait states are ignored.");
 }
 
+/// CMSIS-NN 7.0 on the Cortex-M55 (DESIGN §6: QEMU mps3-an547, best of GCC 12.2 and
+/// clang-16), instructions per MAC, where it was measured.
+fn cmsis_m55(rows: usize, k: usize, n: usize) -> &'static str {
+    match (rows, k, n) {
+        (1, 128, 128) => "0.250 (s16: 1.17)",
+        (16, 128, 128) => "0.248 (mat_mult_nt_t: 0.276)",
+        _ => "",
+    }
+}
+
+/// Estimated Cortex-M55 cycles of the Helium linear kernels beyond their instruction count,
+/// for `i8` outputs (see the note under the table for the rule).
+fn mve_extra_cycles(rows: usize, k: usize, n: usize) -> u64 {
+    let (k, n, blocks, chunks) = (k as u64, n as u64, n as u64 / 4, k as u64 / 16);
+    if rows < 4 {
+        // per 128 MACs 8 VLD4, 16 VMLADAVA (+1 each) and a VLDM of 4 Q (+7); per block STM of 8
+        // (+8), VLDM of 2 Q (+3), 11 more vector instructions (+11); per 16 inputs the split's
+        // 6 vector instructions (+6) and a VSTM of 2 Q (+3)
+        return rows as u64 * (31 * k * n / 128 + 22 * blocks + 9 * chunks);
+    }
+    let pairs = rows as u64 / 2;
+    // per 128 MACs a VLDM of 4 Q of inputs and two of weights (+21) and 16 VMLADAVA (+16); per
+    // pair and block STM of 8 (+8), VLDM of 4 Q (+7), 10 vector instructions (+10); per block
+    // and 16 inputs 4 VLD4, 8 VMOVL (+12) and two VSTM of 4 Q (+14); per pair and 16 inputs 4
+    // VLD2 (+4) and a VSTM of 4 Q (+7)
+    37 * (rows as u64) * k * n / 128 + 25 * pairs * blocks + 26 * blocks * chunks + 11 * pairs * chunks
+}
+
+/// The linear table on a Helium core: instruction counts, estimated M55 cycles, CMSIS-NN's
+/// M55 figures, and the int16 row path (no split) beside the split one.
+fn bench_linear_mve<P: Platform>(p: &mut P, b: &mut Bufs) {
+    defmt::println!("");
+    defmt::println!("## linear (Block4 weights, i16 in, per-channel requant)");
+    defmt::println!("");
+    defmt::println!("| shape rows x K x N | MACs | instr, i8 out | instr/MAC | instr, i16 out | instr/MAC | est. M55 cycles, i8 out | cycles/MAC | CMSIS-NN 7.0 on the M55, s8 instr/MAC |");
+    defmt::println!("|---|---|---|---|---|---|---|---|---|");
+    let Bufs { w, x, y8, y16, bias, rq, .. } = b;
+    for &(rows, k, n, _) in &LINEAR_SHAPES {
+        let l = layer(&w.0, bias, rq, k, n);
+        let macs = (rows * k * n) as u64;
+        let xs = &x.0[..rows * k];
+        let t8 = time_linear(p, &l, xs, &mut y8[..rows * n], macs);
+        let t16 = time_linear(p, &l, xs, &mut y16[..rows * n], macs);
+        let cycles = t8 + mve_extra_cycles(rows, k, n);
+        defmt::println!(
+            "| {=usize}x{=usize}x{=usize} | {=u64} | {=u64} | {} | {=u64} | {} | {=u64} | {} | {=str} |",
+            rows, k, n, macs, t8, Milli(t8, macs), t16, Milli(t16, macs), cycles, Milli(cycles, macs), cmsis_m55(rows, k, n)
+        );
+    }
+    // the same single rows with one input of 32767: no split (x = 256h + l needs h ≤ 127), the
+    // int16 row path (VMOVLB/VMOVLT + VMLADAVA.S16) takes them: what the split saves
+    for &(k, n) in &[(128usize, 128usize), (512, 128)] {
+        let l = layer(&w.0, bias, rq, k, n);
+        let macs = (k * n) as u64;
+        let keep = x.0[0];
+        x.0[0] = i16::MAX;
+        let t8 = time_linear(p, &l, &x.0[..k], &mut y8[..n], macs);
+        let t16 = time_linear(p, &l, &x.0[..k], &mut y16[..n], macs);
+        x.0[0] = keep;
+        // per 64 MACs 2 VLD2, 4 VLD4, 8 VMOVL, 8 VMLADAVA (+22); per block ~12
+        let cycles = t8 + 22 * macs / 64 + 12 * (n as u64 / 4);
+        defmt::println!(
+            "| 1x{=usize}x{=usize}, int16 row path (an input of 32767: no split) | {=u64} | {=u64} | {} | {=u64} | {} | {=u64} | {} | |",
+            k, n, macs, t8, Milli(t8, macs), t16, Milli(t16, macs), cycles, Milli(cycles, macs)
+        );
+    }
+    let l = layer(&w.0, bias, rq, 128, 128);
+    let t = per_call(p, 3, || linear_ref(&l, black_box(&x.0[..128]), black_box(&mut y8[..128])));
+    defmt::println!("| 1x128x128 `linear_ref` (scalar reference) | 16384 | {=u64} | {} | | | | | |", t, Milli(t, 16384));
+    defmt::println!("");
+    defmt::println!("Cycle estimate: QEMU counts every instruction as one. A Cortex-M55 executes a 128-bit MVE instruction in two beats: taken as 2 cycles each (VLD4x, VLD2x, VMLADAVA, VMOVL, the requantization), VLDM/VSTM as 2 cycles per Q register, LDM/STM as 1 + n, every other instruction as 1; no overlap of a load with a MAC is assumed (the M55 overlaps them, so this is an upper bound), and no wait states. One row: per 128 MACs 8 VLD4 + 16 VMLADAVA.S8 + 1 VLDM of 4 Q = +31 cycles on 25 instructions, per block of 4 channels +22, per 16 inputs of the split +9. Many rows: per 128 MACs +37 on 19 instructions, per pair of rows and block +25, per block and 16 inputs (widening) +26, per pair and 16 inputs (rearranging) +11.");
+}
+
 fn bench_softmax<P: Platform>(p: &mut P, rng: &mut Rng, b: &mut Bufs) {
     defmt::println!("");
     defmt::println!("## softmax_u8 (i32 scores -> u8 probabilities)");
     defmt::println!("");
-    defmt::println!("| shape | instr | instr/element | CMSIS-NN arm_softmax_s8 instr | instr/element |");
-    defmt::println!("|---|---|---|---|---|");
+    let mve = picoformer::kernels::MVE;
+    if mve {
+        defmt::println!("| shape | instr (with the copy) | instr/element | without the copy | instr/element | CMSIS-NN 7.0 on the M55, arm_softmax_s8 instr/element |");
+        defmt::println!("|---|---|---|---|---|---|");
+    } else {
+        defmt::println!("| shape | instr | instr/element | CMSIS-NN arm_softmax_s8 instr | instr/element |");
+        defmt::println!("|---|---|---|---|---|");
+    }
     // scores in ±2^14, 1/64 of a Q6 step per unit: weights from 1 down to 2^-8 and zeros
     for s in b.scores.iter_mut() {
         *s = rng.signed(15);
     }
     let rq = Requant { mult: 1 << 30, shift: 36 };
+    let mut copies = [0u64; 2];
     for (rows, len, cmsis) in [(16usize, 16usize, 135_612u64), (1, 1000, 523_203)] {
         let scores = &b.scores[..rows * len];
         let work = &mut b.work[..rows * len];
@@ -248,8 +357,18 @@ fn bench_softmax<P: Platform>(p: &mut P, rng: &mut Rng, b: &mut Bufs) {
             }
         });
         let el = (rows * len) as u64;
-        defmt::println!("| {=usize} rows x {=usize} | {=u64} | {} | {=u64} | {} |", rows, len, t, Milli(t, el), cmsis, Milli(cmsis, el));
+        let copy = per_call(p, reps_for((rows * len) as u64), || work.copy_from_slice(black_box(scores)));
+        copies[usize::from(len == 1000)] = copy;
+        if mve {
+            let alone = t.saturating_sub(copy);
+            let m55 = if len == 1000 { "77" } else { "90" };
+            defmt::println!("| {=usize} rows x {=usize} | {=u64} | {} | {=u64} | {} | {=str} |", rows, len, t, Milli(t, el), alone, Milli(alone, el), m55);
+        } else {
+            defmt::println!("| {=usize} rows x {=usize} | {=u64} | {} | {=u64} | {} |", rows, len, t, Milli(t, el), cmsis, Milli(cmsis, el));
+        }
     }
+    defmt::println!("");
+    defmt::println!("The figures include copying the scores (softmax works in place): {=u64} instructions for the 256 scores, {=u64} for the 1000.", copies[0], copies[1]);
 }
 
 fn bench_layernorm<P: Platform>(p: &mut P, rng: &mut Rng, b: &mut Bufs) {

@@ -1,8 +1,9 @@
 //! An instruction counter from the Cortex-M SysTick timer, shared by the mps2 boards.
 //!
 //! Under QEMU `-icount shift=0` virtual time advances 1 ns per instruction, so a SysTick clocked at
-//! 25 MHz (the mps2 boards) ticks every 40 instructions. The counter is 24 bits and counts down;
-//! the SysTick exception counts wraps and [`SysTickClock`] combines both into a 64-bit count.
+//! 25 MHz (the mps2 boards) ticks every 40 instructions, and one at 32 MHz (mps3-an547) every
+//! 31.25 = 125/4, a fraction [`SysTickClock::start_ratio`] keeps exact. The counter is 24 bits
+//! and counts down; the SysTick exception counts wraps and [`SysTickClock`] combines both into a 64-bit count.
 //! The board's `#[exception] fn SysTick()` must call [`on_wrap`]; [`mps2_main!`](crate::mps2_main)
 //! writes it, with the entry point.
 
@@ -26,12 +27,19 @@ pub fn on_wrap() {
 /// A running SysTick, read as instructions.
 pub struct SysTickClock {
     instructions_per_tick: u64,
+    /// `instructions_per_tick` is per this many ticks.
+    ticks_per: u64,
 }
 
 impl SysTickClock {
     /// Starts SysTick on the core clock with its exception enabled, and waits for the first
     /// reload (QEMU reads the current value as 0 until then).
-    pub fn start(mut syst: SYST, instructions_per_tick: u32) -> SysTickClock {
+    pub fn start(syst: SYST, instructions_per_tick: u32) -> SysTickClock {
+        SysTickClock::start_ratio(syst, instructions_per_tick, 1)
+    }
+
+    /// [`SysTickClock::start`] with `instructions / ticks` instructions per tick.
+    pub fn start_ratio(mut syst: SYST, instructions: u32, ticks: u32) -> SysTickClock {
         syst.set_clock_source(SystClkSource::Core);
         syst.set_reload(RELOAD);
         syst.clear_current();
@@ -40,7 +48,8 @@ impl SysTickClock {
         while SYST::get_current() == 0 {}
         WRAPS.store(0, Ordering::Relaxed);
         SysTickClock {
-            instructions_per_tick: instructions_per_tick as u64,
+            instructions_per_tick: instructions as u64,
+            ticks_per: ticks.max(1) as u64,
         }
     }
 
@@ -58,22 +67,23 @@ impl SysTickClock {
 
 impl Platform for SysTickClock {
     fn instructions(&mut self) -> u64 {
-        self.ticks() * self.instructions_per_tick
+        self.ticks() * self.instructions_per_tick / self.ticks_per
     }
 }
 
 /// The entry point of an mps2 firmware: starts [`SysTickClock`] at `$per_tick` instructions per
-/// tick, calls `$run(&mut clock) -> bool`, exits QEMU with 0 (true) or 1, and counts SysTick
-/// wraps. The board crate needs `cortex-m`, `cortex-m-rt` and `semihosting`.
+/// tick (or `ticks $n / $d`: n/d per tick), calls `$run(&mut clock) -> bool`, exits QEMU with 0
+/// (true) or 1, and counts SysTick wraps. The board crate needs `cortex-m`, `cortex-m-rt` and
+/// `semihosting`.
 #[macro_export]
 macro_rules! mps2_main {
-    ($per_tick:expr, $run:expr) => {
+    (@ $start:path, ($($rate:expr),+), $run:expr) => {
         #[cortex_m_rt::entry]
         fn main() -> ! {
             let run: fn(&mut $crate::systick::SysTickClock) -> bool = $run;
             // the only `take`: it cannot fail
             let core = cortex_m::Peripherals::take().unwrap();
-            let mut clock = $crate::systick::SysTickClock::start(core.SYST, $per_tick);
+            let mut clock = $start(core.SYST, $($rate),+);
             let ok = run(&mut clock);
             semihosting::process::exit(if ok { 0 } else { 1 })
         }
@@ -82,5 +92,11 @@ macro_rules! mps2_main {
         fn SysTick() {
             $crate::systick::on_wrap();
         }
+    };
+    (ticks $n:literal / $d:literal, $run:expr) => {
+        $crate::mps2_main!(@ $crate::systick::SysTickClock::start_ratio, ($n, $d), $run);
+    };
+    ($per_tick:expr, $run:expr) => {
+        $crate::mps2_main!(@ $crate::systick::SysTickClock::start, ($per_tick), $run);
     };
 }

@@ -18,7 +18,8 @@
 //!
 //! Files: `params.rs` (the view and the row arithmetic), `reference.rs` (the formula, plain),
 //! `portable.rs` (the row loop with a core's hooks), `dsp.rs` (Cortex-M4/M7/M33 statistics and
-//! output pass). [`LayerNorm::forward`] picks the core's file.
+//! output pass), `mve.rs` (the same on Cortex-M55/M85). [`LayerNorm::forward`] picks the
+//! core's file.
 
 mod params;
 mod portable;
@@ -26,11 +27,15 @@ mod reference;
 
 #[cfg(picoformer_core = "dsp")]
 mod dsp;
+#[cfg(picoformer_core = "mve")]
+mod mve;
 
 // This build's core (`build.rs`): one line per core with its own file.
 #[cfg(picoformer_core = "dsp")]
 use dsp as core_path;
-#[cfg(not(picoformer_core = "dsp"))]
+#[cfg(picoformer_core = "mve")]
+use mve as core_path;
+#[cfg(not(any(picoformer_core = "dsp", picoformer_core = "mve")))]
 use portable as core_path;
 
 pub use params::{div_u64_small, isqrt_u64, LayerNorm, RmsNorm};

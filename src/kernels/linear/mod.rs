@@ -13,8 +13,8 @@
 //! Files: [`weights`](Linear) (the view), `reference.rs` (the plain loop every fast path is
 //! checked against), `portable.rs` (row-major layers, and Block4 on cores without a fast path),
 //! and one file per core: `dsp.rs` (Cortex-M4/M7/M33), `v7m.rs` (M3), `v6m.rs` (M0/M0+),
-//! `rv32.rs`. [`Linear::forward`] picks the core's file; each file's `block4` takes what its
-//! assembly can and hands the rest to the portable loop.
+//! `rv32.rs`, `mve.rs` (Cortex-M55/M85). [`Linear::forward`] picks the core's file; each file's
+//! `block4` takes what its assembly can and hands the rest to the portable loop.
 //!
 //! Stack scratch: [`STACK_BYTES`] (the DSP cores widen a block of weights to int16 on the
 //! stack; the others use a few accumulators).
@@ -25,6 +25,8 @@ mod weights;
 
 #[cfg(picoformer_core = "dsp")]
 mod dsp;
+#[cfg(picoformer_core = "mve")]
+mod mve;
 #[cfg(picoformer_core = "rv32")]
 mod rv32;
 #[cfg(picoformer_core = "v6m")]
@@ -35,6 +37,8 @@ mod v7m;
 // This build's core (`build.rs`): one line per core.
 #[cfg(picoformer_core = "dsp")]
 use dsp as core_path;
+#[cfg(picoformer_core = "mve")]
+use mve as core_path;
 #[cfg(picoformer_core = "none")]
 use portable as core_path;
 #[cfg(picoformer_core = "rv32")]
