@@ -66,10 +66,47 @@ impl Report {
     pub fn total(&self) -> usize {
         self.linear + self.softmax + self.layernorm + self.attention + self.residual
     }
+
+    /// Add another report's mismatches to this one.
+    pub fn add(&mut self, o: Report) {
+        self.linear += o.linear;
+        self.softmax += o.softmax;
+        self.layernorm += o.layernorm;
+        self.attention += o.attention;
+        self.residual += o.residual;
+    }
 }
 
-/// Every check, with `trials` random calls each (boards use 200-1000; the host more).
+/// Every check, with `trials` random calls each (boards use 200-1000; the host more). On x86-64
+/// it runs them at every SIMD level the CPU has ([`run_at`]), and adds the mismatches up.
 pub fn run(trials: usize) -> Report {
+    #[cfg(picoformer_core = "x86")]
+    {
+        use crate::kernels::x86_features::{detected, Level};
+        let mut total = Report::default();
+        for level in Level::ALL.into_iter().filter(|&l| l <= detected()) {
+            total.add(run_at(level, trials));
+        }
+        total
+    }
+    #[cfg(not(picoformer_core = "x86"))]
+    run_once(trials)
+}
+
+/// Every check at one x86-64 SIMD level: [`crate::kernels::x86_features::set_cap`] lowers the
+/// level every kernel runs at for the duration (the other levels give the same bits, so a
+/// kernel called meanwhile from another thread is still right).
+#[cfg(picoformer_core = "x86")]
+pub fn run_at(level: crate::kernels::x86_features::Level, trials: usize) -> Report {
+    use crate::kernels::x86_features::set_cap;
+    set_cap(Some(level));
+    let mut r = run_once(trials);
+    r.linear += check_linear_tiles(trials / 10 + 1);
+    set_cap(None);
+    r
+}
+
+fn run_once(trials: usize) -> Report {
     Report {
         linear: check_linear(trials),
         softmax: check_softmax(trials),
@@ -130,6 +167,58 @@ pub fn check_linear(trials: usize) -> usize {
         mismatches += (!same_linear::<i32>(&l, x, rows * n)) as usize;
         mismatches += (!same_linear::<i16>(&l, x, rows * n)) as usize;
         mismatches += (!same_linear::<i8>(&l, x, rows * n)) as usize;
+    }
+    mismatches
+}
+
+/// Host only (x86-64): Block4 layers of the shapes the SIMD tiles take, bigger than a board's
+/// stack allows: 1-9 rows (4-row tiles and the rows after them), up to 72 channels (16- and
+/// 8-channel sets and the blocks after them), `k` up to 520, fused and other shifts.
+#[cfg(picoformer_core = "x86")]
+#[inline(never)]
+pub fn check_linear_tiles(trials: usize) -> usize {
+    const K: usize = 520;
+    const N: usize = 72;
+    const R: usize = 9;
+    let mut rng = Rng(0x0bad_5eed);
+    let mut w = Buf([0i8; N * K]);
+    let mut x = Buf([0i16; R * K]);
+    let (mut bias, mut rq) = ([0i32; N], [Requant::default(); N]);
+    let mut mismatches = 0;
+    for t in 0..trials {
+        let k = 4 * (1 + rng.below(K / 4));
+        let n = 4 * (1 + rng.below(N / 4));
+        let rows = 1 + t % R;
+        for v in w.0.iter_mut() {
+            *v = rng.i8_edgy();
+        }
+        for v in x.0.iter_mut() {
+            *v = match rng.next() % 4 {
+                0 => i16::MAX,
+                1 => i16::MIN,
+                _ => rng.next() as i16,
+            };
+        }
+        let fused = t % 3 != 2;
+        for (b, r) in bias.iter_mut().zip(rq.iter_mut()) {
+            *b = (rng.next() as i32) >> (rng.next() % 32);
+            *r = if fused { rng.requant(33, 30) } else { rng.requant(20, 24) };
+        }
+        let l = Linear::new(&w.0[..n * k], Layout::Block4, &bias[..n], &rq[..n], k);
+        let x = &x.0[..rows * k];
+        let mut check = |len: usize| {
+            let (mut a, mut b) = ([0i32; R * N], [0i32; R * N]);
+            linear_ref(&l, x, &mut a[..len]);
+            l.forward(x, &mut b[..len]);
+            let (mut a16, mut b16) = ([0i16; R * N], [0i16; R * N]);
+            linear_ref(&l, x, &mut a16[..len]);
+            l.forward(x, &mut b16[..len]);
+            let (mut a8, mut b8) = ([0i8; R * N], [0i8; R * N]);
+            linear_ref(&l, x, &mut a8[..len]);
+            l.forward(x, &mut b8[..len]);
+            (a != b) as usize + (a16 != b16) as usize + (a8 != b8) as usize
+        };
+        mismatches += check(rows * n);
     }
     mismatches
 }
