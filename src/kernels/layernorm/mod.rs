@@ -16,7 +16,7 @@
 //!
 //! Files: `params.rs` (the view and the row arithmetic), `reference.rs` (the formula, plain),
 //! `portable.rs` (the row loop with a core's hooks), `dsp.rs` (Cortex-M4/M7/M33 statistics and
-//! output pass). [`LayerNorm::forward`] picks the core's file.
+//! output pass), `x86.rs` (SSE4.1 / AVX / AVX2 statistics and output pass, chosen at run time). [`LayerNorm::forward`] picks the core's file.
 
 mod params;
 mod portable;
@@ -24,12 +24,16 @@ mod reference;
 
 #[cfg(picoformer_core = "dsp")]
 mod dsp;
+#[cfg(picoformer_core = "x86")]
+mod x86;
 
 // This build's core (`build.rs`): one line per core with its own file.
 #[cfg(picoformer_core = "dsp")]
 use dsp as core_path;
-#[cfg(not(picoformer_core = "dsp"))]
+#[cfg(not(any(picoformer_core = "dsp", picoformer_core = "x86")))]
 use portable as core_path;
+#[cfg(picoformer_core = "x86")]
+use x86 as core_path;
 
 pub use params::{div_u64_small, isqrt_u64, LayerNorm};
 pub use reference::layer_norm_ref;

@@ -6,7 +6,7 @@ use super::params::{inv_std, mean, LayerNorm};
 use crate::quant::{mul_wide, sat_i16, Requant};
 
 /// Stack scratch: none.
-#[cfg_attr(picoformer_core = "dsp", allow(dead_code))] // the interface of cores without a file
+#[cfg_attr(any(picoformer_core = "dsp", picoformer_core = "x86"), allow(dead_code))] // the interface of cores without a file
 pub const STACK_BYTES: usize = 0;
 
 /// A row's `(Σx, Σx²)` from a core's fast path, if it takes the row.
