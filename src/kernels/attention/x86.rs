@@ -10,8 +10,8 @@
 //! - Context, `c_i = Σ_j p_j · v_ji`: keys in pairs; the two value rows are interleaved
 //!   byte by byte (`PUNPCKLBW`), sign-extended, and `PMADDWD` with the broadcast pair
 //!   `(p_j, p_j+1)` adds both keys' products per output; 16 (or 8) outputs per pass. A left-over
-//!   key pairs with zeros. Requantization to int16 is [`Requant::apply32`] vectorized for a
-//!   fused multiplier (one per call: uniform shifts), per output otherwise.
+//!   key pairs with zeros. Requantization to int16 is the 64-bit rule vectorized (one
+//!   multiplier per call: a uniform shift), see `requant8_i16`.
 //!
 //! Sums wrap in 32 bits like the reference's `wrapping_add`, so both are bit-exact with
 //! [`super::reference::attention_ref`].
@@ -86,16 +86,31 @@ unsafe fn prob_pair(p: *const u8, j: usize, pair: bool) -> i32 {
     p0 | p1 << 16
 }
 
-/// `out[i] = i16::requant(rq, acc[i])` for 8 lanes: [`Requant::apply32`] with one multiplier,
-/// 128-bit SSE4.1 operations, then `PACKSSDW` (the `i16` clamp). Callers have SSE4.1 or more,
-/// so it inlines into each.
+/// `out[i] = i16::requant(rq, acc[i])` for 8 lanes with one multiplier, 128-bit SSE4.1
+/// operations, then `PACKSSDW` (the `i16` clamp). Callers have SSE4.1 or more, so it inlines
+/// into each.
+///
+/// The rule in 64 bits, `v = (acc · mult + 2^(s-1)) >> s`, with a uniform shift: `PMULDQ`
+/// products, a 64-bit add, then for `s ≤ 32` a logical 64-bit shift whose low word is `v`
+/// whenever `v` fits 32 bits, for `s > 32` the high word shifted by `s - 32`. It always does for `s ≥ 32` (`|v| < 2^30`), and for smaller shifts (the converter's
+/// context multipliers have `s = 30`) when every `|acc| < 2^(s-1)`, checked per call; other
+/// lanes take [`Activation::requant`] one by one.
 ///
 /// # Safety
 /// The CPU has SSE4.1; `out` valid for 8 outputs.
 #[target_feature(enable = "sse4.1")]
 #[inline]
 unsafe fn requant8_i16(a0: __m128i, a1: __m128i, rq: Requant, out: *mut i16) {
-    if !rq.is_fused() {
+    let s = rq.shift & 63;
+    let fits = s >= 32 || {
+        let bound = _mm_set1_epi32((1 << ((s - 1).max(0) & 31)) - 1);
+        let over = _mm_or_si128(_mm_cmpgt_epi32(_mm_abs_epi32(a0), bound), _mm_cmpgt_epi32(_mm_abs_epi32(a1), bound));
+        // |i32::MIN| is negative as i32: catch it too
+        let min = _mm_set1_epi32(i32::MIN);
+        let over = _mm_or_si128(over, _mm_or_si128(_mm_cmpeq_epi32(a0, min), _mm_cmpeq_epi32(a1, min)));
+        _mm_testz_si128(over, over) == 1
+    };
+    if !fits || s < 1 {
         let mut t = [0i32; 8];
         _mm_storeu_si128(t.as_mut_ptr() as *mut __m128i, a0);
         _mm_storeu_si128(t.as_mut_ptr().add(4) as *mut __m128i, a1);
@@ -105,19 +120,25 @@ unsafe fn requant8_i16(a0: __m128i, a1: __m128i, rq: Requant, out: *mut i16) {
         return;
     }
     let mult = _mm_set1_epi32(rq.mult);
-    let r = _mm_set1_epi32(1 << (rq.shift - 33));
-    let s2 = _mm_cvtsi32_si128(rq.shift - 32);
-    let (q0, q1) = (apply32(a0, mult, r, s2), apply32(a1, mult, r, s2));
+    let round = _mm_set1_epi64x(1i64 << (s - 1));
+    let sh = _mm_cvtsi32_si128(s);
+    let hsh = if s > 32 { Some(_mm_cvtsi32_si128(s - 32)) } else { None };
+    let (q0, q1) = (apply64(a0, mult, round, sh, hsh), apply64(a1, mult, round, sh, hsh));
     _mm_storeu_si128(out as *mut __m128i, _mm_packs_epi32(q0, q1));
 }
 
-/// `(hi(v · mult) + r) >> s2` per lane: [`Requant::apply32`]'s fused branch.
+/// `(v · mult + round) >> sh` per lane in 64 bits (exact when each result fits 32 bits): for
+/// `sh ≤ 32` the low word of a logical shift, else the high word shifted arithmetically by
+/// `sh - 32` (`hsh`).
 #[target_feature(enable = "sse4.1")]
 #[inline]
-unsafe fn apply32(v: __m128i, mult: __m128i, r: __m128i, s2: __m128i) -> __m128i {
-    let he = _mm_srli_epi64(_mm_mul_epi32(v, mult), 32);
-    let po = _mm_mul_epi32(_mm_srli_epi64(v, 32), mult);
-    _mm_sra_epi32(_mm_add_epi32(_mm_blend_epi16(he, po, 0xcc), r), s2)
+unsafe fn apply64(v: __m128i, mult: __m128i, round: __m128i, sh: __m128i, hsh: Option<__m128i>) -> __m128i {
+    let e = _mm_add_epi64(_mm_mul_epi32(v, mult), round);
+    let o = _mm_add_epi64(_mm_mul_epi32(_mm_srli_epi64(v, 32), mult), round);
+    match hsh {
+        None => _mm_blend_epi16(_mm_srl_epi64(e, sh), _mm_slli_epi64(_mm_srl_epi64(o, sh), 32), 0xcc),
+        Some(h) => _mm_sra_epi32(_mm_blend_epi16(_mm_srli_epi64(e, 32), o, 0xcc), h),
+    }
 }
 
 /// The 128-bit products, compiled once per feature set (SSE4.1, AVX): 8 dimensions or outputs

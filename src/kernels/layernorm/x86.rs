@@ -5,14 +5,17 @@
 //! - Statistics: `Σx` and `Σx²` in one pass (`PMADDWD` with ones and with `x` itself: a pair of
 //!   squares is at most 2^31, exact as an unsigned 32-bit lane, summed in 64-bit lanes), then
 //!   `Σ(x - mean)² = Σx² - 2·mean·Σx + d·mean²` exactly, as the DSP path does.
-//! - Output: the portable loop's 32-bit form, lane by lane: `z = (xc · inv) >> 16` and
-//!   `hi = (z · g) >> 32` from `PMULDQ`, `(hi + 2^(sh-33)) >> (sh-32)` with a uniform shift, plus
-//!   the bias, clamped by `PACKSSDW`. The portable loop adds the bias with saturation; here it is
-//!   first clamped to `±(2^30 + 2^16)`, which changes no result (`|hi >> s2| < 2^30`, so a bias
-//!   past that bound saturates the output either way) and keeps the add from overflowing.
+//! - Output, lane by lane: `z = (xc · inv) >> 16` from `PMULDQ` (`|xc · inv| < 2^47`, so `z`
+//!   fits 32 bits and is the low word of a logical 64-bit shift), then the reference's
+//!   `(z · g + 2^(sh-1)) >> sh` in 64 bits (`PMULDQ`, `PADDQ`, then for `sh = 32` the low word
+//!   of a logical shift, for `sh > 32` the high word shifted arithmetically by `sh - 32`): for
+//!   `sh ≥ 32` the result is below 2^30 in magnitude, so 32 bits hold it. The bias is added with
+//!   32-bit saturation (the portable loop's `saturating_add`: an overflowing lane takes
+//!   `i32::MIN` or `MAX` by its sign, which clamps to the same int16 bound as the reference's
+//!   64-bit sum), and `PACKSSDW` clamps to int16.
 //!
-//! Rows the 32-bit form does not take (`inv ≥ 2^31`, a shift outside `33..=62`, a mean outside
-//! `i16`) go through the portable loop.
+//! Rows the fast output does not take (`inv ≥ 2^31`, a shift outside `32..=62`, a mean outside
+//! `i16`) go through the portable loop. The converter's shifts are 32 and 33.
 
 use core::arch::x86_64::*;
 
@@ -32,7 +35,7 @@ pub fn layer_norm(ln: &LayerNorm<'_>, x: &[i16], y: &mut [i16]) {
         return portable::layer_norm(ln, x, y);
     }
     let wide = lvl == Level::Avx2 && d % 16 == 0;
-    let fused = Requant { mult: 1 << 30, shift: ln.shift }.is_fused();
+    let fast_shift = (32..=Requant::SHIFT_MAX).contains(&ln.shift);
     let n = d as i64;
     for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
         let (xp, yp) = (xr.as_ptr(), yr.as_mut_ptr());
@@ -49,14 +52,14 @@ pub fn layer_norm(ln: &LayerNorm<'_>, x: &[i16], y: &mut [i16]) {
         // Σ(x - mean)² = Σx² - 2·mean·Σx + d·mean², exactly (every term < 2^63)
         let sq = (sq_raw as i64 - 2 * mean * sum as i64 + n * mean * mean) as u64;
         let inv = inv_std(sq, d, ln.eps);
-        if !(inv < 1 << 31 && fused && (i16::MIN as i64..=i16::MAX as i64).contains(&mean)) {
+        if !(inv < 1 << 31 && fast_shift && (i16::MIN as i64..=i16::MAX as i64).contains(&mean)) {
             portable::layer_norm(ln, xr, yr);
             continue;
         }
         let o = Out { gain: ln.gain.as_ptr(), bias: ln.bias.as_ptr(), mean: mean as i32, inv: inv as i32, shift: ln.shift };
         match lvl {
             // SAFETY: as for the statistics; `gain`, `bias` and `yp` hold `d` values, the
-            // shift is in 33..=62 (`fused`) and `0 ≤ inv < 2^31`.
+            // shift is in 32..=62 (`fast_shift`) and `0 ≤ inv < 2^31`.
             Level::Avx2 if wide => unsafe { avx2::output(xp, yp, d, &o) },
             // SAFETY: as above.
             Level::Avx | Level::Avx2 => unsafe { avx::output(xp, yp, d, &o) },
@@ -75,8 +78,24 @@ struct Out {
     shift: i32,
 }
 
-/// The bias bound: past it the output saturates whatever `hi >> s2` is.
-const BIAS_BOUND: i32 = (1 << 30) + (1 << 16);
+/// The 64-bit shift of a row's output: `(sh, sh - 32)` as shift counts, and whether `sh > 32`
+/// (then the high words are shifted by `sh - 32`, else the 64-bit lanes by `sh`).
+#[target_feature(enable = "sse4.1")]
+#[inline]
+unsafe fn shift_counts(sh: i32) -> (__m128i, __m128i, bool) {
+    (_mm_cvtsi32_si128(sh), _mm_cvtsi32_si128(sh - 32), sh > 32)
+}
+
+/// `a + b` per lane, saturating at `i32::MIN` and `MAX`.
+#[target_feature(enable = "sse4.1")]
+#[inline]
+unsafe fn adds_epi32(a: __m128i, b: __m128i) -> __m128i {
+    let sum = _mm_add_epi32(a, b);
+    // overflow: a and b agree in sign and the sum does not
+    let over = _mm_srai_epi32(_mm_andnot_si128(_mm_xor_si128(a, b), _mm_xor_si128(a, sum)), 31);
+    let sat = _mm_xor_si128(_mm_srai_epi32(a, 31), _mm_set1_epi32(i32::MAX));
+    _mm_blendv_epi8(sum, sat, over)
+}
 
 /// `(v · m) >> shift` for 4 lanes of 64-bit products, the low words, even and odd lanes:
 /// `z = (xc · inv) >> 16` (the result fits 32 bits, so a logical shift of the 64-bit product
@@ -89,13 +108,18 @@ unsafe fn mul_shift16(xc: __m128i, inv: __m128i) -> __m128i {
     _mm_blend_epi16(pe, po, 0xcc)
 }
 
-/// `(z · g) >> 32` for 4 lanes.
+/// `(z · g + round) >> sh` for 4 lanes in 64 bits, exact when each result fits 32 bits (see
+/// [`shift_counts`]).
 #[target_feature(enable = "sse4.1")]
 #[inline]
-unsafe fn mul_hi(z: __m128i, g: __m128i) -> __m128i {
-    let he = _mm_srli_epi64(_mm_mul_epi32(z, g), 32);
-    let po = _mm_mul_epi32(_mm_srli_epi64(z, 32), _mm_srli_epi64(g, 32));
-    _mm_blend_epi16(he, po, 0xcc)
+unsafe fn mul_round(z: __m128i, g: __m128i, round: __m128i, (sh, hsh, high): (__m128i, __m128i, bool)) -> __m128i {
+    let te = _mm_add_epi64(_mm_mul_epi32(z, g), round);
+    let to = _mm_add_epi64(_mm_mul_epi32(_mm_srli_epi64(z, 32), _mm_srli_epi64(g, 32)), round);
+    if high {
+        _mm_sra_epi32(_mm_blend_epi16(_mm_srli_epi64(te, 32), to, 0xcc), hsh)
+    } else {
+        _mm_blend_epi16(_mm_srl_epi64(te, sh), _mm_slli_epi64(_mm_srl_epi64(to, sh), 32), 0xcc)
+    }
 }
 
 /// The 128-bit statistics and output, compiled once per feature set (SSE4.1, AVX).
@@ -130,13 +154,12 @@ macro_rules! sse_path {
             ///
             /// # Safety
             /// The CPU has this module's feature; `x`, `y` and `o`'s gain and bias valid for
-            /// `d` values, `d % 8 == 0`; `o.shift` in `33..=62`.
+            /// `d` values, `d % 8 == 0`; `o.shift` in `32..=62`.
             #[target_feature(enable = $feature)]
             pub unsafe fn output(x: *const i16, y: *mut i16, d: usize, o: &Out) {
                 let (mean, inv) = (_mm_set1_epi32(o.mean), _mm_set1_epi32(o.inv));
-                let r = _mm_set1_epi32(1 << (o.shift - 33));
-                let s2 = _mm_cvtsi32_si128(o.shift - 32);
-                let (lo, hi) = (_mm_set1_epi32(-BIAS_BOUND), _mm_set1_epi32(BIAS_BOUND));
+                let round = _mm_set1_epi64x(1i64 << (o.shift - 1));
+                let counts = shift_counts(o.shift);
                 let mut j = 0;
                 while j < d {
                     let v = _mm_loadu_si128(x.add(j) as *const __m128i);
@@ -147,8 +170,8 @@ macro_rules! sse_path {
                         let z = mul_shift16(xc, inv);
                         let g = _mm_loadu_si128(o.gain.add(j + 4 * i) as *const __m128i);
                         let b = _mm_loadu_si128(o.bias.add(j + 4 * i) as *const __m128i);
-                        let t = _mm_sra_epi32(_mm_add_epi32(mul_hi(z, g), r), s2);
-                        *hv = _mm_add_epi32(t, _mm_min_epi32(_mm_max_epi32(b, lo), hi));
+                        let t = mul_round(z, g, round, counts);
+                        *hv = adds_epi32(t, b);
                     }
                     let [h0, h1] = h;
                     _mm_storeu_si128(y.add(j) as *mut __m128i, _mm_packs_epi32(h0, h1));
@@ -194,13 +217,12 @@ mod avx2 {
     ///
     /// # Safety
     /// The CPU has AVX2; `x`, `y` and `o`'s gain and bias valid for `d` values, `d % 16 == 0`;
-    /// `o.shift` in `33..=62`.
+    /// `o.shift` in `32..=62`.
     #[target_feature(enable = "avx2")]
     pub unsafe fn output(x: *const i16, y: *mut i16, d: usize, o: &Out) {
         let (mean, inv) = (_mm256_set1_epi32(o.mean), _mm256_set1_epi32(o.inv));
-        let r = _mm256_set1_epi32(1 << (o.shift - 33));
-        let s2 = _mm_cvtsi32_si128(o.shift - 32);
-        let (lo, hi) = (_mm256_set1_epi32(-BIAS_BOUND), _mm256_set1_epi32(BIAS_BOUND));
+        let round = _mm256_set1_epi64x(1i64 << (o.shift - 1));
+        let (sh, hsh, high) = shift_counts(o.shift);
         let mut j = 0;
         while j < d {
             let v = _mm256_loadu_si256(x.add(j) as *const __m256i);
@@ -212,11 +234,19 @@ mod avx2 {
                 let po = _mm256_slli_epi64(_mm256_mul_epi32(_mm256_srli_epi64(xc, 32), inv), 16);
                 let z = _mm256_blend_epi32(pe, po, 0b1010_1010);
                 let g = _mm256_loadu_si256(o.gain.add(j + 8 * i) as *const __m256i);
-                let he = _mm256_srli_epi64(_mm256_mul_epi32(z, g), 32);
-                let ho = _mm256_mul_epi32(_mm256_srli_epi64(z, 32), _mm256_srli_epi64(g, 32));
-                let t = _mm256_sra_epi32(_mm256_add_epi32(_mm256_blend_epi32(he, ho, 0b1010_1010), r), s2);
+                let te = _mm256_add_epi64(_mm256_mul_epi32(z, g), round);
+                let to = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(z, 32), _mm256_srli_epi64(g, 32)), round);
+                let t = if high {
+                    _mm256_sra_epi32(_mm256_blend_epi32(_mm256_srli_epi64(te, 32), to, 0b1010_1010), hsh)
+                } else {
+                    _mm256_blend_epi32(_mm256_srl_epi64(te, sh), _mm256_slli_epi64(_mm256_srl_epi64(to, sh), 32), 0b1010_1010)
+                };
                 let b = _mm256_loadu_si256(o.bias.add(j + 8 * i) as *const __m256i);
-                *hv = _mm256_add_epi32(t, _mm256_min_epi32(_mm256_max_epi32(b, lo), hi));
+                // saturating add, as `adds_epi32`
+                let sum = _mm256_add_epi32(t, b);
+                let over = _mm256_srai_epi32(_mm256_andnot_si256(_mm256_xor_si256(t, b), _mm256_xor_si256(t, sum)), 31);
+                let sat = _mm256_xor_si256(_mm256_srai_epi32(t, 31), _mm256_set1_epi32(i32::MAX));
+                *hv = _mm256_blendv_epi8(sum, sat, over);
             }
             let [h0, h1] = h;
             // in-lane pack interleaves the halves: put them back in order
