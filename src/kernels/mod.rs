@@ -24,7 +24,8 @@ pub mod layout;
 pub mod linear;
 pub mod residual;
 pub mod softmax;
-#[cfg(picoformer_core = "x86")]
+// on every x86-64 build, so the host tools can name it; only core "x86" reads it
+#[cfg(target_arch = "x86_64")]
 pub mod x86_features;
 
 /// The core whose fast paths this build runs (`build.rs`).

@@ -12,6 +12,8 @@
 //!
 //! [`set_cap`] lowers the level for the whole process (the self-test runs every level the CPU
 //! has; the benchmarks compare them). It only ever lowers: a level the CPU lacks is never used.
+//! The module exists on every x86-64 build; with `PICOFORMER_PORTABLE=1` (core `"none"`) no
+//! kernel reads it.
 
 use core::sync::atomic::{AtomicU8, Ordering};
 

@@ -214,12 +214,12 @@ mod avx2 {
             r += 4;
         }
         while r < rows {
-            tile::<O, 1, 4>(a, x.add(r * a.k), y.add(r * a.n));
+            tile::<O, 1, 8>(a, x.add(r * a.k), y.add(r * a.n));
             r += 1;
         }
     }
 
-    /// `R` rows: channels in sets of `B` blocks (`B` even), then block by block.
+    /// `R` rows: channels in sets of `B` blocks (`B` even), then in pairs, then block by block.
     #[target_feature(enable = "avx2")]
     #[inline]
     unsafe fn tile<O: Activation, const R: usize, const B: usize>(a: &Layer, x: *const i16, y: *mut O) {
@@ -227,6 +227,10 @@ mod avx2 {
         while c + 4 * B <= a.n {
             set::<O, R, B>(a, x, y, c);
             c += 4 * B;
+        }
+        while B > 2 && c + 8 <= a.n {
+            set::<O, R, 2>(a, x, y, c);
+            c += 8;
         }
         while c < a.n {
             set::<O, R, 1>(a, x, y, c);
