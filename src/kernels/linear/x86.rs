@@ -65,12 +65,14 @@ struct Layer {
     fused: bool,
 }
 
-/// `y[c] = O::requant(rq[c], acc[c])` one by one, for layers that are not fused.
+/// `y[c] = O::requant(rq[c], acc[c])` one by one, for layers that are not fused (out of line:
+/// the fused path stays small enough to inline).
 ///
 /// # Safety
-/// `rq` valid for `acc.len()` multipliers, `y` for `acc.len()` outputs.
-#[inline(always)]
-unsafe fn requant_each<O: Activation>(acc: &[i32], rq: *const Requant, y: *mut O) {
+/// `rq` valid for `N` multipliers, `y` for `N` outputs.
+#[cold]
+#[inline(never)]
+unsafe fn requant_each<O: Activation, const N: usize>(acc: [i32; N], rq: *const Requant, y: *mut O) {
     for (c, &a) in acc.iter().enumerate() {
         y.add(c).write(O::requant(rq.add(c).read_unaligned(), a));
     }
@@ -160,7 +162,7 @@ macro_rules! sse_path {
                 if !a.fused {
                     let mut t = [0i32; 4];
                     _mm_storeu_si128(t.as_mut_ptr() as *mut __m128i, v);
-                    return requant_each(&t, a.rq.add(ch), y);
+                    return requant_each(t, a.rq.add(ch), y);
                 }
                 let q = requant4(v, a.rq.add(ch));
                 match O::KIND {
@@ -247,16 +249,20 @@ mod avx2 {
         // per row and block: [r0 r0 r1 r1 | r2 r2 r3 r3]
         let mut acc = [[_mm256_setzero_si256(); B]; R];
         let w = a.w.add(c * k);
+        // several rows: the weights are permuted to the inputs' order once for all rows, and
+        // each row's inputs broadcast straight from memory; one row: its inputs are permuted
+        let wperm = _mm256_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15, 0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15);
         let mut g = 0;
         while g < k {
             let mut xv = [_mm256_setzero_si256(); R];
             for (r, v) in xv.iter_mut().enumerate() {
-                let xs = _mm_shuffle_epi8(_mm_loadl_epi64(x.add(r * k + g) as *const __m128i), perm);
-                *v = _mm256_broadcastq_epi64(xs);
+                let xq = _mm_loadl_epi64(x.add(r * k + g) as *const __m128i);
+                *v = _mm256_broadcastq_epi64(if R == 1 { _mm_shuffle_epi8(xq, perm) } else { xq });
             }
             let wb = w.add(4 * g);
             for b in 0..B {
                 let wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(b * 4 * k) as *const __m128i));
+                let wv = if R == 1 { wv } else { _mm256_shuffle_epi8(wv, wperm) };
                 for (ar, &xr) in acc.iter_mut().zip(xv.iter()) {
                     if let Some(s) = ar.get_mut(b) {
                         *s = _mm256_add_epi32(*s, _mm256_madd_epi16(wv, xr));
@@ -297,7 +303,7 @@ mod avx2 {
         if !a.fused {
             let mut t = [0i32; 8];
             _mm256_storeu_si256(t.as_mut_ptr() as *mut __m256i, v);
-            return requant_each(&t, a.rq.add(ch), y);
+            return requant_each(t, a.rq.add(ch), y);
         }
         let q = requant8(v, a.rq.add(ch));
         match O::KIND {
@@ -321,7 +327,7 @@ mod avx2 {
         if !a.fused {
             let mut t = [0i32; 4];
             _mm_storeu_si128(t.as_mut_ptr() as *mut __m128i, v);
-            return requant_each(&t, a.rq.add(ch), y);
+            return requant_each(t, a.rq.add(ch), y);
         }
         let r01 = _mm_loadu_si128(a.rq.add(ch) as *const __m128i);
         let r23 = _mm_loadu_si128(a.rq.add(ch + 2) as *const __m128i);
