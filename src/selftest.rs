@@ -11,7 +11,7 @@ use crate::kernels::attention::{attention, attention_ref, AttentionParams, Heads
 use crate::kernels::layernorm::{layer_norm_ref, LayerNorm};
 use crate::kernels::layout::Layout;
 use crate::kernels::linear::{linear_ref, Linear};
-use crate::kernels::residual::{add, add_ref, ResidualParams};
+use crate::kernels::residual::{add, add_in_place, add_ref, ResidualParams};
 use crate::kernels::softmax::{softmax_u8, softmax_u8_ref};
 use crate::quant::{Activation, Requant};
 
@@ -60,11 +60,12 @@ pub struct Report {
     pub layernorm: usize,
     pub attention: usize,
     pub residual: usize,
+    pub argmax: usize,
 }
 
 impl Report {
     pub fn total(&self) -> usize {
-        self.linear + self.softmax + self.layernorm + self.attention + self.residual
+        self.linear + self.softmax + self.layernorm + self.attention + self.residual + self.argmax
     }
 
     /// Add another report's mismatches to this one.
@@ -74,6 +75,7 @@ impl Report {
         self.layernorm += o.layernorm;
         self.attention += o.attention;
         self.residual += o.residual;
+        self.argmax += o.argmax;
     }
 }
 
@@ -113,6 +115,7 @@ fn run_once(trials: usize) -> Report {
         layernorm: check_layernorm(trials),
         attention: check_attention(trials),
         residual: check_residual(trials),
+        argmax: check_argmax(trials),
     }
 }
 
@@ -355,13 +358,15 @@ pub fn check_layernorm(trials: usize) -> usize {
     mismatches
 }
 
-/// Random residual adds, every shift `1..=62`, extreme inputs and scales.
+/// Random residual adds, every shift `1..=62`, extreme inputs and scales, every length up to
+/// 32 (the SIMD paths' tails), both the copying and the in-place form.
 #[inline(never)]
 pub fn check_residual(trials: usize) -> usize {
     let mut rng = Rng(0xbb67_ae85);
     let mut mismatches = 0;
     for t in 0..trials {
         let p = ResidualParams { ma: rng.next() as i32 >> (rng.next() % 32), mb: rng.next() as i32 >> (rng.next() % 32), shift: 1 + (t % 62) as i32 };
+        let n = (t / 62 + t) % 33;
         let mut a = [0i16; 32];
         let mut b = [0i16; 32];
         for v in a.iter_mut().chain(b.iter_mut()) {
@@ -372,9 +377,36 @@ pub fn check_residual(trials: usize) -> usize {
             };
         }
         let (mut ya, mut yb) = ([0i16; 32], [0i16; 32]);
-        add_ref(p, &a, &b, &mut ya);
-        add(p, &a, &b, &mut yb);
-        mismatches += (ya != yb) as usize;
+        add_ref(p, &a[..n], &b[..n], &mut ya[..n]);
+        add(p, &a[..n], &b[..n], &mut yb[..n]);
+        let mut c = a;
+        add_in_place(p, &mut c[..n], &b[..n]);
+        mismatches += (ya != yb || c[..n] != ya[..n] || c[n..] != a[n..]) as usize;
+    }
+    mismatches
+}
+
+/// Random logit rows (every length up to 80, ties from a narrow value range, extremes) through
+/// the argmax fast path and its reference, and the translator's own loop.
+#[inline(never)]
+pub fn check_argmax(trials: usize) -> usize {
+    use crate::kernels::argmax::{argmax, argmax_ref};
+    let mut rng = Rng(0x3c6e_f372);
+    let mut mismatches = 0;
+    for t in 0..trials {
+        let n = t % 81;
+        let bits = 1 + rng.next() % 32;
+        let mut v = [0i32; 80];
+        for x in v[..n].iter_mut() {
+            *x = match rng.next() % 16 {
+                0 => i32::MAX,
+                1 => i32::MIN,
+                _ => rng.signed(bits),
+            };
+        }
+        let v = &v[..n];
+        let want = argmax_ref(v);
+        mismatches += (argmax(v) != want || crate::argmax(v) != want) as usize;
     }
     mismatches
 }

@@ -17,6 +17,7 @@
 //! [`x86_features::level`], the one module they share.
 
 pub mod activation;
+pub mod argmax;
 pub mod attention;
 pub mod embedding;
 pub mod layernorm;
