@@ -209,7 +209,7 @@ pub fn check_linear_tiles(trials: usize) -> usize {
         }
         let l = Linear::new(&w.0[..n * k], Layout::Block4, &bias[..n], &rq[..n], k);
         let x = &x.0[..rows * k];
-        let mut check = |len: usize| {
+        let check = |len: usize| {
             let (mut a, mut b) = ([0i32; R * N], [0i32; R * N]);
             linear_ref(&l, x, &mut a[..len]);
             l.forward(x, &mut b[..len]);

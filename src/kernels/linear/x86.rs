@@ -12,8 +12,10 @@
 //! same sum modulo 2^32).
 //!
 //! Tiles: 4 rows × 8 channels (AVX2) or 4 rows × 4 channels (128-bit) share each weight load
-//! over four rows (the encoder's many-row inputs); single rows take 16 channels per pass. The
-//! channel sets that do not fill a tile go 4 at a time.
+//! over four rows (the encoder's many-row inputs); there the weights are permuted to the inputs'
+//! order instead (one `PSHUFB` per group, before widening) and each row's 4 inputs broadcast
+//! straight from memory. Single rows take 32 (AVX2) or 16 channels per pass, so one permuted
+//! input feeds 8 or 4 blocks. The channel sets that do not fill a tile go 8 or 4 at a time.
 //!
 //! Requantization is [`Requant::apply32`] vectorized, when the layer is fused (every converted
 //! layer is): the high word of `acc · mult` from two `PMULDQ`, then `(hi + 2^(s-33)) >> (s-32)`
