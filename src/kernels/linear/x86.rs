@@ -17,6 +17,9 @@
 //! straight from memory. Single rows take 32 (AVX2) or 16 channels per pass, so one permuted
 //! input feeds 8 or 4 blocks. The channel sets that do not fill a tile go 8 or 4 at a time.
 //!
+//! Single rows prefetch the next channel set's weights while they work on this one (the output
+//! projection's 512 KB do not stay in L1).
+//!
 //! Requantization is [`Requant::apply32`] vectorized, when the layer is fused (every converted
 //! layer is): the high word of `acc · mult` from two `PMULDQ`, then `(hi + 2^(s-33)) >> (s-32)`
 //! with per-lane variable shifts on AVX2 (`VPSLLVD`, `VPSRAVD`); SSE has no variable shift, so
@@ -136,6 +139,12 @@ macro_rules! sse_path {
                         *v = _mm_shuffle_epi8(_mm_loadl_epi64(x.add(r * k + g) as *const __m128i), perm);
                     }
                     let wb = w.add(4 * g);
+                    if R == 1 && B >= 4 {
+                        // the next set's 16·B bytes per step (a hint, never dereferenced:
+                        // `wrapping_add` may point past the weights)
+                        let next = w.wrapping_add(B * 4 * k + 4 * B * g);
+                        _mm_prefetch::<_MM_HINT_T0>(next);
+                    }
                     for b in 0..B {
                         let w01 = _mm_cvtepi8_epi16(_mm_loadl_epi64(wb.add(b * 4 * k) as *const __m128i));
                         let w23 = _mm_cvtepi8_epi16(_mm_loadl_epi64(wb.add(b * 4 * k + 8) as *const __m128i));
@@ -262,6 +271,13 @@ mod avx2 {
                 *v = _mm256_broadcastq_epi64(if R == 1 { _mm_shuffle_epi8(xq, perm) } else { xq });
             }
             let wb = w.add(4 * g);
+            if R == 1 && B >= 4 {
+                // the next set's 16·B bytes per step, so its lines arrive from L2/L3 in time (a
+                // hint: never dereferenced, `wrapping_add` may point past the weights)
+                let next = w.wrapping_add(B * 4 * k + 4 * B * g);
+                _mm_prefetch::<_MM_HINT_T0>(next);
+                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(64));
+            }
             for b in 0..B {
                 let wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(b * 4 * k) as *const __m128i));
                 let wv = if R == 1 { wv } else { _mm256_shuffle_epi8(wv, wperm) };
