@@ -18,8 +18,11 @@ use picoformer::quant::Requant;
 /// `(rows, k, n)`, as in DESIGN §6, then the de-en encoder's FFN.
 const SHAPES: [(usize, usize, usize); 6] = [(1, 128, 128), (1, 128, 512), (1, 512, 128), (1, 128, 1000), (16, 128, 128), (16, 128, 256)];
 
+/// A level's name and what selects it.
+type Levels = Vec<(&'static str, Box<dyn Fn()>)>;
+
 /// The SIMD levels to compare: every one the CPU has (x86-64), or just the build's kernels.
-fn levels() -> Vec<(&'static str, Box<dyn Fn()>)> {
+fn levels() -> Levels {
     #[cfg(target_arch = "x86_64")]
     {
         use picoformer::kernels::x86_features::{detected, set_cap, Level};
