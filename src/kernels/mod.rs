@@ -14,7 +14,7 @@
 //! the rest to the portable loops; a core without a file uses the portable one. Fast-path files
 //! depend on their family's portable and parameter files, never the other way round, nor on a
 //! sibling fast-path file. On `x86` each family's `x86.rs` picks its path per call from
-//! [`x86_features::level`], the one module they share.
+//! `x86_features::level` (x86-64 builds only), the one module they share.
 
 pub mod activation;
 pub mod argmax;
@@ -57,7 +57,7 @@ pub const FAST_PATHS: &str = if DSP {
 } else if cfg!(picoformer_core = "rv32") {
     "RV32 assembly (16 channels per pass): linear"
 } else if cfg!(picoformer_core = "x86") {
-    "x86-64 SIMD, SSE4.1 / AVX / AVX2 by run-time detection: linear, softmax, LayerNorm, attention"
+    "x86-64 SIMD, SSE4.1 / AVX / AVX2 by run-time detection: linear, softmax, LayerNorm, attention, residual, argmax"
 } else {
     "none (portable Rust)"
 };
