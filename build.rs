@@ -7,6 +7,7 @@
 //! | `"v7m"` | `thumbv7m` (Cortex-M3: Armv7-M without DSP) | `LDRSB` + `MLA` assembly |
 //! | `"v6m"` | `thumbv6m` (Cortex-M0/M0+) | `LDRB` + `SXTB` + `MULS` assembly |
 //! | `"rv32"` | `riscv32` with the M extension | `lb` + `mul` + `add` assembly |
+//! | `"x86"` | `x86_64` (the host simulator) | SSE4.1 / AVX / AVX2 intrinsics, chosen per call from what the CPU reports at run time |
 //! | `"none"` | everything else, or any target with `PICOFORMER_PORTABLE=1` | portable Rust only |
 //!
 //! Each kernel family picks its core's file in one place (`src/kernels/<family>/mod.rs`); the
@@ -16,7 +17,7 @@
 //! `cortex-m55` to the `thumbv8m.main` target's `cortex-m33`).
 
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(picoformer_core, values(\"mve\", \"dsp\", \"v7m\", \"v6m\", \"rv32\", \"none\"))");
+    println!("cargo::rustc-check-cfg=cfg(picoformer_core, values(\"mve\", \"dsp\", \"v7m\", \"v6m\", \"rv32\", \"x86\", \"none\"))");
     println!("cargo::rustc-check-cfg=cfg(picoformer_armv6m)");
     println!("cargo::rerun-if-env-changed=PICOFORMER_PORTABLE");
     println!("cargo::rerun-if-env-changed=PICOFORMER_DSP");
@@ -43,6 +44,8 @@ fn main() {
         "v6m"
     } else if target.starts_with("riscv32im") {
         "rv32"
+    } else if target.starts_with("x86_64") {
+        "x86"
     } else {
         "none"
     };

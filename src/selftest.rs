@@ -8,7 +8,6 @@
 //! Each check returns how many calls disagreed; [`run`] runs them all.
 
 use crate::kernels::attention::{attention, attention_ref, AttentionParams, Heads, Mask};
-use crate::kernels::argmax::{argmax, argmax_ref};
 use crate::kernels::layernorm::{layer_norm_ref, rms_norm_ref, LayerNorm, RmsNorm};
 use crate::kernels::layout::Layout;
 use crate::kernels::linear::{linear_ref, Linear};
@@ -62,22 +61,62 @@ pub struct Report {
     pub layernorm: usize,
     pub attention: usize,
     pub residual: usize,
+    pub argmax: usize,
 }
 
 impl Report {
     pub fn total(&self) -> usize {
-        self.linear + self.softmax + self.layernorm + self.attention + self.residual
+        self.linear + self.softmax + self.layernorm + self.attention + self.residual + self.argmax
+    }
+
+    /// Add another report's mismatches to this one.
+    pub fn add(&mut self, o: Report) {
+        self.linear += o.linear;
+        self.softmax += o.softmax;
+        self.layernorm += o.layernorm;
+        self.attention += o.attention;
+        self.residual += o.residual;
+        self.argmax += o.argmax;
     }
 }
 
-/// Every check, with `trials` random calls each (boards use 200-1000; the host more).
+/// Every check, with `trials` random calls each (boards use 200-1000; the host more). On x86-64
+/// it runs them at every SIMD level the CPU has ([`run_at`]), and adds the mismatches up.
 pub fn run(trials: usize) -> Report {
+    #[cfg(picoformer_core = "x86")]
+    {
+        use crate::kernels::x86_features::{detected, Level};
+        let mut total = Report::default();
+        for level in Level::ALL.into_iter().filter(|&l| l <= detected()) {
+            total.add(run_at(level, trials));
+        }
+        total
+    }
+    #[cfg(not(picoformer_core = "x86"))]
+    run_once(trials)
+}
+
+/// Every check at one x86-64 SIMD level: [`crate::kernels::x86_features::set_cap`] lowers the
+/// level every kernel runs at for the duration (the other levels give the same bits, so a
+/// kernel called meanwhile from another thread is still right).
+#[cfg(picoformer_core = "x86")]
+pub fn run_at(level: crate::kernels::x86_features::Level, trials: usize) -> Report {
+    use crate::kernels::x86_features::set_cap;
+    set_cap(Some(level));
+    let mut r = run_once(trials);
+    r.linear += check_linear_tiles(trials / 10 + 1);
+    set_cap(None);
+    r
+}
+
+fn run_once(trials: usize) -> Report {
     Report {
         linear: check_linear(trials),
         softmax: check_softmax(trials),
         layernorm: check_layernorm(trials),
         attention: check_attention(trials),
         residual: check_residual(trials),
+        argmax: check_argmax(trials),
     }
 }
 
@@ -186,6 +225,58 @@ fn check_linear_long(trials: usize) -> usize {
     mismatches
 }
 
+/// Host only (x86-64): Block4 layers of the shapes the SIMD tiles take, bigger than a board's
+/// stack allows: 1-9 rows (4-row tiles and the rows after them), up to 72 channels (16- and
+/// 8-channel sets and the blocks after them), `k` up to 520, fused and other shifts.
+#[cfg(picoformer_core = "x86")]
+#[inline(never)]
+pub fn check_linear_tiles(trials: usize) -> usize {
+    const K: usize = 520;
+    const N: usize = 72;
+    const R: usize = 9;
+    let mut rng = Rng(0x0bad_5eed);
+    let mut w = Buf([0i8; N * K]);
+    let mut x = Buf([0i16; R * K]);
+    let (mut bias, mut rq) = ([0i32; N], [Requant::default(); N]);
+    let mut mismatches = 0;
+    for t in 0..trials {
+        let k = 4 * (1 + rng.below(K / 4));
+        let n = 4 * (1 + rng.below(N / 4));
+        let rows = 1 + t % R;
+        for v in w.0.iter_mut() {
+            *v = rng.i8_edgy();
+        }
+        for v in x.0.iter_mut() {
+            *v = match rng.next() % 4 {
+                0 => i16::MAX,
+                1 => i16::MIN,
+                _ => rng.next() as i16,
+            };
+        }
+        let fused = t % 3 != 2;
+        for (b, r) in bias.iter_mut().zip(rq.iter_mut()) {
+            *b = (rng.next() as i32) >> (rng.next() % 32);
+            *r = if fused { rng.requant(33, 30) } else { rng.requant(20, 24) };
+        }
+        let l = Linear::new(&w.0[..n * k], Layout::Block4, &bias[..n], &rq[..n], k);
+        let x = &x.0[..rows * k];
+        let check = |len: usize| {
+            let (mut a, mut b) = ([0i32; R * N], [0i32; R * N]);
+            linear_ref(&l, x, &mut a[..len]);
+            l.forward(x, &mut b[..len]);
+            let (mut a16, mut b16) = ([0i16; R * N], [0i16; R * N]);
+            linear_ref(&l, x, &mut a16[..len]);
+            l.forward(x, &mut b16[..len]);
+            let (mut a8, mut b8) = ([0i8; R * N], [0i8; R * N]);
+            linear_ref(&l, x, &mut a8[..len]);
+            l.forward(x, &mut b8[..len]);
+            (a != b) as usize + (a16 != b16) as usize + (a8 != b8) as usize
+        };
+        mismatches += check(rows * n);
+    }
+    mismatches
+}
+
 fn same_linear<O: Activation + PartialEq>(l: &Linear<'_>, x: &[i16], len: usize) -> bool {
     let (mut a, mut b) = ([O::default(); ROWS * N_MAX], [O::default(); ROWS * N_MAX]);
     linear_ref(l, x, &mut a[..len]);
@@ -198,8 +289,7 @@ const ROW_MAX: usize = 80;
 
 /// Random softmax rows (every length up to `ROW_MAX`, fused and other shifts, scores from
 /// near-uniform to the full `i32` range, outputs at every byte offset); a mismatch in the
-/// probabilities or in the exponentials left in `scores` counts. Then [`check_argmax`], the
-/// other reduction over a row.
+/// probabilities or in the exponentials left in `scores` counts.
 #[inline(never)]
 pub fn check_softmax(trials: usize) -> usize {
     let mut rng = Rng(0x9e37_79b9);
@@ -231,28 +321,6 @@ pub fn check_softmax(trials: usize) -> usize {
         softmax_u8(&mut b[..n], rq, &mut pb[off..off + n]);
         mismatches += (a != b || pa != pb) as usize;
     }
-    mismatches + check_argmax(trials)
-}
-
-/// The argmax kernel (which takes a core's fast path) against [`argmax_ref`]: rows of 1-200
-/// logits, full range or few distinct values (ties).
-#[inline(never)]
-fn check_argmax(trials: usize) -> usize {
-    let mut rng = Rng(0x510e_527f);
-    let mut v = [0i32; 200];
-    let mut mismatches = 0;
-    for t in 0..trials {
-        let n = 1 + rng.below(v.len());
-        let spread = if t % 3 == 0 { 30 } else { rng.next() % 32 };
-        for x in v[..n].iter_mut() {
-            *x = match rng.next() % 16 {
-                0 => i32::MIN,
-                1 if t % 5 == 0 => i32::MAX,
-                _ => (rng.next() as i32) >> spread,
-            };
-        }
-        mismatches += (argmax(&v[..n]) != argmax_ref(&v[..n])) as usize;
-    }
     mismatches
 }
 
@@ -278,10 +346,9 @@ pub fn check_attention(trials: usize) -> usize {
         for x in q.iter_mut().chain(k.iter_mut()).chain(v.iter_mut()) {
             *x = rng.i8_edgy();
         }
-        // a softmax scale from sharp to flat, and a context scale from 1/256 to 1/2^14, or in
-        // a quarter of the calls from 2 to 1/2^14 (the 32-bit and 64-bit requantizations)
-        let ctx = if t % 4 == 1 { rng.requant(30, 15) } else { rng.requant(38, 7) };
-        let p = AttentionParams { softmax: rng.requant(33, 12), ctx };
+        // a softmax scale from sharp to flat, and a context scale from 2^10 (saturating) to
+        // 1/2^14: shifts 20..=44, the converter's 30 among them
+        let p = AttentionParams { softmax: rng.requant(33, 12), ctx: rng.requant(20, 25) };
         let mask = Mask { key_len: keys - (t % 7 == 0) as usize * keys.min(2), causal: t % 2 == 0, q_pos0: rng.below(keys + 1) };
         let (dq, dkv) = (h.q_width(), h.kv_width());
         let (q, k, v) = (&q[..rows * dq], &k[..keys * dkv], &v[..keys * dkv]);
@@ -375,14 +442,15 @@ fn check_layernorm_scales(trials: usize) -> usize {
     mismatches
 }
 
-/// Random residual adds, every shift `1..=62`, extreme inputs and scales; each also in place
-/// over its first 1-32 elements.
+/// Random residual adds, every shift `1..=62`, extreme inputs and scales, every length up to
+/// 32 (the SIMD paths' tails), both the copying and the in-place form.
 #[inline(never)]
 pub fn check_residual(trials: usize) -> usize {
     let mut rng = Rng(0xbb67_ae85);
     let mut mismatches = 0;
     for t in 0..trials {
         let p = ResidualParams { ma: rng.next() as i32 >> (rng.next() % 32), mb: rng.next() as i32 >> (rng.next() % 32), shift: 1 + (t % 62) as i32 };
+        let n = (t / 62 + t) % 33;
         let mut a = [0i16; 32];
         let mut b = [0i16; 32];
         for v in a.iter_mut().chain(b.iter_mut()) {
@@ -393,14 +461,36 @@ pub fn check_residual(trials: usize) -> usize {
             };
         }
         let (mut ya, mut yb) = ([0i16; 32], [0i16; 32]);
-        add_ref(p, &a, &b, &mut ya);
-        add(p, &a, &b, &mut yb);
-        mismatches += (ya != yb) as usize;
-        // in place, over every length (the vector loops' tails)
-        let n = 1 + t % 32;
+        add_ref(p, &a[..n], &b[..n], &mut ya[..n]);
+        add(p, &a[..n], &b[..n], &mut yb[..n]);
         let mut c = a;
         add_in_place(p, &mut c[..n], &b[..n]);
-        mismatches += (c[..n] != ya[..n] || c[n..] != a[n..]) as usize;
+        mismatches += (ya != yb || c[..n] != ya[..n] || c[n..] != a[n..]) as usize;
+    }
+    mismatches
+}
+
+/// Random logit rows (every length up to 80, ties from a narrow value range, extremes) through
+/// the argmax fast path and its reference.
+#[inline(never)]
+pub fn check_argmax(trials: usize) -> usize {
+    use crate::kernels::argmax::{argmax, argmax_ref};
+    let mut rng = Rng(0x3c6e_f372);
+    let mut mismatches = 0;
+    for t in 0..trials {
+        let n = t % 81;
+        let bits = 1 + rng.next() % 32;
+        let mut v = [0i32; 80];
+        for x in v[..n].iter_mut() {
+            *x = match rng.next() % 16 {
+                0 => i32::MAX,
+                1 => i32::MIN,
+                _ => rng.signed(bits),
+            };
+        }
+        let v = &v[..n];
+        let want = argmax_ref(v);
+        mismatches += (argmax(v) != want) as usize;
     }
     mismatches
 }

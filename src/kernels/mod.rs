@@ -8,11 +8,13 @@
 //! slice.
 //!
 //! Dispatch, in every family the same way: `build.rs` sets one `cfg(picoformer_core = …)` for
-//! the build (`mve`, `dsp`, `v7m`, `v6m`, `rv32`, or `none` with `PICOFORMER_PORTABLE=1`), and the
-//! family's `mod.rs` maps it to one file (`use dsp as core_path;`). Each core's file offers the
+//! the build (`mve`, `dsp`, `v7m`, `v6m`, `rv32`, `x86`, or `none` with `PICOFORMER_PORTABLE=1`),
+//! and the family's `mod.rs` maps it to one file (`use dsp as core_path;`). Each core's file offers the
 //! same functions as the family's portable file, takes the shapes its assembly can, and hands
 //! the rest to the portable loops; a core without a file uses the portable one. Fast-path files
-//! depend on their family's portable and parameter files, never the other way round.
+//! depend on their family's portable and parameter files, never the other way round, nor on a
+//! sibling fast-path file. On `x86` each family's `x86.rs` picks its path per call from
+//! `x86_features::level` (x86-64 builds only), the one module they share.
 
 pub mod activation;
 pub mod argmax;
@@ -25,6 +27,9 @@ pub mod pool;
 pub mod residual;
 pub mod rope;
 pub mod softmax;
+// on every x86-64 build, so the host tools can name it; only core "x86" reads it
+#[cfg(target_arch = "x86_64")]
+pub mod x86_features;
 
 /// The core whose fast paths this build runs (`build.rs`).
 pub const CORE: &str = if cfg!(picoformer_core = "mve") {
@@ -37,6 +42,8 @@ pub const CORE: &str = if cfg!(picoformer_core = "mve") {
     "v6m"
 } else if cfg!(picoformer_core = "rv32") {
     "rv32"
+} else if cfg!(picoformer_core = "x86") {
+    "x86"
 } else {
     "none"
 };
@@ -59,6 +66,8 @@ pub const FAST_PATHS: &str = if MVE {
     "Armv6-M assembly (LDRB + SXTB + MULS): linear"
 } else if cfg!(picoformer_core = "rv32") {
     "RV32 assembly (16 channels per pass): linear"
+} else if cfg!(picoformer_core = "x86") {
+    "x86-64 SIMD, SSE4.1 / AVX / AVX2 by run-time detection: linear, softmax, LayerNorm, attention, residual, argmax"
 } else {
     "none (portable Rust)"
 };

@@ -141,8 +141,26 @@ enum Cmd {
     },
 }
 
+/// `PICOFORMER_X86_LEVEL=portable|sse4.1|avx|avx2` caps the SIMD level of the int8 kernels
+/// (for comparing them; every level gives the same output). Unset: the best the CPU has.
+#[cfg(target_arch = "x86_64")]
+fn cap_simd_level() -> Result<()> {
+    use picoformer::kernels::x86_features::{set_cap, Level};
+    if let Ok(name) = std::env::var("PICOFORMER_X86_LEVEL") {
+        let level = Level::from_name(&name).ok_or_else(|| anyhow::anyhow!("PICOFORMER_X86_LEVEL={name}: not one of portable, sse4.1, avx, avx2"))?;
+        set_cap(Some(level));
+    }
+    Ok(())
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn cap_simd_level() -> Result<()> {
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let beside = |model: &Path| model.parent().unwrap_or(Path::new(".")).join("export");
+    cap_simd_level()?;
     match Cli::parse().cmd {
         Cmd::Convert { export, out, calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences } => {
             convert::run(&ConvertOpts { export, out, calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences })

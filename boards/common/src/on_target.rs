@@ -59,12 +59,14 @@ pub fn run<P: Platform>(p: &mut P) -> bool {
 fn self_test() -> (usize, usize) {
     use picoformer::selftest;
     defmt::println!("self-test on core `{=str}` (fast paths: {=str}):", picoformer::kernels::CORE, picoformer::kernels::FAST_PATHS);
-    let checks: [(&str, usize, fn(usize) -> usize); 5] = [
+    type Check = (&'static str, usize, fn(usize) -> usize);
+    let checks: [Check; 6] = [
         ("linear, random layers x i32/i16/i8 outputs", 200, selftest::check_linear),
         ("softmax, random rows", 1000, selftest::check_softmax),
         ("LayerNorm and RMSNorm, random calls", 1000, selftest::check_layernorm),
         ("attention, random calls", 500, selftest::check_attention),
         ("residual add, random calls", 500, selftest::check_residual),
+        ("argmax, random rows", 500, selftest::check_argmax),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (what, trials, check) in checks {

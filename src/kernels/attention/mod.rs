@@ -12,8 +12,8 @@
 //! A row that sees no key gets a zero context.
 //!
 //! Files: `params.rs` (the parameters and shapes), `reference.rs` (plain loops), `portable.rs`
-//! (cores without assembly), `dsp.rs` (Cortex-M4/M7/M33), `mve.rs` (Cortex-M55/M85).
-//! [`attention`] runs the row and head
+//! (cores without assembly), `dsp.rs` (Cortex-M4/M7/M33), `mve.rs` (Cortex-M55/M85), `x86.rs`
+//! (SSE4.1 / AVX / AVX2, chosen at run time). [`attention`] runs the row and head
 //! loop and picks the core's file for the two products.
 
 mod params;
@@ -24,14 +24,18 @@ mod reference;
 mod dsp;
 #[cfg(picoformer_core = "mve")]
 mod mve;
+#[cfg(picoformer_core = "x86")]
+mod x86;
 
 // This build's core (`build.rs`): one line per core with its own file.
 #[cfg(picoformer_core = "dsp")]
 use dsp as core_path;
 #[cfg(picoformer_core = "mve")]
 use mve as core_path;
-#[cfg(not(any(picoformer_core = "dsp", picoformer_core = "mve")))]
+#[cfg(not(any(picoformer_core = "dsp", picoformer_core = "mve", picoformer_core = "x86")))]
 use portable as core_path;
+#[cfg(picoformer_core = "x86")]
+use x86 as core_path;
 
 pub use params::{AttentionParams, Heads, Mask};
 pub use reference::attention_ref;

@@ -9,7 +9,7 @@ use crate::quant::{Activation, Requant};
 pub const CTX_CHUNK: usize = 16;
 
 /// Stack scratch: one chunk of context accumulators.
-#[cfg_attr(any(picoformer_core = "dsp", picoformer_core = "mve"), allow(dead_code))] // the interface of cores without a file
+#[cfg_attr(any(picoformer_core = "dsp", picoformer_core = "mve", picoformer_core = "x86"), allow(dead_code))] // the interface of cores without a file
 pub const STACK_BYTES: usize = 4 * CTX_CHUNK;
 
 /// `scores[j] = q_h · k_j` for the head slice `qh` against `kh` (key 0's head slice, keys

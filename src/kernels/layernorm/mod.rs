@@ -18,8 +18,9 @@
 //!
 //! Files: `params.rs` (the view and the row arithmetic), `reference.rs` (the formula, plain),
 //! `portable.rs` (the row loop with a core's hooks), `dsp.rs` (Cortex-M4/M7/M33 statistics and
-//! output pass), `mve.rs` (the same on Cortex-M55/M85). [`LayerNorm::forward`] picks the
-//! core's file.
+//! output pass), `mve.rs` (the same on Cortex-M55/M85), `x86.rs` (SSE4.1 / AVX / AVX2
+//! statistics and output pass, chosen at run time). [`LayerNorm::forward`] picks the core's
+//! file.
 
 mod params;
 mod portable;
@@ -29,14 +30,18 @@ mod reference;
 mod dsp;
 #[cfg(picoformer_core = "mve")]
 mod mve;
+#[cfg(picoformer_core = "x86")]
+mod x86;
 
 // This build's core (`build.rs`): one line per core with its own file.
 #[cfg(picoformer_core = "dsp")]
 use dsp as core_path;
 #[cfg(picoformer_core = "mve")]
 use mve as core_path;
-#[cfg(not(any(picoformer_core = "dsp", picoformer_core = "mve")))]
+#[cfg(not(any(picoformer_core = "dsp", picoformer_core = "mve", picoformer_core = "x86")))]
 use portable as core_path;
+#[cfg(picoformer_core = "x86")]
+use x86 as core_path;
 
 pub use params::{div_u64_small, isqrt_u64, LayerNorm, RmsNorm};
 pub use reference::{layer_norm_ref, rms_norm_ref};

@@ -6,7 +6,7 @@ use super::params::{inv_std, mean, LayerNorm, RmsNorm};
 use crate::quant::{mul_wide, sat_i16, Requant};
 
 /// Stack scratch: none.
-#[cfg_attr(any(picoformer_core = "dsp", picoformer_core = "mve"), allow(dead_code))] // the interface of cores without a file
+#[cfg_attr(any(picoformer_core = "dsp", picoformer_core = "mve", picoformer_core = "x86"), allow(dead_code))] // the interface of cores without a file
 pub const STACK_BYTES: usize = 0;
 
 /// A row's `(Σx, Σx²)` from a core's fast path, if it takes the row.
@@ -72,7 +72,7 @@ pub fn layer_norm_with(ln: &LayerNorm<'_>, x: &[i16], y: &mut [i16], stats: Stat
 }
 
 /// RMSNorm on a core without a fast path.
-#[cfg_attr(any(picoformer_core = "dsp", picoformer_core = "mve"), allow(dead_code))]
+#[cfg_attr(any(picoformer_core = "dsp", picoformer_core = "mve", picoformer_core = "x86"), allow(dead_code))]
 pub fn rms_norm(rms: &RmsNorm<'_>, x: &[i16], y: &mut [i16]) {
     rms_norm_with(rms, x, y, |_| None)
 }

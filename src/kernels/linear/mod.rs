@@ -13,8 +13,9 @@
 //! Files: [`weights`](Linear) (the view), `reference.rs` (the plain loop every fast path is
 //! checked against), `portable.rs` (row-major layers, and Block4 on cores without a fast path),
 //! and one file per core: `dsp.rs` (Cortex-M4/M7/M33), `v7m.rs` (M3), `v6m.rs` (M0/M0+),
-//! `rv32.rs`, `mve.rs` (Cortex-M55/M85). [`Linear::forward`] picks the core's file; each file's
-//! `block4` takes what its assembly can and hands the rest to the portable loop.
+//! `rv32.rs`, `mve.rs` (Cortex-M55/M85), `x86.rs` (SSE4.1 / AVX / AVX2, chosen at run time).
+//! [`Linear::forward`] picks the core's file; each file's `block4` takes what its assembly can
+//! and hands the rest to the portable loop.
 //!
 //! Stack scratch: [`STACK_BYTES`] (the DSP cores widen a block of weights to int16 on the
 //! stack; the others use a few accumulators).
@@ -33,6 +34,8 @@ mod rv32;
 mod v6m;
 #[cfg(picoformer_core = "v7m")]
 mod v7m;
+#[cfg(picoformer_core = "x86")]
+mod x86;
 
 // This build's core (`build.rs`): one line per core.
 #[cfg(picoformer_core = "dsp")]
@@ -47,6 +50,8 @@ use rv32 as core_path;
 use v6m as core_path;
 #[cfg(picoformer_core = "v7m")]
 use v7m as core_path;
+#[cfg(picoformer_core = "x86")]
+use x86 as core_path;
 
 pub use portable::linear_4rows;
 pub use reference::linear_ref;

@@ -14,8 +14,9 @@
 //! difference `m - s_j` is taken in 64 bits).
 //!
 //! Files: `exp2.rs` (the table and reciprocal), `reference.rs` (the formula, plain), `portable.rs`
-//! (cores without assembly), `dsp.rs` (Cortex-M4/M7/M33), `mve.rs` (Cortex-M55/M85), `log.rs`
-//! (log-softmax for beam search). [`softmax_u8`] picks the core's file.
+//! (cores without assembly), `dsp.rs` (Cortex-M4/M7/M33), `mve.rs` (Cortex-M55/M85), `x86.rs`
+//! (SSE4.1 / AVX / AVX2, chosen at run time), `log.rs` (log-softmax for beam search).
+//! [`softmax_u8`] picks the core's file.
 
 mod exp2;
 mod log;
@@ -26,14 +27,18 @@ mod reference;
 mod dsp;
 #[cfg(picoformer_core = "mve")]
 mod mve;
+#[cfg(picoformer_core = "x86")]
+mod x86;
 
 // This build's core (`build.rs`): one line per core with its own file.
 #[cfg(picoformer_core = "dsp")]
 use dsp as core_path;
 #[cfg(picoformer_core = "mve")]
 use mve as core_path;
-#[cfg(not(any(picoformer_core = "dsp", picoformer_core = "mve")))]
+#[cfg(not(any(picoformer_core = "dsp", picoformer_core = "mve", picoformer_core = "x86")))]
 use portable as core_path;
+#[cfg(picoformer_core = "x86")]
+use x86 as core_path;
 
 pub use exp2::{exp2_neg_q15, exponent, recip_2_32, EXP2_NEG_Q15, EXP2_Q15, RECIP_CAP};
 pub use log::{log2_q10, log_sum_exp_q10};

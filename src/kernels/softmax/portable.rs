@@ -6,7 +6,7 @@ use super::exp2::{exp2_neg_q15, exponent, recip_2_32, RECIP_CAP};
 use crate::quant::{mul_wide_u32, Requant};
 
 /// Stack scratch: none.
-#[cfg_attr(any(picoformer_core = "dsp", picoformer_core = "mve"), allow(dead_code))] // the interface of cores without a file
+#[cfg_attr(any(picoformer_core = "dsp", picoformer_core = "mve", picoformer_core = "x86"), allow(dead_code))] // the interface of cores without a file
 pub const STACK_BYTES: usize = 0;
 
 /// Softmax of `scores` into `p`, see the module doc.

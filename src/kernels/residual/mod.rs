@@ -2,6 +2,13 @@
 //!
 //! `a` and `b` are `i16` tensors of equal shape in their own scales; `ma = s_a / s_y · 2^sh` and
 //! `mb = s_b / s_y · 2^sh` share one shift so the sum is rounded once.
+//!
+//! Files: this one (the reference and the scalar loop), `x86.rs` (SSE4.1 / AVX / AVX2, chosen at
+//! run time, for the shifts `16..=32` every converted model has). [`add`] and [`add_in_place`]
+//! hand the elements to the core's path first; the scalar loop does the rest.
+
+#[cfg(picoformer_core = "x86")]
+mod x86;
 
 use crate::quant::{mul_wide, sat_i16};
 
@@ -33,6 +40,11 @@ pub fn add(p: ResidualParams, a: &[i16], b: &[i16], y: &mut [i16]) {
     if mve::add(p, a, b, y) {
         return;
     }
+    #[cfg(picoformer_core = "x86")]
+    let (a, b, y) = {
+        let done = x86::add(p, a, b, y);
+        (a.get(done..).unwrap_or(&[]), b.get(done..).unwrap_or(&[]), y.get_mut(done..).unwrap_or(&mut []))
+    };
     let f = Add::new(p);
     for ((yj, &aj), &bj) in y.iter_mut().zip(a).zip(b) {
         *yj = f.apply(aj, bj);
@@ -45,6 +57,11 @@ pub fn add_in_place(p: ResidualParams, a: &mut [i16], b: &[i16]) {
     if mve::add_in_place(p, a, b) {
         return;
     }
+    #[cfg(picoformer_core = "x86")]
+    let (a, b) = {
+        let done = x86::add_in_place(p, a, b);
+        (a.get_mut(done..).unwrap_or(&mut []), b.get(done..).unwrap_or(&[]))
+    };
     let f = Add::new(p);
     for (aj, &bj) in a.iter_mut().zip(b) {
         *aj = f.apply(*aj, bj);
