@@ -392,10 +392,15 @@ pub fn run(o: &EvalOpts) -> Result<()> {
     let ex = Export::load(&o.export)?;
     let fm = ex.float_model();
     let c = *model.config();
-    let need = |p: &Option<PathBuf>, flag: &str| p.clone().ok_or_else(|| anyhow!("a {} model's eval needs {flag}", crate::convert::kind_name(&c)));
+    // a flag's file, or the file of that name beside the model (as `convert` finds them)
+    let dir = o.model.parent().unwrap_or(std::path::Path::new("."));
+    let beside = |p: &Option<PathBuf>, name: &str| p.clone().or_else(|| Some(dir.join(name)).filter(|p| p.exists()));
+    let need = |p: &Option<PathBuf>, flag: &str, name: &str| {
+        beside(p, name).ok_or_else(|| anyhow!("the {} model's eval needs {flag} (or {} beside the model)", crate::convert::kind_name(&c), dir.join(name).display()))
+    };
     match c.kind {
         ModelKind::EncoderDecoder => {
-            let test = SentencePairs::read(&need(&o.src, "--src")?, &need(&o.reference, "--ref")?, usize::MAX)?;
+            let test = SentencePairs::read(&need(&o.src, "--src", "test2016.de")?, &need(&o.reference, "--ref", "test2016.en")?, usize::MAX)?;
             let a = agreement(&model, &fm, model.tokenizer(), &test.src, &test.tgt)?;
             println!("int8:  {}", a.bleu_int8);
             println!("float: {}", a.bleu_float);
@@ -412,9 +417,9 @@ pub fn run(o: &EvalOpts) -> Result<()> {
             }
         }
         ModelKind::DecoderOnly => {
-            let texts = crate::host::read_lines(&need(&o.test, "--test")?)?;
-            let prompts = match &o.prompts {
-                Some(p) => crate::host::read_lines(p)?,
+            let texts = crate::host::read_lines(&need(&o.test, "--test", "test2016.en")?)?;
+            let prompts = match beside(&o.prompts, "prompts.txt") {
+                Some(p) => crate::host::read_lines(&p)?,
                 None => Vec::new(),
             };
             let q = lm_quality(&model, &fm, &texts, &prompts)?;
@@ -424,7 +429,7 @@ pub fn run(o: &EvalOpts) -> Result<()> {
             }
         }
         ModelKind::EncoderOnly => {
-            let path = need(&o.test, "--test")?;
+            let path = need(&o.test, "--test", if c.input == picoformer::blob::InputKind::Features { "test.csv" } else { "test.txt" })?;
             let windows;
             let texts;
             let inputs = if c.input == picoformer::blob::InputKind::Features {
@@ -434,8 +439,8 @@ pub fn run(o: &EvalOpts) -> Result<()> {
                 texts = crate::host::read_lines(&path)?;
                 Inputs::Texts(&texts)
             };
-            let labels = match &o.labels {
-                Some(p) => crate::host::read_labels(p)?,
+            let labels = match beside(&o.labels, "test.labels") {
+                Some(p) => crate::host::read_labels(&p)?,
                 None => Vec::new(),
             };
             let q = clf_quality(&model, &fm, inputs, &labels)?;

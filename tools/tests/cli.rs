@@ -1,4 +1,4 @@
-//! The `picoformer` binary as a user runs it, on `models/de-en/de-en.pico`: what it prints on
+//! The `picoformer` binary as a user runs it, on the committed models: what it prints on
 //! stdout and stderr, and its exit code.
 
 use std::io::Write;
@@ -143,4 +143,64 @@ fn eval_shows_progress_on_stderr() {
     let o = picoformer(&["eval", "--model", &model(), "--src", src.to_str().unwrap(), "--ref", reference.to_str().unwrap()], b"");
     assert!(o.status.success() && o.stderr.is_empty(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).starts_with("int8:  BLEU = "));
+}
+
+fn model_at(name: &str) -> String {
+    root().join(format!("models/{name}/{name}.pico")).display().to_string()
+}
+
+/// `generate` continues a prompt greedily as the report says, samples the same tokens for the
+/// same seed, and cuts a prompt longer than the context with a note.
+#[test]
+fn generate_greedy_sampled_and_long_prompts() {
+    let lm = model_at("captions-lm");
+    let o = picoformer(&["generate", "--model", &lm, "A man in a red"], b"");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "A man in a red shirt is standing in front of a building.\n");
+    let sample = |seed: &str| {
+        let o = picoformer(&["generate", "--model", &lm, "--sample", "--seed", seed, "--temperature", "0.8", "--top-k", "40", "Two dogs"], b"");
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let (a, b) = (sample("7"), sample("7"));
+    assert_eq!(a, b);
+    assert!(a.starts_with("Two dogs") && a.len() > "Two dogs\n".len(), "{a:?}");
+    // stdin, one prompt per line; a prompt of 200 words is cut to the context's end, noted
+    let long = "a dog ".repeat(100);
+    let o = picoformer(&["generate", "--model", &lm, "--max-new", "3"], format!("A girl\n{long}\n").as_bytes());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).lines().count(), 2, "{}", text(&o.stdout));
+    assert!(text(&o.stderr).contains("prompt 2"), "{}", text(&o.stderr));
+}
+
+/// `classify` prints one line per window with the class, its label and the scores; a window of
+/// the wrong width and the wrong kind of model are named.
+#[test]
+fn classify_windows_and_errors() {
+    let jv = model_at("japanese-vowels");
+    let csv = root().join("models/japanese-vowels/test.csv").display().to_string();
+    let o = picoformer(&["classify", "--model", &jv, &csv], b"");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert_eq!(out.lines().count(), 370);
+    assert!(out.starts_with("0: class 0 (speaker 1)  ["), "{out:.80}");
+    let wrong = root().join("models/basic-motions/test.csv").display().to_string();
+    let o = picoformer(&["classify", "--model", &jv, &wrong], b"");
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("6 values, the model reads frames of 12"), "{}", text(&o.stderr));
+    let o = picoformer(&["generate", "--model", &model(), "x"], b"");
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("needs a decoder-only language model"), "{}", text(&o.stderr));
+    let o = picoformer(&["classify", "--model", &model_at("captions-lm"), &csv], b"");
+    assert!(!o.status.success());
+}
+
+/// `eval` finds the test set beside the model and reports the kind's metric.
+#[test]
+fn eval_reports_each_kind_metric() {
+    let o = picoformer(&["eval", "--model", &model_at("basic-motions")], b"");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("accuracy over 40 windows: int8 97.50% (39/40), float 97.50% (39/40)"), "{out}");
+    assert!(out.contains("int8 predicts float's class on 40/40"), "{out}");
 }

@@ -18,7 +18,11 @@ use core::hint::black_box;
 
 use picoformer::align::Aligned;
 use picoformer::kernels::attention::{attention, AttentionParams, Heads, Mask};
-use picoformer::kernels::layernorm::LayerNorm;
+use picoformer::blob::ModelKind;
+use picoformer::kernels::activation::{gated_i16, relu_i16, table_i16};
+use picoformer::kernels::layernorm::{LayerNorm, RmsNorm};
+use picoformer::kernels::rope::Rope;
+use picoformer::vectors::{replay, Buffers, Meter, Vectors};
 use picoformer::kernels::layout::Layout;
 use picoformer::kernels::linear::{linear_ref, Linear};
 use picoformer::kernels::residual::{add_in_place, ResidualParams};
@@ -28,11 +32,14 @@ use picoformer::blob::Stack;
 use picoformer::model::Attention;
 use picoformer::observe::NoObserver;
 use picoformer::quant::{Activation, Requant};
-use picoformer::{argmax, Model, TokenId, Translator};
+use picoformer::{argmax, Generator, Model, TokenId, Translator};
 use picoformer_board_common::{assets, Platform};
 
 /// The sentence of the model figures: line 50 of `models/de-en/test2016.de`, 15 pieces + eos.
 pub const SENTENCE: &str = "Ein Mann in Jeans spielt an einem Strand mit einem roten Ball.";
+
+/// The language model's prompt (DESIGN's example).
+pub const PROMPT: &str = "A man in a red";
 
 /// Decoder steps fed by teacher forcing (greedy tokens), `pos` 0 ..= 16.
 const STEPS: usize = 17;
@@ -80,6 +87,11 @@ struct Bufs {
     probs: [u8; N_MAX],
     gain: [i32; D],
     ln_bias: [i32; D],
+    /// RoPE tables: 64 positions × 16.
+    cos: [i16; 64 * 16],
+    sin: [i16; 64 * 16],
+    /// An activation table (257 points).
+    table: [i16; 257],
 }
 
 static mut BUFS: Bufs = Bufs {
@@ -99,6 +111,9 @@ static mut BUFS: Bufs = Bufs {
     probs: [0; N_MAX],
     gain: [0; D],
     ln_bias: [0; D],
+    cos: [0; 64 * 16],
+    sin: [0; 64 * 16],
+    table: [0; 257],
 };
 
 /// A ratio printed with three decimals, without floats.
@@ -164,7 +179,11 @@ pub fn run_ticks<P: Platform>(p: &mut P, machine: &str, instructions: u32, ticks
     }
     bench_softmax(p, &mut rng, b);
     bench_layernorm(p, &mut rng, b);
-    let ok = bench_model(p, b);
+    bench_llama_kernels(p, &mut rng, b);
+    let Some(mut mem) = assets::take_memory() else { return false };
+    let ok = bench_model(p, b, &mut mem);
+    let ok = bench_lm(p, &mut mem) && ok;
+    let ok = bench_classifiers(p, &mut mem) && ok;
     defmt::println!("bench done");
     ok
 }
@@ -399,6 +418,183 @@ fn bench_layernorm<P: Platform>(p: &mut P, rng: &mut Rng, b: &mut Bufs) {
     defmt::println!("| {=usize} x {=usize} | {=u64} | {} |", SEQ, D, t, Milli(t, (SEQ * D) as u64));
 }
 
+/// The Llama blocks' kernels, per element, each beside its nearest existing kernel: RMSNorm
+/// beside LayerNorm (same rows, gains and shift), RoPE (Q15 tables, `i16` in, `i8` out) beside
+/// the residual add, and SwiGLU's activation (the SiLU table on the gate, then the requantized
+/// product with `up`) beside GELU's table and ReLU.
+fn bench_llama_kernels<P: Platform>(p: &mut P, rng: &mut Rng, b: &mut Bufs) {
+    defmt::println!("");
+    defmt::println!("## Llama-block kernels (16 x 128, per element)");
+    defmt::println!("");
+    defmt::println!("| kernel | instr | instr/element | nearest existing kernel | instr/element |");
+    defmt::println!("|---|---|---|---|---|");
+    let n = (SEQ * D) as u64;
+    let ln = LayerNorm { gain: &b.gain, bias: &b.ln_bias, shift: 36, eps: 1 };
+    let rms = RmsNorm { gain: &b.gain, shift: 36, eps: 1 };
+    let (x, y) = (&b.x.0[..SEQ * D], &mut b.y16[..SEQ * D]);
+    let t_ln = per_call(p, reps_for(100 * n), || ln.forward(black_box(x), black_box(&mut *y)));
+    let t_rms = per_call(p, reps_for(100 * n), || rms.forward(black_box(x), black_box(&mut *y)));
+    defmt::println!("| RMSNorm | {=u64} | {} | LayerNorm | {} |", t_rms, Milli(t_rms, n), Milli(t_ln, n));
+
+    // RoPE over 4 heads of 32 at positions 0..16, tables as the converter writes them
+    for (c, s) in b.cos.iter_mut().zip(b.sin.iter_mut()) {
+        *c = rng.signed(15).clamp(-32767, 32767) as i16;
+        *s = rng.signed(15).clamp(-32767, 32767) as i16;
+    }
+    let rope = Rope { cos: &b.cos, sin: &b.sin, half: 16 };
+    let rq = Requant { mult: 1 << 30, shift: 15 + 5 };
+    let res = ResidualParams { ma: 981_597_782, mb: 445_993_134, shift: 30 };
+    let (x, q) = (&b.x.0[..SEQ * D], &mut b.q.0[..SEQ * D]);
+    let t_rope = per_call(p, reps_for(20 * n), || rope.apply(black_box(x), 0, 4, rq, black_box(&mut *q)));
+    let (a, y) = (&b.x.0[..SEQ * D], &mut b.y16[..SEQ * D]);
+    let t_res = per_call(p, reps_for(30 * n), || add_in_place(res, black_box(&mut *y), black_box(a)));
+    defmt::println!("| RoPE (rotate half, i16 -> i8) | {=u64} | {} | residual add | {} |", t_rope, Milli(t_rope, n), Milli(t_res, n));
+
+    // activations over the FFN's hidden values: a 257-entry table (SiLU or GELU), in place
+    for (i, t) in b.table.iter_mut().enumerate() {
+        *t = (i as i32 * 128 - 16384) as i16;
+    }
+    let mul = Requant { mult: 1 << 30, shift: 30 + 12 };
+    // in place, each repetition on the previous one's output: their cost does not depend on
+    // the values (the table's index and fraction, a clamp, a multiply and requantize)
+    let (gate, up) = (&mut b.ctx[..SEQ * D], &mut b.y16[..SEQ * D]);
+    gate.copy_from_slice(&b.x.0[..SEQ * D]);
+    let table = &b.table;
+    let t_swiglu = per_call(p, reps_for(30 * n), || {
+        table_i16(black_box(&mut *gate), table);
+        gated_i16(black_box(&*gate), black_box(&mut *up), mul);
+    });
+    let t_gelu = per_call(p, reps_for(20 * n), || table_i16(black_box(&mut *gate), table));
+    let t_relu = per_call(p, reps_for(10 * n), || relu_i16(black_box(&mut *gate)));
+    defmt::println!("| SwiGLU activation (SiLU table + gated product) | {=u64} | {} | GELU table / ReLU | {} / {} |", t_swiglu, Milli(t_swiglu, n), Milli(t_gelu, n), Milli(t_relu, n));
+}
+
+/// The first embedded model of `kind`, parsed.
+fn embedded(kind: ModelKind) -> impl Iterator<Item = (&'static str, Model<'static>, &'static [u8])> {
+    assets::MODELS.iter().filter_map(move |e| match Model::parse(e.blob) {
+        Ok(m) if m.config().kind == kind => Some((e.name, m, e.vectors)),
+        _ => None,
+    })
+}
+
+/// The language model: a prompt's pass, then greedy steps, per token.
+fn bench_lm<P: Platform>(p: &mut P, mem: &mut assets::Memory) -> bool {
+    let Some((name, model, _)) = embedded(ModelKind::DecoderOnly).next() else {
+        defmt::println!("bench: no decoder-only model embedded (PICOFORMER_MODELS)");
+        return true;
+    };
+    let c = *model.config();
+    let mut g = match Generator::new(&model, &mut *mem.arena, 1) {
+        Ok(g) => g,
+        Err(e) => {
+            defmt::println!("generator: {}", defmt::Display2Format(&e));
+            return false;
+        }
+    };
+    let mut ids = [0 as TokenId; assets::MAX_TEXT_BYTES + 2];
+    let t0 = p.instructions();
+    let n = match model.tokenizer().encode_prompt(PROMPT, &mut *mem.scratch, &mut ids, c.max_len - 1) {
+        Ok(n) => n,
+        Err(e) => {
+            defmt::println!("tokenizer: {}", defmt::Display2Format(&e));
+            return false;
+        }
+    };
+    let tokenize = p.instructions() - t0;
+    let t0 = p.instructions();
+    if let Err(e) = g.prompt(&ids[..n]) {
+        defmt::println!("prompt: {}", defmt::Display2Format(&e));
+        return false;
+    }
+    let prefill = p.instructions() - t0;
+    let mut steps = [0u64; 20];
+    let mut made = 0;
+    for s in steps.iter_mut() {
+        let t0 = p.instructions();
+        let step = g.greedy_step(&mut NoObserver);
+        *s = p.instructions() - t0;
+        match step {
+            Ok(Some(_)) => made += 1,
+            Ok(None) => break,
+            Err(e) => {
+                defmt::println!("step: {}", defmt::Display2Format(&e));
+                return false;
+            }
+        }
+    }
+    // the first step chooses from the prompt pass's logits; every later one feeds the token
+    // chosen before and chooses the next: that is the cost of a generated token
+    let fed = steps.get(1..made).unwrap_or(&[]);
+    let decode: u64 = fed.iter().sum();
+    defmt::println!("");
+    defmt::println!(
+        "## {=str} (decoder-only: d_model {=usize}, {=usize} query / {=usize} K/V heads, {=usize} layers, SwiGLU {=usize}, vocab {=usize}), prompt of {=usize} tokens (bos included)",
+        name, c.d_model, c.nhead, c.n_kv_heads, c.n_dec, c.d_ff, c.vocab, n
+    );
+    defmt::println!("");
+    defmt::println!("`{=str}`", PROMPT);
+    defmt::println!("");
+    defmt::println!("| stage | instr | per token |");
+    defmt::println!("|---|---|---|");
+    defmt::println!("| tokenize (on device) | {=u64} | {=u64} |", tokenize, tokenize / n as u64);
+    defmt::println!("| prompt pass ({=usize} tokens) | {=u64} | {=u64} |", n, prefill, prefill / n as u64);
+    defmt::println!("| first token (argmax over the prompt pass's logits) | {=u64} | |", steps[0]);
+    for i in [1usize, 9] {
+        if i < made {
+            defmt::println!("| token {=usize} (feeds token {=usize} at position {=usize}, then argmax) | {=u64} | |", i + 1, i, n + i - 1, steps[i]);
+        }
+    }
+    defmt::println!("| **per generated token, mean of {=usize}** (feed + argmax) | {=u64} | **{=u64}** |", fed.len(), decode, decode / fed.len().max(1) as u64);
+    true
+}
+
+/// Each classifier: its test-vector windows, per window and per frame.
+fn bench_classifiers<P: Platform>(p: &mut P, mem: &mut assets::Memory) -> bool {
+    struct Instructions<'p, P: Platform>(&'p mut P);
+    impl<P: Platform> Meter for Instructions<'_, P> {
+        fn now(&mut self) -> u64 {
+            self.0.instructions()
+        }
+    }
+    let mut ok = true;
+    for (name, model, vectors) in embedded(ModelKind::EncoderOnly) {
+        let c = *model.config();
+        let Some(cases) = Vectors::parse(vectors) else { continue };
+        let (mut total, mut frames, mut windows) = (0u64, 0u64, 0u64);
+        let mut ids = [0 as TokenId; assets::MAX_TEXT_BYTES + 2];
+        for case in cases {
+            let mut buf = Buffers { arena: &mut *mem.arena, scratch: &mut *mem.scratch, ids: &mut ids, features: &mut *mem.features };
+            match replay(&model, &case, &mut buf, &mut Instructions(p), &mut NoObserver, &mut Discard) {
+                Ok(r) if r.ok(&case) => {
+                    total += r.cost.total();
+                    frames += r.inputs as u64;
+                    windows += 1;
+                }
+                _ => ok = false,
+            }
+        }
+        defmt::println!("");
+        defmt::println!(
+            "## {=str} (encoder-only over {=usize} features per frame: d_model {=usize}, {=usize} heads, {=usize} layers, FFN {=usize}, {=usize} classes)",
+            name, c.n_features, c.d_model, c.nhead, c.n_enc, c.d_ff, c.n_outputs
+        );
+        defmt::println!("");
+        defmt::println!("| windows | frames | instr | **per window** | per frame |");
+        defmt::println!("|---|---|---|---|---|");
+        defmt::println!("| {=u64} | {=u64} | {=u64} | **{=u64}** | {=u64} |", windows, frames, total, total / windows.max(1), total / frames.max(1));
+    }
+    ok
+}
+
+/// Text nobody reads.
+struct Discard;
+
+impl core::fmt::Write for Discard {
+    fn write_str(&mut self, _: &str) -> core::fmt::Result {
+        Ok(())
+    }
+}
+
 /// Instructions of the linear layers of one attention block's Q, K, V projections over `rows`.
 fn qkv<P: Platform>(p: &mut P, a: &Attention<'_>, x: &[i16], b: &mut Bufs, rows: usize) -> u64 {
     let n = rows * D;
@@ -419,7 +615,7 @@ fn attn<P: Platform>(p: &mut P, params: &AttentionParams, heads: usize, b: &mut 
     })
 }
 
-fn bench_model<P: Platform>(p: &mut P, b: &mut Bufs) -> bool {
+fn bench_model<P: Platform>(p: &mut P, b: &mut Bufs, mem: &mut assets::Memory) -> bool {
     let model = match Model::parse(assets::BLOB) {
         Ok(m) => m,
         Err(e) => {
@@ -432,8 +628,7 @@ fn bench_model<P: Platform>(p: &mut P, b: &mut Bufs) -> bool {
         defmt::println!("bench: expects the de-en model (d_model 128, vocab <= 4000)");
         return false;
     }
-    let Some(mem) = assets::take_memory() else { return false };
-    let mut t = match Translator::new(&model, mem.arena, 1) {
+    let mut t = match Translator::new(&model, &mut *mem.arena, 1) {
         Ok(t) => t,
         Err(e) => {
             defmt::println!("translator: {}", defmt::Display2Format(&e));
@@ -443,7 +638,7 @@ fn bench_model<P: Platform>(p: &mut P, b: &mut Bufs) -> bool {
     let tok = model.tokenizer();
     let mut src = [0 as TokenId; assets::MAX_TEXT_BYTES + 2];
     let t0 = p.instructions();
-    let n = match tok.encode_source(SENTENCE, mem.scratch, &mut src, c.max_len) {
+    let n = match tok.encode_source(SENTENCE, &mut *mem.scratch, &mut src, c.max_len) {
         Ok(n) => n,
         Err(e) => {
             defmt::println!("tokenizer: {}", defmt::Display2Format(&e));

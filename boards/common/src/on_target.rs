@@ -37,6 +37,9 @@ pub fn run<P: Platform>(p: &mut P) -> bool {
     if let Some(text) = sentence::SENTENCE {
         return sentence::translate(p, text);
     }
+    if let Some(prompt) = sentence::PROMPT {
+        return sentence::generate(p, prompt);
+    }
     let (mut passed, mut failed) = run_models(p);
     let translation_stack = mem::stack_high_water(&ram);
     let (passed_checks, failed_checks) = self_test();

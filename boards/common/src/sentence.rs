@@ -1,16 +1,24 @@
 //! Sentence mode: when the firmware is built with `PICOFORMER_SENTENCE` set, it translates that
 //! one sentence on the device instead of running the test vectors, logging each token as the
-//! decoder produces it (`scripts/translate` uses this).
+//! decoder produces it (`scripts/translate` uses this); with `PICOFORMER_PROMPT`, the first
+//! embedded language model continues that prompt greedily (`scripts/generate`).
 
 use core::fmt::Write;
 
 use picoformer::tokenizer::DecodeState;
-use picoformer::{Error, Model, TokenId, Translator};
+use picoformer::blob::ModelKind;
+use picoformer::{Error, Generator, Model, TokenId, Translator};
 
 use crate::{assets, Platform};
 
 /// The sentence built in, if any.
 pub const SENTENCE: Option<&str> = option_env!("PICOFORMER_SENTENCE");
+
+/// The prompt built in, if any.
+pub const PROMPT: Option<&str> = option_env!("PICOFORMER_PROMPT");
+
+/// New tokens a built-in prompt is continued by, at most.
+const MAX_NEW: usize = 20;
 
 /// The English so far; pieces that no longer fit are dropped.
 struct Text {
@@ -70,5 +78,52 @@ fn run<P: Platform>(p: &mut P, text: &str) -> Result<(), Error> {
     let spent = p.instructions() - t0;
     defmt::println!("en: {=str}", en.as_str());
     defmt::println!("{=u32} tokens in {=u64} instructions (tokenize + encode + decode)", tokens, spent);
+    Ok(())
+}
+
+/// Continue `prompt` with the first embedded decoder-only model, streaming; `true` when it ran
+/// to the end.
+pub fn generate<P: Platform>(p: &mut P, prompt: &str) -> bool {
+    match continue_prompt(p, prompt) {
+        Ok(()) => true,
+        Err(e) => {
+            defmt::println!("error: {}", defmt::Display2Format(&e));
+            false
+        }
+    }
+}
+
+fn continue_prompt<P: Platform>(p: &mut P, prompt: &str) -> Result<(), Error> {
+    let memory = assets::take_memory().ok_or(Error::DecoderState)?;
+    let lm = assets::MODELS.iter().find(|e| Model::parse(e.blob).is_ok_and(|m| m.config().kind == ModelKind::DecoderOnly)).ok_or(Error::WrongModelKind)?;
+    Model::parse_into(lm.blob, memory.model)?;
+    let model: &Model<'_> = memory.model;
+    let mut g = Generator::new(model, memory.arena, 1)?;
+    let tok = model.tokenizer();
+    defmt::println!("prompt: {=str}", prompt);
+    let t0 = p.instructions();
+    let mut ids = [0 as TokenId; assets::MAX_TEXT_BYTES + 2];
+    let n = tok.encode_prompt(prompt, memory.scratch, &mut ids, model.config().max_len - 1)?;
+    let ids = ids.get(..n).unwrap_or(&[]);
+    g.prompt(ids)?;
+    // the prompt sets the decoding state, so the continuation keeps its first space
+    let mut state = DecodeState::default();
+    let mut text = Text { buf: [0; 512], len: 0 };
+    for &id in ids {
+        tok.decode_piece(id, &mut state, &mut text)?;
+    }
+    let mut tokens = 0u32;
+    for _ in 0..MAX_NEW {
+        let Some(id) = g.next_token()? else { break };
+        let before = text.len;
+        tok.decode_piece(id, &mut state, &mut text)?;
+        let piece = core::str::from_utf8(text.buf.get(before..text.len).unwrap_or(&[])).unwrap_or("");
+        defmt::println!("  token {=u16} {=str}", id, piece);
+        tokens += 1;
+    }
+    state.finish(&mut text)?;
+    let spent = p.instructions() - t0;
+    defmt::println!("text: {=str}", text.as_str());
+    defmt::println!("{=u32} new tokens in {=u64} instructions (tokenize + prompt + decode)", tokens, spent);
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Helium (MVE) fast paths of the two matrix products inside [`super::attention`]
-//! (`picoformer_core = "mve"`); heads they do not take go to the portable loops.
+//! (`picoformer_core = "mve"`); heads they do not take go to the DSP file (and from there, to
+//! the portable loops).
 //!
 //! - Scores, `s_j = q_h · k_j` (`pf_mve_qk_*`, `d_head` of 16, 32, 48 or 64, word-aligned keys):
 //!   the query head stays in one to four Q registers; per key one `VLDM` of its head slice, one
@@ -21,7 +22,7 @@
 
 use core::mem::MaybeUninit;
 
-use super::portable;
+use super::dsp;
 use crate::quant::Requant;
 
 /// Most keys [`context`] takes: the gathers' int16 offsets reach 7 strides only, so any count
@@ -29,7 +30,15 @@ use crate::quant::Requant;
 pub const MAX_KEYS: usize = 1 << 16;
 
 /// Stack scratch: the argument blocks.
-pub const STACK_BYTES: usize = core::mem::size_of::<PvArgs>() + core::mem::size_of::<QkArgs>();
+pub const STACK_BYTES: usize = max(core::mem::size_of::<PvArgs>() + core::mem::size_of::<QkArgs>(), dsp::STACK_BYTES);
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
 
 /// Arguments of `pf_mve_qk_*`, read by offset: keep the order.
 #[repr(C)]
@@ -313,23 +322,22 @@ fn scores_asm(q: &[i8], k: &[i8], stride: usize, scores: &mut [i32]) -> bool {
     true
 }
 
-/// The scores of one head: the assembly when the head qualifies, else the portable loop.
+/// The scores of one head: the assembly when the head qualifies, else the DSP file.
 #[inline(always)]
 pub fn scores(qh: &[i8], kh: &[i8], stride: usize, s: &mut [i32]) -> bool {
-    scores_asm(qh, kh, stride, s) || scores_portable(qh, kh, stride, s)
+    scores_asm(qh, kh, stride, s) || scores_dsp(qh, kh, stride, s)
 }
 
-/// Heads the assembly does not take (out of line: the common path stays small).
-#[cold]
+/// Heads the assembly does not take (a head size other than 16, 32, 48 or 64, say) go to the
+/// DSP kernel (out of line: the common path stays small).
 #[inline(never)]
-fn scores_portable(qh: &[i8], kh: &[i8], stride: usize, s: &mut [i32]) -> bool {
-    portable::scores(qh, kh, stride, s)
+fn scores_dsp(qh: &[i8], kh: &[i8], stride: usize, s: &mut [i32]) -> bool {
+    dsp::scores(qh, kh, stride, s)
 }
 
-#[cold]
 #[inline(never)]
-fn context_portable(probs: &[u8], vh: &[i8], stride: usize, rq: Requant, outh: &mut [i16]) -> bool {
-    portable::context(probs, vh, stride, rq, outh)
+fn context_dsp(probs: &[u8], vh: &[i8], stride: usize, rq: Requant, outh: &mut [i16]) -> bool {
+    dsp::context(probs, vh, stride, rq, outh)
 }
 
 /// `outh[i] = rq(Σ_j p[j] · v[j·stride + i])` for `i < outh.len()` (`= dh`, a multiple of 4),
@@ -365,8 +373,8 @@ fn context_asm(p: &[u8], v: &[i8], stride: usize, rq: Requant, out: &mut [i16]) 
 }
 
 /// The context of one head, requantized into `outh`: the assembly when the head qualifies,
-/// else the portable loop.
+/// else the DSP file.
 #[inline(always)]
 pub fn context(probs: &[u8], vh: &[i8], stride: usize, rq: Requant, outh: &mut [i16]) -> bool {
-    context_asm(probs, vh, stride, rq, outh) || context_portable(probs, vh, stride, rq, outh)
+    context_asm(probs, vh, stride, rq, outh) || context_dsp(probs, vh, stride, rq, outh)
 }

@@ -24,7 +24,9 @@ mod portable;
 mod reference;
 mod weights;
 
-#[cfg(picoformer_core = "dsp")]
+// the Helium files hand what their assembly does not take to the DSP file (the M55 has the
+// DSP extension too)
+#[cfg(any(picoformer_core = "dsp", picoformer_core = "mve"))]
 mod dsp;
 #[cfg(picoformer_core = "mve")]
 mod mve;

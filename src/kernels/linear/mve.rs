@@ -41,8 +41,8 @@
 
 use core::mem::MaybeUninit;
 
-use super::portable;
 use super::weights::Linear;
+use super::{dsp, portable};
 use crate::quant::{Activation, OutKind, Requant};
 
 /// The first pair of 16-input chunks of a block: the `Σw·h` sums start from the products (no
@@ -589,7 +589,7 @@ const ROWS_MIN: usize = 4;
 /// Stack scratch: the larger of the split row (`2·ROW_MAX_K` bytes) and the many-rows buffers
 /// (rows and widened block), with the argument blocks; [`row`] and [`rows`] are not inlined,
 /// so only one of them is on the stack at a time.
-pub const STACK_BYTES: usize = max(2 * ROW_MAX_K + core::mem::size_of::<RowArgs>(), PAIRS_BYTES + 8 * ROWS_MAX_K + core::mem::size_of::<PairsArgs>());
+pub const STACK_BYTES: usize = max(max(2 * ROW_MAX_K + core::mem::size_of::<RowArgs>(), PAIRS_BYTES + 8 * ROWS_MAX_K + core::mem::size_of::<PairsArgs>()), dsp::STACK_BYTES);
 
 const fn max(a: usize, b: usize) -> usize {
     if a > b {
@@ -754,13 +754,13 @@ fn rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> usize {
 }
 
 /// A Block4 layer on a Helium core (`k % 4 == 0`, `n % 4 == 0`): many rows through [`rows`],
-/// others row by row through [`row`], layers the assembly does not take through the portable
-/// loop.
+/// others row by row through [`row`], layers the assembly does not take (`k` not a multiple
+/// of 32, say) through the DSP kernel.
 #[inline]
 pub fn block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     let (k, n) = (l.k, l.n());
     if !takes::<O>(l, x) {
-        return portable::block4_rows(l, x, y, |_, _, _| 0, portable::dot_block4);
+        return dsp::block4(l, x, y);
     }
     if x.len() == k && y.len() == n {
         return row(l, x, y);
