@@ -12,6 +12,8 @@ pub(crate) struct Arena<'a> {
     rest: &'a mut [u8],
     used: usize,
     dry: bool,
+    /// Zero what it hands out (a fresh arena); a view over buffers already carved once does not.
+    zero: bool,
 }
 
 pub(crate) const ARENA_ALIGN: usize = 8;
@@ -19,7 +21,7 @@ pub(crate) const ARENA_ALIGN: usize = 8;
 impl<'a> Arena<'a> {
     /// An arena that only counts.
     pub(crate) fn dry() -> Arena<'static> {
-        Arena { rest: &mut [], used: 0, dry: true }
+        Arena { rest: &mut [], used: 0, dry: true, zero: false }
     }
 
     pub(crate) fn new(mem: &'a mut [u8]) -> Result<Arena<'a>, Error> {
@@ -27,7 +29,14 @@ impl<'a> Arena<'a> {
         if !mem.is_empty() && mem.as_ptr() as usize % ARENA_ALIGN != 0 {
             return Err(Error::MisalignedArena { align: ARENA_ALIGN });
         }
-        Ok(Arena { rest: mem, used: 0, dry: false })
+        Ok(Arena { rest: mem, used: 0, dry: false, zero: true })
+    }
+
+    /// An arena over memory carved and zeroed before: a session's typed view of an area its
+    /// encoder and decoder take turns in. Hands out the bytes as they are.
+    pub(crate) fn reuse(mem: &'a mut [u8]) -> Arena<'a> {
+        // alignment was checked when `mem` was carved from an arena
+        Arena { rest: mem, used: 0, dry: false, zero: false }
     }
 
     /// Bytes handed out so far, padding included.
@@ -50,7 +59,9 @@ impl<'a> Arena<'a> {
         let (head, tail) = rest.split_at_mut(padded);
         self.rest = tail;
         let head = head.get_mut(..bytes).unwrap_or(&mut []);
-        head.fill(0);
+        if self.zero {
+            head.fill(0);
+        }
         bytemuck::try_cast_slice_mut(head).map_err(|_| Error::MisalignedArena { align: ARENA_ALIGN })
     }
 }

@@ -4,10 +4,11 @@
 //!
 //! ```text
 //! arena (8-byte aligned, Classifier::arena_bytes(model) bytes):
-//! ┌──────────────────── scratch (T rows) ──────────────────┬ pooled ┬ outputs ┐
-//! │ x h a ctx (T,d) i16 · q (T,d) k v (T,kv) i8 · ff (T,F) │ (d) i16│ (N) i32 │
-//! └────────────────────────────────────────────────────────┴────────┴─────────┘
-//! T = max_len frames or ids, N = n_outputs.
+//! ┌─────────────────────── scratch ──────────────────────┬ pooled ┬ outputs ┐
+//! │ x (T,d) i16 · k v (T,kv) i8 · one block's h a ctx q ff│ (d) i16│ (N) i32 │
+//! │ (B rows) · scores, probs (T)                          │        │         │
+//! └───────────────────────────────────────────────────────┴────────┴─────────┘
+//! T = max_len frames or ids, N = n_outputs, B = forward::BLOCK_ROWS.
 //! ```
 
 use crate::arena::Arena;

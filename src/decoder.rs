@@ -22,13 +22,13 @@ pub(crate) struct Decoder<'m, 'a> {
 }
 
 impl<'m, 'a> Decoder<'m, 'a> {
-    /// Carve the buffers for `slots` beams from `a`: scratch for `rows` rows (`own_keys` when
-    /// the model's encoder also runs in it), then the cache and the logits.
+    /// Carve the buffers for `slots` beams from `a`: the logits first, scratch for `rows` rows
+    /// fed at once (`own_keys` when an encoder also runs in it), then the cache.
     pub(crate) fn carve(model: &'m Model<'m>, slots: usize, rows: usize, own_keys: bool, a: &mut Arena<'a>) -> Result<Self, Error> {
         let c = &model.config;
+        let logits = a.take(c.vocab)?;
         let s = Scratch::carve(c, rows, own_keys, a)?;
         let cache = KvCache::carve(a, slots, c.n_dec, c.max_len, c.kv_width())?;
-        let logits = a.take(c.vocab)?;
         Ok(Decoder { model, s, cache, logits, slots })
     }
 

@@ -13,6 +13,8 @@
 //! V are `i8` (with rotary positions the Q and K projections are `i16`, rotated into `i8`);
 //! attention probabilities `u8`; logits and head outputs `i32`.
 
+use core::ops::Range;
+
 use crate::arena::Arena;
 use crate::blob::{Config, PosKind, Stack};
 use crate::kernels::activation::{gated_i16, relu_i16, table_i16};
@@ -22,31 +24,38 @@ use crate::kernels::pool::mean_rows;
 use crate::kernels::residual::{add_in_place, ResidualParams};
 use crate::kv::{CrossMemory, KvCache};
 use crate::model::{Act, Attention, FeedForward, Input, Model, Norm, Positions};
-use crate::observe::{Block, Data, Observer, Point, Site};
+use crate::observe::{Block, Data, NoObserver, Observer, Point, Site};
 use crate::quant::sat_i16;
 use crate::{Error, TokenId};
 
-/// Activation buffers for up to `rows` rows.
+/// Rows the sublayers process at a time. Their buffers hold one block of rows, not the whole
+/// sequence: only the residual stream and an encoder's own keys and values are `(rows, ·)`.
+/// Every kernel computes each row independently, so blocking changes no result.
+pub(crate) const BLOCK_ROWS: usize = 16;
+
+/// Activation buffers for up to `rows` rows, the sublayers' in blocks of `block` rows.
 pub(crate) struct Scratch<'a> {
     rows: usize,
+    block: usize,
     d: usize,
-    /// `(rows, d)` residual stream.
+    /// `(rows, d)` residual stream; after the stack, its final norm.
     pub x: &'a mut [i16],
-    /// `(rows, d)` norm output (the sublayer's input), and after the stack its final norm.
-    pub h: &'a mut [i16],
-    /// `(rows, d)` sublayer output.
-    pub a: &'a mut [i16],
-    /// `(rows, d)` attention context.
-    pub ctx: &'a mut [i16],
-    /// `(rows, d)` queries.
-    pub q: &'a mut [i8],
-    /// `(rows, kv_width)` an encoder's own keys and values (empty when the model has no encoder).
+    /// `(rows, kv_width)` an encoder's own keys and values (empty when the stack attends over a
+    /// KV cache).
     pub k: &'a mut [i8],
     pub v: &'a mut [i8],
-    /// `(rows, d)` and `(rows, kv_width)` queries and keys before rotary positions (RoPE only).
+    /// `(block, d)` norm output (the sublayer's input).
+    pub h: &'a mut [i16],
+    /// `(block, d)` sublayer output.
+    pub a: &'a mut [i16],
+    /// `(block, d)` attention context.
+    pub ctx: &'a mut [i16],
+    /// `(block, d)` queries.
+    pub q: &'a mut [i8],
+    /// `(block, d)` and `(block, kv_width)` queries and keys before rotary positions (RoPE only).
     pub q_pre: &'a mut [i16],
     pub k_pre: &'a mut [i16],
-    /// `(rows, d_ff)` FFN hidden values, and SwiGLU's gate.
+    /// `(block, d_ff)` FFN hidden values, and SwiGLU's gate.
     pub ff: &'a mut [i16],
     pub gate: &'a mut [i16],
     /// `(max_len,)` one query row's scores and probabilities.
@@ -61,20 +70,22 @@ impl<'a> Scratch<'a> {
         let (d, kv) = (c.d_model, c.kv_width());
         let rope = c.positions == PosKind::Rope;
         let swiglu = c.act == crate::blob::ActKind::SwiGlu;
+        let block = rows.min(BLOCK_ROWS);
         Ok(Scratch {
             rows,
+            block,
             d,
             x: a.take(rows * d)?,
-            h: a.take(rows * d)?,
-            a: a.take(rows * d)?,
-            ctx: a.take(rows * d)?,
-            q: a.take(rows * d)?,
             k: a.take(if own_keys { rows * kv } else { 0 })?,
             v: a.take(if own_keys { rows * kv } else { 0 })?,
-            q_pre: a.take(if rope { rows * d } else { 0 })?,
-            k_pre: a.take(if rope { rows * kv } else { 0 })?,
-            ff: a.take(rows * c.d_ff)?,
-            gate: a.take(if swiglu { rows * c.d_ff } else { 0 })?,
+            h: a.take(block * d)?,
+            a: a.take(block * d)?,
+            ctx: a.take(block * d)?,
+            q: a.take(block * d)?,
+            q_pre: a.take(if rope { block * d } else { 0 })?,
+            k_pre: a.take(if rope { block * kv } else { 0 })?,
+            ff: a.take(block * c.d_ff)?,
+            gate: a.take(if swiglu { block * c.d_ff } else { 0 })?,
             scores: a.take(c.max_len)?,
             probs: a.take(c.max_len)?,
         })
@@ -86,6 +97,12 @@ impl<'a> Scratch<'a> {
             return Err(Error::InputTooLong { len: rows, max: self.rows });
         }
         Ok(())
+    }
+
+    /// Rows `0..rows` in blocks of at most `block` rows.
+    fn blocks(&self, rows: usize) -> impl Iterator<Item = Range<usize>> {
+        let b = self.block.max(1);
+        (0..rows).step_by(b).map(move |r| r..(r + b).min(rows))
     }
 }
 
@@ -168,7 +185,10 @@ impl Source<'_> {
 }
 
 /// Run the layers of `stack` over rows `0..rows` of `s.x` (positions `pos0..`), leaving the
-/// final norm's output in `s.h` (the stream itself when the model has no final norm).
+/// final norm's output in `s.x` (the stream itself when the model has no final norm).
+///
+/// Each sublayer runs over blocks of rows ([`BLOCK_ROWS`]). Self-attention takes two passes:
+/// every block's keys and values first, then each block's queries over all of them.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_stack<O: Observer>(
     m: &Model<'_>,
@@ -180,52 +200,77 @@ pub(crate) fn run_stack<O: Observer>(
     cross: Option<&CrossMemory<'_>>,
     obs: &mut O,
 ) -> Result<(), Error> {
-    let c = &m.config;
-    let (d, pre) = (c.d_model, c.norm_first());
+    let pre = m.config.norm_first();
     s.check(rows)?;
+    // with one block, `h` still holds its input when the queries need it
+    let one_block = rows <= s.block;
     for (l, layer) in m.layers(stack).iter().enumerate() {
         let at = |b, p| site(stack, l, b, p);
 
-        // self-attention
+        // self-attention: the keys and values of every row, then each block's queries
         let sa = &layer.attn;
-        block_input(pre, &sa.norm, s, rows, at(Block::SelfAttn, Point::Norm), obs)?;
-        self_attention(m, &sa.op, s, rows, pos0, l, &mut keys, |p| at(Block::SelfAttn, p), obs)?;
-        block_output(pre, &sa.norm, sa.residual, s, rows, at(Block::SelfAttn, Point::Sum), at(Block::SelfAttn, Point::Norm), obs)?;
+        let sa_at = |p| at(Block::SelfAttn, p);
+        for t in s.blocks(rows) {
+            block_input(pre, &sa.norm, s, &t, sa_at(Point::Norm), obs)?;
+            self_keys(m, &sa.op, s, &t, pos0, l, &mut keys, sa_at, obs)?;
+        }
+        for t in s.blocks(rows) {
+            if !one_block {
+                // the same input again, observed once above
+                block_input(pre, &sa.norm, s, &t, sa_at(Point::Norm), &mut NoObserver)?;
+            }
+            self_attend(m, &sa.op, s, &t, rows, pos0, l, &mut keys, sa_at, obs)?;
+            block_output(pre, &sa.norm, sa.residual, s, &t, sa_at(Point::Sum), sa_at(Point::Norm), obs)?;
+        }
 
         // cross-attention over the encoded source (the encoder-decoder's decoder)
         if let Some(mem) = cross {
             let ca = &layer.cross;
-            block_input(pre, &ca.norm, s, rows, at(Block::CrossAttn, Point::Norm), obs)?;
-            cross_attention(m, &ca.op, s, rows, mem, l, |p| at(Block::CrossAttn, p), obs)?;
-            block_output(pre, &ca.norm, ca.residual, s, rows, at(Block::CrossAttn, Point::Sum), at(Block::CrossAttn, Point::Norm), obs)?;
+            let ca_at = |p| at(Block::CrossAttn, p);
+            for t in s.blocks(rows) {
+                block_input(pre, &ca.norm, s, &t, ca_at(Point::Norm), obs)?;
+                cross_attention(m, &ca.op, s, &t, mem, l, ca_at, obs)?;
+                block_output(pre, &ca.norm, ca.residual, s, &t, ca_at(Point::Sum), ca_at(Point::Norm), obs)?;
+            }
         }
 
         // feed-forward
         let ff = &layer.ffn;
-        block_input(pre, &ff.norm, s, rows, at(Block::FeedForward, Point::Norm), obs)?;
-        feed_forward(&ff.op, s, rows, |p| at(Block::FeedForward, p), obs)?;
-        block_output(pre, &ff.norm, ff.residual, s, rows, at(Block::FeedForward, Point::Sum), at(Block::FeedForward, Point::Norm), obs)?;
+        let ff_at = |p| at(Block::FeedForward, p);
+        for t in s.blocks(rows) {
+            block_input(pre, &ff.norm, s, &t, ff_at(Point::Norm), obs)?;
+            feed_forward(&ff.op, s, &t, ff_at, obs)?;
+            block_output(pre, &ff.norm, ff.residual, s, &t, ff_at(Point::Sum), ff_at(Point::Norm), obs)?;
+        }
     }
 
-    // final norm
-    let (x, h) = (rows_of(s.x, rows, d)?, rows_of(s.h, rows, d)?);
+    // final norm, in place
     let (norm, point) = match stack {
         Stack::Encoder => (&m.enc_norm, Site::EncNorm),
         Stack::Decoder => (&m.dec_norm, Site::DecNorm),
     };
-    match norm {
-        Some(n) => n.forward(x, h),
-        None => h.copy_from_slice(x),
+    for t in s.blocks(rows) {
+        let (x, h) = (rows_in(s.x, &t, s.d)?, rows_of(s.h, t.len(), s.d)?);
+        if let Some(n) = norm {
+            n.forward(x, h);
+            x.copy_from_slice(h);
+        }
+        obs.observe(point, Data::I16(x));
     }
-    obs.observe(point, Data::I16(h));
     Ok(())
 }
 
-/// Before the sublayer: pre-norm normalizes `x` into `h`; post-norm hands `x` itself to the
-/// sublayer (copied into `h`).
-fn block_input<O: Observer>(pre: bool, norm: &Norm<'_>, s: &mut Scratch<'_>, rows: usize, site: Site, obs: &mut O) -> Result<(), Error> {
+/// Rows `t` of a `(rows, width)` buffer.
+fn rows_in<'b, T>(buf: &'b mut [T], t: &Range<usize>, width: usize) -> Result<&'b mut [T], Error> {
+    let len = buf.len();
+    buf.get_mut(t.start * width..t.end * width).ok_or(Error::InputTooLong { len: t.end * width, max: len })
+}
+
+/// Before the sublayer, for the block of rows `t`: pre-norm normalizes them into `h`; post-norm
+/// hands the stream itself to the sublayer (copied into `h`).
+fn block_input<O: Observer>(pre: bool, norm: &Norm<'_>, s: &mut Scratch<'_>, t: &Range<usize>, site: Site, obs: &mut O) -> Result<(), Error> {
     let d = s.d;
-    let (x, h) = (rows_of(s.x, rows, d)?, rows_of(s.h, rows, d)?);
+    let (x, h) = (rows_in(s.x, t, d)?, rows_of(s.h, t.len(), d)?);
     if pre {
         norm.forward(x, h);
         obs.observe(site, Data::I16(h));
@@ -235,11 +280,11 @@ fn block_input<O: Observer>(pre: bool, norm: &Norm<'_>, s: &mut Scratch<'_>, row
     Ok(())
 }
 
-/// After the sublayer: `x = x + a`, then post-norm normalizes it (via `h`).
+/// After the sublayer: rows `t` of the stream `x += a`, then post-norm normalizes them (via `h`).
 #[allow(clippy::too_many_arguments)]
-fn block_output<O: Observer>(pre: bool, norm: &Norm<'_>, res: ResidualParams, s: &mut Scratch<'_>, rows: usize, sum: Site, normed: Site, obs: &mut O) -> Result<(), Error> {
-    let d = s.d;
-    let (x, a, h) = (rows_of(s.x, rows, d)?, rows_of(s.a, rows, d)?, rows_of(s.h, rows, d)?);
+fn block_output<O: Observer>(pre: bool, norm: &Norm<'_>, res: ResidualParams, s: &mut Scratch<'_>, t: &Range<usize>, sum: Site, normed: Site, obs: &mut O) -> Result<(), Error> {
+    let (d, n) = (s.d, t.len());
+    let (x, a, h) = (rows_in(s.x, t, d)?, rows_of(s.a, n, d)?, rows_of(s.h, n, d)?);
     add_in_place(res, x, a);
     obs.observe(sum, Data::I16(x));
     if !pre {
@@ -265,13 +310,45 @@ fn project_rotated<O: Observer>(m: &Model<'_>, proj: &Linear<'_>, rq: crate::qua
     obs.observe(sites.1, Data::I8(out));
 }
 
-/// Self-attention of rows `0..rows` (positions `pos0..`): project Q, K and V, append the keys to
-/// the cache (decoders) or keep them in the scratch (encoders), attend, project out into `a`.
+/// The keys and values of an encoder's rows, or of a decoder's cache, `(rows, kv_width)` each:
+/// those visible to a call over `rows` rows at positions `pos0..`, and the mask that goes with
+/// them.
+fn visible<'k>(keys: &'k mut Keys<'_, '_>, own: (&'k mut [i8], &'k mut [i8]), rows: usize, pos0: usize, layer: usize, kw: usize) -> Result<(&'k mut [i8], &'k mut [i8], Mask), Error> {
+    match keys {
+        Keys::Own => Ok((rows_of(own.0, rows, kw)?, rows_of(own.1, rows, kw)?, Mask { key_len: rows, causal: false, q_pos0: 0 })),
+        Keys::Cache(cache, slot) => {
+            let (kl, vl) = cache.layer(*slot, layer)?;
+            let end = pos0 + rows;
+            Ok((rows_of(kl, end, kw)?, rows_of(vl, end, kw)?, Mask { key_len: end, causal: true, q_pos0: pos0 }))
+        }
+    }
+}
+
+/// Self-attention, first pass: the keys and values of the block of rows `t` (positions
+/// `pos0 + t`), from `h`, into the encoder's own rows or the decoder's cache.
 #[allow(clippy::too_many_arguments)]
-fn self_attention<O: Observer>(
+fn self_keys<O: Observer>(m: &Model<'_>, at: &Attention<'_>, s: &mut Scratch<'_>, t: &Range<usize>, pos0: usize, layer: usize, keys: &mut Keys<'_, '_>, name: impl Fn(Point) -> Site, obs: &mut O) -> Result<(), Error> {
+    let c = &m.config;
+    let (d, kw, n) = (c.d_model, c.kv_width(), t.len());
+    let Scratch { h, k, v, k_pre, .. } = s;
+    let h = rows_of(h, n, d)?;
+    let k_pre = if c.positions == PosKind::Rope { rows_of(k_pre, n, kw)? } else { &mut [] };
+    let (kc, vc, _) = visible(keys, (k, v), t.end, pos0, layer, kw)?;
+    let (k_new, v_new) = (rows_in(kc, &(pos0 + t.start..pos0 + t.end), kw)?, rows_in(vc, &(pos0 + t.start..pos0 + t.end), kw)?);
+    project_rotated(m, &at.k, at.rope.k, m.heads().kv, h, k_pre, pos0 + t.start, k_new, (name(Point::KPre), name(Point::K)), obs);
+    at.v.forward(h, v_new);
+    obs.observe(name(Point::V), Data::I8(v_new));
+    Ok(())
+}
+
+/// Self-attention, second pass: the queries of the block of rows `t` (from `h`) over the keys
+/// of all `rows` rows (causal in a decoder's cache), projected out into `a`.
+#[allow(clippy::too_many_arguments)]
+fn self_attend<O: Observer>(
     m: &Model<'_>,
     at: &Attention<'_>,
     s: &mut Scratch<'_>,
+    t: &Range<usize>,
     rows: usize,
     pos0: usize,
     layer: usize,
@@ -280,29 +357,13 @@ fn self_attention<O: Observer>(
     obs: &mut O,
 ) -> Result<(), Error> {
     let c = &m.config;
-    let (d, kw, heads) = (c.d_model, c.kv_width(), m.heads());
-    let Scratch { h, q, k, v, q_pre, k_pre, ctx, a, scores, probs, .. } = s;
-    let (h, q, ctx, a) = (rows_of(h, rows, d)?, rows_of(q, rows, d)?, rows_of(ctx, rows, d)?, rows_of(a, rows, d)?);
-    let rope = c.positions == PosKind::Rope;
-    let q_pre = if rope { rows_of(q_pre, rows, d)? } else { &mut [] };
-    let k_pre = if rope { rows_of(k_pre, rows, kw)? } else { &mut [] };
-    project_rotated(m, &at.q, at.rope.q, heads.q, h, q_pre, pos0, q, (name(Point::QPre), name(Point::Q)), obs);
-    let (kc, vc, mask): (&mut [i8], &mut [i8], Mask) = match keys {
-        Keys::Own => (rows_of(k, rows, kw)?, rows_of(v, rows, kw)?, Mask { key_len: rows, causal: false, q_pos0: 0 }),
-        Keys::Cache(cache, slot) => {
-            let (kl, vl) = cache.layer(*slot, layer)?;
-            let end = pos0 + rows;
-            let (kc, vc) = (rows_of(kl, end, kw)?, rows_of(vl, end, kw)?);
-            (kc, vc, Mask { key_len: end, causal: true, q_pos0: pos0 })
-        }
-    };
-    // this call's rows of keys and values: the last `rows` of the visible ones
-    let (first, n) = (mask.key_len - rows, rows * kw);
-    let k_new = kc.get_mut(first * kw..first * kw + n).ok_or(Error::DecoderState)?;
-    project_rotated(m, &at.k, at.rope.k, heads.kv, h, k_pre, pos0, k_new, (name(Point::KPre), name(Point::K)), obs);
-    let v_new = vc.get_mut(first * kw..first * kw + n).ok_or(Error::DecoderState)?;
-    at.v.forward(h, v_new);
-    obs.observe(name(Point::V), Data::I8(v_new));
+    let (d, kw, n, heads) = (c.d_model, c.kv_width(), t.len(), m.heads());
+    let Scratch { h, q, k, v, q_pre, ctx, a, scores, probs, .. } = s;
+    let (h, q, ctx, a) = (rows_of(h, n, d)?, rows_of(q, n, d)?, rows_of(ctx, n, d)?, rows_of(a, n, d)?);
+    let q_pre = if c.positions == PosKind::Rope { rows_of(q_pre, n, d)? } else { &mut [] };
+    project_rotated(m, &at.q, at.rope.q, heads.q, h, q_pre, pos0 + t.start, q, (name(Point::QPre), name(Point::Q)), obs);
+    let (kc, vc, mask) = visible(keys, (k, v), rows, pos0, layer, kw)?;
+    let mask = Mask { q_pos0: mask.q_pos0 + t.start, ..mask };
     attention(&at.params, heads, q, kc, vc, mask, scores, probs, ctx);
     obs.observe(name(Point::Ctx), Data::I16(ctx));
     at.o.forward(ctx, a);
@@ -310,12 +371,12 @@ fn self_attention<O: Observer>(
     Ok(())
 }
 
-/// Cross-attention of rows `0..rows` over the encoded source of decoder layer `layer`.
+/// Cross-attention of the block of rows `t` over the encoded source of decoder layer `layer`.
 #[allow(clippy::too_many_arguments)]
-fn cross_attention<O: Observer>(m: &Model<'_>, at: &Attention<'_>, s: &mut Scratch<'_>, rows: usize, mem: &CrossMemory<'_>, layer: usize, name: impl Fn(Point) -> Site, obs: &mut O) -> Result<(), Error> {
-    let d = m.config.d_model;
+fn cross_attention<O: Observer>(m: &Model<'_>, at: &Attention<'_>, s: &mut Scratch<'_>, t: &Range<usize>, mem: &CrossMemory<'_>, layer: usize, name: impl Fn(Point) -> Site, obs: &mut O) -> Result<(), Error> {
+    let (d, n) = (m.config.d_model, t.len());
     let Scratch { h, q, ctx, a, scores, probs, .. } = s;
-    let (h, q, ctx, a) = (rows_of(h, rows, d)?, rows_of(q, rows, d)?, rows_of(ctx, rows, d)?, rows_of(a, rows, d)?);
+    let (h, q, ctx, a) = (rows_of(h, n, d)?, rows_of(q, n, d)?, rows_of(ctx, n, d)?, rows_of(a, n, d)?);
     at.q.forward(h, q);
     obs.observe(name(Point::Q), Data::I8(q));
     let (ck, cv) = mem.layer(layer)?;
@@ -327,12 +388,12 @@ fn cross_attention<O: Observer>(m: &Model<'_>, at: &Attention<'_>, s: &mut Scrat
     Ok(())
 }
 
-/// The feed-forward sublayer on `rows` rows: `a = down(act(up(h)))`, or with SwiGLU
+/// The feed-forward sublayer on the block of rows `t`: `a = down(act(up(h)))`, or with SwiGLU
 /// `a = down(silu(gate(h)) · up(h))`.
-fn feed_forward<O: Observer>(f: &FeedForward<'_>, s: &mut Scratch<'_>, rows: usize, at: impl Fn(Point) -> Site, obs: &mut O) -> Result<(), Error> {
-    let (d, d_ff) = (f.up.k, f.up.n());
+fn feed_forward<O: Observer>(f: &FeedForward<'_>, s: &mut Scratch<'_>, t: &Range<usize>, at: impl Fn(Point) -> Site, obs: &mut O) -> Result<(), Error> {
+    let (d, d_ff, n) = (f.up.k, f.up.n(), t.len());
     let Scratch { h, ff, gate, a, .. } = s;
-    let (h, ff, a) = (rows_of(h, rows, d)?, rows_of(ff, rows, d_ff)?, rows_of(a, rows, d)?);
+    let (h, ff, a) = (rows_of(h, n, d)?, rows_of(ff, n, d_ff)?, rows_of(a, n, d)?);
     match f.act {
         Act::Relu => {
             f.up.forward(h, ff);
@@ -345,7 +406,7 @@ fn feed_forward<O: Observer>(f: &FeedForward<'_>, s: &mut Scratch<'_>, rows: usi
             table_i16(ff, table);
         }
         Act::SwiGlu { silu, mul } => {
-            let g = rows_of(gate, rows, d_ff)?;
+            let g = rows_of(gate, n, d_ff)?;
             f.gate.forward(h, g);
             obs.observe(at(Point::PreAct), Data::I16(g));
             table_i16(g, silu);
@@ -362,27 +423,28 @@ fn feed_forward<O: Observer>(f: &FeedForward<'_>, s: &mut Scratch<'_>, rows: usi
 }
 
 /// The encoder-decoder: each decoder layer's cross-attention keys and values of the encoder
-/// output (`s.h`, `rows` rows), once per source.
+/// output (`s.x`, `rows` rows), once per source.
 pub(crate) fn cross_keys<O: Observer>(m: &Model<'_>, s: &Scratch<'_>, rows: usize, mem: &mut CrossMemory<'_>, obs: &mut O) -> Result<(), Error> {
     let d = m.config.d_model;
-    let h = s.h.get(..rows * d).ok_or(Error::DecoderState)?;
+    let x = s.x.get(..rows * d).ok_or(Error::DecoderState)?;
     for (l, layer) in m.layers(Stack::Decoder).iter().enumerate() {
         let (ck, cv) = mem.layer_mut(l, rows)?;
         let ca = &layer.cross.op;
-        ca.k.forward(h, ck);
+        ca.k.forward(x, ck);
         obs.observe(site(Stack::Decoder, l, Block::CrossAttn, Point::K), Data::I8(ck));
-        ca.v.forward(h, cv);
+        ca.v.forward(x, cv);
         obs.observe(site(Stack::Decoder, l, Block::CrossAttn, Point::V), Data::I8(cv));
     }
     mem.len = rows;
     Ok(())
 }
 
-/// The output projection of row `row` of `s.h` into `out`: logits, or the head's outputs.
+/// The output projection of row `row` of the stack's output `s.x` into `out`: logits, or the
+/// head's outputs.
 pub(crate) fn output<O: Observer>(m: &Model<'_>, s: &Scratch<'_>, row: usize, out: &mut [i32], obs: &mut O) -> Result<(), Error> {
     let d = m.config.d_model;
-    let h = s.h.get(row * d..(row + 1) * d).ok_or(Error::DecoderState)?;
-    m.output.forward(h, out);
+    let x = s.x.get(row * d..(row + 1) * d).ok_or(Error::DecoderState)?;
+    m.output.forward(x, out);
     obs.observe(Site::Logits, Data::I32(out));
     Ok(())
 }
@@ -390,10 +452,10 @@ pub(crate) fn output<O: Observer>(m: &Model<'_>, s: &Scratch<'_>, row: usize, ou
 /// Encoder-only: pool the encoder output's `rows` rows into `pooled` (`(d,)`), then the head.
 pub(crate) fn pool_and_head<O: Observer>(m: &Model<'_>, s: &Scratch<'_>, rows: usize, pooled: &mut [i16], out: &mut [i32], obs: &mut O) -> Result<(), Error> {
     let d = m.config.d_model;
-    let h = s.h.get(..rows * d).ok_or(Error::DecoderState)?;
+    let x = s.x.get(..rows * d).ok_or(Error::DecoderState)?;
     match m.config.pooling {
-        crate::blob::Pooling::First => pooled.copy_from_slice(h.get(..d).ok_or(Error::DecoderState)?),
-        crate::blob::Pooling::Mean => mean_rows(h, d, pooled),
+        crate::blob::Pooling::First => pooled.copy_from_slice(x.get(..d).ok_or(Error::DecoderState)?),
+        crate::blob::Pooling::Mean => mean_rows(x, d, pooled),
     }
     obs.observe(Site::Pooled, Data::I16(pooled));
     m.output.forward(pooled, out);

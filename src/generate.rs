@@ -4,12 +4,14 @@
 //!
 //! ```text
 //! arena (8-byte aligned, Generator::arena_bytes(model, beam) bytes):
-//! ┌────────────── scratch (T rows) ─────────────┬──── K/V cache ────┬ logits ┬─ beam ─┐
-//! │ x h a ctx (T,d) i16 · q (T,d) i8 · ff (T,F) │ (W,L,T,kv) i8 ×2  │ (V) i32│ (W,T)  │
-//! │ (RoPE: q/k before rotation; SwiGLU: gate)   │                   │        │ u16 ×3 │
-//! └─────────────────────────────────────────────┴───────────────────┴────────┴────────┘
+//! ┌ logits ┬────────────── scratch ────────────────┬──── K/V cache ────┬─ beam ─┐
+//! │ (V) i32│ x (T,d) i16 · one block's h a ctx q ff│ (W,L,T,kv) i8 ×2  │ (W,T)  │
+//! │        │ (B rows; RoPE: q/k before rotation;   │                   │ u16 ×3 │
+//! │        │ SwiGLU: gate) · scores, probs (T)     │                   │        │
+//! └────────┴───────────────────────────────────────┴───────────────────┴────────┘
 //! T = max_len (the context), L = layers, kv = n_kv_heads · d_head (grouped-query attention
-//! keeps only the K/V heads), W = beam capacity.
+//! keeps only the K/V heads), W = beam capacity, B = forward::BLOCK_ROWS (a prompt runs
+//! through the layers a block of rows at a time).
 //! ```
 
 use crate::arena::Arena;
