@@ -24,12 +24,13 @@ use crate::kernels::pool::mean_rows;
 use crate::kernels::residual::{add_in_place, ResidualParams};
 use crate::kv::{CrossMemory, KvCache};
 use crate::model::{Act, Attention, FeedForward, Input, Model, Norm, Positions};
-use crate::observe::{Block, Data, NoObserver, Observer, Point, Site};
+use crate::observe::{Block, Data, Observer, Point, Site};
 use crate::quant::sat_i16;
 use crate::{Error, TokenId};
 
 /// Rows the sublayers process at a time. Their buffers hold one block of rows, not the whole
-/// sequence: only the residual stream and an encoder's own keys and values are `(rows, ·)`.
+/// sequence: only the residual stream, the queries and an encoder's own keys and values are
+/// `(rows, ·)`.
 /// Every kernel computes each row independently, so blocking changes no result.
 pub(crate) const BLOCK_ROWS: usize = 16;
 
@@ -40,6 +41,8 @@ pub(crate) struct Scratch<'a> {
     d: usize,
     /// `(rows, d)` residual stream; after the stack, its final norm.
     pub x: &'a mut [i16],
+    /// `(rows, d)` queries.
+    pub q: &'a mut [i8],
     /// `(rows, kv_width)` an encoder's own keys and values (empty when the stack attends over a
     /// KV cache).
     pub k: &'a mut [i8],
@@ -50,8 +53,6 @@ pub(crate) struct Scratch<'a> {
     pub a: &'a mut [i16],
     /// `(block, d)` attention context.
     pub ctx: &'a mut [i16],
-    /// `(block, d)` queries.
-    pub q: &'a mut [i8],
     /// `(block, d)` and `(block, kv_width)` queries and keys before rotary positions (RoPE only).
     pub q_pre: &'a mut [i16],
     pub k_pre: &'a mut [i16],
@@ -76,12 +77,12 @@ impl<'a> Scratch<'a> {
             block,
             d,
             x: a.take(rows * d)?,
+            q: a.take(rows * d)?,
             k: a.take(if own_keys { rows * kv } else { 0 })?,
             v: a.take(if own_keys { rows * kv } else { 0 })?,
             h: a.take(block * d)?,
             a: a.take(block * d)?,
             ctx: a.take(block * d)?,
-            q: a.take(block * d)?,
             q_pre: a.take(if rope { block * d } else { 0 })?,
             k_pre: a.take(if rope { block * kv } else { 0 })?,
             ff: a.take(block * c.d_ff)?,
@@ -188,7 +189,8 @@ impl Source<'_> {
 /// final norm's output in `s.x` (the stream itself when the model has no final norm).
 ///
 /// Each sublayer runs over blocks of rows ([`BLOCK_ROWS`]). Self-attention takes two passes:
-/// every block's keys and values first, then each block's queries over all of them.
+/// every block's queries, keys and values first, then each block's queries attend over all the
+/// keys.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_stack<O: Observer>(
     m: &Model<'_>,
@@ -202,23 +204,17 @@ pub(crate) fn run_stack<O: Observer>(
 ) -> Result<(), Error> {
     let pre = m.config.norm_first();
     s.check(rows)?;
-    // with one block, `h` still holds its input when the queries need it
-    let one_block = rows <= s.block;
     for (l, layer) in m.layers(stack).iter().enumerate() {
         let at = |b, p| site(stack, l, b, p);
 
-        // self-attention: the keys and values of every row, then each block's queries
+        // self-attention: the projections of every row, then each block's queries over all keys
         let sa = &layer.attn;
         let sa_at = |p| at(Block::SelfAttn, p);
         for t in s.blocks(rows) {
             block_input(pre, &sa.norm, s, &t, sa_at(Point::Norm), obs)?;
-            self_keys(m, &sa.op, s, &t, pos0, l, &mut keys, sa_at, obs)?;
+            self_project(m, &sa.op, s, &t, pos0, l, &mut keys, sa_at, obs)?;
         }
         for t in s.blocks(rows) {
-            if !one_block {
-                // the same input again, observed once above
-                block_input(pre, &sa.norm, s, &t, sa_at(Point::Norm), &mut NoObserver)?;
-            }
             self_attend(m, &sa.op, s, &t, rows, pos0, l, &mut keys, sa_at, obs)?;
             block_output(pre, &sa.norm, sa.residual, s, &t, sa_at(Point::Sum), sa_at(Point::Norm), obs)?;
         }
@@ -324,25 +320,29 @@ fn visible<'k>(keys: &'k mut Keys<'_, '_>, own: (&'k mut [i8], &'k mut [i8]), ro
     }
 }
 
-/// Self-attention, first pass: the keys and values of the block of rows `t` (positions
-/// `pos0 + t`), from `h`, into the encoder's own rows or the decoder's cache.
+/// Self-attention, first pass: the queries, keys and values of the block of rows `t`
+/// (positions `pos0 + t`), from `h`; the keys and values into the encoder's own rows or the
+/// decoder's cache.
 #[allow(clippy::too_many_arguments)]
-fn self_keys<O: Observer>(m: &Model<'_>, at: &Attention<'_>, s: &mut Scratch<'_>, t: &Range<usize>, pos0: usize, layer: usize, keys: &mut Keys<'_, '_>, name: impl Fn(Point) -> Site, obs: &mut O) -> Result<(), Error> {
+fn self_project<O: Observer>(m: &Model<'_>, at: &Attention<'_>, s: &mut Scratch<'_>, t: &Range<usize>, pos0: usize, layer: usize, keys: &mut Keys<'_, '_>, name: impl Fn(Point) -> Site, obs: &mut O) -> Result<(), Error> {
     let c = &m.config;
-    let (d, kw, n) = (c.d_model, c.kv_width(), t.len());
-    let Scratch { h, k, v, k_pre, .. } = s;
-    let h = rows_of(h, n, d)?;
-    let k_pre = if c.positions == PosKind::Rope { rows_of(k_pre, n, kw)? } else { &mut [] };
+    let (d, kw, n, heads) = (c.d_model, c.kv_width(), t.len(), m.heads());
+    let rope = c.positions == PosKind::Rope;
+    let Scratch { h, q, k, v, q_pre, k_pre, .. } = s;
+    let (h, q) = (rows_of(h, n, d)?, rows_in(q, t, d)?);
+    let q_pre = if rope { rows_of(q_pre, n, d)? } else { &mut [] };
+    let k_pre = if rope { rows_of(k_pre, n, kw)? } else { &mut [] };
+    project_rotated(m, &at.q, at.rope.q, heads.q, h, q_pre, pos0 + t.start, q, (name(Point::QPre), name(Point::Q)), obs);
     let (kc, vc, _) = visible(keys, (k, v), t.end, pos0, layer, kw)?;
     let (k_new, v_new) = (rows_in(kc, &(pos0 + t.start..pos0 + t.end), kw)?, rows_in(vc, &(pos0 + t.start..pos0 + t.end), kw)?);
-    project_rotated(m, &at.k, at.rope.k, m.heads().kv, h, k_pre, pos0 + t.start, k_new, (name(Point::KPre), name(Point::K)), obs);
+    project_rotated(m, &at.k, at.rope.k, heads.kv, h, k_pre, pos0 + t.start, k_new, (name(Point::KPre), name(Point::K)), obs);
     at.v.forward(h, v_new);
     obs.observe(name(Point::V), Data::I8(v_new));
     Ok(())
 }
 
-/// Self-attention, second pass: the queries of the block of rows `t` (from `h`) over the keys
-/// of all `rows` rows (causal in a decoder's cache), projected out into `a`.
+/// Self-attention, second pass: the queries of the block of rows `t` over the keys of all
+/// `rows` rows (causal in a decoder's cache), projected out into `a`.
 #[allow(clippy::too_many_arguments)]
 fn self_attend<O: Observer>(
     m: &Model<'_>,
@@ -357,14 +357,12 @@ fn self_attend<O: Observer>(
     obs: &mut O,
 ) -> Result<(), Error> {
     let c = &m.config;
-    let (d, kw, n, heads) = (c.d_model, c.kv_width(), t.len(), m.heads());
-    let Scratch { h, q, k, v, q_pre, ctx, a, scores, probs, .. } = s;
-    let (h, q, ctx, a) = (rows_of(h, n, d)?, rows_of(q, n, d)?, rows_of(ctx, n, d)?, rows_of(a, n, d)?);
-    let q_pre = if c.positions == PosKind::Rope { rows_of(q_pre, n, d)? } else { &mut [] };
-    project_rotated(m, &at.q, at.rope.q, heads.q, h, q_pre, pos0 + t.start, q, (name(Point::QPre), name(Point::Q)), obs);
+    let (d, kw, n) = (c.d_model, c.kv_width(), t.len());
+    let Scratch { q, k, v, ctx, a, scores, probs, .. } = s;
+    let (q, ctx, a) = (rows_in(q, t, d)?, rows_of(ctx, n, d)?, rows_of(a, n, d)?);
     let (kc, vc, mask) = visible(keys, (k, v), rows, pos0, layer, kw)?;
     let mask = Mask { q_pos0: mask.q_pos0 + t.start, ..mask };
-    attention(&at.params, heads, q, kc, vc, mask, scores, probs, ctx);
+    attention(&at.params, m.heads(), q, kc, vc, mask, scores, probs, ctx);
     obs.observe(name(Point::Ctx), Data::I16(ctx));
     at.o.forward(ctx, a);
     obs.observe(name(Point::Out), Data::I16(a));
@@ -376,7 +374,7 @@ fn self_attend<O: Observer>(
 fn cross_attention<O: Observer>(m: &Model<'_>, at: &Attention<'_>, s: &mut Scratch<'_>, t: &Range<usize>, mem: &CrossMemory<'_>, layer: usize, name: impl Fn(Point) -> Site, obs: &mut O) -> Result<(), Error> {
     let (d, n) = (m.config.d_model, t.len());
     let Scratch { h, q, ctx, a, scores, probs, .. } = s;
-    let (h, q, ctx, a) = (rows_of(h, n, d)?, rows_of(q, n, d)?, rows_of(ctx, n, d)?, rows_of(a, n, d)?);
+    let (h, q, ctx, a) = (rows_of(h, n, d)?, rows_in(q, t, d)?, rows_of(ctx, n, d)?, rows_of(a, n, d)?);
     at.q.forward(h, q);
     obs.observe(name(Point::Q), Data::I8(q));
     let (ck, cv) = mem.layer(layer)?;

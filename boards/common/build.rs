@@ -8,6 +8,11 @@
 //! `assets::BLOB` (the UART app, sentence mode and the bench read it: a translator); with
 //! feature `qemu` every model and its test vectors go into `assets::MODELS`. The real boards
 //! (no `qemu`) embed the first blob only. Writes `$OUT_DIR/models.rs`.
+//!
+//! With `qemu` it also sizes the statics the workload runs in from the models themselves (the
+//! runtime, built for the host, parses each blob): `ARENA_BYTES`, the largest greedy
+//! `arena_bytes` of the embedded models, and `FEATURE_VALUES`, the largest feature window. A
+//! board whose RAM cannot hold them fails to link.
 use std::{env, fs, path::PathBuf, process};
 
 const DEFAULT: &str = "models/de-en/de-en models/captions-lm/captions-lm models/japanese-vowels/japanese-vowels models/basic-motions/basic-motions";
@@ -77,8 +82,35 @@ fn main() {
         }
         out += "];\n";
     }
+    if qemu {
+        let (arena, features) = needs(&models);
+        out += &format!("/// Bytes of the arena: the largest greedy `arena_bytes` of the embedded models.\npub const ARENA_BYTES: usize = {arena};\n");
+        out += &format!("/// `i16` values of the largest feature window of the embedded models (`max_len · n_features`).\npub const FEATURE_VALUES: usize = {features};\n");
+    }
     let dst = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default()).join("models.rs");
     if let Err(e) = fs::write(&dst, out) {
         fail(format!("{}: {e}", dst.display()));
     }
+}
+
+/// The arena and feature buffer the embedded models need: each blob parsed by the runtime itself.
+fn needs(models: &[(String, PathBuf, PathBuf)]) -> (usize, usize) {
+    use picoformer::align::AlignedBuf;
+    use picoformer::blob::ModelKind;
+    use picoformer::{Classifier, Generator, Model, Translator};
+    let (mut arena, mut features) = (8, 1);
+    for (name, blob, _) in models {
+        let bytes = fs::read(blob).unwrap_or_else(|e| fail(format!("{}: {e}", blob.display())));
+        let buf = AlignedBuf::from_bytes(&bytes);
+        let m = Model::parse(buf.bytes()).unwrap_or_else(|e| fail(format!("{name}: {}: {e}", blob.display())));
+        let c = m.config();
+        let need = match c.kind {
+            ModelKind::EncoderDecoder => Translator::arena_bytes(&m, 1),
+            ModelKind::DecoderOnly => Generator::arena_bytes(&m, 1),
+            ModelKind::EncoderOnly => Classifier::arena_bytes(&m),
+        };
+        arena = arena.max(need);
+        features = features.max(c.max_len * c.n_features);
+    }
+    (arena, features)
 }

@@ -22,7 +22,7 @@ pub struct Embedded {
 include!(concat!(env!("OUT_DIR"), "/models.rs"));
 
 #[cfg(feature = "qemu")]
-pub use qemu::{take_memory, Memory, ARENA_BYTES, FEATURE_VALUES, MAX_TEXT_BYTES, SCRATCH_NODES};
+pub use qemu::{take_memory, Memory, MAX_TEXT_BYTES, SCRATCH_NODES};
 
 /// The QEMU boards' part: the statics the workload runs in.
 #[cfg(feature = "qemu")]
@@ -34,14 +34,8 @@ mod qemu {
     use picoformer::tokenizer::{Node, Tokenizer};
     use picoformer::Model;
 
-    /// Bytes of the static arena. Greedy decoding of the de-en model (d_model 128, 2+2 layers,
-    /// max_len 64, 4000 pieces) and of captions-lm (4 layers, max_len 64) needs about 200 KB;
-    /// each session checks its exact need (`arena_bytes`) against this.
-    pub const ARENA_BYTES: usize = 256 * 1024;
-
-    /// `i16` feature values a classifier's window may hold (`max_len · n_features`; the
-    /// committed classifiers need 384 and 600).
-    pub const FEATURE_VALUES: usize = 2048;
+    /// The arena's and the feature buffer's sizes, from the embedded models (build.rs).
+    pub use super::{ARENA_BYTES, FEATURE_VALUES};
 
     /// Longest source text, in bytes, the on-device tokenizer takes (test2016 has at most 201).
     pub const MAX_TEXT_BYTES: usize = 256;
