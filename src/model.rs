@@ -165,12 +165,29 @@ impl<'a> Model<'a> {
     /// views never sit on the stack. On error `m` is left empty (`Model::default()`), never
     /// half-filled.
     pub fn parse_into(blob: &'a [u8], m: &mut Model<'a>) -> Result<(), Error> {
-        *m = Model::default();
+        m.clear();
         let r = Model::parse_views(blob, m);
         if r.is_err() {
-            *m = Model::default();
+            m.clear();
         }
         r
+    }
+
+    /// Empty the model field by field, in place: `*self = Model::default()` would build the
+    /// whole model (several KiB) on the stack first.
+    fn clear(&mut self) {
+        let Model { config, input, target, positions, layers, enc_norm, dec_norm, output, output_scale, tokenizer } = self;
+        *config = Config::default();
+        *input = Input::default();
+        *target = Embedding::default();
+        *positions = Positions::default();
+        for l in layers.iter_mut() {
+            *l = Layer::default();
+        }
+        (*enc_norm, *dec_norm) = (None, None);
+        *output = Linear::default();
+        *output_scale = Requant::default();
+        *tokenizer = Tokenizer::default();
     }
 
     fn parse_views(blob: &'a [u8], m: &mut Model<'a>) -> Result<(), Error> {

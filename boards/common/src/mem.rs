@@ -145,3 +145,24 @@ pub fn stack_high_water(ram: &Ram) -> usize {
     }
     ram.stack_top - p as usize
 }
+
+/// Bytes of flash the image takes, from the vector table to the end of `.data`'s load image
+/// (cortex-m-rt's `__vector_table`, `__sidata`, `__sdata`, `__edata`); `None` where the runtime
+/// does not define them (RISC-V).
+pub fn flash_used() -> Option<usize> {
+    #[cfg(all(target_os = "none", target_arch = "arm"))]
+    {
+        extern "C" {
+            static __vector_table: u32;
+            static __sidata: u32;
+            static __sdata: u32;
+            static __edata: u32;
+        }
+        // Only the addresses of the linker symbols are taken, never their contents.
+        let (start, load) = (core::ptr::addr_of!(__vector_table) as usize, core::ptr::addr_of!(__sidata) as usize);
+        let data = (core::ptr::addr_of!(__edata) as usize).saturating_sub(core::ptr::addr_of!(__sdata) as usize);
+        Some((load + data).saturating_sub(start))
+    }
+    #[cfg(not(all(target_os = "none", target_arch = "arm")))]
+    None
+}

@@ -46,6 +46,9 @@ pub fn run<P: Platform>(p: &mut P) -> bool {
     passed += passed_checks;
     failed += failed_checks;
     defmt::println!("static RAM {=usize} bytes", ram.static_bytes());
+    if let Some(flash) = mem::flash_used() {
+        defmt::println!("flash used {=usize} bytes", flash);
+    }
     defmt::println!(
         "stack high-water {=usize} bytes of {=usize} ({=usize} by the end of the models' cases, before the kernel checks)",
         mem::stack_high_water(&ram),
