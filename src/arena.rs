@@ -7,11 +7,14 @@
 
 use crate::Error;
 
-/// A bump allocator over `&'a mut [u8]`, or a counter when dry.
+/// A bump allocator over `&'a mut [u8]`, or a counter when dry (which may also report each
+/// buffer it counts, for a map of the arena).
 pub(crate) struct Arena<'a> {
     rest: &'a mut [u8],
     used: usize,
     dry: bool,
+    trace: Option<&'a mut dyn FnMut(Region)>,
+    phase: Phase,
     /// Zero what it hands out (a fresh arena); a view over buffers already carved once does not.
     zero: bool,
 }
@@ -19,9 +22,15 @@ pub(crate) struct Arena<'a> {
 pub(crate) const ARENA_ALIGN: usize = 8;
 
 impl<'a> Arena<'a> {
+    /// An arena that counts, and reports each buffer to `f` as used in `phase`, with its offset
+    /// from `base`.
+    pub(crate) fn traced(base: usize, phase: Phase, f: &'a mut dyn FnMut(Region)) -> Arena<'a> {
+        Arena { rest: &mut [], used: base, dry: true, trace: Some(f), phase, zero: false }
+    }
+
     /// An arena that only counts.
     pub(crate) fn dry() -> Arena<'static> {
-        Arena { rest: &mut [], used: 0, dry: true, zero: false }
+        Arena { rest: &mut [], used: 0, dry: true, trace: None, phase: Phase::Session, zero: false }
     }
 
     pub(crate) fn new(mem: &'a mut [u8]) -> Result<Arena<'a>, Error> {
@@ -29,14 +38,14 @@ impl<'a> Arena<'a> {
         if !mem.is_empty() && mem.as_ptr() as usize % ARENA_ALIGN != 0 {
             return Err(Error::MisalignedArena { align: ARENA_ALIGN });
         }
-        Ok(Arena { rest: mem, used: 0, dry: false, zero: true })
+        Ok(Arena { rest: mem, used: 0, dry: false, trace: None, phase: Phase::Session, zero: true })
     }
 
     /// An arena over memory carved and zeroed before: a session's typed view of an area its
     /// encoder and decoder take turns in. Hands out the bytes as they are.
     pub(crate) fn reuse(mem: &'a mut [u8]) -> Arena<'a> {
         // alignment was checked when `mem` was carved from an arena
-        Arena { rest: mem, used: 0, dry: false, zero: false }
+        Arena { rest: mem, used: 0, dry: false, trace: None, phase: Phase::Session, zero: false }
     }
 
     /// Bytes handed out so far, padding included.
@@ -44,10 +53,15 @@ impl<'a> Arena<'a> {
         self.used
     }
 
-    /// Take `n` zeroed elements of `T`. Dry arenas return an empty slice.
-    pub(crate) fn take<T: bytemuck::Pod>(&mut self, n: usize) -> Result<&'a mut [T], Error> {
+    /// Take `n` zeroed elements of `T` for the buffer `name`. Dry arenas return an empty slice.
+    pub(crate) fn take<T: bytemuck::Pod>(&mut self, name: &'static str, n: usize) -> Result<&'a mut [T], Error> {
         let bytes = n.checked_mul(core::mem::size_of::<T>()).ok_or(Error::ArenaTooSmall { needed: usize::MAX, got: 0 })?;
         let padded = bytes.div_ceil(ARENA_ALIGN) * ARENA_ALIGN;
+        if let Some(f) = self.trace.as_mut() {
+            if bytes > 0 {
+                f(Region { phase: self.phase, name, offset: self.used, bytes: padded });
+            }
+        }
         self.used = self.used.saturating_add(padded);
         if self.dry {
             return Ok(&mut []);
@@ -64,4 +78,26 @@ impl<'a> Arena<'a> {
         }
         bytemuck::try_cast_slice_mut(head).map_err(|_| Error::MisalignedArena { align: ARENA_ALIGN })
     }
+}
+
+/// One buffer of a session's arena, as [`crate::Translator::arena_map`] and its kin report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// When the buffer is live.
+    pub phase: Phase,
+    /// The buffer (`"x"`, `"cross k"`, `"logits"`, …).
+    pub name: &'static str,
+    /// Bytes from the arena's start.
+    pub offset: usize,
+    /// Bytes, padding to the next 8-byte boundary included.
+    pub bytes: usize,
+}
+
+/// When a buffer is live: for the whole session, or (the translator's work area) while encoding
+/// or while decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Session,
+    Encoding,
+    Decoding,
 }

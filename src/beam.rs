@@ -36,7 +36,7 @@ pub(crate) struct Histories<'a> {
 impl<'a> Histories<'a> {
     /// `slots` histories of `stride` tokens each, three times.
     pub(crate) fn carve(a: &mut crate::arena::Arena<'a>, slots: usize, stride: usize) -> Result<Self, Error> {
-        Ok(Histories { tokens: a.take(slots * stride)?, next: a.take(slots * stride)?, done: a.take(slots * stride)?, stride })
+        Ok(Histories { tokens: a.take("beam tokens", slots * stride)?, next: a.take("beam next", slots * stride)?, done: a.take("beam done", slots * stride)?, stride })
     }
 }
 

@@ -11,7 +11,7 @@
 //! T = max_len frames or ids, N = n_outputs, B = forward::BLOCK_ROWS.
 //! ```
 
-use crate::arena::Arena;
+use crate::arena::{Arena, Phase, Region};
 use crate::beam::argmax;
 use crate::blob::{ModelKind, Stack};
 use crate::forward::{embed_source, pool_and_head, run_stack, Keys, Scratch, Source};
@@ -35,7 +35,7 @@ struct Buffers<'a> {
 
 fn carve<'a>(model: &Model<'_>, a: &mut Arena<'a>) -> Result<Buffers<'a>, Error> {
     let c = &model.config;
-    Ok(Buffers { s: Scratch::carve(c, c.max_len, true, a)?, pooled: a.take(c.d_model)?, outputs: a.take(c.n_outputs)? })
+    Ok(Buffers { s: Scratch::carve(c, c.max_len, true, a)?, pooled: a.take("pooled", c.d_model)?, outputs: a.take("outputs", c.n_outputs)? })
 }
 
 impl<'m, 'a> Classifier<'m, 'a> {
@@ -44,6 +44,11 @@ impl<'m, 'a> Classifier<'m, 'a> {
         let mut a = Arena::dry();
         let _ = carve(model, &mut a);
         a.used()
+    }
+
+    /// Every buffer of [`Classifier::arena_bytes`]'s arena, in order, to `f`.
+    pub fn arena_map(model: &Model<'_>, f: &mut dyn FnMut(Region)) {
+        let _ = carve(model, &mut Arena::traced(0, Phase::Session, f));
     }
 
     /// A session whose buffers live in `arena` (8-byte aligned, at least

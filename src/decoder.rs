@@ -26,7 +26,7 @@ impl<'m, 'a> Decoder<'m, 'a> {
     /// fed at once (`own_keys` when an encoder also runs in it), then the cache.
     pub(crate) fn carve(model: &'m Model<'m>, slots: usize, rows: usize, own_keys: bool, a: &mut Arena<'a>) -> Result<Self, Error> {
         let c = &model.config;
-        let logits = a.take(c.vocab)?;
+        let logits = a.take("logits", c.vocab)?;
         let s = Scratch::carve(c, rows, own_keys, a)?;
         let cache = KvCache::carve(a, slots, c.n_dec, c.max_len, c.kv_width())?;
         Ok(Decoder { model, s, cache, logits, slots })

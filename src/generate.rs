@@ -14,7 +14,7 @@
 //! through the layers a block of rows at a time).
 //! ```
 
-use crate::arena::Arena;
+use crate::arena::{Arena, Phase, Region};
 use crate::beam::{self, argmax, Histories, Start, MAX_BEAM};
 use crate::blob::ModelKind;
 use crate::decoder::{BeamStep, Decoder};
@@ -49,6 +49,11 @@ impl<'m, 'a> Generator<'m, 'a> {
         let mut a = Arena::dry();
         let _ = carve(model, beam_cap.clamp(1, MAX_BEAM), &mut a);
         a.used()
+    }
+
+    /// Every buffer of [`Generator::arena_bytes`]'s arena, in order, to `f`.
+    pub fn arena_map(model: &'m Model<'m>, beam_cap: usize, f: &mut dyn FnMut(Region)) {
+        let _ = carve(model, beam_cap.clamp(1, MAX_BEAM), &mut Arena::traced(0, Phase::Session, f));
     }
 
     /// A session whose buffers live in `arena` (8-byte aligned, at least

@@ -23,7 +23,7 @@ pub(crate) struct KvCache<'a> {
 impl<'a> KvCache<'a> {
     pub(crate) fn carve(a: &mut Arena<'a>, slots: usize, layers: usize, max_len: usize, width: usize) -> Result<Self, Error> {
         let n = slots * layers * max_len * width;
-        Ok(KvCache { k: a.take(n)?, v: a.take(n)?, slots, layers, max_len, width })
+        Ok(KvCache { k: a.take("self k", n)?, v: a.take("self v", n)?, slots, layers, max_len, width })
     }
 
     fn layer_range(&self, slot: usize, layer: usize) -> Result<core::ops::Range<usize>, Error> {
@@ -75,7 +75,7 @@ pub(crate) struct CrossMemory<'a> {
 impl<'a> CrossMemory<'a> {
     pub(crate) fn carve(a: &mut Arena<'a>, layers: usize, max_len: usize, width: usize) -> Result<Self, Error> {
         let n = layers * max_len * width;
-        Ok(CrossMemory { k: a.take(n)?, v: a.take(n)?, layers, max_len, width, len: 0 })
+        Ok(CrossMemory { k: a.take("cross k", n)?, v: a.take("cross v", n)?, layers, max_len, width, len: 0 })
     }
 
     fn range(&self, layer: usize, rows: usize) -> Result<core::ops::Range<usize>, Error> {

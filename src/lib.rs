@@ -32,6 +32,7 @@ pub mod tokenizer;
 mod translate;
 pub mod vectors;
 
+pub use arena::{Phase, Region};
 pub use error::Error;
 pub use model::Model;
 pub use beam::{argmax, MAX_BEAM};

@@ -16,7 +16,7 @@
 //! scores, slot maps and candidates live on the stack (at most `MAX_BEAM`).
 //! ```
 
-use crate::arena::Arena;
+use crate::arena::{Arena, Phase, Region};
 use crate::beam::{self, argmax, Histories, Start, MAX_BEAM};
 use crate::blob::{ModelKind, Stack};
 use crate::decoder::{BeamStep, Decoder};
@@ -66,7 +66,7 @@ fn carve<'a>(model: &Model<'_>, beam_cap: usize, a: &mut Arena<'a>) -> Result<(C
     let c = &model.config;
     let cross = CrossMemory::carve(a, c.n_dec, c.max_len, c.kv_width())?;
     let hist = Histories::carve(a, beam_cap, c.max_len)?;
-    let work = a.take(work_bytes(model, beam_cap))?;
+    let work = a.take("work", work_bytes(model, beam_cap))?;
     Ok((cross, hist, work))
 }
 
@@ -76,6 +76,22 @@ impl<'m, 'a> Translator<'m, 'a> {
         let mut a = Arena::dry();
         let _ = carve(model, beam_cap.clamp(1, MAX_BEAM), &mut a);
         a.used()
+    }
+
+    /// Every buffer of [`Translator::arena_bytes`]'s arena, in order, to `f`: the session's, then
+    /// the work area's while encoding and while decoding (the same bytes, in turn).
+    pub fn arena_map(model: &'m Model<'m>, beam_cap: usize, f: &mut dyn FnMut(Region)) {
+        let beam_cap = beam_cap.clamp(1, MAX_BEAM);
+        let mut work = 0;
+        let mut session = |r: Region| {
+            if r.name == "work" {
+                work = r.offset;
+            }
+            f(r)
+        };
+        let _ = carve(model, beam_cap, &mut Arena::traced(0, Phase::Session, &mut session));
+        let _ = encoder(model, &mut Arena::traced(work, Phase::Encoding, f));
+        let _ = decoder(model, beam_cap, &mut Arena::traced(work, Phase::Decoding, f));
     }
 
     /// A session whose buffers live in `arena` (8-byte aligned, at least

@@ -7,7 +7,7 @@ mod common;
 use common::AlignedBuf;
 use picoformer::observe::NoObserver;
 use picoformer::tokenizer::Node;
-use picoformer::{Model, TokenId, Translator};
+use picoformer::{Model, Phase, TokenId, Translator};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/de-en");
 
@@ -153,6 +153,24 @@ fn arena_fits_a_128_kib_part() {
     // the session runs in exactly that many bytes, and one byte less is refused
     let mut arena = AlignedBuf::zeroed(bytes[0]);
     assert!(Translator::new(&m, arena.bytes_mut(), 1).is_ok());
+    // the map: the session's buffers, then the work area's, encoding and decoding in turn
+    let mut map = Vec::new();
+    Translator::arena_map(&m, 1, &mut |r| map.push(r));
+    let end = |p: Phase| map.iter().filter(|r| r.phase == p).map(|r| r.offset + r.bytes).max().unwrap();
+    let work = map.iter().find(|r| r.name == "work").unwrap();
+    assert_eq!((work.offset + work.bytes, end(Phase::Session)), (bytes[0], bytes[0]));
+    assert_eq!(map.iter().find(|r| r.name == "cross k").map(|r| (r.offset, r.bytes)), Some((0, 16_384)));
+    assert_eq!(end(Phase::Encoding), bytes[0]);
+    assert!(end(Phase::Decoding) < bytes[0]);
+    for p in [Phase::Encoding, Phase::Decoding] {
+        // the buffers of one phase tile the work area from its start, in order
+        let mut at = work.offset;
+        for r in map.iter().filter(|r| r.phase == p) {
+            assert_eq!(r.offset, at, "{}", r.name);
+            at += r.bytes;
+        }
+    }
+    assert_eq!(map.iter().filter(|r| r.phase == Phase::Decoding).next().map(|r| r.name), Some("logits"));
     let mut short = AlignedBuf::zeroed(bytes[0] - 1);
     assert!(matches!(Translator::new(&m, short.bytes_mut(), 1), Err(picoformer::Error::ArenaTooSmall { needed: 94_912, .. })));
 }

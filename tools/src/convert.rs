@@ -316,6 +316,15 @@ impl Written {
             arena_greedy: arena(1),
             arena_beam: arena(REPORT_BEAM),
             beam: if c.kind == ModelKind::EncoderOnly { 0 } else { REPORT_BEAM },
+            arena_map: {
+                let mut map = Vec::new();
+                match c.kind {
+                    ModelKind::EncoderDecoder => Translator::arena_map(&model, 1, &mut |r| map.push(r)),
+                    ModelKind::DecoderOnly => Generator::arena_map(&model, 1, &mut |r| map.push(r)),
+                    ModelKind::EncoderOnly => Classifier::arena_map(&model, &mut |r| map.push(r)),
+                }
+                map
+            },
         };
         Ok(Written { blob, sizes })
     }

@@ -15,6 +15,8 @@ pub struct Sizes {
     pub arena_greedy: usize,
     pub arena_beam: usize,
     pub beam: usize,
+    /// Every buffer of the greedy arena (`arena_map`), for the RAM map.
+    pub arena_map: Vec<picoformer::Region>,
 }
 
 /// Everything the report says.
@@ -44,6 +46,8 @@ pub fn write(stem: &Path, r: &ReportInput<'_>) -> Result<ReportFiles> {
     let svg_path = stem.with_extension("sqnr.svg");
     std::fs::write(&svg_path, svg(r.errors)).with_context(|| format!("writing {}", svg_path.display()))?;
     let svg_name = svg_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let ram_path = stem.with_extension("ram.svg");
+    std::fs::write(&ram_path, crate::memory_map::ram_svg(&r.model_name, &r.sizes.arena_map, r.sizes.arena_greedy)).with_context(|| format!("writing {}", ram_path.display()))?;
     let md_path = stem.with_extension("report.md");
     std::fs::write(&md_path, markdown(r, &svg_name)).with_context(|| format!("writing {}", md_path.display()))?;
     Ok(ReportFiles { markdown: md_path, svg: svg_path })
@@ -113,6 +117,8 @@ pub fn markdown(r: &ReportInput<'_>, svg_name: &str) -> String {
         let _ = writeln!(s, "| RAM: arena, beam width up to {} | {} |", r.sizes.beam, kb(r.sizes.arena_beam));
     }
     let _ = writeln!(s);
+    let ram_name = svg_name.replace(".sqnr.svg", ".ram.svg");
+    let _ = writeln!(s, "The arena{} buffer by buffer (hover for sizes):\n\n![RAM map]({ram_name})\n", if r.sizes.beam > 0 { " for greedy decoding," } else { "," });
     let _ = writeln!(s, "## Per-site error of int8 against f32\n");
     let _ = writeln!(s, "Both models on the first {} test inputs (decoders teacher-forced on the float model's greedy output).\n", r.layer_inputs);
     let _ = writeln!(s, "![SQNR per site]({svg_name})\n");
