@@ -202,9 +202,9 @@ def greedy_decode(model, srcs, max_out=None, batch_size=100):
                 break
         for j, i in enumerate(idx):
             out = []
+            # a row ends at its eos (pad fills it after that); pad before eos is a token like
+            # any other, as the runtime's greedy decoder takes it
             for t in ys[j, 1:].tolist():
-                if t == PAD_ID:
-                    break
                 out.append(t)
                 if t == EOS_ID:
                     break
