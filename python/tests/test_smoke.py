@@ -1,0 +1,3 @@
+def test_import():
+    import picoformer
+    assert picoformer.Error.__module__ == "picoformer"
