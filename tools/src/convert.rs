@@ -62,8 +62,20 @@ impl Defaults {
 /// The beam width whose arena the report gives beside greedy's.
 const REPORT_BEAM: usize = 4;
 
+/// What [`run`] measured and wrote: the report's figures.
+pub struct Summary {
+    pub config_line: String,
+    /// Largest |Δ| of the f32 forward pass against the export's reference vectors, if any.
+    pub reference_diff: Option<f32>,
+    pub calibration: String,
+    pub sizes: Sizes,
+    pub quality: Option<Quality>,
+    pub report: report::ReportFiles,
+    pub seconds: f64,
+}
+
 /// `picoformer convert`: the blob, and beside it its test vectors and its report.
-pub fn run(o: &ConvertOpts) -> Result<()> {
+pub fn run(o: &ConvertOpts) -> Result<Summary> {
     let t0 = Instant::now();
 
     // load
@@ -170,8 +182,10 @@ pub fn run(o: &ConvertOpts) -> Result<()> {
         seconds: t0.elapsed().as_secs_f64(),
     };
     let files = report::write(&stem, &report)?;
-    println!("wrote {} and {} in {:.1} s", files.markdown.display(), files.svg.display(), t0.elapsed().as_secs_f64());
-    Ok(())
+    let seconds = t0.elapsed().as_secs_f64();
+    println!("wrote {} and {} in {seconds:.1} s", files.markdown.display(), files.svg.display());
+    let ReportInput { config_line, reference_diff, calibration, sizes, .. } = report;
+    Ok(Summary { config_line, reference_diff, calibration, sizes, quality, report: files, seconds })
 }
 
 /// What one calibration input is called in the report.

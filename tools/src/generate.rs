@@ -81,16 +81,25 @@ pub fn run(model_path: &Path, o: &GenerateOpts, prompts: &[String]) -> Result<()
     Ok(())
 }
 
-fn generate_one(model: &Model<'_>, lm: &mut Lm<'_>, o: &GenerateOpts, n: usize, text: &str, out: &mut impl Write) -> Result<()> {
-    let c = *model.config();
-    let tok = model.tokenizer();
+/// Prompt `n`'s ids: bos, then its pieces, cut to their end to leave room for a new token
+/// (with a note on stderr).
+pub fn prompt_ids(model: &Model<'_>, n: usize, text: &str) -> Result<Vec<TokenId>> {
+    let c = model.config();
     let mut ids: Vec<TokenId> = vec![c.bos];
-    let p = pieces(tok, text)?;
+    let p = pieces(model.tokenizer(), text)?;
     let keep = c.max_len - 2; // room for bos and at least one new token
     if p.len() > keep {
         eprintln!("note: prompt {n}: {} pieces, the context holds {keep} with room to continue: the first {} dropped", p.len(), p.len() - keep);
     }
     ids.extend(&p[p.len().saturating_sub(keep)..]);
+    Ok(ids)
+}
+
+/// Prompt `n`'s line without its newline: `text`, then its continuation, streamed to `out`.
+pub fn generate_one(model: &Model<'_>, lm: &mut Lm<'_>, o: &GenerateOpts, n: usize, text: &str, out: &mut impl Write) -> Result<()> {
+    let c = *model.config();
+    let tok = model.tokenizer();
+    let ids = prompt_ids(model, n, text)?;
     // the prompt sets the decoding state, so the continuation's first space is kept
     let mut state = primed(tok, &ids)?;
     write!(out, "{text}")?;

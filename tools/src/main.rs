@@ -176,7 +176,7 @@ fn run() -> Result<()> {
     cap_simd_level()?;
     match Cli::parse().cmd {
         Cmd::Convert { export, out, calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences } => {
-            convert::run(&ConvertOpts { export, out, calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences })
+            convert::run(&ConvertOpts { export, out, calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences }).map(drop)
         }
         Cmd::Translate { model, beam, sentences } => translate::run(&model, beam, &sentences),
         Cmd::Generate { model, max_new, sample, seed, temperature, top_k, top_p, beam, prompts } => {

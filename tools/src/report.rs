@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use crate::eval::{Quality, SiteError};
 
 /// What the blob costs in flash and RAM.
+#[derive(Debug, Clone)]
 pub struct Sizes {
     pub blob: usize,
     pub weights: usize,

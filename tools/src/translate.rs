@@ -29,7 +29,7 @@ pub fn run(model_path: &Path, beam: usize, sentences: &[String]) -> Result<()> {
     let blob = read_aligned(model_path)?;
     let model = Model::parse(blob.bytes()).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
     crate::generate::require_kind(&model, model_path, picoformer::blob::ModelKind::EncoderDecoder, "translate")?;
-    let mut lines = Lines { int8: Int8::new(&model, beam), beam };
+    let mut lines = Lines::new(&model, beam);
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let what = if sentences.is_empty() { "line" } else { "sentence" };
@@ -75,15 +75,20 @@ pub fn run(model_path: &Path, beam: usize, sentences: &[String]) -> Result<()> {
 }
 
 /// The int8 model, translating one input at a time.
-struct Lines<'m> {
+pub struct Lines<'m> {
     int8: Int8<'m>,
     beam: usize,
 }
 
-impl Lines<'_> {
+impl<'m> Lines<'m> {
+    /// Translations of width `beam` (1: greedy) with `model`.
+    pub fn new(model: &'m Model<'m>, beam: usize) -> Lines<'m> {
+        Lines { int8: Int8::new(model, beam), beam }
+    }
+
     /// Write the translation of `text` (input `n`, a `what`) to `out`, without the newline.
     /// Errors writing `out` are `io::Error`s; every other error is the input's.
-    fn translate(&mut self, what: &str, n: usize, text: &str, out: &mut impl Write) -> Result<()> {
+    pub fn translate(&mut self, what: &str, n: usize, text: &str, out: &mut impl Write) -> Result<()> {
         let model = self.int8.model;
         let tok = model.tokenizer();
         let keep = model.config().max_len - 1;
