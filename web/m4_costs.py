@@ -11,8 +11,9 @@ so the counts are exact instructions), reads its per-case lines
 
 checks the texts against the vector file, and writes JSON with the exact per-sentence counts and
 the per-unit costs the page uses to estimate other sentences (instructions per text byte for the
-tokenizer, per source id for the encoder, per decoder step), with each estimate's leave-one-out
-error on the measured sentences.
+tokenizer, per source id for the encoder, per decoder step), with the estimate's leave-one-out
+error on the measured sentences. The page multiplies these rates by the units its kind reports
+(`text_byte`, `source_id`, `decoder_step`), so the estimate is the same code for every model.
 
     web/m4_costs.py                      # run cargo an386, write web/models/de-en.m4.json
     web/m4_costs.py --log an386.log      # from a saved log of the same commit
@@ -76,20 +77,23 @@ def parse_log(log):
     return cases
 
 
+def units(c):
+    """What a sentence's cost scales with, named as the page's kind reports them."""
+    return {"text_byte": len(c["text"].encode()), "source_id": c["source_ids"], "decoder_step": c["steps"]}
+
+
+# the part of the firmware's count that each unit drives
+PART = {"text_byte": "tokenize", "source_id": "encode", "decoder_step": "decode"}
+
+
 def rates(cases):
-    """Measured cost per unit: tokenizer per text byte, encoder per source id, decoder per step."""
-    def ratio(key, unit):
-        return sum(c[key] for c in cases) / sum(unit(c) for c in cases)
-    return {
-        "tokenize_per_text_byte": ratio("tokenize", lambda c: len(c["text"].encode())),
-        "encode_per_source_id": ratio("encode", lambda c: c["source_ids"]),
-        "decode_per_step": ratio("decode", lambda c: c["steps"]),
-    }
+    """Measured instructions per unit: the tokenizer per text byte, the encoder per source id
+    (eos included), the decoder per step (eos step included)."""
+    return {u: sum(c["parts"][p] for c in cases) / sum(c["units"][u] for c in cases) for u, p in PART.items()}
 
 
-def estimate(r, text_bytes, source_ids, steps):
-    return round(r["tokenize_per_text_byte"] * text_bytes + r["encode_per_source_id"] * source_ids
-                 + r["decode_per_step"] * steps)
+def estimate(r, u):
+    return round(sum(r[k] * u[k] for k in r))
 
 
 def git(*args):
@@ -118,13 +122,14 @@ def main():
         if (c["source_ids"], c["steps"]) != (n, m):
             sys.exit(f"case {c['index']}: ids differ from the vector file")
 
+    cases = [{"index": c["index"], "text": c["text"], "units": units(c), "instructions": c["total"],
+              "parts": {p: c[p] for p in PART.values()}} for c in cases]
     r = rates(cases)
     # leave-one-out: estimate each sentence from the other seven's rates
+    errors = []
     for i, c in enumerate(cases):
-        others = rates(cases[:i] + cases[i + 1:])
-        est = estimate(others, len(c["text"].encode()), c["source_ids"], c["steps"])
-        c["estimate_left_out"] = est
-    errors = [abs(c["estimate_left_out"] - c["total"]) / c["total"] for c in cases]
+        c["estimate_left_out"] = estimate(rates(cases[:i] + cases[i + 1:]), c["units"])
+        errors.append(abs(c["estimate_left_out"] - c["instructions"]) / c["instructions"])
 
     dirty = git("status", "--porcelain", "--", "src", "boards", "build.rs", "Cargo.toml", "Cargo.lock", ".cargo")
     qemu = subprocess.run(["qemu-system-arm", "--version"], capture_output=True, text=True).stdout.splitlines()
@@ -139,16 +144,16 @@ def main():
         "rustc": subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip(),
         "clock_hz": CLOCK_HZ,
         "clock_note": "time = instructions / clock, taking one instruction per cycle (BENCHMARKS.md): an order of magnitude",
-        "rates": {k: round(v, 1) for k, v in r.items()},
-        "estimate_note": "estimate = tokenize_per_text_byte x UTF-8 bytes + encode_per_source_id x source ids "
-                         "(eos included) + decode_per_step x decoder steps (eos step included); leave-one-out "
-                         f"error on the measured sentences: {100 * max(errors):.1f}% at most, "
-                         f"{100 * sum(errors) / len(errors):.1f}% on average",
+        "per_unit": {k: round(v, 1) for k, v in r.items()},
+        "per_unit_note": "instructions per UTF-8 byte of text (tokenizer), per source id, eos included "
+                         "(encoder), per decoder step, eos step included (decoder), over the measured sentences",
+        "estimate_error": {"max": round(max(errors), 4), "mean": round(sum(errors) / len(errors), 4),
+                           "note": "each measured sentence estimated from the other sentences' rates"},
         "cases": cases,
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-    print(f"{a.out}: {len(cases)} sentences at {data['commit']}; rates {data['rates']}; "
+    print(f"{a.out}: {len(cases)} sentences at {data['commit']}; per unit {data['per_unit']}; "
           f"leave-one-out error max {100 * max(errors):.1f}%")
 
 
