@@ -100,6 +100,21 @@ class WebDriver:
         self.call("DELETE", f"/session/{self.sid}")
 
 
+def stop_browser(profile):
+    """End the Chromium processes this test started (those on its fresh profile), should the
+    session have died before closing them."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"--user-data-dir={profile}".encode() in cmd:
+            try:
+                os.kill(int(proc.name), 15)
+            except OSError:
+                pass
+
+
 def vector_cases(path):
     """(text, source id count) per case; format in src/vectors.rs."""
     b = Path(path).read_bytes()
@@ -156,7 +171,7 @@ def main():
     expected = host_translations(sentences)
     print(f"host: {len(sentences)} translations in {time.time() - t0:.1f} s")
 
-    procs, failures = [], []
+    procs, failures, wd = [], [], None
     profile = tempfile.mkdtemp(prefix="picoformer-chromium-")
     try:
         http_port, wd_port = free_port(), free_port()
@@ -213,12 +228,17 @@ def main():
         print(f"offline (server stopped, page reloaded): {'ok' if ok else 'DIFFERS: ' + repr(r)}")
         if not ok:
             failures.append("offline reload")
-        wd.quit()
     finally:
+        if wd is not None:
+            try:
+                wd.quit()  # closes the browser
+            except BaseException:
+                pass
         for p in procs:
             if p.poll() is None:
                 p.terminate()
                 p.wait()
+        stop_browser(profile)
         shutil.rmtree(profile, ignore_errors=True)
 
     if failures:
