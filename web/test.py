@@ -69,6 +69,8 @@ class WebDriver:
                 return json.loads(r.read())["value"]
         except urllib.error.HTTPError as e:
             sys.exit(f"WebDriver {method} {path}: {e.read().decode()[:2000]}")
+        except OSError as e:
+            sys.exit(f"WebDriver {method} {path}: {e!r}")
 
     def get(self, url):
         self.call("POST", "/url", {"url": url})
@@ -171,15 +173,16 @@ def main():
     expected = host_translations(sentences)
     print(f"host: {len(sentences)} translations in {time.time() - t0:.1f} s")
 
-    procs, failures, wd = [], [], None
-    profile = tempfile.mkdtemp(prefix="picoformer-chromium-")
+    procs, failures, wd, passed = [], [], None, False
+    work = Path(tempfile.mkdtemp(prefix="picoformer-web-test-"))
+    profile, driver_log = work / "profile", work / "chromedriver.log"
     try:
         http_port, wd_port = free_port(), free_port()
         server = subprocess.Popen([sys.executable, "-m", "http.server", str(http_port), "--bind", "127.0.0.1",
                                    "--directory", a.site], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(server)
-        procs.append(subprocess.Popen(["chromedriver", f"--port={wd_port}"], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
+        procs.append(subprocess.Popen(["chromedriver", f"--port={wd_port}", f"--log-path={driver_log}"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_port(http_port, "the static server")
         wait_port(wd_port, "chromedriver")
         wd = WebDriver(wd_port, CHROMIUM_ARGS + [f"--user-data-dir={profile}"])
@@ -228,6 +231,7 @@ def main():
         print(f"offline (server stopped, page reloaded): {'ok' if ok else 'DIFFERS: ' + repr(r)}")
         if not ok:
             failures.append("offline reload")
+        passed = not failures
     finally:
         if wd is not None:
             try:
@@ -239,7 +243,10 @@ def main():
                 p.terminate()
                 p.wait()
         stop_browser(profile)
-        shutil.rmtree(profile, ignore_errors=True)
+        if not passed and driver_log.exists():
+            print("chromedriver's log, last lines:", *driver_log.read_text(errors="replace").splitlines()[-40:],
+                  sep="\n", file=sys.stderr)
+        shutil.rmtree(work, ignore_errors=True)
 
     if failures:
         print(f"FAIL: {len(failures)} of {len(sentences) + 1} checks differ")
