@@ -24,96 +24,170 @@ async function json(url) {
 }
 
 // The Cortex-M4 figure for an input: the firmware's exact count when this very input was
-// measured (same text, same token counts), otherwise the measured per-unit rates times the
-// units the worker reports for it.
-export function m4Cost(costs, input, units) {
-  const same = (c) => c.text === input && Object.entries(units).every(([k, v]) => c.units[k] === v);
+// measured (same text or test window, same unit counts), otherwise the measured per-unit rates
+// times the units the worker reports for it.
+export function m4Cost(costs, key, units) {
+  const same = (c) => c.text === key && Object.entries(units).every(([k, v]) => c.units[k] === v);
   const hit = costs.cases.find(same);
   if (hit) return { kind: 'measured', instructions: hit.instructions, parts: hit.parts };
   const instructions = Object.entries(costs.per_unit).reduce((s, [k, r]) => s + r * (units[k] ?? 0), 0);
   return { kind: 'estimate', instructions: Math.round(instructions) };
 }
 
+const UNIT_NAMES = {
+  text_byte: 'per text byte (tokenizer)',
+  source_id: 'per source token (encoder)',
+  prompt_id: 'per prompt token (the prompt pass)',
+  decoder_step: 'per decoder step',
+  frame: 'per frame of the window',
+};
+
 function costNote(costs) {
+  const rates = Object.entries(costs.per_unit).map(([k, r], i) => `${fmt(r)}${i ? '' : ' instructions'} ${UNIT_NAMES[k] ?? k}`);
   return el('p', { class: 'source' },
     'Cortex-M4 counts: ', el('code', {}, costs.command), ` at commit ${costs.commit} (${costs.date}), `,
     ...costs.machine.split(/(-icount shift=\d+)/).map((t, i) => (i % 2 ? el('code', { class: 'nowrap' }, t) : t)),
-    `; ${costs.qemu.replace(/ \(.*/, '')}. Estimates use the measured rates: `,
-    `${fmt(costs.per_unit.text_byte)} instructions per text byte (tokenizer), `,
-    `${fmt(costs.per_unit.source_id)} per source token (encoder), `,
-    `${fmt(costs.per_unit.decoder_step)} per decoder step; they were within `,
-    `${(100 * costs.estimate_error.max).toFixed(1)}% on the measured sentences (leave-one-out). `,
+    `; ${costs.qemu.replace(/ \(.*/, '')}. Estimates use the measured rates: ${rates.join(', ')}; they were within `,
+    `${(100 * costs.estimate_error.max).toFixed(1)}% on the measured cases (leave-one-out). `,
     `Time = instructions at ${costs.clock_hz / 1e6} MHz, one instruction per cycle: an order of magnitude.`);
 }
 
-// Per kind: build the panel for one model. `run(input)` sends the input to the worker; the
-// returned `on(msg)` receives the worker's messages for this model.
-const kinds = {
-  translate(model, costs, info, run) {
+function m4Stat(stat, costs, cost, measuredDetail) {
+  const value = cost.kind === 'measured' ? `${fmt(cost.instructions)} instructions` : `≈ ${mega(cost.instructions)} instructions`;
+  const detail = cost.kind === 'measured' ? `measured: ${measuredDetail(cost.parts)}` : 'estimated (this input was not measured) from the measured per-unit costs';
+  stat('Cortex-M4', value, `${detail}; ≈ ${(cost.instructions / costs.clock_hz).toFixed(3)} s at ${costs.clock_hz / 1e6} MHz`,
+    { id: 'm4', 'data-kind': cost.kind, 'data-instructions': String(cost.instructions) });
+}
+
+// The parts shared by every panel: the model's note, the output, the stats and the sources.
+function frame(model, costs, info, controls, output) {
+  const stats = el('dl', { id: 'stats' });
+  const panel = el('section', { class: 'panel' },
+    el('p', { class: 'about' }, model.about),
+    ...controls,
+    el('label', { for: 'output' }, model.output.label),
+    output,
+    stats,
+    costNote(costs),
+    el('p', { class: 'source' }, `Blob ${fmt(info.blobBytes)} bytes, arena ${fmt(info.arenaBytes)} bytes (greedy), `,
+      `max_len ${info.maxLen}.`));
+  const stat = (name, value, detail, attrs = {}) =>
+    stats.append(el('dt', {}, name), el('dd', attrs, el('strong', {}, value), detail ? el('span', {}, detail) : ''));
+  return { panel, stats, stat };
+}
+
+// Translate and generate: a text in, tokens streamed out. `idsUnit` is the unit the worker
+// reports the input's ids in; `idsName` and `parts` name them and the measured parts.
+function streaming({ idsUnit, idsName, button: buttonText, parts }) {
+  return (model, costs, info, run) => {
     const input = el('textarea', {
       id: 'input', rows: 3, lang: model.input.lang, placeholder: model.input.placeholder, spellcheck: 'false',
       onkeydown: (e) => { if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); go(); } },
     });
-    const button = el('button', { id: 'run', onclick: () => go() }, 'Translate');
+    const button = el('button', { id: 'run', onclick: () => go() }, buttonText);
     const output = el('output', { id: 'output', lang: model.output.lang, 'data-run': '0', 'aria-live': 'polite' });
-    const stats = el('dl', { id: 'stats' });
     const examples = el('div', { class: 'examples' }, el('span', {}, 'Measured on the M4: '),
       ...costs.cases.map((c) => el('button', {
         class: 'example', title: c.text,
         onclick: () => { input.value = c.text; go(); },
       }, c.text.length > 34 ? `${c.text.slice(0, 32)}…` : c.text)));
-    const go = () => { if (input.value.trim()) run(input.value); };
+    const go = () => run(input.value);
+    const { panel, stats, stat } = frame(model, costs, info, [
+      el('label', { for: 'input' }, model.input.label), el('div', { class: 'row' }, input, button), examples], output);
     let current = null;
-
-    const panel = el('section', { class: 'panel' },
-      el('p', { class: 'about' }, model.about),
-      el('label', { for: 'input' }, model.input.label),
-      el('div', { class: 'row' }, input, button),
-      examples,
-      el('label', { for: 'output' }, model.output.label),
-      output,
-      stats,
-      costNote(costs),
-      el('p', { class: 'source' }, `Blob ${fmt(info.blobBytes)} bytes, arena ${fmt(info.arenaBytes)} bytes (greedy), `,
-        `at most ${info.maxLen} tokens each way.`));
-
-    function stat(name, value, detail, attrs = {}) {
-      stats.append(el('dt', {}, name), el('dd', attrs, el('strong', {}, value), detail ? el('span', {}, detail) : ''));
-    }
 
     function on(m) {
       if (m.type === 'start') {
         current = m;
         output.replaceChildren();
         output.dataset.state = 'running';
-        delete output.dataset.sourceIds;
-        delete output.dataset.steps;
+        delete output.dataset.ids;
         stats.replaceChildren();
         button.disabled = true;
       } else if (m.run !== current?.run) {
         // a message from a run that a newer one replaced
       } else if (m.type === 'token') {
         output.append(el('span', { class: 'tok', title: `token ${m.id}` }, m.text));
+      } else if (m.type === 'tail') {
+        output.append(m.text);
       } else if (m.type === 'done') {
         const u = m.units;
         const cost = m4Cost(costs, current.input, u);
-        const cut = [u.source_id < info.maxLen ? '' : 'the source cut at max_len',
-          u.decoder_step > m.tokens ? '' : 'the output cut at max_len'].filter(Boolean);
-        stat('Tokens', `${u.source_id - 1} ${model.input.label} → ${m.tokens} ${model.output.label}`,
-          `${u.source_id} source ids and ${u.decoder_step} decoder steps, eos included${cut.map((c) => `; ${c}`).join('')}`,
-          { id: 'tokens' });
+        stat('Tokens', `${u[idsUnit]} ${idsName} → ${m.tokens} tokens out`,
+          `${u.decoder_step} decoder steps, eos included`, { id: 'tokens' });
         stat('Here', `${m.ms.toFixed(1)} ms`,
           `WebAssembly in this browser, first token after ${m.firstMs.toFixed(1)} ms`, { id: 'time' });
-        const m4 = cost.kind === 'measured'
-          ? `${fmt(cost.instructions)} instructions`
-          : `≈ ${mega(cost.instructions)} instructions`;
-        const detail = cost.kind === 'measured'
-          ? `measured: tokenize ${mega(cost.parts.tokenize)}, encode ${mega(cost.parts.encode)}, decode ${mega(cost.parts.decode)}`
-          : 'estimated (this sentence was not measured) from the measured per-token and per-step costs';
-        stat('Cortex-M4', m4, `${detail}; ≈ ${(cost.instructions / costs.clock_hz).toFixed(2)} s at ${costs.clock_hz / 1e6} MHz`,
-          { id: 'm4', 'data-kind': cost.kind, 'data-instructions': String(cost.instructions) });
-        output.dataset.sourceIds = u.source_id;
-        output.dataset.steps = u.decoder_step;
+        m4Stat(stat, costs, cost, (p) => parts.map((k) => `${k} ${mega(p[k])}`).join(', '));
+        output.dataset.ids = u[idsUnit];
+        output.dataset.state = 'done';
+        output.dataset.run = String(current.run);
+        button.disabled = false;
+      } else if (m.type === 'error') {
+        output.replaceChildren(el('span', { class: 'error' }, m.message));
+        output.dataset.state = 'error';
+        output.dataset.run = String(current.run);
+        button.disabled = false;
+      }
+    }
+    return { panel, on, focus: () => input.focus() };
+  };
+}
+
+// Test-set windows from a CSV: a frame per line, windows between blank lines.
+function windows(csv) {
+  return csv.split(/\r?\n\s*\r?\n/).map((w) => w.trim()).filter(Boolean);
+}
+
+// Per kind: build the panel for one model. `run(input)` sends the input to the worker; the
+// returned `on(msg)` receives the worker's messages for this model.
+const kinds = {
+  translate: streaming({ idsUnit: 'source_id', idsName: 'source ids (eos included)', button: 'Translate', parts: ['tokenize', 'encode', 'decode'] }),
+  generate: streaming({ idsUnit: 'prompt_id', idsName: 'prompt ids (bos included)', button: 'Continue', parts: ['tokenize', 'prompt', 'decode'] }),
+
+  // A window of feature frames in, a class out. The test set's windows are offered by index.
+  async classify(model, costs, info, run) {
+    const [test, truth] = await Promise.all([
+      fetch(model.test_windows).then((r) => r.text()).then(windows),
+      fetch(model.test_labels).then((r) => r.text()).then((t) => t.split('\n').filter((l) => l.trim()).map(Number)),
+    ]);
+    const name = (c) => (model.labels?.[c] ? `${c} (${model.labels[c]})` : `${c}`);
+    const pick = el('input', { id: 'window', type: 'number', min: 0, max: test.length - 1, value: 0,
+      onchange: () => load(Number(pick.value)) });
+    const input = el('textarea', { id: 'input', rows: 8, spellcheck: 'false', class: 'csv' });
+    const button = el('button', { id: 'run', onclick: () => go() }, 'Classify');
+    const output = el('output', { id: 'output', 'data-run': '0', 'aria-live': 'polite' });
+    let shown = null; // the test window in the text box, while unedited
+    const load = (k) => { pick.value = k; input.value = test[k]; shown = k; };
+    input.addEventListener('input', () => { shown = null; });
+    const go = () => run(input.value);
+    const examples = el('div', { class: 'examples' }, el('span', {}, 'Measured on the M4: '),
+      ...costs.cases.map((c) => el('button', {
+        class: 'example', onclick: () => { load(Number(c.text.replace(/\D+/g, ''))); go(); },
+      }, c.text)));
+    const { panel, stats, stat } = frame(model, costs, info, [
+      el('label', { for: 'window' }, `Test window (0-${test.length - 1} of the test set)`), pick,
+      el('label', { for: 'input' }, model.input.label), el('div', { class: 'row' }, input, button), examples], output);
+    load(0);
+    let current = null;
+
+    function on(m) {
+      if (m.type === 'start') {
+        current = { ...m, window: shown };
+        output.replaceChildren();
+        output.dataset.state = 'running';
+        stats.replaceChildren();
+        button.disabled = true;
+      } else if (m.run !== current?.run) {
+        // a message from a run that a newer one replaced
+      } else if (m.type === 'done') {
+        const k = current.window;
+        output.append(el('strong', {}, `class ${name(m.class)}`),
+          k === null ? '' : el('span', { class: 'truth' }, `  test label ${name(truth[k])}${truth[k] === m.class ? ' ✓' : ' ✗'}`));
+        stat('Scores', `[${m.scores}]`, "the head's outputs, dequantized", { id: 'scores' });
+        stat('Here', `${m.ms.toFixed(2)} ms`, `WebAssembly in this browser, ${m.units.frame} frames`, { id: 'time' });
+        m4Stat(stat, costs, m4Cost(costs, k === null ? null : `test window ${k}`, m.units), (p) => `the whole pass ${mega(p.classify)}`);
+        output.dataset.class = String(m.class);
+        output.dataset.scores = m.scores;
         output.dataset.state = 'done';
         output.dataset.run = String(current.run);
         button.disabled = false;
@@ -148,7 +222,7 @@ async function main() {
           v.on({ type: 'start', run: runs, input });
           worker.postMessage({ type: 'run', id: model.id, run: runs, input });
         };
-        const v = kinds[model.kind](model, costs, info, run);
+        const v = await kinds[model.kind](model, costs, info, run);
         handlers.set(model.id, (m) => v.on(m));
         return v;
       })());

@@ -6,12 +6,17 @@ const ERR = -2;
 
 export class PicoError extends Error {}
 
-export class Translator {
+// What pf_load returns: the blob's model kind.
+export const KINDS = ['translate', 'generate', 'classify'];
+
+// One model and its greedy session: translate (encode, next), generate (encode the prompt,
+// next) or classify (classify a window).
+export class Session {
   // wasm: the module's bytes (or a compiled WebAssembly.Module); blob: the model's bytes.
   static async load(wasm, blob) {
     const instance = await WebAssembly.instantiate(
       wasm instanceof WebAssembly.Module ? wasm : await WebAssembly.compile(wasm), {});
-    return new Translator(instance.exports, new Uint8Array(blob));
+    return new Session(instance.exports, new Uint8Array(blob));
   }
 
   constructor(x, blob) {
@@ -19,8 +24,9 @@ export class Translator {
     const ptr = x.pf_alloc(blob.length);
     if (ptr === 0) throw new PicoError(`no memory for a ${blob.length}-byte blob`);
     this.bytes(ptr, blob.length).set(blob);
-    this.check(x.pf_load(ptr, blob.length));
+    this.kind = KINDS[this.check(x.pf_load(ptr, blob.length))];
     this.maxLen = x.pf_max_len();
+    this.nFeatures = x.pf_n_features();
     this.arenaBytes = x.pf_arena_bytes();
     this.textCap = x.pf_text_cap();
   }
@@ -39,21 +45,35 @@ export class Translator {
     return status;
   }
 
-  // Tokenize and encode `text`; returns the number of source ids (eos included).
-  encode(text) {
+  // Copy `text` into the module's text buffer; returns its UTF-8 length.
+  put(text) {
     const utf8 = new TextEncoder().encode(text);
     if (utf8.length > this.textCap) throw new PicoError(`the text is longer than ${this.textCap} bytes`);
     this.bytes(this.x.pf_text(), utf8.length).set(utf8);
-    return this.check(this.x.pf_encode(utf8.length));
+    return utf8.length;
   }
 
-  // The next token as { id, text }, or null at the end of the sentence.
+  // Tokenize and encode `text` (translate: the source, eos included, 0 for a text without
+  // pieces; generate: bos and the prompt); returns the number of ids.
+  encode(text) {
+    return this.check(this.x.pf_encode(this.put(text)));
+  }
+
+  // The next token as { id, text }, or { id: null, text } at the end of the output (`text`:
+  // what the decoder still held, usually '').
   next() {
     const id = this.check(this.x.pf_next());
-    return id === END ? null : { id, text: this.out() };
+    return { id: id === END ? null : id, text: this.out() };
   }
 
-  // Decoder steps run for the current sentence (the eos step included).
+  // Classify one window (CSV, a frame per line): { class, scores } with the scores as the
+  // CLI prints them.
+  classify(csv) {
+    const c = this.check(this.x.pf_classify(this.put(csv)));
+    return { class: c, scores: this.out() };
+  }
+
+  // Decoder steps run for the current input (the eos step included); a window's frames.
   steps() {
     return this.x.pf_steps();
   }

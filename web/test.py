@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Browser test of the built page (web/build): headless Chromium, driven over WebDriver by
-chromedriver, loads the page from a local static server, types each sentence into the input,
-presses Enter, and checks that the streamed output equals the host's translation character for
-character; that the test-vector sentences show their measured Cortex-M4 count (and the source
-ids the vector file lists) and every other sentence an estimate; and, with the server stopped,
-that the reloaded page still translates from the service worker's cache.
+chromedriver, loads the page from a local static server and, per model tab,
+- de-en: types each sentence into the input, presses Enter, and checks that the streamed output
+  equals `picoformer translate` on the host character for character;
+- captions-lm: types each prompt and checks prompt + continuation against `picoformer generate`;
+- japanese-vowels: picks test-set windows and checks the class and the scores against
+  `picoformer classify` on the same windows;
+that the test-vector inputs show their measured Cortex-M4 count (and, for text, the id count the
+vector file lists) and every other input an estimate; and, with the server stopped, that the
+reloaded page still translates from the service worker's cache.
 
-    web/test.py --site target/web [--test2016 32] [--screenshot out.png]
+    web/test.py --site target/web [--test2016 32] [--extra 8] [--screenshot out.png]
 
 The WebDriver client is the dozen HTTP calls this test needs (W3C WebDriver), on urllib: no
 package to install. Exits 1 on any difference.
@@ -17,7 +21,6 @@ import json
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -26,6 +29,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "web"))
+import pvec  # noqa: E402
+
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -117,65 +123,108 @@ def stop_browser(profile):
                 pass
 
 
-def vector_cases(path):
-    """(text, source id count) per case; format in src/vectors.rs."""
-    b = Path(path).read_bytes()
-    count, o, cases = struct.unpack_from("<I", b, 8)[0], 12, []
-    for _ in range(count):
-        tl = struct.unpack_from("<H", b, o)[0]
-        text = b[o + 2:o + 2 + tl].decode()
-        o += 2 + tl
-        n = struct.unpack_from("<H", b, o)[0]
-        o += 2 + 2 * n
-        m = struct.unpack_from("<H", b, o)[0]
-        o += 2 + 2 * m + 4
-        cases.append((text, n))
-    return cases
+def host(*args):
+    cmd = ["cargo", "run", "--quiet", "--release", "--bin", "picoformer", "--", *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
 
 
-def host_translations(sentences):
-    cmd = ["cargo", "run", "--quiet", "--release", "--bin", "picoformer", "--", "translate",
-           "--model", "models/de-en/de-en.pico", *sentences]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    lines = out.split("\n")
-    if len(lines) != len(sentences) + 1 or lines[-1] != "":
-        sys.exit(f"host translate printed {len(lines) - 1} lines for {len(sentences)} sentences")
+def host_lines(args, n):
+    lines = host(*args).split("\n")
+    if len(lines) != n + 1 or lines[-1] != "":
+        sys.exit(f"host {args[0]} printed {len(lines) - 1} lines for {n} inputs")
     return lines[:-1]
+
+
+def csv_windows(path):
+    return [w.strip() for w in Path(path).read_text().split("\n\n") if w.strip()]
 
 
 RESULT = """
 const o = document.querySelector('#output'), m4 = document.querySelector('#m4');
 if (!o || o.dataset.run !== arguments[0] || !['done', 'error'].includes(o.dataset.state)) return null;
-return { state: o.dataset.state, text: o.textContent, sourceIds: Number(o.dataset.sourceIds),
+return { state: o.dataset.state, text: o.textContent, ids: Number(o.dataset.ids),
+         cls: Number(o.dataset.class), scores: o.dataset.scores,
          m4: m4 && m4.dataset.kind, instructions: m4 && Number(m4.dataset.instructions),
          tokens: o.querySelectorAll('.tok').length };
 """
 
 
-def translate(wd, text, run):
-    wd.type("#input", text + "\ue007")  # Enter translates
-    return wd.until(RESULT, str(run), what=f"the translation of {text!r}")
+def type_text(wd, text, run):
+    wd.type("#input", text + "\ue007")  # Enter runs
+    return wd.until(RESULT, str(run), what=f"the output for {text!r}")
+
+
+def pick_window(wd, k, run):
+    wd.js("const w = document.querySelector('#window'); w.value = arguments[0]; w.dispatchEvent(new Event('change'));"
+          "document.querySelector('#run').click();", k)
+    return wd.until(RESULT, str(run), what=f"the class of test window {k}")
+
+
+def show(wd, model_id):
+    """Open a model's tab and wait for its panel."""
+    wd.js("document.querySelector(`nav button[data-id='${arguments[0]}']`).click()", model_id)
+    wd.until("return document.querySelector('#output') && document.querySelector('nav button[aria-selected=true]')"
+             ".dataset.id === arguments[0] && document.querySelector('#output').dataset.run === '0'", model_id,
+             what=f"the {model_id} panel")
+
+
+def m4_problems(r, case):
+    if case is None:
+        return [] if r["m4"] == "estimate" else [f"M4 figure is {r['m4']}, not an estimate"]
+    if r["m4"] != "measured" or r["instructions"] != case["instructions"]:
+        return [f"M4 {r['m4']} {r['instructions']}, not measured {case['instructions']}"]
+    return []
+
+
+def report(i, n, problems, what, failures):
+    status = "ok" if not problems else "DIFFERS: " + "; ".join(problems)
+    print(f"[{i + 1:2}/{n}] {status}  {what[:60]}")
+    if problems:
+        failures.append(what)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--site", default=str(ROOT / "target/web"))
     ap.add_argument("--test2016", type=int, default=32, help="how many test2016.de sentences besides the vectors (their first eight)")
+    ap.add_argument("--extra", type=int, default=8, help="how many prompts and test windows besides the vectors")
     ap.add_argument("--screenshot", help="write a PNG of the page after a measured sentence")
     a = ap.parse_args()
 
-    vectors = vector_cases(ROOT / "models/de-en/de-en.vectors.bin")
-    measured = {c["text"]: c for c in json.loads((ROOT / "web/models/de-en.m4.json").read_text())["cases"]}
-    extra = [t for t in (ROOT / "models/de-en/test2016.de").read_text().splitlines()
-             if t not in measured][:a.test2016]
-    sentences = [t for t, _ in vectors] + extra
+    def costs(m):
+        return json.loads((ROOT / f"web/models/{m}.m4.json").read_text())["cases"]
+
     t0 = time.time()
-    expected = host_translations(sentences)
-    print(f"host: {len(sentences)} translations in {time.time() - t0:.1f} s")
+    # de-en: the vector sentences, then test2016 sentences
+    vectors = pvec.read_cases(ROOT / "models/de-en/de-en.vectors.bin")
+    measured = {c["text"]: c for c in costs("de-en")}
+    extra = [t for t in (ROOT / "models/de-en/test2016.de").read_text().splitlines() if t not in measured][:a.test2016]
+    sentences = [v["text"] for v in vectors] + extra
+    expected = host_lines(["translate", "--model", "models/de-en/de-en.pico", *sentences], len(sentences))
+    # captions-lm: the vector prompts, then more of prompts.txt
+    lm_vectors = pvec.read_cases(ROOT / "models/captions-lm/captions-lm.vectors.bin")
+    lm_measured = {c["text"]: c for c in costs("captions-lm")}
+    prompts = [v["text"] for v in lm_vectors] + [t for t in (ROOT / "models/captions-lm/prompts.txt").read_text().splitlines()
+                                                 if t not in lm_measured][:a.extra]
+    continued = host_lines(["generate", "--model", "models/captions-lm/captions-lm.pico", *prompts], len(prompts))
+    # japanese-vowels: the vector windows, then others spread over the test set
+    jv_measured = {int(c["text"].split()[-1]): c for c in costs("japanese-vowels")}
+    test = csv_windows(ROOT / "models/japanese-vowels/test.csv")
+    picks = sorted(jv_measured) + [k for k in range(3, len(test), max(1, len(test) // max(a.extra, 1))) if k not in jv_measured][:a.extra]
+    work = Path(tempfile.mkdtemp(prefix="picoformer-web-test-"))
+    (work / "windows.csv").write_text("\n\n".join(test[k] for k in picks) + "\n")
+    classes = {}
+    for line in host("classify", "--model", "models/japanese-vowels/japanese-vowels.pico", str(work / "windows.csv")).splitlines():
+        i, rest = line.split(": class ", 1)
+        cls, scores = rest.split(" ", 1)
+        classes[picks[int(i)]] = (int(cls), scores.split("[", 1)[1].rstrip("]"))
+    if len(classes) != len(picks):
+        sys.exit(f"host classify printed {len(classes)} windows for {len(picks)}")
+    print(f"host: {len(sentences)} translations, {len(prompts)} continuations, {len(picks)} windows in {time.time() - t0:.1f} s")
 
     procs, failures, wd, passed = [], [], None, False
-    work = Path(tempfile.mkdtemp(prefix="picoformer-web-test-"))
     profile, driver_log = work / "profile", work / "chromedriver.log"
+    checks = 0
     try:
         http_port, wd_port = free_port(), free_port()
         server = subprocess.Popen([sys.executable, "-m", "http.server", str(http_port), "--bind", "127.0.0.1",
@@ -192,32 +241,57 @@ def main():
 
         t0 = time.time()
         run = 0
+        print("de-en (translate):")
         for i, (text, want) in enumerate(zip(sentences, expected)):
             run += 1
-            r = translate(wd, text, run)
+            r = type_text(wd, text, run)
             problems = []
             if r["state"] != "done":
                 problems.append(f"error {r['text']!r}")
             elif r["text"] != want:
                 problems.append(f"page {r['text']!r} != host {want!r}")
-            if i < len(vectors):
-                if r["m4"] != "measured" or r["instructions"] != measured[text]["instructions"]:
-                    problems.append(f"M4 {r['m4']} {r['instructions']}, not measured {measured[text]['instructions']}")
-                if r["sourceIds"] != vectors[i][1]:
-                    problems.append(f"{r['sourceIds']} source ids, the vector has {vectors[i][1]}")
-            elif r["m4"] != "estimate":
-                problems.append(f"M4 figure is {r['m4']}, not an estimate")
-            status = "ok" if not problems else "DIFFERS: " + "; ".join(problems)
-            print(f"[{i + 1:2}/{len(sentences)}] {status}  {text[:60]}")
-            if problems:
-                failures.append(text)
-        print(f"browser: {len(sentences)} sentences in {time.time() - t0:.1f} s")
-
+            problems += m4_problems(r, measured.get(text) if i < len(vectors) else None)
+            if i < len(vectors) and r["ids"] != len(vectors[i]["ids"]):
+                problems.append(f"{r['ids']} source ids, the vector has {len(vectors[i]['ids'])}")
+            report(i, len(sentences), problems, text, failures)
+        checks += len(sentences)
         if a.screenshot:
             run += 1
-            translate(wd, vectors[3][0], run)
+            type_text(wd, vectors[3]["text"], run)
             wd.screenshot(a.screenshot)
             print(f"screenshot: {a.screenshot}")
+
+        print("captions-lm (generate):")
+        show(wd, "captions-lm")
+        for i, (text, want) in enumerate(zip(prompts, continued)):
+            run += 1
+            r = type_text(wd, text, run)
+            problems = []
+            if r["state"] != "done":
+                problems.append(f"error {r['text']!r}")
+            elif text + r["text"] != want:
+                problems.append(f"page {text + r['text']!r} != host {want!r}")
+            problems += m4_problems(r, lm_measured.get(text) if i < len(lm_vectors) else None)
+            if i < len(lm_vectors) and r["ids"] != len(lm_vectors[i]["ids"]):
+                problems.append(f"{r['ids']} prompt ids, the vector has {len(lm_vectors[i]['ids'])}")
+            report(i, len(prompts), problems, text, failures)
+        checks += len(prompts)
+
+        print("japanese-vowels (classify):")
+        show(wd, "japanese-vowels")
+        for i, k in enumerate(picks):
+            run += 1
+            r = pick_window(wd, k, run)
+            want_cls, want_scores = classes[k]
+            problems = []
+            if r["state"] != "done":
+                problems.append(f"error {r['text']!r}")
+            elif (r["cls"], r["scores"]) != (want_cls, want_scores):
+                problems.append(f"page class {r['cls']} [{r['scores']}] != host class {want_cls} [{want_scores}]")
+            problems += m4_problems(r, jv_measured.get(k))
+            report(i, len(picks), problems, f"test window {k}", failures)
+        checks += len(picks)
+        print(f"browser: {checks} inputs in {time.time() - t0:.1f} s")
 
         # offline: stop the server, reload, translate again from the service worker's cache
         wd.until("return document.querySelector('#offline').dataset.ready === 'true' && "
@@ -226,11 +300,12 @@ def main():
         server.wait()
         wd.get(url)
         wd.until("return document.querySelector('#input') !== null", what="the model to load offline")
-        r = translate(wd, sentences[0], 1)
+        r = type_text(wd, sentences[0], 1)
         ok = r["state"] == "done" and r["text"] == expected[0]
         print(f"offline (server stopped, page reloaded): {'ok' if ok else 'DIFFERS: ' + repr(r)}")
         if not ok:
             failures.append("offline reload")
+        checks += 1
         passed = not failures
     finally:
         if wd is not None:
@@ -249,9 +324,9 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     if failures:
-        print(f"FAIL: {len(failures)} of {len(sentences) + 1} checks differ")
+        print(f"FAIL: {len(failures)} of {checks} checks differ")
         return 1
-    print(f"OK: {len(sentences)} sentences identical to the host, character for character, and offline")
+    print(f"OK: {checks - 1} inputs identical to the host, character for character, and offline")
     return 0
 
 

@@ -5,34 +5,58 @@
 // out: { type: 'ready', id, info } | { type: 'token', run, ... } | { type: 'done', run, ... }
 //      | { type: 'error', id, run, message }
 
-import { Translator } from './pico.js';
+import { Session } from './pico.js';
 
 const wasm = fetch('picoformer.wasm')
   .then((r) => (r.ok ? r.arrayBuffer() : Promise.reject(new Error(`picoformer.wasm: HTTP ${r.status}`))))
   .then((b) => WebAssembly.compile(b));
 
+async function load(blob, want) {
+  const t = await Session.load(await wasm, blob);
+  if (t.kind !== want) throw new Error(`the blob is a ${t.kind} model, models.json says ${want}`);
+  return { session: t, info: { maxLen: t.maxLen, arenaBytes: t.arenaBytes, blobBytes: blob.byteLength, nFeatures: t.nFeatures } };
+}
+
+// Greedy decoding, streamed: one message per token, then the counts and the time.
+function stream(t, text, post, idsUnit) {
+  const t0 = performance.now();
+  const ids = t.encode(text);
+  let tokens = 0;
+  let first = null;
+  for (;;) {
+    const p = t.next();
+    if (p.id === null) {
+      if (p.text) post({ type: 'tail', text: p.text });
+      break;
+    }
+    tokens += 1;
+    if (first === null) first = performance.now() - t0;
+    post({ type: 'token', id: p.id, text: p.text });
+  }
+  const ms = performance.now() - t0;
+  post({
+    type: 'done', ms, firstMs: first ?? ms, tokens,
+    units: { text_byte: new TextEncoder().encode(text).length, [idsUnit]: ids, decoder_step: t.steps() },
+  });
+}
+
 // What each model kind does with its instance. A new kind adds an entry here and one in app.js.
 const kinds = {
   translate: {
-    async load(blob) {
-      const t = await Translator.load(await wasm, blob);
-      return { session: t, info: { maxLen: t.maxLen, arenaBytes: t.arenaBytes, blobBytes: blob.byteLength } };
-    },
-    // Greedy translation, streamed: one message per token, then the counts and the time.
-    run(t, text, post) {
+    load: (blob) => load(blob, 'translate'),
+    run: (t, text, post) => stream(t, text, post, 'source_id'),
+  },
+  generate: {
+    load: (blob) => load(blob, 'generate'),
+    run: (t, text, post) => stream(t, text, post, 'prompt_id'),
+  },
+  // One window (CSV rows) at a time: the class, the head's outputs, the time.
+  classify: {
+    load: (blob) => load(blob, 'classify'),
+    run(t, csv, post) {
       const t0 = performance.now();
-      const sourceIds = t.encode(text);
-      let tokens = 0;
-      let first = null;
-      for (let p; (p = t.next()); tokens++) {
-        if (first === null) first = performance.now() - t0;
-        post({ type: 'token', id: p.id, text: p.text });
-      }
-      const ms = performance.now() - t0;
-      post({
-        type: 'done', ms, firstMs: first ?? ms, tokens,
-        units: { text_byte: new TextEncoder().encode(text).length, source_id: sourceIds, decoder_step: t.steps() },
-      });
+      const r = t.classify(csv);
+      post({ type: 'done', ms: performance.now() - t0, class: r.class, scores: r.scores, units: { frame: t.steps() } });
     },
   },
 };
