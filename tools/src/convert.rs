@@ -168,9 +168,10 @@ pub fn run(o: &ConvertOpts) -> Result<()> {
         quality: quality.as_ref(),
         sizes: written.sizes,
         seconds: t0.elapsed().as_secs_f64(),
+        blob: written.blob.bytes(),
     };
     let files = report::write(&stem, &report)?;
-    println!("wrote {} and {} in {:.1} s", files.markdown.display(), files.svg.display(), t0.elapsed().as_secs_f64());
+    println!("wrote {}, {} and {} in {:.1} s", files.markdown.display(), files.svg.display(), files.flash.display(), t0.elapsed().as_secs_f64());
     Ok(())
 }
 
