@@ -24,7 +24,7 @@ are the test-set windows the converter spread its vectors over (tools/src/conver
 each is named `test window K`, K counted from 0 in the model's test.csv.
 
     web/m4_costs.py                      # run cargo an386, write web/models/<id>.m4.json
-    web/m4_costs.py --log an386.log      # from a saved log of the same commit
+    web/m4_costs.py --log an386.log --commit 1234abc   # from a saved log made at that commit
 """
 import argparse
 import datetime
@@ -154,6 +154,7 @@ ABOUT = {
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--log", help="a saved `cargo an386` log (default: run it now)")
+    ap.add_argument("--commit", help="the commit the saved log was made at (default: HEAD)")
     a = ap.parse_args()
 
     if a.log:
@@ -181,7 +182,7 @@ def main():
             "about": ABOUT[kind] + " Written by web/m4_costs.py; do not edit.",
             "machine": MACHINE,
             "command": COMMAND,
-            "commit": git("rev-parse", "--short=7", "HEAD") + (" (with uncommitted changes)" if dirty else ""),
+            "commit": a.commit or git("rev-parse", "--short=7", "HEAD") + (" (with uncommitted changes)" if dirty else ""),
             "date": datetime.date.today().isoformat(),
             "qemu": qemu[0] if qemu else "",
             "rustc": subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip(),

@@ -4,8 +4,8 @@ chromedriver, loads the page from a local static server and, per model tab,
 - de-en: types each sentence into the input, presses Enter, and checks that the streamed output
   equals `picoformer translate` on the host character for character;
 - captions-lm: types each prompt and checks prompt + continuation against `picoformer generate`;
-- japanese-vowels: picks test-set windows and checks the class and the scores against
-  `picoformer classify` on the same windows;
+- japanese-vowels and basic-motions: picks test-set windows and checks the class and the scores
+  against `picoformer classify` on the same windows;
 that the test-vector inputs show their measured Cortex-M4 count (and, for text, the id count the
 vector file lists) and every other input an estimate; and, with the server stopped, that the
 reloaded page still translates from the service worker's cache.
@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "web"))
 import pvec  # noqa: E402
 
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
+CLASSIFIERS = ["japanese-vowels", "basic-motions"]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--window-size=800,1135"]
@@ -207,20 +208,25 @@ def main():
     prompts = [v["text"] for v in lm_vectors] + [t for t in (ROOT / "models/captions-lm/prompts.txt").read_text().splitlines()
                                                  if t not in lm_measured][:a.extra]
     continued = host_lines(["generate", "--model", "models/captions-lm/captions-lm.pico", *prompts], len(prompts))
-    # japanese-vowels: the vector windows, then others spread over the test set
-    jv_measured = {int(c["text"].split()[-1]): c for c in costs("japanese-vowels")}
-    test = csv_windows(ROOT / "models/japanese-vowels/test.csv")
-    picks = sorted(jv_measured) + [k for k in range(3, len(test), max(1, len(test) // max(a.extra, 1))) if k not in jv_measured][:a.extra]
+    # the classifiers: the vector windows, then others spread over the test set
     work = Path(tempfile.mkdtemp(prefix="picoformer-web-test-"))
-    (work / "windows.csv").write_text("\n\n".join(test[k] for k in picks) + "\n")
-    classes = {}
-    for line in host("classify", "--model", "models/japanese-vowels/japanese-vowels.pico", str(work / "windows.csv")).splitlines():
-        i, rest = line.split(": class ", 1)
-        cls, scores = rest.split(" ", 1)
-        classes[picks[int(i)]] = (int(cls), scores.split("[", 1)[1].rstrip("]"))
-    if len(classes) != len(picks):
-        sys.exit(f"host classify printed {len(classes)} windows for {len(picks)}")
-    print(f"host: {len(sentences)} translations, {len(prompts)} continuations, {len(picks)} windows in {time.time() - t0:.1f} s")
+    classifiers = []
+    for m in CLASSIFIERS:
+        measured_windows = {int(c["text"].split()[-1]): c for c in costs(m)}
+        test = csv_windows(ROOT / f"models/{m}/test.csv")
+        picks = sorted(measured_windows) + [k for k in range(3, len(test), max(1, len(test) // max(a.extra, 1)))
+                                            if k not in measured_windows][:a.extra]
+        (work / f"{m}.csv").write_text("\n\n".join(test[k] for k in picks) + "\n")
+        classes = {}
+        for line in host("classify", "--model", f"models/{m}/{m}.pico", str(work / f"{m}.csv")).splitlines():
+            i, rest = line.split(": class ", 1)
+            cls, scores = rest.split(" ", 1)
+            classes[picks[int(i)]] = (int(cls), scores.split("[", 1)[1].rstrip("]"))
+        if len(classes) != len(picks):
+            sys.exit(f"host classify printed {len(classes)} windows of {m} for {len(picks)}")
+        classifiers.append((m, picks, classes, measured_windows))
+    windows = sum(len(c[1]) for c in classifiers)
+    print(f"host: {len(sentences)} translations, {len(prompts)} continuations, {windows} windows in {time.time() - t0:.1f} s")
 
     procs, failures, wd, passed = [], [], None, False
     profile, driver_log = work / "profile", work / "chromedriver.log"
@@ -277,20 +283,21 @@ def main():
             report(i, len(prompts), problems, text, failures)
         checks += len(prompts)
 
-        print("japanese-vowels (classify):")
-        show(wd, "japanese-vowels")
-        for i, k in enumerate(picks):
-            run += 1
-            r = pick_window(wd, k, run)
-            want_cls, want_scores = classes[k]
-            problems = []
-            if r["state"] != "done":
-                problems.append(f"error {r['text']!r}")
-            elif (r["cls"], r["scores"]) != (want_cls, want_scores):
-                problems.append(f"page class {r['cls']} [{r['scores']}] != host class {want_cls} [{want_scores}]")
-            problems += m4_problems(r, jv_measured.get(k))
-            report(i, len(picks), problems, f"test window {k}", failures)
-        checks += len(picks)
+        for m, picks, classes, measured_windows in classifiers:
+            print(f"{m} (classify):")
+            show(wd, m)
+            for i, k in enumerate(picks):
+                run += 1
+                r = pick_window(wd, k, run)
+                want_cls, want_scores = classes[k]
+                problems = []
+                if r["state"] != "done":
+                    problems.append(f"error {r['text']!r}")
+                elif (r["cls"], r["scores"]) != (want_cls, want_scores):
+                    problems.append(f"page class {r['cls']} [{r['scores']}] != host class {want_cls} [{want_scores}]")
+                problems += m4_problems(r, measured_windows.get(k))
+                report(i, len(picks), problems, f"test window {k}", failures)
+            checks += len(picks)
         print(f"browser: {checks} inputs in {time.time() - t0:.1f} s")
 
         # offline: stop the server, reload, translate again from the service worker's cache
