@@ -180,10 +180,11 @@ pub fn run(o: &ConvertOpts) -> Result<Summary> {
         quality: quality.as_ref(),
         sizes: written.sizes,
         seconds: t0.elapsed().as_secs_f64(),
+        blob: written.blob.bytes(),
     };
     let files = report::write(&stem, &report)?;
     let seconds = t0.elapsed().as_secs_f64();
-    println!("wrote {} and {} in {seconds:.1} s", files.markdown.display(), files.svg.display());
+    println!("wrote {}, {} and {} in {seconds:.1} s", files.markdown.display(), files.svg.display(), files.flash.display());
     let ReportInput { config_line, reference_diff, calibration, sizes, .. } = report;
     Ok(Summary { config_line, reference_diff, calibration, sizes, quality, report: files, seconds })
 }

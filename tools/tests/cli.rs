@@ -107,13 +107,29 @@ fn a_config_that_disagrees_with_the_weights_names_the_field() {
         std::fs::copy(variant.join(f), dir.join(f)).unwrap();
     }
     let config = std::fs::read_to_string(variant.join("config.json")).unwrap();
-    std::fs::write(dir.join("config.json"), config.replacen("\"d_model\": 32", "\"d_model\": 48", 1)).unwrap();
-    let out = dir.join("bad.pico");
-    let o = picoformer(&["convert", dir.to_str().unwrap(), "--out", out.to_str().unwrap()], b"");
-    let err = text(&o.stderr);
-    assert!(!o.status.success(), "{err}");
-    assert!(err.contains("config.json: field `d_model`: 48, but the weights imply 32"), "{err}");
-    assert!(!out.exists());
+    // (the field as the variant has it, the wrong value, what the error must say)
+    let cases = [
+        ("\"d_model\": 32", "\"d_model\": 48", "config.json: field `d_model`: 48, but the weights imply 32"),
+        ("\"dim_feedforward\": 64", "\"dim_feedforward\": 128", "config.json: field `dim_feedforward`: 128, but the weights imply 64"),
+        // the tokenizer is read first, and has a vocabulary of its own
+        ("\"vocab_size\": 800", "\"vocab_size\": 900", "config.json: field `vocab_size`: 900 but"),
+        ("\"num_encoder_layers\": 1", "\"num_encoder_layers\": 2", "config.json: field `num_encoder_layers`: 2, but the weights imply 1"),
+        ("\"num_decoder_layers\": 1", "\"num_decoder_layers\": 3", "config.json: field `num_decoder_layers`: 3, but the weights imply 1"),
+        ("\"tie_embeddings\": false", "\"tie_embeddings\": true", "config.json: field `tie_embeddings`: true, but the weights imply false"),
+    ];
+    for (from, to, want) in cases {
+        assert!(config.contains(from), "{from}");
+        std::fs::write(dir.join("config.json"), config.replacen(from, to, 1)).unwrap();
+        let out = dir.join("bad.pico");
+        let o = picoformer(&["convert", dir.to_str().unwrap(), "--out", out.to_str().unwrap()], b"");
+        let err = text(&o.stderr);
+        assert!(!o.status.success(), "{to}: {err}");
+        assert!(err.contains(want), "{to}: {err}");
+        if to.contains("vocab_size") {
+            assert!(err.contains("tokenizer.model has 800 pieces"), "{err}");
+        }
+        assert!(!out.exists(), "{to}");
+    }
 }
 
 /// `eval` draws its progress on stderr when that is a terminal: run under `script`, which
@@ -147,6 +163,29 @@ fn eval_shows_progress_on_stderr() {
 
 fn model_at(name: &str) -> String {
     root().join(format!("models/{name}/{name}.pico")).display().to_string()
+}
+
+/// `generate` from stdin, as `translate`: a line that is not UTF-8 is named on stderr and gives
+/// an empty line, the other prompts are still continued, the exit code says one failed; a beam
+/// width of 0 is refused.
+#[test]
+fn generate_names_a_line_that_is_not_utf8_and_refuses_beam_0() {
+    let lm = model_at("captions-lm");
+    let one = |p: &str| {
+        let o = picoformer(&["generate", "--model", &lm, p], b"");
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let o = picoformer(&["generate", "--model", &lm], b"A man in a red\n\xff\xfeA dog\nTwo dogs\r\n");
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert!(!o.status.success(), "exit code 0; stderr {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, [one("A man in a red").trim_end(), "", one("Two dogs").trim_end()], "{out:?}");
+    assert!(err.contains("line 2: not valid UTF-8") && err.contains("line 2 of 3 was not continued"), "{err}");
+    assert!(!err.contains("line 1:") && !err.contains("line 3:"), "{err}");
+    let o = picoformer(&["generate", "--model", &lm, "--beam", "0", "A dog"], b"");
+    assert!(!o.status.success() && o.stdout.is_empty(), "--beam 0 accepted: {}", text(&o.stdout));
+    assert!(text(&o.stderr).contains("beam width is a whole number from 1 (greedy) to 16"), "{}", text(&o.stderr));
 }
 
 /// `generate` continues a prompt greedily as the report says, samples the same tokens for the
