@@ -91,7 +91,15 @@ pub fn run(o: &ConvertOpts) -> Result<()> {
 
     // calibrate
     let calib = match c.kind {
-        ModelKind::EncoderDecoder => CalibData::Pairs(SentencePairs::read(&beside(&o.calib_src, calib_name), &beside(&o.calib_tgt, "calib.en"), o.calib_count)?),
+        ModelKind::EncoderDecoder => {
+            let (src, tgt) = (beside(&o.calib_src, calib_name), beside(&o.calib_tgt, "calib.en"));
+            for (p, what) in [(&src, "source sentences (--calib-src)"), (&tgt, "their translations (--calib-tgt)")] {
+                if !p.exists() {
+                    bail!("{}: not found (a translator calibrates on parallel text files, one sentence per line: {what})", p.display());
+                }
+            }
+            CalibData::Pairs(SentencePairs::read(&src, &tgt, o.calib_count)?)
+        }
         _ => read_inputs(&c, &beside(&o.calib, calib_name), o.calib_count)?,
     };
     let (ranges, features) = calibrate(&fm, tok.as_ref(), &calib)?;

@@ -274,6 +274,8 @@ impl Export {
         if let Some((st, st_path)) = st {
             implied::check(&fields, st, cfg_path, st_path)?;
         }
+        // before any size from the config is allocated
+        blob_config.validate().map_err(|e| anyhow!("{}: {e}", cfg_path.display()))?;
         let mut ex = Self::empty(dir, ExportLayout::Transformer(c.clone()), blob_config, Some(spm));
         ex.scale_embedding = c.scale_embedding;
         ex.norm_eps = c.layer_norm_eps;
@@ -340,6 +342,7 @@ impl Export {
             eos: ids[3],
             flags,
         };
+        blob_config.validate().map_err(|e| anyhow!("{}: {e}", cfg_path.display()))?;
         let mut ex = Self::empty(dir, ExportLayout::Generic(Box::new(c.clone())), blob_config, spm);
         ex.scale_embedding = c.scale_embedding.unwrap_or(false);
         ex.rope_theta = c.rope_theta.unwrap_or(10000.0);

@@ -290,3 +290,47 @@ fn convert_takes_a_hugging_face_directory_and_plain_text_calibration() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && stderr.contains("/nonexistent/calib.txt: not found (the text file a decoder-only model reads; give it with --calib"), "{stderr}");
 }
+
+#[test]
+fn convert_and_translate_a_marian_directory() {
+    let out = std::env::temp_dir().join(format!("picoformer-hf-cli-marian-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let blob = out.join("marian.pico");
+    let de_en = root().join("models/de-en");
+    let p = |f: &str| de_en.join(f).display().to_string();
+    let o = picoformer(&["convert", tiny("marian").to_str().unwrap(), "--out", blob.to_str().unwrap(), "--calib-src", &p("calib.de"), "--calib-tgt", &p("calib.en"), "--calib-count", "30", "--test-src", &p("test2016.de"), "--test-ref", &p("test2016.en"), "--vectors", "2", "--layer-sentences", "4"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("encoder-decoder: d_model 32, 4 heads, 2 encoder + 1 decoder layers, FFN 64 (silu), LayerNorm, post-norm, Learned positions, vocabulary 499"), "{stdout}");
+    println!("{stdout}");
+    let o = picoformer(&["translate", "--model", blob.to_str().unwrap(), "Ein Hund rennt."]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // a missing calibration file is named
+    let o = picoformer(&["convert", tiny("marian").to_str().unwrap(), "--out", blob.to_str().unwrap(), "--calib-src", "/nonexistent/calib.de", "--calib-tgt", &p("calib.en")]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && stderr.contains("/nonexistent/calib.de: not found (a translator calibrates on parallel text files"), "{stderr}");
+}
+
+#[test]
+fn the_export_fuzz_seeds_load() {
+    // fuzz/fuzz_targets/export.rs: n (u16 LE), n bytes of config.json, the safetensors file
+    let seeds = root().join("fuzz/seeds/export");
+    for (name, loads) in [("llama", true), ("marian", true), ("generic", true), ("transformer", false)] {
+        let data = std::fs::read(seeds.join(name)).unwrap();
+        let n = u16::from_le_bytes([data[0], data[1]]) as usize;
+        let d = std::env::temp_dir().join(format!("picoformer-hf-seed-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        for (family, file) in [("llama", "tokenizer.model"), ("marian", "source.spm"), ("marian", "target.spm"), ("marian", "vocab.json")] {
+            std::fs::copy(tiny(family).join(file), d.join(file)).unwrap();
+        }
+        std::fs::write(d.join("config.json"), &data[2..2 + n]).unwrap();
+        std::fs::write(d.join("model.safetensors"), &data[2 + n..]).unwrap();
+        match Export::load(&d) {
+            Ok(ex) => {
+                assert!(loads, "{name} loaded");
+                assert!(ex.float_model().config.validate().is_ok());
+            }
+            Err(e) => assert!(!loads && format!("{e:#}").contains("model.safetensors: not a safetensors file"), "{name}: {e:#}"),
+        }
+    }
+}

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Result};
+use picoformer::blob;
 use serde_json::{json, Value};
 
 use super::{max_len, shape_is, Cfg, Imported, Layout, Weights};
@@ -30,18 +31,21 @@ pub(super) fn import(dir: &Path, cfg: &Cfg<'_>, mut w: Weights) -> Result<Import
     if attn_bias != mlp_bias {
         return Err(cfg.err("mlp_bias", format!("{mlp_bias} with attention_bias {attn_bias}: the runtime has biases on every linear or on none")));
     }
-    let d = cfg.usize("hidden_size")?;
-    let nhead = cfg.usize("num_attention_heads")?;
-    let kv = cfg.opt_usize("num_key_value_heads")?.unwrap_or(nhead);
-    if nhead == 0 || d % nhead != 0 {
+    let d = cfg.size("hidden_size", blob::MAX_D_MODEL)?;
+    let nhead = cfg.size("num_attention_heads", d)?;
+    let kv = match cfg.get("num_key_value_heads") {
+        Some(_) => cfg.size("num_key_value_heads", nhead)?,
+        None => nhead,
+    };
+    if d % nhead != 0 {
         return Err(cfg.err("num_attention_heads", format!("{nhead} does not divide hidden_size {d}")));
     }
     if let Some(hd) = cfg.opt_usize("head_dim")?.filter(|&hd| hd != d / nhead) {
         return Err(cfg.err("head_dim", format!("{hd}: the runtime's head size is hidden_size / num_attention_heads = {}", d / nhead)));
     }
-    let layers = cfg.usize("num_hidden_layers")?;
-    let ff = cfg.usize("intermediate_size")?;
-    let vocab = cfg.usize("vocab_size")?;
+    let layers = cfg.size("num_hidden_layers", blob::MAX_LAYERS)?;
+    let ff = cfg.size("intermediate_size", blob::MAX_D_FF)?;
+    let vocab = cfg.size("vocab_size", blob::MAX_VOCAB)?;
     let tied = cfg.bool_or("tie_word_embeddings", false)?;
     let eos = match cfg.get("eos_token_id") {
         Some(Value::Array(a)) => {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use picoformer::blob;
 use picoformer::tokenizer::ModelKind as SpmKind;
 use serde_json::{json, Value};
 
@@ -28,10 +29,10 @@ pub(super) fn import(dir: &Path, cfg: &Cfg<'_>, mut w: Weights) -> Result<Import
     cfg.expect("add_final_layer_norm", &Value::Bool(false), "no final norms")?;
     cfg.expect("static_position_embeddings", &Value::Bool(true), "sinusoidal positions only")?;
     cfg.expect("share_encoder_decoder_embeddings", &Value::Bool(true), "one vocabulary and one embedding table for both sides")?;
-    let d = cfg.usize("d_model")?;
-    let nhead = cfg.usize("encoder_attention_heads")?;
-    let ff = cfg.usize("encoder_ffn_dim")?;
-    let vocab = cfg.usize("vocab_size")?;
+    let d = cfg.size("d_model", blob::MAX_D_MODEL)?;
+    let nhead = cfg.size("encoder_attention_heads", d)?;
+    let ff = cfg.size("encoder_ffn_dim", blob::MAX_D_FF)?;
+    let vocab = cfg.size("vocab_size", blob::MAX_VOCAB)?;
     for (field, v, same) in [("decoder_attention_heads", cfg.usize("decoder_attention_heads")?, nhead), ("decoder_ffn_dim", cfg.usize("decoder_ffn_dim")?, ff), ("decoder_vocab_size", cfg.opt_usize("decoder_vocab_size")?.unwrap_or(vocab), vocab)] {
         if v != same {
             return Err(cfg.err(field, format!("{v}: the runtime needs the encoder's value, {same}")));
@@ -40,7 +41,7 @@ pub(super) fn import(dir: &Path, cfg: &Cfg<'_>, mut w: Weights) -> Result<Import
     if d % 2 != 0 {
         return Err(cfg.err("d_model", format!("{d}: Marian's sinusoidal table needs an even width")));
     }
-    let (n_enc, n_dec) = (cfg.usize("encoder_layers")?, cfg.usize("decoder_layers")?);
+    let (n_enc, n_dec) = (cfg.size("encoder_layers", blob::MAX_LAYERS)?, cfg.size("decoder_layers", blob::MAX_LAYERS)?);
     let tied = cfg.bool_or("tie_word_embeddings", true)?;
     let pad = cfg.id("pad_token_id")?.ok_or_else(|| cfg.err("pad_token_id", "missing"))?;
     let eos = cfg.id("eos_token_id")?.ok_or_else(|| cfg.err("eos_token_id", "missing"))?;

@@ -107,6 +107,14 @@ impl Cfg<'_> {
             Some(v) => v.as_bool().ok_or_else(|| self.err(field, format!("{v} is not a boolean"))),
         }
     }
+    /// A size field, `1..=max` (the runtime's bound, `src/blob/mod.rs`).
+    pub fn size(&self, field: &str, max: usize) -> Result<usize> {
+        let n = self.usize(field)?;
+        if n == 0 || n > max {
+            return Err(self.err(field, format!("{n} is outside 1..={max}, the runtime's bound")));
+        }
+        Ok(n)
+    }
     /// Require `field` (when present) to be one of `allowed`, naming them otherwise.
     pub fn expect_str(&self, field: &str, allowed: &[&str], default: &str) -> Result<String> {
         let v = match self.get(field) {
