@@ -278,11 +278,22 @@ fn convert_takes_a_hugging_face_directory_and_plain_text_calibration() {
     let blob = out.join("llama.pico");
     let calib = root().join("models/captions-lm/calib.en");
     let prompts = root().join("models/captions-lm/prompts.txt");
-    let o = picoformer(&["convert", tiny("llama").to_str().unwrap(), "--out", blob.to_str().unwrap(), "--calib", calib.to_str().unwrap(), "--calib-count", "25", "--prompts", prompts.to_str().unwrap(), "--vectors", "2", "--layer-sentences", "4"]);
+    let test = out.join("test.en");
+    std::fs::write(&test, read_lines(&root().join("models/captions-lm/test2016.en")).unwrap()[..40].join("\n") + "\n").unwrap();
+    let test = test.display().to_string();
+    let o = picoformer(&["convert", tiny("llama").to_str().unwrap(), "--out", blob.to_str().unwrap(), "--calib", calib.to_str().unwrap(), "--calib-count", "25", "--prompts", prompts.to_str().unwrap(), "--test", &test, "--vectors", "2", "--layer-sentences", "4"]);
     let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("decoder-only: d_model 32, 4 heads over 2 K/V heads, 2 decoder layers, FFN 64 (swiglu), RmsNorm, pre-norm, Rope positions, vocabulary 1000"), "{stdout}");
     assert!(stdout.contains("f32 forward matches PyTorch on 4 reference cases"), "{stdout}");
+    println!("{stdout}");
+    // perplexity on 40 test captions, int8 against float (a random model: near-uniform, 1899)
+    let ppl = |key: &str| -> f64 {
+        let at = stdout.find(key).unwrap() + key.len();
+        stdout[at..].split([',', ';']).next().unwrap().trim().parse().unwrap()
+    };
+    let (int8, float) = (ppl("perplexity int8 "), ppl(", float "));
+    assert!((int8 / float - 1.0).abs() < 1e-3 && (1800.0..2000.0).contains(&float), "{stdout}");
     let report = std::fs::read_to_string(out.join("llama.report.md")).unwrap();
     assert!(report.contains("25 texts"), "{report}");
     // a missing calibration file is named
@@ -293,38 +304,65 @@ fn convert_takes_a_hugging_face_directory_and_plain_text_calibration() {
 
 #[test]
 fn convert_and_translate_a_marian_directory() {
+    // the first 40 lines of a test set
+    let head = |from: &Path, to: &Path| {
+        std::fs::write(to, read_lines(from).unwrap()[..40].join("\n") + "\n").unwrap();
+        to.display().to_string()
+    };
     let out = std::env::temp_dir().join(format!("picoformer-hf-cli-marian-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
     let blob = out.join("marian.pico");
     let de_en = root().join("models/de-en");
     let p = |f: &str| de_en.join(f).display().to_string();
-    let o = picoformer(&["convert", tiny("marian").to_str().unwrap(), "--out", blob.to_str().unwrap(), "--calib-src", &p("calib.de"), "--calib-tgt", &p("calib.en"), "--calib-count", "30", "--test-src", &p("test2016.de"), "--test-ref", &p("test2016.en"), "--vectors", "2", "--layer-sentences", "4"]);
+    let o = picoformer(&["convert", tiny("marian").to_str().unwrap(), "--out", blob.to_str().unwrap(), "--calib-src", &p("calib.de"), "--calib-tgt", &p("calib.en"), "--calib-count", "30", "--test-src", &head(&de_en.join("test2016.de"), &out.join("test.de")), "--test-ref", &head(&de_en.join("test2016.en"), &out.join("test.en")), "--vectors", "2", "--layer-sentences", "4"]);
     let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("encoder-decoder: d_model 32, 4 heads, 2 encoder + 1 decoder layers, FFN 64 (silu), LayerNorm, post-norm, Learned positions, vocabulary 499"), "{stdout}");
     println!("{stdout}");
+    // int8 greedy translations (up to 63 tokens of a random model) against float's
+    assert!(stdout.contains("identical 38/40 (95.0%)"), "{stdout}");
     let o = picoformer(&["translate", "--model", blob.to_str().unwrap(), "Ein Hund rennt."]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // source sentences alone: the float model translates them for the targets
+    let o = picoformer(&["convert", tiny("marian").to_str().unwrap(), "--out", blob.to_str().unwrap(), "--calib", &p("calib.de"), "--calib-count", "10", "--vectors", "1", "--layer-sentences", "2"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("calibration targets: the float model's greedy translations of 10 sentences"), "{stdout}");
+    let report = std::fs::read_to_string(out.join("marian.report.md")).unwrap();
+    assert!(report.contains("Calibration: 10 sentence pairs"), "{report}");
     // a missing calibration file is named
     let o = picoformer(&["convert", tiny("marian").to_str().unwrap(), "--out", blob.to_str().unwrap(), "--calib-src", "/nonexistent/calib.de", "--calib-tgt", &p("calib.en")]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && stderr.contains("/nonexistent/calib.de: not found (a translator calibrates on parallel text files"), "{stderr}");
 }
 
+/// A directory with the export fuzz target's fixed tokenizer files.
+fn fuzz_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("picoformer-hf-seed-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    for (family, file) in [("llama", "tokenizer.model"), ("marian", "source.spm"), ("marian", "target.spm"), ("marian", "vocab.json")] {
+        std::fs::copy(tiny(family).join(file), d.join(file)).unwrap();
+    }
+    d
+}
+
+/// Write one input of the export fuzz target into `d`: `n` (u16 LE), `n` bytes of config.json,
+/// the safetensors file.
+fn write_input(d: &Path, data: &[u8]) {
+    let n = (u16::from_le_bytes([data[0], data[1]]) as usize).min(data.len() - 2);
+    std::fs::write(d.join("config.json"), &data[2..2 + n]).unwrap();
+    std::fs::write(d.join("model.safetensors"), &data[2 + n..]).unwrap();
+}
+
+fn seed(name: &str) -> Vec<u8> {
+    std::fs::read(root().join("fuzz/seeds/export").join(name)).unwrap()
+}
+
 #[test]
 fn the_export_fuzz_seeds_load() {
-    // fuzz/fuzz_targets/export.rs: n (u16 LE), n bytes of config.json, the safetensors file
-    let seeds = root().join("fuzz/seeds/export");
     for (name, loads) in [("llama", true), ("marian", true), ("generic", true), ("transformer", false)] {
-        let data = std::fs::read(seeds.join(name)).unwrap();
-        let n = u16::from_le_bytes([data[0], data[1]]) as usize;
-        let d = std::env::temp_dir().join(format!("picoformer-hf-seed-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        for (family, file) in [("llama", "tokenizer.model"), ("marian", "source.spm"), ("marian", "target.spm"), ("marian", "vocab.json")] {
-            std::fs::copy(tiny(family).join(file), d.join(file)).unwrap();
-        }
-        std::fs::write(d.join("config.json"), &data[2..2 + n]).unwrap();
-        std::fs::write(d.join("model.safetensors"), &data[2 + n..]).unwrap();
+        let d = fuzz_dir(name);
+        write_input(&d, &seed(name));
         match Export::load(&d) {
             Ok(ex) => {
                 assert!(loads, "{name} loaded");
@@ -333,4 +371,50 @@ fn the_export_fuzz_seeds_load() {
             Err(e) => assert!(!loads && format!("{e:#}").contains("model.safetensors: not a safetensors file"), "{name}: {e:#}"),
         }
     }
+}
+
+#[test]
+fn mutated_seeds_give_errors_not_panics() {
+    // a deterministic sweep in the spirit of the fuzz target: bytes of the config and of the
+    // safetensors header overwritten, and the file cut short
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let (mut ok, mut err) = (0, 0);
+    for name in ["llama", "marian", "generic"] {
+        let d = fuzz_dir(&format!("mut-{name}"));
+        let base = seed(name);
+        let n = u16::from_le_bytes([base[0], base[1]]) as usize;
+        for i in 0..150 {
+            let mut data = base.clone();
+            // the config and the first 400 bytes of the safetensors file (its header)
+            let span = 2 + n + 400.min(data.len() - 2 - n);
+            for _ in 0..1 + i % 4 {
+                let at = 2 + (next() as usize) % (span - 2);
+                data[at] = match next() % 4 {
+                    0 => b'9',
+                    1 => b'-',
+                    2 => b'"',
+                    _ => next() as u8,
+                };
+            }
+            if i % 10 == 9 {
+                data.truncate(2 + n + (next() as usize) % (data.len() - 2 - n));
+            }
+            write_input(&d, &data);
+            match Export::load(&d) {
+                Ok(ex) => {
+                    assert!(ex.float_model().config.validate().is_ok());
+                    ok += 1;
+                }
+                Err(_) => err += 1,
+            }
+        }
+    }
+    println!("mutated seeds: {ok} loaded, {err} refused");
+    assert!(err > 300, "{ok} loaded, {err} refused");
 }
