@@ -418,3 +418,36 @@ fn mutated_seeds_give_errors_not_panics() {
     println!("mutated seeds: {ok} loaded, {err} refused");
     assert!(err > 300, "{ok} loaded, {err} refused");
 }
+
+#[test]
+fn half_precision_weights_are_read() {
+    // the llama shards rewritten as BF16 and F16: each tensor loads as its rounded f32 value
+    let full = Export::load(&tiny("llama")).unwrap();
+    for (dtype, round) in [(safetensors::Dtype::BF16, (|x: f32| half::bf16::from_f32(x).to_f32()) as fn(f32) -> f32), (safetensors::Dtype::F16, |x: f32| half::f16::from_f32(x).to_f32())] {
+        let d = copy("llama", &format!("{dtype:?}"));
+        for shard in ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"] {
+            let p = d.join(shard);
+            let bytes = std::fs::read(&p).unwrap();
+            let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+            let data: Vec<(String, Vec<usize>, Vec<u8>)> = st
+                .tensors()
+                .into_iter()
+                .map(|(n, v)| {
+                    let b = v.data().chunks_exact(4).flat_map(|c| {
+                        let x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                        if dtype == safetensors::Dtype::BF16 { half::bf16::from_f32(x).to_le_bytes() } else { half::f16::from_f32(x).to_le_bytes() }
+                    });
+                    (n, v.shape().to_vec(), b.collect())
+                })
+                .collect();
+            let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data.iter().map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(dtype, s.clone(), b).unwrap())).collect();
+            safetensors::serialize_to_file(views, None, &p).unwrap();
+        }
+        let ex = Export::load(&d).unwrap_or_else(|e| panic!("{dtype:?}: {e:#}"));
+        assert_eq!(ex.tensors.len(), full.tensors.len());
+        for (name, t) in &full.tensors {
+            let want: Vec<f32> = t.iter().map(|&x| round(x)).collect();
+            assert_eq!(ex.tensors[name], want, "{dtype:?} {name}");
+        }
+    }
+}
