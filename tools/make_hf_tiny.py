@@ -11,6 +11,7 @@ the family saves them, and reference.safetensors in the keys of docs/export-form
 
 - llama: LlamaForCausalLM (GQA, untied head) in 2 shards; tokenizer.model is the Llama-style
   BPE model of models/variants/dec_gqa_rope_rmsnorm_swiglu (byte fallback, no pad).
+- mistral: MistralForCausalLM (multi-query, tied head, no sliding window), same tokenizer.
 - marian: MarianMTModel (post-norm, swish, tied, final_logits_bias); source.spm = target.spm is
   the unigram model of models/variants/postnorm_relu_tied; vocab.json orders the pieces as
   Marian does (</s>, <unk>, the pieces shuffled, <pad> last), so its ids differ from the
@@ -37,27 +38,32 @@ def lines(rel, n):
         return [l.rstrip("\n") for l in f][:n]
 
 
-def llama(out, seed):
+def llama(out, seed, mistral=False):
     import sentencepiece as spm
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
     torch.manual_seed(seed)
     sp_path = os.path.join(ROOT, "models/variants/dec_gqa_rope_rmsnorm_swiglu/tokenizer.model")
     sp = spm.SentencePieceProcessor(model_file=sp_path)
-    cfg = LlamaConfig(
-        vocab_size=sp.vocab_size(), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-6,
-        rope_theta=500.0, tie_word_embeddings=False, bos_token_id=sp.bos_id(), eos_token_id=sp.eos_id(),
-        pad_token_id=None, initializer_range=0.2, attention_bias=False, mlp_bias=False)
-    model = LlamaForCausalLM(cfg).eval()
+    common = dict(vocab_size=sp.vocab_size(), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4, max_position_embeddings=64, bos_token_id=sp.bos_id(),
+                  eos_token_id=sp.eos_id(), pad_token_id=None, initializer_range=0.2)
+    if mistral:
+        cfg = MistralConfig(**common, num_key_value_heads=1, rms_norm_eps=1e-5, rope_theta=10000.0,
+                            tie_word_embeddings=True, sliding_window=None)
+        model = MistralForCausalLM(cfg).eval()
+    else:
+        cfg = LlamaConfig(**common, num_key_value_heads=2, rms_norm_eps=1e-6, rope_theta=500.0,
+                          tie_word_embeddings=False, attention_bias=False, mlp_bias=False)
+        model = LlamaForCausalLM(cfg).eval()
     os.makedirs(out, exist_ok=True)
-    model.save_pretrained(out, max_shard_size="200KB")
+    model.save_pretrained(out, **({} if mistral else {"max_shard_size": "200KB"}))
     shutil.copy(sp_path, os.path.join(out, "tokenizer.model"))
     with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
         json.dump({"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False,
                    "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}, f, indent=2)
     ref = {}
-    for i, text in enumerate(lines("models/captions-lm/prompts.txt", 4)):
+    for i, text in enumerate(lines("models/captions-lm/prompts.txt", 2 if mistral else 4)):
         ids = [sp.bos_id()] + sp.encode(text)
         x = torch.tensor([ids])
         with torch.no_grad():
@@ -130,10 +136,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(ROOT, "models/hf-tiny"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--only", choices=["llama", "marian"])
+    ap.add_argument("--only", choices=["llama", "mistral", "marian"])
     a = ap.parse_args()
     torch.backends.mha.set_fastpath_enabled(False)
-    for name, f in (("llama", llama), ("marian", marian)):
+    for name, f in (("llama", llama), ("mistral", lambda o, s: llama(o, s, mistral=True)), ("marian", marian)):
         if a.only in (None, name):
             f(os.path.join(a.out, name), a.seed)
             print(name, sorted(os.listdir(os.path.join(a.out, name))))

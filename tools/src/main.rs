@@ -22,8 +22,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Convert an export directory (config.json, model.safetensors, tokenizer.model,
-    /// reference.safetensors), or a Hugging Face save_pretrained directory of a llama or marian
-    /// model (docs/import.md), into a calibrated int8 blob, test vectors and a report.
+    /// reference.safetensors), or a Hugging Face save_pretrained directory of a llama, mistral or
+    /// marian model (docs/import.md), into a calibrated int8 blob, test vectors and a report.
     Convert {
         /// The export directory.
         export: PathBuf,

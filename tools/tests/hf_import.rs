@@ -76,6 +76,28 @@ fn llama_f32_matches_transformers_and_int8_tracks_it() {
 }
 
 #[test]
+fn mistral_with_a_tied_head_and_one_kv_head() {
+    let ex = Export::load(&tiny("mistral")).unwrap();
+    let c = ex.blob_config;
+    assert_eq!((c.kind, c.nhead, c.n_kv_heads, c.tied(), ex.rope_theta, ex.norm_eps), (ModelKind::DecoderOnly, 4, 1, true, 10000.0, 1e-5));
+    assert!(!ex.tensors.contains_key("lm_head.weight"));
+    let (diff, sqnr, cosine) = convert("mistral");
+    println!("mistral: f32 max |Δ| {diff:.2e}, int8 logits SQNR {sqnr:.1} dB, cosine {cosine:.5}");
+    assert!(diff < 1e-4, "mistral f32 vs transformers {diff}");
+    assert!(sqnr > 24.0 && cosine > 0.998, "mistral int8 logits SQNR {sqnr:.1} dB, cosine {cosine}");
+}
+
+#[test]
+fn a_sliding_window_shorter_than_the_context_is_refused() {
+    let d = copy("mistral", "window");
+    set(&d, "sliding_window", 16.into());
+    let e = error_of(&d);
+    assert!(e.contains("field `sliding_window`: 16: the runtime attends to the whole context, so the window must be null or at least the 64 positions"), "{e}");
+    set(&d, "sliding_window", 64.into());
+    Export::load(&d).unwrap();
+}
+
+#[test]
 fn marian_maps_onto_the_encoder_decoder_layout() {
     let ex = Export::load(&tiny("marian")).unwrap();
     let c = ex.blob_config;
@@ -150,7 +172,7 @@ fn unsupported_model_type_lists_the_supported_ones() {
     let d = copy("llama", "type");
     set(&d, "model_type", "gpt2".into());
     let e = error_of(&d);
-    assert!(e.contains("config.json: field `model_type`: unsupported \"gpt2\"") && e.contains("\"llama\" (LlamaForCausalLM)") && e.contains("\"marian\" (MarianMTModel)") && e.contains("\"decoder-only\""), "{e}");
+    assert!(e.contains("config.json: field `model_type`: unsupported \"gpt2\"") && e.contains("\"llama\" (LlamaForCausalLM)") && e.contains("\"marian\" (MarianMTModel)") && e.contains("\"mistral\" (MistralForCausalLM)") && e.contains("\"decoder-only\""), "{e}");
 }
 
 #[test]

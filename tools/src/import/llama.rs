@@ -1,6 +1,8 @@
 //! `LlamaForCausalLM` onto the decoder-only generic layout: RMSNorm, RoPE in Hugging Face's
 //! `rotate_half` layout (the runtime's own, so Q and K rows keep their order), SwiGLU,
 //! grouped-query attention, tied or untied head; the SentencePiece `tokenizer.model`.
+//! `MistralForCausalLM` has the same layout and math but for its sliding window, which is
+//! taken when it spans the whole context.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -56,6 +58,11 @@ pub(super) fn import(dir: &Path, cfg: &Cfg<'_>, mut w: Weights) -> Result<Import
         }
         _ => cfg.id("eos_token_id")?,
     };
+
+    let max_len = max_len(cfg)?;
+    if let Some(window) = cfg.opt_usize("sliding_window")?.filter(|&w| w < max_len) {
+        return Err(cfg.err("sliding_window", format!("{window}: the runtime attends to the whole context, so the window must be null or at least the {max_len} positions")));
+    }
 
     let spm_path = dir.join("tokenizer.model");
     if !spm_path.exists() {
@@ -115,7 +122,7 @@ pub(super) fn import(dir: &Path, cfg: &Cfg<'_>, mut w: Weights) -> Result<Import
         "bias": attn_bias,
         "positional": "rope",
         "rope_theta": rope_theta,
-        "max_len": max_len(cfg)?,
+        "max_len": max_len,
         "vocab_size": vocab,
         "unk_id": spm.unk,
         "bos_id": cfg.id("bos_token_id")?.unwrap_or(spm.bos),

@@ -21,7 +21,7 @@ use crate::spm::SpmModel;
 /// The `model_type`s of the export layouts themselves (not Hugging Face families).
 pub const EXPORT_KINDS: [&str; 2] = ["encoder-only", "decoder-only"];
 /// The Hugging Face families with an importer, with the architecture each maps.
-pub const FAMILIES: [(&str, &str); 2] = [("llama", "LlamaForCausalLM"), ("marian", "MarianMTModel")];
+pub const FAMILIES: [(&str, &str); 3] = [("llama", "LlamaForCausalLM"), ("mistral", "MistralForCausalLM"), ("marian", "MarianMTModel")];
 
 /// The export config an importer produced.
 pub enum Layout {
@@ -63,7 +63,7 @@ pub fn import(dir: &Path, config: &Value) -> Result<Imported> {
     }
     let weights = Weights::load(dir)?;
     match family {
-        "llama" => llama::import(dir, &cfg, weights),
+        "llama" | "mistral" => llama::import(dir, &cfg, weights),
         _ => marian::import(dir, &cfg, weights),
     }
 }
