@@ -257,6 +257,18 @@ fn a_tokenizer_that_disagrees_with_vocab_size_is_named() {
 }
 
 #[test]
+fn control_ids_that_disagree_with_the_tokenizer_are_named() {
+    let d = copy("llama", "bos");
+    set(&d, "bos_token_id", 3.into());
+    let e = error_of(&d);
+    assert!(e.contains("field `bos_token_id`: 3, but") && e.contains("tokenizer.model says 1"), "{e}");
+    let d = copy("marian", "start");
+    set(&d, "decoder_start_token_id", 0.into());
+    let e = error_of(&d);
+    assert!(e.contains("field `decoder_start_token_id`: 0: the runtime starts the decoder at the pad id, pad_token_id 498"), "{e}");
+}
+
+#[test]
 fn missing_tokenizer_files_are_named() {
     let d = copy("marian", "nospm");
     std::fs::remove_file(d.join("target.spm")).unwrap();

@@ -70,6 +70,13 @@ pub(super) fn import(dir: &Path, cfg: &Cfg<'_>, mut w: Weights) -> Result<Import
         bail!("{}: not found (the SentencePiece BPE model a Llama checkpoint carries){hint}", spm_path.display());
     }
     let spm = SpmModel::load(&spm_path)?;
+    let bos = cfg.id("bos_token_id")?.unwrap_or(spm.bos);
+    let eos = eos.unwrap_or(spm.eos);
+    for (field, id, spm_id) in [("bos_token_id", bos, spm.bos), ("eos_token_id", eos, spm.eos)] {
+        if id != spm_id {
+            return Err(cfg.err(field, format!("{id}, but {} says {spm_id}", spm_path.display())));
+        }
+    }
 
     // tensors, renamed onto the generic layout
     let mut t = HashMap::new();
@@ -125,8 +132,8 @@ pub(super) fn import(dir: &Path, cfg: &Cfg<'_>, mut w: Weights) -> Result<Import
         "max_len": max_len,
         "vocab_size": vocab,
         "unk_id": spm.unk,
-        "bos_id": cfg.id("bos_token_id")?.unwrap_or(spm.bos),
-        "eos_id": eos.unwrap_or(spm.eos),
+        "bos_id": bos,
+        "eos_id": eos,
         "tie_embeddings": tied,
     }))?;
     Ok(Imported { layout: Layout::Generic(Box::new(config)), tensors: t, weights_path: w.path, spm, spm_path })
