@@ -608,7 +608,7 @@ impl<'a> Parts<'a> {
             let table = self.act_table.get(i).copied().unwrap_or(&[]);
             l.ffn.op.act = match c.act {
                 ActKind::Relu => Act::Relu,
-                ActKind::Gelu | ActKind::GeluTanh => Act::Table(table),
+                ActKind::Gelu | ActKind::GeluTanh | ActKind::Silu => Act::Table(table),
                 ActKind::SwiGlu => Act::SwiGlu { silu: table, mul: self.gate_mul.get(i).copied().unwrap_or_default() },
             };
         }

@@ -186,7 +186,7 @@ pub fn activation(act: ActKind, x: f32) -> f32 {
         ActKind::Relu => x.max(0.0),
         ActKind::Gelu => gelu(x),
         ActKind::GeluTanh => gelu_tanh(x),
-        ActKind::SwiGlu => silu(x),
+        ActKind::SwiGlu | ActKind::Silu => silu(x),
     }
 }
 

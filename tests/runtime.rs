@@ -9,8 +9,15 @@ use picoformer::blob::{ActKind, Config, FLAG_NORM_FIRST, FLAG_TIED};
 use picoformer::tokenizer::Node;
 use picoformer::{Classifier, Error, Generator, Model, Sampler, Sampling, Translator};
 
-fn variants() -> [Config; 4] {
-    [tiny_config(0), tiny_config(FLAG_NORM_FIRST), with_act(tiny_config(FLAG_TIED), ActKind::Gelu), with_act(tiny_config(FLAG_NORM_FIRST), ActKind::Gelu)]
+fn variants() -> [Config; 5] {
+    [
+        tiny_config(0),
+        tiny_config(FLAG_NORM_FIRST),
+        with_act(tiny_config(FLAG_TIED), ActKind::Gelu),
+        with_act(tiny_config(FLAG_NORM_FIRST), ActKind::Gelu),
+        // Marian's block: post-norm, tied, an ungated SiLU table
+        with_act(tiny_config(FLAG_TIED), ActKind::Silu),
+    ]
 }
 
 #[test]

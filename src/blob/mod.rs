@@ -253,6 +253,8 @@ coded!(
         GeluTanh = 2,
         /// `down(silu(gate(x)) · up(x))`.
         SwiGlu = 3,
+        /// SiLU (swish), `x · σ(x)`, ungated: `down(silu(up(x)))` (Marian).
+        Silu = 4,
     }
 );
 coded!(

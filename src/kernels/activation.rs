@@ -1,7 +1,7 @@
 //! FFN activations on the `i16` pre-activation, in place.
 //!
 //! - ReLU is a clamp at zero: the output keeps the input's scale.
-//! - GELU (and any other smooth activation) is a 257-point table over the whole `i16` range with
+//! - GELU, its tanh form and SiLU (any smooth activation) are a 257-point table over the whole `i16` range with
 //!   linear interpolation: `u + 32768 = 256·i + f`, `y = t[i] + ((t[i+1] - t[i])·f + 128) >> 8`.
 //!   The host fills `t[i] = round(gelu((256·i - 32768)·s_u) / s_y)`.
 //! - SwiGLU's gate is SiLU by the same table, then [`gated_i16`] multiplies it into `up`.

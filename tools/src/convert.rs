@@ -15,7 +15,7 @@ use crate::calibrate::{calibrate, CalibData, Window};
 use crate::check::check_reference;
 use crate::eval::{agreement, clf_quality, layer_errors, lm_quality, Quality};
 use crate::export::Export;
-use crate::host::{read_labels, read_lines, read_windows, AlignedBuf, SentencePairs};
+use crate::host::{detok, read_labels, read_lines, read_windows, source_ids, AlignedBuf, Float, SentencePairs};
 use crate::quantize::{quantize, Quantized};
 use crate::report::{self, ReportInput, Sizes};
 use crate::vectors::{self, Inputs};
@@ -103,7 +103,24 @@ pub fn run(o: &ConvertOpts) -> Result<Summary> {
 
     // calibrate
     let calib = match c.kind {
-        ModelKind::EncoderDecoder => CalibData::Pairs(SentencePairs::read(&beside(&o.calib_src, calib_name), &beside(&o.calib_tgt, "calib.en"), o.calib_count)?),
+        // source sentences alone: the float model's own translations are the targets
+        ModelKind::EncoderDecoder if o.calib.is_some() && o.calib_src.is_none() && o.calib_tgt.is_none() => {
+            let Some(tok) = tok.as_ref() else { bail!("internal: a translator without its tokenizer") };
+            let src = read_inputs(&c, &beside(&o.calib, calib_name), o.calib_count)?.texts().to_vec();
+            let mut fl = Float::new(&fm)?;
+            let tgt = src.iter().map(|s| detok(tok, &fl.greedy(&source_ids(tok, s, c.max_len)?)?)).collect::<Result<Vec<_>>>()?;
+            println!("calibration targets: the float model's greedy translations of {} sentences", src.len());
+            CalibData::Pairs(SentencePairs { src, tgt })
+        }
+        ModelKind::EncoderDecoder => {
+            let (src, tgt) = (beside(&o.calib_src, calib_name), beside(&o.calib_tgt, "calib.en"));
+            for (p, what) in [(&src, "source sentences (--calib-src)"), (&tgt, "their translations (--calib-tgt)")] {
+                if !p.exists() {
+                    bail!("{}: not found (a translator calibrates on parallel text files, one sentence per line: {what})", p.display());
+                }
+            }
+            CalibData::Pairs(SentencePairs::read(&src, &tgt, o.calib_count)?)
+        }
         _ => read_inputs(&c, &beside(&o.calib, calib_name), o.calib_count)?,
     };
     let (ranges, features) = calibrate(&fm, tok.as_ref(), &calib)?;

@@ -15,7 +15,14 @@ use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 
 use crate::implied::{self, ShapeFields};
+use crate::import;
 use crate::spm::SpmModel;
+
+/// Where the tokenizer comes from: `tokenizer.model` of an export, or an importer's.
+enum Tok {
+    File(PathBuf),
+    Given(SpmModel, PathBuf),
+}
 
 /// `config.json` of the `nn.Transformer` layout (§1).
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +45,9 @@ pub struct TransformerConfig {
     pub tie_embeddings: bool,
     pub scale_embedding: bool,
     pub positional: String,
+    /// A norm after each stack (`transformer.encoder.norm`, `transformer.decoder.norm`);
+    /// absent: `true`.
+    pub final_norm: Option<bool>,
 }
 
 /// `config.json` of the generic layout (§2); absent fields take the document's defaults.
@@ -119,10 +129,24 @@ fn pick<T: Copy>(cfg_path: &Path, name: &str, value: &str, options: &[(&str, T)]
 }
 
 impl Export {
+    /// Load an export directory, or a Hugging Face `save_pretrained` directory (its
+    /// `model_type` is a family of [`import::FAMILIES`]).
     pub fn load(dir: &Path) -> Result<Export> {
         let cfg_path = dir.join("config.json");
         let text = std::fs::read_to_string(&cfg_path).with_context(|| format!("reading {}", cfg_path.display()))?;
         let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", cfg_path.display()))?;
+        if import::is_hf(&value) {
+            let imp = import::import(dir, &value)?;
+            let tok = Tok::Given(imp.spm, imp.spm_path);
+            let mut ex = match imp.layout {
+                import::Layout::Transformer(c) => Self::transformer(dir, &c, &cfg_path, None, tok)?,
+                import::Layout::Generic(c) => Self::generic(dir, &c, &cfg_path, tok)?,
+            };
+            ex.tensors = imp.tensors;
+            ex.check_names(&imp.weights_path)?;
+            ex.blob_config.validate().map_err(|e| anyhow!("{}: {e}", cfg_path.display()))?;
+            return Ok(ex);
+        }
         let layout = if value.get("model_type").is_some() {
             ExportLayout::Generic(Box::new(serde_json::from_value(value).with_context(|| format!("{}: not a valid export config", cfg_path.display()))?))
         } else {
@@ -132,8 +156,8 @@ impl Export {
         let bytes = std::fs::read(&st_path).with_context(|| format!("reading {}", st_path.display()))?;
         let st = SafeTensors::deserialize(&bytes).with_context(|| format!("{}: not a safetensors file", st_path.display()))?;
         let mut ex = match &layout {
-            ExportLayout::Transformer(c) => Self::transformer(dir, c, &cfg_path, &st, &st_path)?,
-            ExportLayout::Generic(c) => Self::generic(dir, c, &cfg_path)?,
+            ExportLayout::Transformer(c) => Self::transformer(dir, c, &cfg_path, Some((&st, &st_path)), Tok::File(dir.join("tokenizer.model")))?,
+            ExportLayout::Generic(c) => Self::generic(dir, c, &cfg_path, Tok::File(dir.join("tokenizer.model")))?,
         };
         ex.tensors = load_f32(&st, &st_path)?;
         ex.check_names(&st_path)?;
@@ -161,9 +185,11 @@ impl Export {
 
     /// The tokenizer, checked against the config's vocabulary and control ids; the tokenizer's
     /// part of the blob's flags.
-    fn tokenizer(dir: &Path, cfg_path: &Path, vocab: usize, ids: [(&str, Option<u16>); 4]) -> Result<(SpmModel, u32, TokenizerKind)> {
-        let spm_path = dir.join("tokenizer.model");
-        let spm = SpmModel::load(&spm_path)?;
+    fn tokenizer(tok: Tok, cfg_path: &Path, vocab: usize, ids: [(&str, Option<u16>); 4]) -> Result<(SpmModel, u32, TokenizerKind)> {
+        let (spm, spm_path) = match tok {
+            Tok::File(p) => (SpmModel::load(&p)?, p),
+            Tok::Given(s, p) => (s, p),
+        };
         if spm.normalizer_name != "identity" {
             eprintln!(
                 "warning: {}: normalizer {:?}; the device tokenizer applies identity normalization, so ids can differ on text that normalization would change",
@@ -197,15 +223,19 @@ impl Export {
         Ok((spm, flags, kind))
     }
 
-    fn transformer(dir: &Path, c: &TransformerConfig, cfg_path: &Path, st: &SafeTensors<'_>, st_path: &Path) -> Result<Export> {
-        let act = pick(cfg_path, "activation", &c.activation, &[("relu", ActKind::Relu), ("gelu", ActKind::Gelu)])?;
-        pick(cfg_path, "positional", &c.positional, &[("sinusoidal", ())])?;
+    /// `st`: the weights file, whose shapes say which config field is wrong (exports only).
+    fn transformer(dir: &Path, c: &TransformerConfig, cfg_path: &Path, st: Option<(&SafeTensors<'_>, &Path)>, tok: Tok) -> Result<Export> {
+        let act = pick(cfg_path, "activation", &c.activation, &[("relu", ActKind::Relu), ("gelu", ActKind::Gelu), ("silu", ActKind::Silu)])?;
+        let positions = pick(cfg_path, "positional", &c.positional, &[("sinusoidal", PosKind::Sinusoidal), ("learned", PosKind::Learned)])?;
         #[allow(clippy::neg_cmp_op_on_partial_ord)] // also rejects NaN
         if !(c.layer_norm_eps > 0.0) {
             return Err(field_err(cfg_path, "layer_norm_eps", "must be positive".into()));
         }
-        let (spm, tok_flags, tokenizer) = Self::tokenizer(dir, cfg_path, c.vocab_size, [("pad_id", Some(c.pad_id)), ("unk_id", Some(c.unk_id)), ("bos_id", Some(c.bos_id)), ("eos_id", Some(c.eos_id))])?;
-        let mut flags = tok_flags | blob::FLAG_FINAL_NORM;
+        let (spm, tok_flags, tokenizer) = Self::tokenizer(tok, cfg_path, c.vocab_size, [("pad_id", Some(c.pad_id)), ("unk_id", Some(c.unk_id)), ("bos_id", Some(c.bos_id)), ("eos_id", Some(c.eos_id))])?;
+        let mut flags = tok_flags;
+        if c.final_norm.unwrap_or(true) {
+            flags |= blob::FLAG_FINAL_NORM;
+        }
         if c.norm_first {
             flags |= blob::FLAG_NORM_FIRST;
         }
@@ -215,7 +245,7 @@ impl Export {
         let blob_config = Config {
             kind: ModelKind::EncoderDecoder,
             act,
-            positions: PosKind::Sinusoidal,
+            positions,
             tokenizer,
             d_model: c.d_model,
             nhead: c.nhead,
@@ -241,7 +271,11 @@ impl Export {
             num_decoder_layers: c.num_decoder_layers,
             tie_embeddings: c.tie_embeddings,
         };
-        implied::check(&fields, st, cfg_path, st_path)?;
+        if let Some((st, st_path)) = st {
+            implied::check(&fields, st, cfg_path, st_path)?;
+        }
+        // before any size from the config is allocated
+        blob_config.validate().map_err(|e| anyhow!("{}: {e}", cfg_path.display()))?;
         let mut ex = Self::empty(dir, ExportLayout::Transformer(c.clone()), blob_config, Some(spm));
         ex.scale_embedding = c.scale_embedding;
         ex.norm_eps = c.layer_norm_eps;
@@ -249,10 +283,10 @@ impl Export {
         Ok(ex)
     }
 
-    fn generic(dir: &Path, c: &GenericConfig, cfg_path: &Path) -> Result<Export> {
+    fn generic(dir: &Path, c: &GenericConfig, cfg_path: &Path, tok: Tok) -> Result<Export> {
         let kind = pick(cfg_path, "model_type", &c.model_type, &[("encoder-only", ModelKind::EncoderOnly), ("decoder-only", ModelKind::DecoderOnly)])?;
         let norm = pick(cfg_path, "norm", c.norm.as_deref().unwrap_or("layernorm"), &[("layernorm", NormKind::LayerNorm), ("rmsnorm", NormKind::RmsNorm)])?;
-        let act = pick(cfg_path, "activation", &c.activation, &[("relu", ActKind::Relu), ("gelu", ActKind::Gelu), ("gelu_tanh", ActKind::GeluTanh), ("swiglu", ActKind::SwiGlu)])?;
+        let act = pick(cfg_path, "activation", &c.activation, &[("relu", ActKind::Relu), ("gelu", ActKind::Gelu), ("gelu_tanh", ActKind::GeluTanh), ("silu", ActKind::Silu), ("swiglu", ActKind::SwiGlu)])?;
         let positions = pick(cfg_path, "positional", &c.positional, &[("sinusoidal", PosKind::Sinusoidal), ("learned", PosKind::Learned), ("rope", PosKind::Rope), ("none", PosKind::None)])?;
         let input = pick(cfg_path, "input", c.input.as_deref().unwrap_or("tokens"), &[("tokens", InputKind::Tokens), ("features", InputKind::Features)])?;
         let pooling = pick(cfg_path, "pooling", c.pooling.as_deref().unwrap_or("mean"), &[("first", Pooling::First), ("mean", Pooling::Mean)])?;
@@ -275,7 +309,7 @@ impl Export {
         let need = |name: &str, v: Option<usize>| v.ok_or_else(|| field_err(cfg_path, name, "missing".into()));
         let (spm, vocab, tokenizer) = if input == InputKind::Tokens {
             let vocab = need("vocab_size", c.vocab_size)?;
-            let (spm, f, t) = Self::tokenizer(dir, cfg_path, vocab, [("pad_id", c.pad_id), ("unk_id", c.unk_id), ("bos_id", c.bos_id), ("eos_id", c.eos_id)])?;
+            let (spm, f, t) = Self::tokenizer(tok, cfg_path, vocab, [("pad_id", c.pad_id), ("unk_id", c.unk_id), ("bos_id", c.bos_id), ("eos_id", c.eos_id)])?;
             flags |= f;
             (Some(spm), vocab, t)
         } else {
@@ -308,6 +342,7 @@ impl Export {
             eos: ids[3],
             flags,
         };
+        blob_config.validate().map_err(|e| anyhow!("{}: {e}", cfg_path.display()))?;
         let mut ex = Self::empty(dir, ExportLayout::Generic(Box::new(c.clone())), blob_config, spm);
         ex.scale_embedding = c.scale_embedding.unwrap_or(false);
         ex.rope_theta = c.rope_theta.unwrap_or(10000.0);
@@ -354,12 +389,18 @@ impl Export {
                 for l in 0..c.n_dec {
                     rest(format!("transformer.decoder.layers.{l}"), 3);
                 }
-                for p in ["transformer.encoder.norm", "transformer.decoder.norm"] {
-                    e.push((format!("{p}.weight"), vec![d]));
-                    e.push((format!("{p}.bias"), vec![d]));
+                if c.final_norm() {
+                    for p in ["transformer.encoder.norm", "transformer.decoder.norm"] {
+                        e.push((format!("{p}.weight"), vec![d]));
+                        e.push((format!("{p}.bias"), vec![d]));
+                    }
+                }
+                if c.positions == PosKind::Learned {
+                    e.push(("pos.weight".into(), vec![c.max_len, d]));
                 }
                 if t.tie_embeddings {
                     e.push(("embedding.weight".into(), vec![v, d]));
+                    optional.push(("generator.bias".into(), vec![v]));
                 } else {
                     e.push(("src_embedding.weight".into(), vec![v, d]));
                     e.push(("tgt_embedding.weight".into(), vec![v, d]));
@@ -490,7 +531,8 @@ impl Export {
                 if t.tie_embeddings {
                     m.source = self.t("embedding.weight");
                     m.target = m.source;
-                    m.output = FLinear { w: m.source, b: &self.zeros[..c.vocab], k: d };
+                    let b = self.tensors.get("generator.bias").map_or(&self.zeros[..c.vocab], |b| b.as_slice());
+                    m.output = FLinear { w: m.source, b, k: d };
                 } else {
                     m.source = self.t("src_embedding.weight");
                     m.target = self.t("tgt_embedding.weight");
@@ -517,8 +559,9 @@ impl Export {
                         ffn: FSublayer { norm: self.norm(&format!("{p}.norm3")), op: ffn(&p) },
                     };
                 }
-                m.enc_norm = Some(self.norm("transformer.encoder.norm"));
-                m.dec_norm = Some(self.norm("transformer.decoder.norm"));
+                m.positions = self.t("pos.weight");
+                m.enc_norm = c.final_norm().then(|| self.norm("transformer.encoder.norm"));
+                m.dec_norm = c.final_norm().then(|| self.norm("transformer.decoder.norm"));
             }
             ExportLayout::Generic(g) => {
                 let table = self.t("embed.weight");

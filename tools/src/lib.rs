@@ -19,6 +19,7 @@ pub mod export;
 pub mod generate;
 pub mod host;
 pub mod implied;
+pub mod import;
 pub mod memory_map;
 pub mod quantize;
 pub mod report;

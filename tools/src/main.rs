@@ -22,7 +22,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Convert an export directory (config.json, model.safetensors, tokenizer.model,
-    /// reference.safetensors) into a calibrated int8 blob, test vectors and a report.
+    /// reference.safetensors), or a Hugging Face save_pretrained directory of a llama, mistral or
+    /// marian model (docs/import.md), into a calibrated int8 blob, test vectors and a report.
     Convert {
         /// The export directory.
         export: PathBuf,
@@ -36,7 +37,8 @@ enum Cmd {
         #[arg(long)]
         calib_tgt: Option<PathBuf>,
         /// Language models and classifiers: calibration texts (one per line) or a CSV of feature
-        /// windows [default: <export>/../calib.en, train.csv or calib.txt by kind].
+        /// windows [default: <export>/../calib.en, train.csv or calib.txt by kind]. Translators:
+        /// source sentences alone, whose targets are the float model's greedy translations.
         #[arg(long)]
         calib: Option<PathBuf>,
         /// How many calibration inputs to use.
