@@ -12,7 +12,7 @@ def test_convert_writes_the_committed_blob(tmp_path):
     assert out.read_bytes() == (committed / "japanese-vowels.pico").read_bytes()
     assert (tmp_path / "japanese-vowels.vectors.bin").read_bytes() == (committed / "japanese-vowels.vectors.bin").read_bytes()
     assert f["blob_bytes"] == out.stat().st_size
-    assert f["arena_bytes"] == picoformer.Model(out).arena_bytes() == 23336
+    assert f["arena_bytes"] == picoformer.Model(out).arena_bytes() == 15656
     assert f["reference_max_diff"] < 1e-4
     assert f["calibration"] == "270 feature windows"
     assert (f["test_windows"], f["labels"]) == (370, 370)

@@ -49,7 +49,7 @@ def test_translator_beam_matches_cli(de_en, cli):
 
 
 def test_arena_bytes_are_the_reports(de_en, lm):
-    assert de_en.arena_bytes() == report_figure("de-en", "RAM: arena, greedy") == 205120
+    assert de_en.arena_bytes() == report_figure("de-en", "RAM: arena, greedy") == 94912
     assert de_en.arena_bytes(4) == report_figure("de-en", "RAM: arena, beam width up to 4")
     assert lm.arena_bytes() == report_figure("captions-lm", "RAM: arena, greedy")
     for name in ("japanese-vowels", "basic-motions"):
