@@ -385,7 +385,7 @@ fn convert_py<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     // `calib` is what the model calibrates on: a translator's sources, or texts, or windows
     let calib_src = calib_src.or_else(|| calib.clone());
-    let o = ConvertOpts { export, out: out.clone(), calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences };
+    let o = ConvertOpts { export, out: out.clone(), calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences, scales: picoformer_tools::clip::ScaleRule::default(), tune_count: 100, weights: picoformer_tools::quantize::WeightRule::default() };
     let s = py.allow_threads(|| convert::run(&o)).py()?;
     let d = PyDict::new(py);
     let stem = out.with_extension("");

@@ -12,12 +12,14 @@ use picoformer::reference::{FSource, FloatModel};
 use picoformer::tokenizer::{Node, Tokenizer};
 
 use crate::host::{pieces, progress_bar, source_ids, Float, SentencePairs};
-use crate::quantize::FeatureScales;
+use crate::quantize::{site_qmax, FeatureScales};
 
-/// Largest absolute value seen at each site.
+/// Largest absolute value seen at each site, and every |x| seen at the `i8` sites (Q, K, V),
+/// from which [`crate::clip`] picks their clipping.
 #[derive(Default, Debug, Clone)]
 pub struct Ranges {
     pub max: HashMap<Site, f32>,
+    pub samples: HashMap<Site, Vec<f32>>,
 }
 
 impl Observer for Ranges {
@@ -26,6 +28,9 @@ impl Observer for Ranges {
             let m = v.iter().fold(0f32, |m, x| m.max(x.abs()));
             let e = self.max.entry(site).or_insert(0.0);
             *e = e.max(m);
+            if site_qmax(site) == 127.0 {
+                self.samples.entry(site).or_default().extend(v.iter().map(|x| x.abs()));
+            }
         }
     }
 }

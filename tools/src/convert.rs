@@ -12,11 +12,12 @@ use picoformer::tokenizer::Tokenizer;
 use picoformer::{Classifier, Generator, Model, Translator};
 
 use crate::calibrate::{calibrate, CalibData, Window};
+use crate::clip::{clipped_sites, mse_ranges, ScaleRule, Tuner};
 use crate::check::check_reference;
 use crate::eval::{agreement, clf_quality, layer_errors, lm_quality, Quality};
 use crate::export::Export;
 use crate::host::{detok, read_labels, read_lines, read_windows, source_ids, AlignedBuf, Float, SentencePairs};
-use crate::quantize::{quantize, Quantized};
+use crate::quantize::{quantize, Quantized, WeightRule};
 use crate::report::{self, ReportInput, Sizes};
 use crate::vectors::{self, Inputs};
 
@@ -42,6 +43,12 @@ pub struct ConvertOpts {
     pub prompts: Option<PathBuf>,
     pub vectors: usize,
     pub layer_sentences: usize,
+    /// How the activation scales are chosen.
+    pub scales: ScaleRule,
+    /// Calibration inputs the clip search measures the loss on.
+    pub tune_count: usize,
+    /// How the weight rows' scales are chosen.
+    pub weights: WeightRule,
 }
 
 /// The files beside an export that `convert` reads when not told otherwise.
@@ -123,10 +130,28 @@ pub fn run(o: &ConvertOpts) -> Result<Summary> {
         }
         _ => read_inputs(&c, &beside(&o.calib, calib_name), o.calib_count)?,
     };
-    let (ranges, features) = calibrate(&fm, tok.as_ref(), &calib)?;
+    let (full, features) = calibrate(&fm, tok.as_ref(), &calib)?;
+
+    // clip
+    let t_clip = Instant::now();
+    let ranges = match o.scales {
+        ScaleRule::Max => full.clone(),
+        ScaleRule::Mse => mse_ranges(&full),
+        ScaleRule::Search => {
+            let tuner = Tuner::new(&fm, tok.as_ref(), vocab.as_ref(), features.as_ref(), o.weights, &calib, o.tune_count)?;
+            let max_loss = tuner.loss(&full)?;
+            let (r, mse_loss, loss) = tuner.search(&full, &mse_ranges(&full))?;
+            for (what, l) in [("max |x|", max_loss), ("MSE clip", mse_loss), ("searched", loss)] {
+                println!("clip search, {what}: {}/{} outputs flipped, KL {:.3e} nats per output", l.flips, l.outputs, l.kl / l.outputs.max(1) as f64);
+            }
+            r
+        }
+    };
+    let clips: Vec<report::Clip> = clipped_sites(&full).into_iter().map(|s| report::Clip { site: s, max: full.max[&s], clip: ranges.max[&s] }).collect();
+    let clip_seconds = t_clip.elapsed().as_secs_f64();
 
     // quantize
-    let quantized = quantize(&fm, &ranges, vocab.as_ref(), features.as_ref())?;
+    let quantized = quantize(&fm, &ranges, o.weights, vocab.as_ref(), features.as_ref())?;
 
     // write
     let written = Written::write(&o.out, &c, &quantized)?;
@@ -192,6 +217,10 @@ pub fn run(o: &ConvertOpts) -> Result<Summary> {
         config_line,
         reference_diff: check.map(|r| r.max_diff),
         calibration: format!("{} {}", calib.len(), calib_unit(&c)),
+        scales: o.scales,
+        weights: o.weights,
+        clips: &clips,
+        clip_seconds,
         errors: &errors,
         layer_inputs: head_len(&vector_inputs, o.layer_sentences),
         quality: quality.as_ref(),

@@ -1,7 +1,7 @@
 //! Host tools for picoformer: the converter, the simulator and the evaluator.
 //!
 //! `convert` runs the stages in order: [`export`] (load) → [`check`] (f32 against PyTorch) →
-//! [`calibrate`] → [`quantize`] → write → [`vectors`] → [`report`] (with [`eval`]'s measures).
+//! [`calibrate`] → [`clip`] → [`quantize`] → write → [`vectors`] → [`report`] (with [`eval`]'s measures).
 //!
 //! Host only. On a bare-metal target (`target_os = "none"`: `cargo build --target <MCU>` at the
 //! repository root, whose default members include the tools) the library is empty and the
@@ -13,6 +13,7 @@ pub mod bleu;
 pub mod calibrate;
 pub mod check;
 pub mod classify;
+pub mod clip;
 pub mod convert;
 pub mod eval;
 pub mod export;

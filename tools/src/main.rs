@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use picoformer_tools::clip::ScaleRule;
+use picoformer_tools::quantize::WeightRule;
 use picoformer_tools::convert::{self, ConvertOpts};
 use picoformer_tools::eval::{self, EvalOpts};
 use picoformer_tools::generate::{self, GenerateOpts};
@@ -67,6 +69,18 @@ enum Cmd {
         /// Test inputs for the per-site error table.
         #[arg(long, default_value_t = 100)]
         layer_sentences: usize,
+        /// How activation scales are chosen: `max` (each site's calibrated max |x|), `mse` (the
+        /// int8 sites clipped where their quantization error is least) or `search` (from `mse`,
+        /// each int8 site's clip point chosen by the int8 model's loss against float).
+        #[arg(long, default_value = "max")]
+        scales: ScaleRule,
+        /// Calibration inputs the clip search measures the loss on.
+        #[arg(long, default_value_t = 100)]
+        tune_count: usize,
+        /// How weight rows are scaled: `max` (max |w| is ±127) or `mse` (clipped where the
+        /// row's quantization error is least).
+        #[arg(long, default_value = "max")]
+        weights: WeightRule,
     },
     /// Translate sentences with the int8 runtime (stdin, one per line, when none are given).
     Translate {
@@ -177,8 +191,8 @@ fn run() -> Result<()> {
     let beside = |model: &Path| model.parent().unwrap_or(Path::new(".")).join("export");
     cap_simd_level()?;
     match Cli::parse().cmd {
-        Cmd::Convert { export, out, calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences } => {
-            convert::run(&ConvertOpts { export, out, calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences }).map(drop)
+        Cmd::Convert { export, out, calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences, scales, tune_count, weights } => {
+            convert::run(&ConvertOpts { export, out, calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences, scales, tune_count, weights }).map(drop)
         }
         Cmd::Translate { model, beam, sentences } => translate::run(&model, beam, &sentences),
         Cmd::Generate { model, max_new, sample, seed, temperature, top_k, top_p, beam, prompts } => {

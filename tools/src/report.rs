@@ -7,7 +7,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context, Result};
 use picoformer::blob::{self, Part, Stack, Tag, ENTRY_LEN, HEADER_LEN};
 
+use crate::clip::ScaleRule;
 use crate::eval::{Quality, SiteError};
+use crate::quantize::WeightRule;
+use picoformer::observe::Site;
+
+/// An `i8` site's calibrated max |x| and the clip point its scale was set from.
+pub struct Clip {
+    pub site: Site,
+    pub max: f32,
+    pub clip: f32,
+}
 
 /// What the blob costs in flash and RAM.
 #[derive(Debug, Clone)]
@@ -30,6 +40,11 @@ pub struct ReportInput<'a> {
     pub reference_diff: Option<f32>,
     /// What the model was calibrated on, e.g. "300 sentence pairs (teacher-forced)".
     pub calibration: String,
+    /// How the activation scales were chosen, the `i8` sites' clip points, and the time it took.
+    pub scales: ScaleRule,
+    pub weights: WeightRule,
+    pub clips: &'a [Clip],
+    pub clip_seconds: f64,
     pub errors: &'a [SiteError],
     /// Inputs the per-site errors were measured on.
     pub layer_inputs: usize,
@@ -79,10 +94,19 @@ pub fn markdown(r: &ReportInput<'_>, svg_name: &str, flash_name: &str) -> String
         }
     }
     let _ = writeln!(s, "## Quantization scheme\n");
-    let _ = writeln!(s, "- Weights int8, symmetric, one scale per output channel; biases int32 in the accumulator's scale.");
+    let clip = match r.weights {
+        WeightRule::Max => "",
+        WeightRule::Mse => ", clipped where the row's squared error is least (`--weights mse`)",
+    };
+    let _ = writeln!(s, "- Weights int8, symmetric, one scale per output channel{clip}; biases int32 in the accumulator's scale.");
     let _ = writeln!(s, "- Residual stream, LayerNorm outputs, attention contexts and FFN activations: int16, one scale per site.");
     let _ = writeln!(s, "- Q, K, V: int8; attention probabilities: u8 (1/256); logits: int32.");
-    let _ = writeln!(s, "- Every scale is the calibrated max |x| over the calibration set; every multiplier a Q31 mantissa and a shift.\n");
+    let rule = match r.scales {
+        ScaleRule::Max => "the calibrated max |x| over the calibration set".to_string(),
+        ScaleRule::Mse => "the calibrated max |x| over the calibration set, but at the int8 sites (Q, K, V) the clip point of least quantization MSE".to_string(),
+        ScaleRule::Search => format!("the calibrated max |x| over the calibration set, but at the int8 sites (Q, K, V) the clip point searched by the int8 model's loss against float (`--scales search`, {:.1} s)", r.clip_seconds),
+    };
+    let _ = writeln!(s, "- Every scale is {rule}; every multiplier a Q31 mantissa and a shift.\n");
     let _ = writeln!(s, "The design study (DESIGN §3, on the de-en translator) measured all-int8 activations at 74% identical greedy output against float and");
     let _ = writeln!(s, "int16 residual + LayerNorm output at 87%; the int16 sites above are where the per-site SQNR below shows int8 would lose most.\n");
     match r.quality {
@@ -129,6 +153,14 @@ pub fn markdown(r: &ReportInput<'_>, svg_name: &str, flash_name: &str) -> String
     let _ = writeln!(s, "The arena{} buffer by buffer (hover for sizes):\n\n![RAM map]({ram_name})\n", if r.sizes.beam > 0 { " for greedy decoding," } else { "," });
     let _ = writeln!(s, "The blob's flash by layer and tensor, from its tensor table:\n");
     let _ = writeln!(s, "![Flash map]({flash_name})\n");
+    if r.scales != ScaleRule::Max && !r.clips.is_empty() {
+        let _ = writeln!(s, "## Clipping of the int8 sites\n");
+        let _ = writeln!(s, "| site | max \\|x\\| | clip | clip / max |\n|---|---|---|---|");
+        for c in r.clips {
+            let _ = writeln!(s, "| `{}` | {:.4} | {:.4} | {:.2} |", c.site, c.max, c.clip, c.clip / c.max.max(1e-30));
+        }
+        let _ = writeln!(s);
+    }
     let _ = writeln!(s, "## Per-site error of int8 against f32\n");
     let _ = writeln!(s, "Both models on the first {} test inputs (decoders teacher-forced on the float model's greedy output).\n", r.layer_inputs);
     let _ = writeln!(s, "![SQNR per site]({svg_name})\n");
