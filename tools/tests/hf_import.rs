@@ -42,7 +42,7 @@ fn convert(family: &str) -> (f32, f64, f64) {
         _ => CalibData::Texts(read_lines(&root().join("models/captions-lm/calib.en")).unwrap()[..60].to_vec()),
     };
     let (ranges, features) = calibrate(&fm, tok.as_ref(), &calib).unwrap();
-    let quantized = quantize(&fm, &ranges, vocab.as_ref(), features.as_ref()).unwrap();
+    let quantized = quantize(&fm, &ranges, picoformer_tools::quantize::WeightRule::default(), vocab.as_ref(), features.as_ref()).unwrap();
     let blob = AlignedBuf::from_bytes(&quantized.blob(&c).unwrap());
     let model = Model::parse(blob.bytes()).unwrap();
     assert_eq!(*model.config(), c);
