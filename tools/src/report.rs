@@ -31,6 +31,9 @@ pub struct ReportInput<'a> {
     pub quality: Option<&'a Quality>,
     pub sizes: Sizes,
     pub seconds: f64,
+    /// `--flash-budget` / `--budget-sweep`: the precision plan and the sweep, as Markdown
+    /// (none without them, so the report is unchanged).
+    pub flash: Option<String>,
 }
 
 /// The files [`write`] wrote.
@@ -113,6 +116,9 @@ pub fn markdown(r: &ReportInput<'_>, svg_name: &str) -> String {
         let _ = writeln!(s, "| RAM: arena, beam width up to {} | {} |", r.sizes.beam, kb(r.sizes.arena_beam));
     }
     let _ = writeln!(s);
+    if let Some(f) = &r.flash {
+        let _ = writeln!(s, "{f}");
+    }
     let _ = writeln!(s, "## Per-site error of int8 against f32\n");
     let _ = writeln!(s, "Both models on the first {} test inputs (decoders teacher-forced on the float model's greedy output).\n", r.layer_inputs);
     let _ = writeln!(s, "![SQNR per site]({svg_name})\n");
