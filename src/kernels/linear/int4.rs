@@ -8,7 +8,11 @@ use super::weights::Linear;
 use crate::kernels::layout::Layout;
 use crate::quant::Activation;
 
-/// An int4 layer on `x.len() / k` rows.
+/// Whether this core's `block4` (the DSP file's, which the Helium file hands int4 to) takes
+/// int4 Block4 layers itself; elsewhere [`forward`] runs them.
+pub const IN_CORE: bool = cfg!(any(picoformer_core = "dsp", picoformer_core = "mve"));
+
+/// An int4 layer on `x.len() / k` rows, through the portable loops.
 #[inline]
 pub fn forward<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     let (k, n) = (l.k, l.n());
@@ -16,22 +20,10 @@ pub fn forward<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
         return;
     }
     match l.layout {
-        Layout::Block4 if k % 4 == 0 && n % 4 == 0 => block4(l, x, y),
+        Layout::Block4 if k % 4 == 0 && n % 4 == 0 => block4_portable(l, x, y),
         Layout::Block4 => linear_ref(l, x, y),
         Layout::RowMajor => row_major(l, x, y),
     }
-}
-
-#[cfg(any(picoformer_core = "dsp", picoformer_core = "mve"))]
-#[inline(always)]
-fn block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
-    super::dsp::block4(l, x, y)
-}
-
-#[cfg(not(any(picoformer_core = "dsp", picoformer_core = "mve")))]
-#[inline(always)]
-fn block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
-    block4_portable(l, x, y)
 }
 
 /// The low and high nibble of a byte, sign-extended.
@@ -63,7 +55,6 @@ pub fn row_major<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
 }
 
 /// Block4 int4 on a core without int4 routines: per row and block of 4 channels, [`dot4`].
-#[cfg_attr(any(picoformer_core = "dsp", picoformer_core = "mve"), allow(dead_code))]
 pub fn block4_portable<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     let (k, n) = (l.k, l.n());
     if k == 0 || n == 0 {

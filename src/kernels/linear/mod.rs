@@ -74,11 +74,14 @@ impl Linear<'_> {
     #[inline]
     pub fn forward<O: Activation>(&self, x: &[i16], y: &mut [O]) {
         let (k, n) = (self.k, self.n());
-        if self.int4 {
+        let block4 = self.layout == Layout::Block4 && k % 4 == 0 && n % 4 == 0 && k > 0 && n > 0;
+        // int4 Block4 layers take the core's path where it has int4 routines (one call site,
+        // so the core's loops are compiled once per output type)
+        if self.int4 && !(block4 && int4::IN_CORE) {
             return int4::forward(self, x, y);
         }
         match self.layout {
-            Layout::Block4 if k % 4 == 0 && n % 4 == 0 && k > 0 && n > 0 => core_path::block4(self, x, y),
+            Layout::Block4 if block4 => core_path::block4(self, x, y),
             Layout::Block4 => linear_ref(self, x, y),
             Layout::RowMajor => linear_4rows(self, x, y),
         }
