@@ -16,7 +16,7 @@ use safetensors::SafeTensors;
 /// `(directory and file stem, kind)`.
 const MODELS: [(&str, ModelKind); 5] = [
     ("de-en", ModelKind::EncoderDecoder),
-    // de-en fitted to 1 MiB of flash with int4 weights (`--flash-budget 880000`)
+    // de-en fitted to 1 MiB of flash with int4 weights (`--flash-budget 830000`)
     ("de-en-fit", ModelKind::EncoderDecoder),
     ("captions-lm", ModelKind::DecoderOnly),
     ("japanese-vowels", ModelKind::EncoderOnly),
