@@ -215,7 +215,7 @@ impl<'a> Model<'a> {
             let bytes = check_entry(blob, index, &spec, &e, data_start)?;
             data_start = e.offset as usize + bytes.len();
             let layout = Layout::from_code(e.layout, spec.dims[0], spec.dims[1]).unwrap_or_default();
-            parts.take(spec.tag, bytes, layout, m)?;
+            parts.take(spec.tag, bytes, (layout, e.dtype == DType::I4 as u16), m)?;
             index += 1;
             Ok(())
         })?;
@@ -312,10 +312,8 @@ fn check_entry<'a>(blob: &'a [u8], index: usize, spec: &TensorSpec, e: &Entry, d
         return Err(Error::UnexpectedTensor { index, expected: code, found: e.tag });
     }
     let shape_err = Error::BadTensorShape { tag: code };
-    if e.dtype != spec.dtype as u16 {
-        return Err(shape_err);
-    }
-    // only int8 weight matrices may use a blocked layout
+    let dtype = DType::from_u16(e.dtype).filter(|&d| spec.accepts_dtype(d)).ok_or(shape_err)?;
+    // only weight matrices (int8 or int4) may use a blocked layout
     let layout_ok = e.layout == 0 || (spec.dtype == DType::I8 && Layout::from_code(e.layout, e.dims[0] as usize, e.dims[1] as usize).is_some());
     if !layout_ok {
         return Err(shape_err);
@@ -325,10 +323,7 @@ fn check_entry<'a>(blob: &'a [u8], index: usize, spec: &TensorSpec, e: &Entry, d
             return Err(shape_err);
         }
     }
-    let n = (e.dims[0] as usize)
-        .checked_mul(e.dims[1] as usize)
-        .and_then(|n| n.checked_mul(spec.dtype.size()))
-        .ok_or(shape_err)?;
+    let n = dtype.bytes(e.dims[0] as usize, e.dims[1] as usize).ok_or(shape_err)?;
     if n != e.bytes as usize {
         return Err(shape_err);
     }
@@ -413,7 +408,7 @@ impl<'a> NormViews<'a> {
 /// Views gathered while walking the tensor table, before they are assembled.
 #[derive(Default)]
 struct Parts<'a> {
-    emb: [(&'a [i8], Layout, &'a [Requant]); 2],
+    emb: [EmbParts<'a>; 2],
     norms: [[NormViews<'a>; 3]; MAX_LAYERS],
     final_norms: [NormViews<'a>; 2],
     act_table: [&'a [i16]; MAX_LAYERS],
@@ -436,10 +431,13 @@ const fn sub_index(s: Sub) -> usize {
 }
 
 
+/// An embedding table as filed: its bytes, (layout, int4), requantizers.
+type EmbParts<'a> = (&'a [i8], (Layout, bool), &'a [Requant]);
+
 /// Fill the weight, bias or requant of a linear (its `k` and fused flag are set at assembly).
-fn linear_part<'a>(l: &mut Linear<'a>, tag: Tag, part: Part, bytes: &'a [u8], layout: Layout) -> Result<(), Error> {
+fn linear_part<'a>(l: &mut Linear<'a>, tag: Tag, part: Part, bytes: &'a [u8], (layout, int4): (Layout, bool)) -> Result<(), Error> {
     match part {
-        Part::Weight => (l.w, l.layout) = (cast(tag, bytes)?, layout),
+        Part::Weight => (l.w, l.layout, l.int4) = (cast(tag, bytes)?, layout, int4),
         Part::Bias => l.bias = cast(tag, bytes)?,
         Part::Requant => l.rq = requants(tag, bytes)?,
     }
@@ -448,7 +446,7 @@ fn linear_part<'a>(l: &mut Linear<'a>, tag: Tag, part: Part, bytes: &'a [u8], la
 
 impl<'a> Parts<'a> {
     /// The embedding views of one side.
-    fn side(&mut self, s: Side) -> &mut (&'a [i8], Layout, &'a [Requant]) {
+    fn side(&mut self, s: Side) -> &mut EmbParts<'a> {
         let [source, target] = &mut self.emb;
         match s {
             Side::Source => source,
@@ -457,7 +455,8 @@ impl<'a> Parts<'a> {
     }
 
     /// File one tensor's bytes under its tag.
-    fn take(&mut self, tag: Tag, bytes: &'a [u8], layout: Layout, m: &mut Model<'a>) -> Result<(), Error> {
+    /// `layout`: the weight matrices' layout and whether they are int4.
+    fn take(&mut self, tag: Tag, bytes: &'a [u8], layout: (Layout, bool), m: &mut Model<'a>) -> Result<(), Error> {
         let n_enc = m.config.n_enc;
         let layer_index = |stack: Stack, layer: u8| -> Result<usize, Error> {
             let i = match stack {
@@ -590,7 +589,7 @@ impl<'a> Parts<'a> {
         let c = m.config;
         let d = c.d_model;
         let kind = c.norm;
-        let fix = |l: &mut Linear<'a>, k: usize| *l = Linear::new(l.w, l.layout, l.bias, l.rq, k);
+        let fix = |l: &mut Linear<'a>, k: usize| *l = Linear::new(l.w, l.layout, l.bias, l.rq, k).with_int4(l.int4);
         let n_layers = c.n_enc + c.n_dec;
         for (i, l) in m.layers.iter_mut().enumerate().take(n_layers) {
             let norms = self.norms.get(i).copied().unwrap_or_default();
@@ -623,7 +622,7 @@ impl<'a> Parts<'a> {
         if c.positions == PosKind::Rope {
             m.positions = Positions::Rope(Rope { cos: self.rope[0], sin: self.rope[1], half: c.d_head() / 2 });
         }
-        let emb = |(table, layout, rq): (&'a [i8], Layout, &'a [Requant])| Embedding { table, layout, rq, d };
+        let emb = |(table, (layout, int4), rq): EmbParts<'a>| Embedding { table, layout, int4, rq, d };
         let [source, target] = self.emb;
         // the encoder-decoder ties both sides into the source table
         let target = if c.kind == blob::ModelKind::EncoderDecoder && c.tied() { source } else { target };
@@ -634,9 +633,10 @@ impl<'a> Parts<'a> {
         m.target = emb(target);
         if c.tied() {
             // the output projection is the table its tokens come from
-            let (w, layout) = if c.kind == blob::ModelKind::EncoderDecoder { (source.0, source.1) } else { (target.0, target.1) };
+            let (w, (layout, int4)) = if c.kind == blob::ModelKind::EncoderDecoder { (source.0, source.1) } else { (target.0, target.1) };
             m.output.w = w;
             m.output.layout = layout;
+            m.output.int4 = int4;
         }
         fix(&mut m.output, d);
         if c.input == InputKind::Tokens {

@@ -165,12 +165,15 @@ pub fn check_linear(trials: usize) -> usize {
             *r = if fused { rng.requant(33, 12) } else { rng.requant(20, 24) };
         }
         let layout = if block4 { Layout::Block4 } else { Layout::RowMajor };
-        let l = Linear::new(&w.0[..n * k], layout, &bias[..n], &rq[..n], k);
         let rows = 1 + t % ROWS;
         let x = &x.0[..rows * k];
-        mismatches += (!same_linear::<i32>(&l, x, rows * n)) as usize;
-        mismatches += (!same_linear::<i16>(&l, x, rows * n)) as usize;
-        mismatches += (!same_linear::<i8>(&l, x, rows * n)) as usize;
+        // the same bytes as int8 and as int4 (any byte is two valid nibbles)
+        for int4 in [false, true] {
+            let l = Linear::new(&w.0[..layout.bytes(n, k, int4)], layout, &bias[..n], &rq[..n], k).with_int4(int4);
+            mismatches += (!same_linear::<i32>(&l, x, rows * n)) as usize;
+            mismatches += (!same_linear::<i16>(&l, x, rows * n)) as usize;
+            mismatches += (!same_linear::<i8>(&l, x, rows * n)) as usize;
+        }
     }
     mismatches + check_linear_long(trials / 4)
 }
@@ -216,11 +219,13 @@ fn check_linear_long(trials: usize) -> usize {
             *b = (rng.next() as i32) >> (rng.next() % 32);
             *r = if t % 4 != 3 { rng.requant(33, 30) } else { rng.requant(20, 24) };
         }
-        let l = Linear::new(&w.0[..n * k], Layout::Block4, &bias[..n], &rq[..n], k);
         let x = &x.0[..rows * k];
-        mismatches += (!same_linear::<i32>(&l, x, rows * n)) as usize;
-        mismatches += (!same_linear::<i16>(&l, x, rows * n)) as usize;
-        mismatches += (!same_linear::<i8>(&l, x, rows * n)) as usize;
+        for int4 in [false, true] {
+            let l = Linear::new(&w.0[..Layout::Block4.bytes(n, k, int4)], Layout::Block4, &bias[..n], &rq[..n], k).with_int4(int4);
+            mismatches += (!same_linear::<i32>(&l, x, rows * n)) as usize;
+            mismatches += (!same_linear::<i16>(&l, x, rows * n)) as usize;
+            mismatches += (!same_linear::<i8>(&l, x, rows * n)) as usize;
+        }
     }
     mismatches
 }

@@ -40,12 +40,13 @@ def convert(export, out, calib=None, flash_budget=None, **kw):
     token classifier's texts, or a feature classifier's CSV windows; default the file beside
     the export, as the CLI. Other keywords are the CLI's flags: calib_tgt, calib_count, test,
     test_src, test_ref, labels, prompts, vectors, layer_sentences.
-    flash_budget: bytes of flash the blob must fit; a larger blob raises `Error` (after the
-    files are written, so the report shows where the bytes go).
+    flash_budget: bytes of flash the blob must fit: the weight matrices whose int4 costs least
+    become int4 until it does (the CLI's --flash-budget; the plan is in the report). If even
+    that does not fit, `Error`.
     """
     if kw.get("calib_src") is not None and calib is not None:
         raise Error("give a translator's calibration sources as calib= or calib_src=, not both")
-    figures = _convert(str(export), str(out), calib=_path(calib), **{k: _path(v) for k, v in kw.items()})
+    figures = _convert(str(export), str(out), calib=_path(calib), flash_budget=flash_budget, **{k: _path(v) for k, v in kw.items()})
     if flash_budget is not None and figures["blob_bytes"] > flash_budget:
         raise Error(f"{out}: the blob is {figures['blob_bytes']} bytes, over the flash budget of "
                     f"{flash_budget} bytes (weights {figures['weight_bytes']}, "

@@ -365,7 +365,7 @@ impl Stream {
 
 /// `picoformer convert`: the blob, its test vectors and its report; returns the report's figures.
 #[pyfunction(name = "convert")]
-#[pyo3(signature = (export, out, calib = None, calib_src = None, calib_tgt = None, calib_count = 300, test = None, test_src = None, test_ref = None, labels = None, prompts = None, vectors = 8, layer_sentences = 100))]
+#[pyo3(signature = (export, out, calib = None, calib_src = None, calib_tgt = None, calib_count = 300, test = None, test_src = None, test_ref = None, labels = None, prompts = None, vectors = 8, layer_sentences = 100, flash_budget = None))]
 #[allow(clippy::too_many_arguments)]
 fn convert_py<'py>(
     py: Python<'py>,
@@ -382,10 +382,11 @@ fn convert_py<'py>(
     prompts: Option<PathBuf>,
     vectors: usize,
     layer_sentences: usize,
+    flash_budget: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
     // `calib` is what the model calibrates on: a translator's sources, or texts, or windows
     let calib_src = calib_src.or_else(|| calib.clone());
-    let o = ConvertOpts { export, out: out.clone(), calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences, scales: picoformer_tools::clip::ScaleRule::default(), tune_count: 100, weights: picoformer_tools::quantize::WeightRule::default() };
+    let o = ConvertOpts { export, out: out.clone(), calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences, scales: picoformer_tools::clip::ScaleRule::default(), tune_count: 100, weights: picoformer_tools::quantize::WeightRule::default(), flash_budget, budget_sweep: Vec::new(), sensitivity_inputs: 32 };
     let s = py.allow_threads(|| convert::run(&o)).py()?;
     let d = PyDict::new(py);
     let stem = out.with_extension("");

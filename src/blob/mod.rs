@@ -169,12 +169,17 @@ pub enum DType {
     U32 = 6,
     /// [`crate::quant::Requant`]: `(mult, shift)` as two `i32`.
     Requant = 7,
+    /// Two's-complement 4-bit weights in `-8..=7`, two per byte, low nibble first, each row
+    /// padded to a whole byte ([`crate::kernels::layout`]). Allowed wherever the config calls
+    /// for an `I8` weight matrix; the row's scale lives in its requantizer, as for int8.
+    I4 = 8,
 }
 
 impl DType {
+    /// Bytes per element (`I4`: per pair of elements; see [`DType::bytes`]).
     pub const fn size(self) -> usize {
         match self {
-            DType::I8 | DType::U8 => 1,
+            DType::I8 | DType::U8 | DType::I4 => 1,
             DType::I16 | DType::U16 => 2,
             DType::I32 | DType::U32 => 4,
             DType::Requant => 8,
@@ -189,8 +194,17 @@ impl DType {
             5 => DType::U16,
             6 => DType::U32,
             7 => DType::Requant,
+            8 => DType::I4,
             _ => return None,
         })
+    }
+    /// Bytes of a `(d0, d1)` tensor (`I4`: rows of `⌈d1/2⌉` bytes), `None` on overflow.
+    pub const fn bytes(self, d0: usize, d1: usize) -> Option<usize> {
+        let d1 = if matches!(self, DType::I4) { d1.div_ceil(2) } else { d1 };
+        match d0.checked_mul(d1) {
+            Some(n) => n.checked_mul(self.size()),
+            None => None,
+        }
     }
 }
 
@@ -548,7 +562,18 @@ pub struct TensorSpec {
 
 impl TensorSpec {
     pub fn bytes(&self) -> usize {
-        self.dims[0].saturating_mul(self.dims[1]).saturating_mul(self.dtype.size())
+        self.dtype.bytes(self.dims[0], self.dims[1]).unwrap_or(usize::MAX)
+    }
+
+    /// Whether a stored tensor `found` fills this expected one: the same tag and shape, and
+    /// the same dtype, or `I4` where an `I8` weight matrix is expected.
+    pub fn accepts(&self, found: &TensorSpec) -> bool {
+        self.tag == found.tag && self.dims == found.dims && self.accepts_dtype(found.dtype)
+    }
+
+    /// Whether a tensor of `dtype` may stand here (`I4` for an `I8` weight matrix).
+    pub fn accepts_dtype(&self, dtype: DType) -> bool {
+        dtype == self.dtype || (self.dtype == DType::I8 && dtype == DType::I4)
     }
 }
 
@@ -743,15 +768,15 @@ pub fn write(config: &Config, tensors: &[TensorData<'_>], out: &mut [u8]) -> Res
     let mut i = 0usize;
     expected_tensors(config, tokenizer_sizes(tensors), |spec| {
         let t = tensors.get(i).ok_or(Error::BadConfig { field: "tensor count" })?;
-        if t.spec != spec {
+        if !spec.accepts(&t.spec) {
             return Err(Error::UnexpectedTensor { index: i, expected: spec.tag.code(), found: t.spec.tag.code() });
         }
-        if t.data.len() != spec.bytes() {
+        if t.data.len() != t.spec.bytes() {
             return Err(Error::BadTensorShape { tag: spec.tag.code() });
         }
         let e = Entry {
             tag: spec.tag.code(),
-            dtype: spec.dtype as u16,
+            dtype: t.spec.dtype as u16,
             layout: t.layout,
             dims: [spec.dims[0] as u32, spec.dims[1] as u32],
             offset: offset as u32,

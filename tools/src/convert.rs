@@ -17,7 +17,8 @@ use crate::check::check_reference;
 use crate::eval::{agreement, clf_quality, layer_errors, lm_quality, Quality};
 use crate::export::Export;
 use crate::host::{detok, read_labels, read_lines, read_windows, source_ids, AlignedBuf, Float, SentencePairs};
-use crate::quantize::{quantize, Quantized, WeightRule};
+use crate::budget::{self, Source, SweepPoint};
+use crate::quantize::{quantize_with, Precision, Quantized, WeightRule};
 use crate::report::{self, ReportInput, Sizes};
 use crate::vectors::{self, Inputs};
 
@@ -49,6 +50,12 @@ pub struct ConvertOpts {
     pub tune_count: usize,
     /// How the weight rows' scales are chosen.
     pub weights: WeightRule,
+    /// Fit the blob into this many bytes with int4 weight matrices ([`crate::budget`]).
+    pub flash_budget: Option<usize>,
+    /// Budgets to convert at as well, for the report's trade-off plot.
+    pub budget_sweep: Vec<usize>,
+    /// Calibration inputs the int4 sensitivity is measured on.
+    pub sensitivity_inputs: usize,
 }
 
 /// The files beside an export that `convert` reads when not told otherwise.
@@ -150,8 +157,28 @@ pub fn run(o: &ConvertOpts) -> Result<Summary> {
     let clips: Vec<report::Clip> = clipped_sites(&full).into_iter().map(|s| report::Clip { site: s, max: full.max[&s], clip: ranges.max[&s] }).collect();
     let clip_seconds = t_clip.elapsed().as_secs_f64();
 
+    // precision: all int8, or the plan that fits the flash budget
+    let src = Source { fm: &fm, ranges: &ranges, vocab: vocab.as_ref(), features: features.as_ref() };
+    let sens = if o.flash_budget.is_some() || !o.budget_sweep.is_empty() {
+        let t = Instant::now();
+        let s = budget::sensitivity(&src, head(&calib, o.sensitivity_inputs.max(1)))?;
+        println!("int4 sensitivity of {} weight matrices on {} calibration inputs in {:.1} s (all-int8 blob {} bytes, logit SQNR {:.2} dB)", s.tensors.len(), s.inputs, t.elapsed().as_secs_f64(), s.base_blob, s.base_sqnr_db);
+        Some(s)
+    } else {
+        None
+    };
+    let precision = match (&sens, o.flash_budget) {
+        (Some(s), Some(b)) => {
+            let (p, predicted) = s.plan(b)?;
+            println!("--flash-budget {b}: {} of {} weight matrices int4, blob {predicted} bytes", p.int4.len(), s.tensors.len());
+            print!("{}", s.table(&p));
+            p
+        }
+        _ => Precision::default(),
+    };
+
     // quantize
-    let quantized = quantize(&fm, &ranges, o.weights, vocab.as_ref(), features.as_ref())?;
+    let quantized = quantize_with(&fm, &ranges, o.weights, vocab.as_ref(), features.as_ref(), &precision)?;
 
     // write
     let written = Written::write(&o.out, &c, &quantized)?;
@@ -212,6 +239,40 @@ pub fn run(o: &ConvertOpts) -> Result<Summary> {
         }
         _ => None,
     };
+    // the trade-off: convert at each budget of the sweep and measure it on the test set
+    let mut flash = None;
+    if let Some(s) = &sens {
+        let mut md = String::new();
+        if let Some(b) = o.flash_budget {
+            md += &format!("## Flash budget\n\n`--flash-budget {b}`: {} of {} weight matrices int4 (symmetric, one scale per output channel, `-7..=7`), the rest int8. ", precision.int4.len(), s.tensors.len());
+            md += &format!("Each tensor's loss is measured alone in int4: the relative noise power it adds to the logits (teacher-forced on the float model's output, {} calibration inputs; all-int8 logit SQNR {:.2} dB, blob {} B); ", s.inputs, s.base_sqnr_db, s.base_blob);
+            md += "the plan takes tensors by loss per byte saved until the blob fits.\n\n";
+            md += &s.table(&precision);
+            md += "\n";
+        }
+        if !o.budget_sweep.is_empty() {
+            let mut points = Vec::new();
+            for &b in &o.budget_sweep {
+                let (p, _) = s.plan(b)?;
+                let q = quantize_with(&fm, &ranges, o.weights, vocab.as_ref(), features.as_ref(), &p)?;
+                let bytes = q.blob(&c)?;
+                let buf = AlignedBuf::from_bytes(&bytes);
+                let m = Model::parse(buf.bytes()).map_err(|e| anyhow!("a sweep blob does not parse: {e}"))?;
+                let (identical, bleu) = sweep_quality(&m, &fm, &c, test_or_calib, &vector_inputs, o)?;
+                let errs = layer_errors(&m, &fm, &q.scales, head(&calib, o.sensitivity_inputs.max(1)))?;
+                let logit_sqnr_db = errs.iter().find(|e| e.site == picoformer::observe::Site::Logits).map_or(f64::NAN, |e| e.sqnr_db);
+                println!("sweep: budget {b}: blob {} bytes, {} int4, identical {:.1}%{}", bytes.len(), p.int4.len(), 100.0 * identical, bleu.map_or(String::new(), |b| format!(", BLEU {b:.2}")));
+                points.push(SweepPoint { budget: b, blob: bytes.len(), int4_tensors: p.int4.len(), identical, bleu, logit_sqnr_db });
+            }
+            let svg_path = stem.with_extension("budget.svg");
+            std::fs::write(&svg_path, budget::sweep_svg(&points)).with_context(|| format!("writing {}", svg_path.display()))?;
+            let name = svg_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            md += &format!("## Flash against accuracy\n\nThe same conversion at each budget of `--budget-sweep` (test set, greedy; logit SQNR on the sensitivity inputs):\n\n![flash vs identical-to-float]({name})\n\n");
+            md += &budget::sweep_table(&points);
+            md += "\n";
+        }
+        flash = Some(md);
+    }
     let report = ReportInput {
         model_name: o.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         config_line,
@@ -227,12 +288,38 @@ pub fn run(o: &ConvertOpts) -> Result<Summary> {
         sizes: written.sizes,
         seconds: t0.elapsed().as_secs_f64(),
         blob: written.blob.bytes(),
+        flash,
     };
     let files = report::write(&stem, &report)?;
     let seconds = t0.elapsed().as_secs_f64();
     println!("wrote {}, {} and {} in {seconds:.1} s", files.markdown.display(), files.svg.display(), files.flash.display());
     let ReportInput { config_line, reference_diff, calibration, sizes, .. } = report;
     Ok(Summary { config_line, reference_diff, calibration, sizes, quality, report: files, seconds })
+}
+
+/// A sweep point's quality on the test set: the share of outputs identical to float's, and
+/// (translators) BLEU.
+fn sweep_quality(m: &Model<'_>, fm: &picoformer::reference::FloatModel<'_>, c: &Config, test: &CalibData, prompts: &CalibData, o: &ConvertOpts) -> Result<(f64, Option<f64>)> {
+    Ok(match (c.kind, test) {
+        (ModelKind::EncoderDecoder, CalibData::Pairs(t)) => {
+            let a = agreement(m, fm, m.tokenizer(), &t.src, &t.tgt)?;
+            (a.identical as f64 / a.sentences.max(1) as f64, Some(a.bleu_int8.score))
+        }
+        (ModelKind::DecoderOnly, t) => {
+            let q = lm_quality(m, fm, texts_of(t)?.texts(), prompts.texts())?;
+            (q.identical as f64 / q.prompts.max(1) as f64, None)
+        }
+        (ModelKind::EncoderOnly, t) => {
+            let beside = o.export.parent().map(|p| p.join(Defaults::names(c).2)).filter(|p| p.exists());
+            let labels = match o.labels.clone().or(beside) {
+                Some(p) => read_labels(&p)?,
+                None => Vec::new(),
+            };
+            let q = clf_quality(m, fm, inputs_of(t), &labels)?;
+            (q.agree as f64 / q.windows.max(1) as f64, None)
+        }
+        _ => bail!("no test inputs for the budget sweep"),
+    })
 }
 
 /// What one calibration input is called in the report.

@@ -10,6 +10,7 @@
 #![cfg(not(target_os = "none"))]
 
 pub mod bleu;
+pub mod budget;
 pub mod calibrate;
 pub mod check;
 pub mod classify;

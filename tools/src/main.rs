@@ -81,6 +81,17 @@ enum Cmd {
         /// row's quantization error is least).
         #[arg(long, default_value = "max")]
         weights: WeightRule,
+        /// Fit the blob into this many bytes: the weight matrices whose int4 costs the least
+        /// logit error per byte saved become int4 (without it every weight stays int8).
+        #[arg(long)]
+        flash_budget: Option<usize>,
+        /// Also convert at each of these budgets (comma-separated bytes) and plot flash against
+        /// identical-to-float share in the report.
+        #[arg(long, value_delimiter = ',')]
+        budget_sweep: Vec<usize>,
+        /// Calibration inputs each tensor's int4 sensitivity is measured on.
+        #[arg(long, default_value_t = 32)]
+        sensitivity_inputs: usize,
     },
     /// Translate sentences with the int8 runtime (stdin, one per line, when none are given).
     Translate {
@@ -191,8 +202,8 @@ fn run() -> Result<()> {
     let beside = |model: &Path| model.parent().unwrap_or(Path::new(".")).join("export");
     cap_simd_level()?;
     match Cli::parse().cmd {
-        Cmd::Convert { export, out, calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences, scales, tune_count, weights } => {
-            convert::run(&ConvertOpts { export, out, calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences, scales, tune_count, weights }).map(drop)
+        Cmd::Convert { export, out, calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences, scales, tune_count, weights, flash_budget, budget_sweep, sensitivity_inputs } => {
+            convert::run(&ConvertOpts { export, out, calib_src, calib_tgt, calib, calib_count, test_src, test_ref, test, labels, prompts, vectors, layer_sentences, scales, tune_count, weights, flash_budget, budget_sweep, sensitivity_inputs }).map(drop)
         }
         Cmd::Translate { model, beam, sentences } => translate::run(&model, beam, &sentences),
         Cmd::Generate { model, max_new, sample, seed, temperature, top_k, top_p, beam, prompts } => {

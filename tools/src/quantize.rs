@@ -4,9 +4,11 @@
 //! Activation types: residual stream, norm outputs, attention contexts and FFN values are
 //! `i16`; Q, K, V are `i8` (with RoPE the projections are `i16`, rotated into `i8`); logits and
 //! head outputs `i32`. Weights are `i8` per output channel (scaled to the row's max |w| or
-//! clipped, [`WeightRule`]), biases `i32` in the accumulator's scale. Every real multiplier becomes a [`Requant`].
+//! clipped, [`WeightRule`]), or int4, `-7..=7` per output channel, for the tensors a
+//! [`Precision`] plan names; biases `i32` in the accumulator's scale. Every real multiplier
+//! becomes a [`Requant`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::f64::consts::LOG2_E;
 
 use anyhow::{bail, Result};
@@ -85,9 +87,9 @@ impl Scales {
     /// ≥ 33): the output projection then takes the kernels' fused requantization
     /// (`Requant::apply32`, `SMMLA` on Cortex-M4, `mulh` on RV32) instead of the 64-bit one.
     /// The logits keep more than 2^20 steps across their calibrated range.
-    pub fn fit_logits(&mut self, fm: &FloatModel<'_>, weights: WeightRule) -> Result<()> {
+    pub fn fit_logits(&mut self, fm: &FloatModel<'_>, weights: WeightRule, output_int4: bool) -> Result<()> {
         let c = &fm.config;
-        let sw = quantize_rows(fm.output.w, c.d_model, weights).scales;
+        let sw = quantize_rows_to(fm.output.w, c.d_model, if output_int4 { INT4_MAX } else { INT8_MAX }, weights).scales;
         let input = if c.token_output() { Site::DecNorm } else { Site::Pooled };
         let floor = 4.01 * self.get(input)? * sw.iter().fold(0f64, |m, &s| m.max(s));
         let s = self.s.entry(Site::Logits).or_insert(floor);
@@ -147,9 +149,37 @@ impl FeatureScales {
     }
 }
 
+/// The weight matrices stored int4 (by their weight tag: `Tag::Embedding`, a linear's or the
+/// output's `Part::Weight`); every other weight is int8. A tied output projection takes its
+/// table's precision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Precision {
+    pub int4: HashSet<Tag>,
+}
+
+impl Precision {
+    /// The tag whose precision the output projection has (its table's, when tied).
+    pub fn output_tag(c: &Config) -> Tag {
+        match (c.tied(), c.kind) {
+            (true, ModelKind::EncoderDecoder) => Tag::Embedding(Side::Source),
+            (true, _) => Tag::Embedding(Side::Target),
+            (false, _) => Tag::Output(Part::Weight),
+        }
+    }
+}
+
+/// Largest magnitude of an int8 and of an int4 weight (symmetric).
+pub const INT8_MAX: f64 = 127.0;
+pub const INT4_MAX: f64 = 7.0;
+
 /// Scales from the calibrated ranges (the logit scale fitted to the output projection), then
-/// every tensor, the weights scaled by `weights`.
+/// every tensor, all weights int8, scaled by `weights`.
 pub fn quantize(fm: &FloatModel<'_>, ranges: &Ranges, weights: WeightRule, vocab: Option<&VocabTables>, features: Option<&FeatureScales>) -> Result<Quantized> {
+    quantize_with(fm, ranges, weights, vocab, features, &Precision::default())
+}
+
+/// [`quantize`] with the weight matrices `p` names in int4.
+pub fn quantize_with(fm: &FloatModel<'_>, ranges: &Ranges, weights: WeightRule, vocab: Option<&VocabTables>, features: Option<&FeatureScales>, p: &Precision) -> Result<Quantized> {
     let c = fm.config;
     let mut scales = Scales::from_ranges(ranges, &c);
     // a stack without a final norm hands on its stream unchanged
@@ -166,8 +196,10 @@ pub fn quantize(fm: &FloatModel<'_>, ranges: &Ranges, weights: WeightRule, vocab
             }
         }
     }
-    scales.fit_logits(fm, weights)?;
-    let tensors = Builder::new(fm, &scales, weights).build(vocab, features)?;
+    scales.fit_logits(fm, weights, p.int4.contains(&Precision::output_tag(&c)))?;
+    let mut b = Builder::new(fm, &scales, weights);
+    b.int4 = p.int4.clone();
+    let tensors = b.build(vocab, features)?;
     Ok(Quantized { scales, tensors })
 }
 
@@ -228,14 +260,26 @@ impl std::str::FromStr for WeightRule {
 
 /// Symmetric per-row int8 of a row-major matrix with rows of `k`, scaled by `rule`.
 pub fn quantize_rows(w: &[f32], k: usize, rule: WeightRule) -> Rows {
+    quantize_rows_to(w, k, INT8_MAX, rule)
+}
+
+/// Symmetric per-row quantization to `-qmax..=qmax` ([`INT8_MAX`] or [`INT4_MAX`]). int8 rows
+/// take the scale `max |w| / qmax` (or `rule`'s clip); int4 rows the clipped scale
+/// `α · max |w| / qmax`, `α ∈ {1, 0.95, …, 0.5}`, with the least squared error on the row.
+pub fn quantize_rows_to(w: &[f32], k: usize, qmax: f64, rule: WeightRule) -> Rows {
     let mut q = Vec::with_capacity(w.len());
     let mut scales = Vec::new();
+    let err = |row: &[f32], s: f64| row.iter().map(|&x| (x as f64 - (x as f64 / s).round().clamp(-qmax, qmax) * s).powi(2)).sum::<f64>();
     for row in w.chunks_exact(k) {
         let m = row.iter().fold(0f32, |m, x| m.max(x.abs())) as f64;
-        let m = if rule == WeightRule::Mse && m > 0.0 { mse_row_clip(row, m) } else { m };
-        let s = if m > 0.0 { m / 127.0 } else { 1.0 };
+        let m = if qmax > INT4_MAX && rule == WeightRule::Mse && m > 0.0 { mse_row_clip(row, m) } else { m };
+        let mut s = if m > 0.0 { m / qmax } else { 1.0 };
+        if qmax <= INT4_MAX && m > 0.0 {
+            let best = (0..=10).map(|i| 1.0 - 0.05 * i as f64).map(|a| (err(row, a * m / qmax), a)).fold((f64::MAX, 1.0), |b, c| if c.0 < b.0 { c } else { b });
+            s = best.1 * m / qmax;
+        }
         scales.push(s);
-        q.extend(row.iter().map(|&x| (x as f64 / s).round().clamp(-127.0, 127.0) as i8));
+        q.extend(row.iter().map(|&x| (x as f64 / s).round().clamp(-qmax, qmax) as i8));
     }
     Rows { q, scales }
 }
@@ -284,6 +328,8 @@ pub struct Builder<'m> {
     pub fm: &'m FloatModel<'m>,
     pub scales: &'m Scales,
     pub weights: WeightRule,
+    /// Weight tags stored int4 ([`Precision`]).
+    pub int4: HashSet<Tag>,
     tensors: HashMap<Tag, Tensor>,
 }
 
@@ -311,7 +357,7 @@ impl At {
 
 impl<'m> Builder<'m> {
     pub fn new(fm: &'m FloatModel<'m>, scales: &'m Scales, weights: WeightRule) -> Self {
-        Builder { fm, scales, weights, tensors: HashMap::new() }
+        Builder { fm, scales, weights, int4: HashSet::new(), tensors: HashMap::new() }
     }
 
     fn put(&mut self, tag: Tag, dtype: DType, dims: [usize; 2], data: Vec<u8>) {
@@ -324,21 +370,39 @@ impl<'m> Builder<'m> {
         self.put(tag, DType::I32, [1, words], data);
     }
 
-    /// An int8 `(n, k)` weight matrix, given row-major, stored Block4 when the shape allows.
+    /// The largest weight magnitude of a weight tag: int8's, or int4's if the plan says so.
+    fn qmax(&self, tag: Tag) -> f64 {
+        if self.int4.contains(&tag) {
+            INT4_MAX
+        } else {
+            INT8_MAX
+        }
+    }
+
+    /// An `(n, k)` weight matrix, given row-major, stored Block4 when the shape allows; int4
+    /// (nibbles, [`picoformer::kernels::layout`]) if the plan names it.
     fn put_weights(&mut self, tag: Tag, n: usize, k: usize, q: &[i8]) {
         let layout = Layout::from_code(Layout::Block4.code(), n, k).unwrap_or(Layout::RowMajor);
-        let mut data = vec![0u8; n * k];
+        let int4 = self.int4.contains(&tag);
+        let mut data = vec![0u8; layout.bytes(n, k, int4)];
         for o in 0..n {
             for j in 0..k {
-                data[layout.index(o, j, k)] = q[o * k + j] as u8;
+                let v = q[o * k + j] as u8;
+                if int4 {
+                    let (b, high) = layout.nibble(o, j, k);
+                    data[b] |= if high { v << 4 } else { v & 0x0f };
+                } else {
+                    data[layout.index(o, j, k)] = v;
+                }
             }
         }
-        self.tensors.insert(tag, Tensor { spec: TensorSpec { tag, dtype: DType::I8, dims: [n, k] }, layout, data });
+        let dtype = if int4 { DType::I4 } else { DType::I8 };
+        self.tensors.insert(tag, Tensor { spec: TensorSpec { tag, dtype, dims: [n, k] }, layout, data });
     }
 
     /// A linear from input scale `sx` to output scale `sy`, per-row weight scales.
     fn linear(&mut self, tag: impl Fn(Part) -> Tag, l: &FLinear<'_>, sx: f64, sy: f64) {
-        let w = quantize_rows(l.w, l.k, self.weights);
+        let w = quantize_rows_to(l.w, l.k, self.qmax(tag(Part::Weight)), self.weights);
         self.linear_q(&tag, &w, l.b, l.k, sx, sy, true);
     }
 
@@ -483,7 +547,7 @@ impl<'m> Builder<'m> {
     fn embedding(&mut self, side: Side, table: &[f32], s_emb: f64) -> Rows {
         let d = self.fm.config.d_model;
         let emb_mult = if self.fm.scale_embedding { (d as f64).sqrt() } else { 1.0 };
-        let rows = quantize_rows(table, d, self.weights);
+        let rows = quantize_rows_to(table, d, self.qmax(Tag::Embedding(side)), self.weights);
         let rq: Vec<Requant> = rows.scales.iter().map(|&s| Requant::from_real(s * emb_mult / s_emb)).collect();
         self.put_weights(Tag::Embedding(side), rows.scales.len(), d, &rows.q);
         self.put(Tag::EmbeddingRq(side), DType::Requant, [rq.len(), 1], le(&rq));

@@ -53,6 +53,9 @@ pub struct ReportInput<'a> {
     pub seconds: f64,
     /// The blob as written: the flash map reads its tensor table.
     pub blob: &'a [u8],
+    /// `--flash-budget` / `--budget-sweep`: the precision plan and the sweep, as Markdown
+    /// (none without them, so the report is unchanged).
+    pub flash: Option<String>,
 }
 
 /// The files [`write`] wrote.
@@ -160,6 +163,9 @@ pub fn markdown(r: &ReportInput<'_>, svg_name: &str, flash_name: &str) -> String
             let _ = writeln!(s, "| `{}` | {:.4} | {:.4} | {:.2} |", c.site, c.max, c.clip, c.clip / c.max.max(1e-30));
         }
         let _ = writeln!(s);
+    }
+    if let Some(f) = &r.flash {
+        let _ = writeln!(s, "{f}");
     }
     let _ = writeln!(s, "## Per-site error of int8 against f32\n");
     let _ = writeln!(s, "Both models on the first {} test inputs (decoders teacher-forced on the float model's greedy output).\n", r.layer_inputs);

@@ -68,11 +68,24 @@ pub struct Case {
 }
 
 /// The inputs of the test vectors.
+#[derive(Clone, Copy)]
 pub enum Inputs<'a> {
     /// Sentences to translate, prompts to continue, or texts to classify.
     Texts(&'a [String]),
     /// Feature windows to classify.
     Windows(&'a [Window]),
+}
+
+impl Inputs<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Inputs::Texts(t) => t.len(),
+            Inputs::Windows(w) => w.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 pub use picoformer::vectors::MAX_NEW;

@@ -177,6 +177,7 @@ pub fn run_ticks<P: Platform>(p: &mut P, machine: &str, instructions: u32, ticks
     } else {
         bench_linear(p, b);
     }
+    bench_linear_int4(p, b);
     bench_softmax(p, &mut rng, b);
     bench_layernorm(p, &mut rng, b);
     bench_llama_kernels(p, &mut rng, b);
@@ -271,6 +272,28 @@ fn bench_linear<P: Platform>(p: &mut P, b: &mut Bufs) {
     defmt::println!("| 1x128x128 `linear_ref` (scalar reference) | 16384 | {=u64} | {} | | | | | 102190 (naive C) | 6.237 |", t, Milli(t, 16384));
     defmt::println!("");
     defmt::println!("Cycle estimate (SMLAD path only): QEMU counts LDRD and LDM as one instruction each; a real Cortex-M4 spends 1+n cycles on them (n = words). Per 16 MACs the kernel issues 1 LDRD (2 words) + 1 LDM (4 words): +2 +4 = +6 cycles per 18 instructions. Every other instruction is taken as 1 cycle; flash wait states are ignored.");
+}
+
+/// The int4 layers of the same shapes (the weight buffer's first `n·k/2` random bytes read as
+/// nibbles in the int4 Block4 layout), beside this build's int8 path and CMSIS-NN's
+/// `arm_fully_connected_s8` (no `s4` figure is recorded in DESIGN §6).
+fn bench_linear_int4<P: Platform>(p: &mut P, b: &mut Bufs) {
+    defmt::println!("");
+    defmt::println!("## linear int4 (Block4 int4 weights, i16 in, per-channel requant)");
+    defmt::println!("");
+    defmt::println!("| shape rows x K x N | MACs | int4 instr, i8 out | instr/MAC | int8 instr, i8 out | instr/MAC | CMSIS-NN s8 instr/MAC |");
+    defmt::println!("|---|---|---|---|---|---|---|");
+    let Bufs { w, x, y8, bias, rq, .. } = b;
+    let x = &x.0;
+    for &(rows, k, n, cmsis) in &LINEAR_SHAPES {
+        let l8 = layer(&w.0, bias, rq, k, n);
+        let l4 = Linear::new(&w.0[..n * k / 2], Layout::Block4, &bias[..n], &rq[..n], k).with_int4(true);
+        let macs = (rows * k * n) as u64;
+        let xs = &x[..rows * k];
+        let t4 = time_linear(p, &l4, xs, &mut y8[..rows * n], macs);
+        let t8 = time_linear(p, &l8, xs, &mut y8[..rows * n], macs);
+        defmt::println!("| {=usize}x{=usize}x{=usize} | {=u64} | {=u64} | {} | {=u64} | {} | {} |", rows, k, n, macs, t4, Milli(t4, macs), t8, Milli(t8, macs), Milli(cmsis, macs));
+    }
 }
 
 /// CMSIS-NN 7.0 on the Cortex-M55 (DESIGN §6: QEMU mps3-an547, best of GCC 12.2 and

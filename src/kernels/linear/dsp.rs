@@ -15,6 +15,13 @@
 //! [`block4`] picks among them: many rows take [`rows`] (or the chunked [`batched`] loop), one
 //! row [`row`], and anything else the portable loop with [`dot_block4`] inside.
 //!
+//! int4 layers (`Linear::int4`) take the same loops with their own inner routines: one row
+//! `pf_row_block4_s4_*` (per group `LDRD` + `LDM` of 2 words, `EOR 0x88888888` per word, and
+//! per channel 2 × (`AND 0x000F000F` of the word shifted + `SMLAD`): 20 instructions for 16
+//! MACs, the accumulators started at `bias − 8·Σx` to undo the `+8` of the `EOR`), many rows
+//! `pf_expand_block4_s4` (nibbles to int16: `AND` + `SSUB16` per pair) and then the int8
+//! expanded routines unchanged.
+//!
 //! `SMLAD` wraps like the reference's `wrapping_add`, so every sum is bit-exact with
 //! [`super::reference::linear_ref`]; the firmware checks every path against it on target.
 
@@ -79,6 +86,47 @@ core::arch::global_asm!(
     "    bne 1b",
     "    pop {{r4-r10, pc}}",
     ".size pf_expand_block4, . - pf_expand_block4",
+);
+
+core::arch::global_asm!(
+    ".syntax unified",
+    ".arch armv7e-m",
+    ".section .text.pf_expand_block4_s4,\"ax\",%progbits",
+    ".global pf_expand_block4_s4",
+    ".type pf_expand_block4_s4,%function",
+    ".thumb_func",
+    "pf_expand_block4_s4:",
+    // r0 = int4 Block4 weights (8 bytes per group), r1 = int16 out (as pf_expand_block4),
+    // r2 = groups; r11 = 0x00080008, r12 = 0x000F000F
+    "    push {{r4-r11, lr}}",
+    "    mov r11, #0x00080008",
+    "    mov r12, #0x000f000f",
+    "1:",
+    "    ldm r0!, {{r3, r4}}",
+    "    eor r3, r3, #0x88888888",
+    "    eor r4, r4, #0x88888888",
+    "    and r5, r12, r3",
+    "    and r6, r12, r3, lsr #4",
+    "    and r7, r12, r3, lsr #8",
+    "    and r8, r12, r3, lsr #12",
+    "    ssub16 r5, r5, r11",
+    "    ssub16 r6, r6, r11",
+    "    ssub16 r7, r7, r11",
+    "    ssub16 r8, r8, r11",
+    "    stm r1!, {{r5-r8}}",
+    "    and r5, r12, r4",
+    "    and r6, r12, r4, lsr #4",
+    "    and r7, r12, r4, lsr #8",
+    "    and r8, r12, r4, lsr #12",
+    "    ssub16 r5, r5, r11",
+    "    ssub16 r6, r6, r11",
+    "    ssub16 r7, r7, r11",
+    "    ssub16 r8, r8, r11",
+    "    stm r1!, {{r5-r8}}",
+    "    subs r2, r2, #1",
+    "    bne 1b",
+    "    pop {{r4-r11, pc}}",
+    ".size pf_expand_block4_s4, . - pf_expand_block4_s4",
 );
 
 core::arch::global_asm!(
@@ -218,11 +266,62 @@ macro_rules! rows_expanded {
     };
 }
 
+/// [`row_block4!`] for int4 weights: the accumulators start at `bias − corr` (`corr = 8·Σx`,
+/// at `[args, #24]`), `r12` holds the nibble mask through the groups.
+macro_rules! row_block4_s4 {
+    ($name:literal, $store:expr) => {
+        core::arch::global_asm!(
+            ".syntax unified",
+            ".arch armv7e-m",
+            concat!(".section .text.", $name, ",\"ax\",%progbits"),
+            concat!(".global ", $name),
+            concat!(".type ", $name, ",%function"),
+            ".thumb_func",
+            concat!($name, ":"),
+            // r0 = &mut RowArgs4 { x, groups, bias, rq, y, blocks, corr }, r1 = weights
+            "push {{r4-r11, lr}}",
+            "sub sp, sp, #4",
+            "str r0, [sp]",
+            "mov r0, r1",
+            "5:",
+            "ldr r3, [sp]",
+            "ldm r3, {{r1, r2, r12}}",
+            "ldm r12!, {{r4-r7}}",
+            "str r12, [r3, #8]",
+            "ldr r10, [r3, #24]",
+            "sub r4, r4, r10",
+            "sub r5, r5, r10",
+            "sub r6, r6, r10",
+            "sub r7, r7, r10",
+            "mov r12, #0x000f000f",
+            "1:",
+            GROUP4!(), GROUP4!(), GROUP4!(), GROUP4!(), GROUP4!(), GROUP4!(), GROUP4!(), GROUP4!(),
+            "subs r2, r2, #8",
+            "bne 1b",
+            "ldr r3, [sp]",
+            "ldrd r12, lr, [r3, #12]",
+            $store,
+            "strd r12, lr, [r3, #12]",
+            "ldr r9, [r3, #20]",
+            "subs r9, r9, #1",
+            "str r9, [r3, #20]",
+            "bne 5b",
+            "add sp, sp, #4",
+            "pop {{r4-r11, pc}}",
+            concat!(".size ", $name, ", . - ", $name),
+        );
+    };
+}
+
 row_block4!("pf_row_block4_i8", requant4!("strb", 1, 8));
 row_block4!("pf_row_block4_i16", requant4!("strh", 2, 16));
 row_block4!("pf_row_block4_i32", requant4!("str", 4));
 // the raw i32 accumulators (bias included), for layers whose shifts are not all in 33..=62
 row_block4!("pf_row_block4_acc", "stm lr!, {{r4-r7}}\nadd r12, r12, #32\n");
+row_block4_s4!("pf_row_block4_s4_i8", requant4!("strb", 1, 8));
+row_block4_s4!("pf_row_block4_s4_i16", requant4!("strh", 2, 16));
+row_block4_s4!("pf_row_block4_s4_i32", requant4!("str", 4));
+row_block4_s4!("pf_row_block4_s4_acc", "stm lr!, {{r4-r7}}\nadd r12, r12, #32\n");
 rows_expanded!("pf_rows_expanded_i8", "strb", 1, 8);
 rows_expanded!("pf_rows_expanded_i16", "strh", 2, 16);
 rows_expanded!("pf_rows_expanded_i32", "str", 4);
@@ -270,6 +369,33 @@ macro_rules! GROUP {
 }
 use GROUP;
 
+/// One int4 group: 4 rows × 4 inputs from two words (rows 0-1, rows 2-3), `r12` = `0x000F000F`.
+macro_rules! GROUP4 {
+    () => {
+        "    ldrd r8, r9, [r1], #8
+    ldm r0!, {{r10, r11}}
+    eor r10, r10, #0x88888888
+    eor r11, r11, #0x88888888
+    and r3, r12, r10
+    smlad r4, r3, r8, r4
+    and r3, r12, r10, lsr #4
+    smlad r4, r3, r9, r4
+    and r3, r12, r10, lsr #8
+    smlad r5, r3, r8, r5
+    and r3, r12, r10, lsr #12
+    smlad r5, r3, r9, r5
+    and r3, r12, r11
+    smlad r6, r3, r8, r6
+    and r3, r12, r11, lsr #4
+    smlad r6, r3, r9, r6
+    and r3, r12, r11, lsr #8
+    smlad r7, r3, r8, r7
+    and r3, r12, r11, lsr #12
+    smlad r7, r3, r9, r7"
+    };
+}
+use GROUP4;
+
 /// What the whole-row routines read and advance (layout known to the assembly: one `LDM`
 /// takes `x`, `groups` and `bias`, one `LDRD` `rq` and `y`).
 #[repr(C)]
@@ -289,8 +415,18 @@ const _: () = {
     assert!(offset_of!(RowArgs, y) == 16 && offset_of!(RowArgs, blocks) == 20 && size_of::<RowArgs>() == 24);
 };
 
+/// [`RowArgs`] and the int4 routines' correction `8·Σx` (wrapping).
+#[repr(C)]
+struct RowArgs4 {
+    args: RowArgs,
+    corr: i32,
+}
+
+const _: () = assert!(core::mem::offset_of!(RowArgs4, corr) == 24);
+
 use super::portable;
 use super::weights::Linear;
+use crate::kernels::layout::Layout;
 use crate::quant::{Activation, OutKind, Requant};
 
 /// What the many-rows routines read and advance, for one block of 4 channels.
@@ -324,6 +460,11 @@ extern "C" {
     fn pf_row_block4_acc(args: *mut RowArgs, w: *const i8);
     fn pf_dot_block4(w: *const i8, x: *const i16, groups: usize, acc: *mut i32);
     fn pf_expand_block4(w: *const i8, e: *mut i16, groups: usize);
+    fn pf_expand_block4_s4(w: *const i8, e: *mut i16, groups: usize);
+    fn pf_row_block4_s4_i8(args: *mut RowArgs4, w: *const i8);
+    fn pf_row_block4_s4_i16(args: *mut RowArgs4, w: *const i8);
+    fn pf_row_block4_s4_i32(args: *mut RowArgs4, w: *const i8);
+    fn pf_row_block4_s4_acc(args: *mut RowArgs4, w: *const i8);
     fn pf_dot_expanded(e: *const i16, x: *const i16, groups: usize, acc: *mut i32);
 }
 
@@ -345,7 +486,7 @@ pub fn row<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> bool {
         && k > 0
         && n % 4 == 0
         && n > 0
-        && l.w.len() == n * k
+        && l.w.len() == l.layout.bytes(n, k, l.int4)
         && l.rq.len() == n
         && x.len() == k
         && y.len() == n
@@ -361,6 +502,26 @@ pub fn row<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> bool {
         y: y.as_mut_ptr().cast(),
         blocks: n / 4,
     };
+    if l.int4 {
+        let corr = x.iter().fold(0i32, |s, &v| s.wrapping_add(v as i32)).wrapping_mul(8);
+        let mut a4 = RowArgs4 { args, corr };
+        // SAFETY: as below, with `n·k/2` weight bytes (8 per group) and the correction read
+        // from `a4`.
+        unsafe {
+            match O::KIND {
+                OutKind::I32 if raw => pf_row_block4_s4_acc(&mut a4, l.w.as_ptr()),
+                OutKind::I8 => pf_row_block4_s4_i8(&mut a4, l.w.as_ptr()),
+                OutKind::I16 => pf_row_block4_s4_i16(&mut a4, l.w.as_ptr()),
+                OutKind::I32 => pf_row_block4_s4_i32(&mut a4, l.w.as_ptr()),
+            }
+        }
+        if raw {
+            for (yo, rq) in y.iter_mut().zip(l.rq) {
+                *yo = O::requant(*rq, yo.widen());
+            }
+        }
+        return true;
+    }
     // SAFETY: the routine reads `n·k` weight bytes, `k` inputs, `n` biases and `n` requants
     // (all in bounds: lengths checked above, word-aligned), writes `n` outputs of `O`'s size
     // into `y` (length checked; `STM` of the raw path: `y` is `[i32]`, word-aligned), and
@@ -403,7 +564,7 @@ pub fn rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> bool {
     let ok = rows > 0
         && x.len() == rows * k
         && y.len() == rows * n
-        && l.w.len() == n * k
+        && l.w.len() == l.layout.bytes(n, k, l.int4)
         && l.rq.len() == n
         && (l.w.as_ptr() as usize | x.as_ptr() as usize | l.bias.as_ptr() as usize | l.rq.as_ptr() as usize) % 4 == 0;
     if !ok {
@@ -411,10 +572,16 @@ pub fn rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> bool {
     }
     let groups = k / 4;
     let mut e = ExpandedBlock([0; 4 * ROWS_MAX_K]);
-    for (b, w4) in l.w.chunks_exact(4 * k).enumerate() {
-        // SAFETY: reads the block's `16·groups` weight bytes (in bounds, word-aligned) and
-        // writes `16·groups ≤ 4·ROWS_MAX_K` int16 of `e`.
-        unsafe { pf_expand_block4(w4.as_ptr(), e.0.as_mut_ptr(), groups) };
+    for (b, w4) in l.w.chunks_exact(if l.int4 { 2 * k } else { 4 * k }).enumerate() {
+        // SAFETY: reads the block's `16·groups` weight bytes (int4: `8·groups`; in bounds,
+        // word-aligned) and writes `16·groups ≤ 4·ROWS_MAX_K` int16 of `e`.
+        unsafe {
+            if l.int4 {
+                pf_expand_block4_s4(w4.as_ptr(), e.0.as_mut_ptr(), groups)
+            } else {
+                pf_expand_block4(w4.as_ptr(), e.0.as_mut_ptr(), groups)
+            }
+        };
         let (Some(bias), Some(rq), Some(y0)) = (l.bias.get(4 * b..), l.rq.get(4 * b..), y.get_mut(4 * b..)) else {
             return true;
         };
@@ -476,6 +643,27 @@ pub fn expand(w: &[i8], e: &mut Expanded) -> usize {
     groups
 }
 
+/// [`expand`] for int4 weights (`8·groups` bytes, `groups ≤ EXPAND_K / 4`).
+#[inline(always)]
+pub fn expand_s4(w: &[i8], e: &mut Expanded) -> usize {
+    let groups = (w.len() / 8).min(EXPAND_K / 4);
+    if groups == 0 {
+        return 0;
+    }
+    if w.as_ptr() as usize % 4 != 0 {
+        let k = 4 * groups;
+        for (i, v) in e.0.iter_mut().take(16 * groups).enumerate() {
+            let (g, r, j) = (i / 16, (i / 4) % 4, i % 4);
+            *v = Layout::Block4.get(w, true, r, 4 * g + j, k) as i16;
+        }
+        return groups;
+    }
+    // SAFETY: reads `8·groups` bytes of `w` (in bounds, word-aligned: checked above) and
+    // writes `16·groups ≤ 4·EXPAND_K` int16 of `e`.
+    unsafe { pf_expand_block4_s4(w.as_ptr(), e.0.as_mut_ptr(), groups) };
+    groups
+}
+
 /// `acc[r] += Σ_j e[r, j] · x[j]` over `groups` expanded groups (a multiple of 4).
 #[inline(always)]
 pub fn dot_expanded(e: &Expanded, groups: usize, x: &[i16], acc: &mut [i32; 4]) {
@@ -531,6 +719,9 @@ pub fn block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     if row(l, x, y) {
         return;
     }
+    if l.int4 {
+        return super::int4::block4_portable(l, x, y);
+    }
     portable::block4_rows(l, x, y, |_, _, _| 0, dot_block4)
 }
 
@@ -541,7 +732,8 @@ fn batched<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     let (k, n) = (l.k, l.n());
     let rows = (x.len() / k).min(y.len() / n);
     let mut e = Expanded([0; 4 * EXPAND_K]);
-    let blocks = l.w.chunks_exact(4 * k).zip(l.bias.chunks_exact(4)).zip(l.rq.chunks_exact(4));
+    let (block_bytes, chunk_bytes) = if l.int4 { (2 * k, 2 * EXPAND_K) } else { (4 * k, 4 * EXPAND_K) };
+    let blocks = l.w.chunks_exact(block_bytes).zip(l.bias.chunks_exact(4)).zip(l.rq.chunks_exact(4));
     for (b, ((w4, b4), rq4)) in blocks.enumerate() {
         let mut r0 = 0;
         while r0 < rows {
@@ -550,8 +742,8 @@ fn batched<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
             for a in acc.iter_mut().take(rc) {
                 a.copy_from_slice(b4);
             }
-            for (c, wc) in w4.chunks(4 * EXPAND_K).enumerate() {
-                let groups = expand(wc, &mut e);
+            for (c, wc) in w4.chunks(chunk_bytes).enumerate() {
+                let groups = if l.int4 { expand_s4(wc, &mut e) } else { expand(wc, &mut e) };
                 for (r, a) in acc.iter_mut().take(rc).enumerate() {
                     let start = (r0 + r) * k + c * EXPAND_K;
                     dot_expanded(&e, groups, x.get(start..start + 4 * groups).unwrap_or(&[]), a);

@@ -1,9 +1,10 @@
-//! int8 linear layer with per-output-channel requantization.
+//! int8 (or int4) linear layer with per-output-channel requantization.
 //!
 //! `y[r, o] = sat(rq[o](bias[o] + Σ_k x[r, k] · w[o, k]))`
 //!
 //! - `x`: `(rows, k)` `i16` activations, any range;
-//! - `w`: `(n, k)` `i8` weights, symmetric per output channel, stored in `layout`;
+//! - `w`: `(n, k)` `i8` weights, symmetric per output channel, stored in `layout`; or int4
+//!   (`Linear::int4`: two per byte, `-8..=7`, see [`super::layout`]), the same sums;
 //! - `bias`: `(n,)` `i32` in the accumulator's scale (`s_x · s_w[o]`);
 //! - `rq`: `(n,)` multipliers `s_x · s_w[o] / s_y`;
 //! - `y`: `(rows, n)`, `i8`, `i16` or `i32`.
@@ -14,12 +15,15 @@
 //! checked against), `portable.rs` (row-major layers, and Block4 on cores without a fast path),
 //! and one file per core: `dsp.rs` (Cortex-M4/M7/M33), `v7m.rs` (M3), `v6m.rs` (M0/M0+),
 //! `rv32.rs`, `mve.rs` (Cortex-M55/M85), `x86.rs` (SSE4.1 / AVX / AVX2, chosen at run time).
+//! int4 layers go to `int4.rs` (portable loops on every core; the DSP file's int4 routines on
+//! Cortex-M4/M7/M33/M55).
 //! [`Linear::forward`] picks the core's file; each file's `block4` takes what its assembly can
 //! and hands the rest to the portable loop.
 //!
 //! Stack scratch: [`STACK_BYTES`] (the DSP cores widen a block of weights to int16 on the
 //! stack; the others use a few accumulators).
 
+mod int4;
 mod portable;
 mod reference;
 mod weights;
@@ -70,8 +74,14 @@ impl Linear<'_> {
     #[inline]
     pub fn forward<O: Activation>(&self, x: &[i16], y: &mut [O]) {
         let (k, n) = (self.k, self.n());
+        let block4 = self.layout == Layout::Block4 && k % 4 == 0 && n % 4 == 0 && k > 0 && n > 0;
+        // int4 Block4 layers take the core's path where it has int4 routines (one call site,
+        // so the core's loops are compiled once per output type)
+        if self.int4 && !(block4 && int4::IN_CORE) {
+            return int4::forward(self, x, y);
+        }
         match self.layout {
-            Layout::Block4 if k % 4 == 0 && n % 4 == 0 && k > 0 && n > 0 => core_path::block4(self, x, y),
+            Layout::Block4 if block4 => core_path::block4(self, x, y),
             Layout::Block4 => linear_ref(self, x, y),
             Layout::RowMajor => linear_4rows(self, x, y),
         }

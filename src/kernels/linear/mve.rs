@@ -759,7 +759,8 @@ fn rows<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) -> usize {
 #[inline]
 pub fn block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     let (k, n) = (l.k, l.n());
-    if !takes::<O>(l, x) {
+    // int4 layers: the DSP file's routines
+    if l.int4 || !takes::<O>(l, x) {
         return dsp::block4(l, x, y);
     }
     if x.len() == k && y.len() == n {

@@ -3,14 +3,17 @@
 use super::super::layout::Layout;
 use crate::quant::Requant;
 
-/// One linear layer: `(n, k)` int8 weights in `layout`, `(n,)` int32 biases and requantizers.
+/// One linear layer: `(n, k)` int8 (or int4: `int4`) weights in `layout`, `(n,)` int32 biases
+/// and requantizers.
 /// Build it with [`Linear::new`], which works out whether every multiplier takes the fused
 /// 32-bit requantization ([`Requant::FUSED_SHIFTS`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Linear<'a> {
-    /// `(n, k)`, stored in `layout`.
+    /// `(n, k)`, stored in `layout`: `n·k` bytes, or `n·⌈k/2⌉` when `int4`.
     pub w: &'a [i8],
     pub layout: Layout,
+    /// Two weights per byte ([`crate::blob::DType::I4`], see [`super::super::layout`]).
+    pub int4: bool,
     /// `(n,)`, in the accumulator's scale `s_x · s_w[o]` (zeros for a layer without bias).
     pub bias: &'a [i32],
     /// `(n,)`: `s_x · s_w[o] / s_y`.
@@ -22,7 +25,12 @@ pub struct Linear<'a> {
 
 impl<'a> Linear<'a> {
     pub fn new(w: &'a [i8], layout: Layout, bias: &'a [i32], rq: &'a [Requant], k: usize) -> Self {
-        Linear { w, layout, bias, rq, k, fused: rq.iter().all(|r| r.is_fused()) }
+        Linear { w, layout, int4: false, bias, rq, k, fused: rq.iter().all(|r| r.is_fused()) }
+    }
+
+    /// The same layer with `w` read as int4 (`true`) or int8.
+    pub fn with_int4(self, int4: bool) -> Self {
+        Linear { int4, ..self }
     }
 
     /// Output features.
@@ -41,14 +49,14 @@ impl<'a> Linear<'a> {
     /// `w[o, j]`, whatever the layout (0 past the end).
     #[inline(always)]
     pub fn weight(&self, o: usize, j: usize) -> i8 {
-        self.w.get(self.layout.index(o, j, self.k)).copied().unwrap_or(0)
+        self.layout.get(self.w, self.int4, o, j, self.k)
     }
 
     /// The same layer from output channel `from` on (Block4: a multiple of 4).
     #[inline(always)]
     pub fn channels_from(&self, from: usize) -> Linear<'a> {
         Linear {
-            w: self.w.get(from * self.k..).unwrap_or(&[]),
+            w: self.w.get(self.layout.bytes(from, self.k, self.int4)..).unwrap_or(&[]),
             bias: self.bias.get(from..).unwrap_or(&[]),
             rq: self.rq.get(from..).unwrap_or(&[]),
             ..*self
