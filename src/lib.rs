@@ -34,6 +34,7 @@ pub mod vectors;
 
 pub use error::Error;
 pub use model::Model;
+pub use blob::integrity::{Integrity, Progress};
 pub use beam::{argmax, MAX_BEAM};
 pub use classify::Classifier;
 pub use generate::Generator;
