@@ -126,3 +126,38 @@ fn a_short_or_foreign_blob_is_a_typed_error() {
     let r = pass(&mut check, other.bytes(), 1 << 20).0;
     assert!(matches!(r, Err(Error::BadConfig { field: "total length" } | Error::ChecksumMismatch { .. } | Error::Truncated { .. })), "{r:?}");
 }
+
+/// The QEMU boards' test (`boards/common/src/on_target.rs`), on the host so Miri checks its
+/// `unsafe`: a `'static` view of a RAM copy made from a raw pointer, parsed; the model dropped;
+/// a bit flipped through the pointer; a fresh view checked.
+#[test]
+fn the_firmware_flip_through_a_raw_pointer() {
+    let b = tiny_blob(&tiny_classifier(), 2);
+    let n = b.len();
+    let ram: &'static mut [u8] = Box::leak(Box::new(common::AlignedBuf::zeroed(n + 64))).bytes_mut();
+    let copy = &mut ram[..n];
+    copy.copy_from_slice(b.bytes());
+    let at = copy.as_mut_ptr();
+    // SAFETY: as in on_target.rs: `at..at + n` is `copy`; the view ends with `slot`'s reset.
+    let view: &'static [u8] = unsafe { core::slice::from_raw_parts(at, n) };
+    let mut slot = Model::default();
+    Model::parse_into(view, &mut slot).unwrap();
+    let mut check = slot.integrity();
+    let mut later = slot.integrity();
+    assert_eq!(pass_model(&mut check, &slot), Ok(()));
+    slot = Model::default();
+    // SAFETY: `n / 2 < n`; nothing views the copy now.
+    unsafe { *at.add(n / 2) ^= 1 << 3 };
+    // SAFETY: as above; nothing writes to the copy while this view lives.
+    let flipped: &[u8] = unsafe { core::slice::from_raw_parts(at, n) };
+    assert!(matches!(pass(&mut later, flipped, 4096).0, Err(Error::ChecksumMismatch { .. })));
+    assert_eq!(slot.integrity().pass_bytes(), 0);
+}
+
+fn pass_model(check: &mut Integrity, m: &Model<'_>) -> Result<(), Error> {
+    loop {
+        if check.step(m, 4096)? == Progress::Done {
+            return Ok(());
+        }
+    }
+}
