@@ -158,6 +158,7 @@ fn tokenizer_input(b: &mut Bench, r: &mut Rng, t: &mut Tally) {
     text(r, &mut b.text);
     let scratch_len = if r.chance(80) { Tokenizer::scratch_len(b.text.len()) } else { r.below(Tokenizer::scratch_len(b.text.len()) + 2) };
     let out_len = if r.chance(70) { b.ids.len() } else { r.below(80) };
+    let scratch_len = scratch_len.min(b.scratch.len());
     let (scratch, out) = (&mut b.scratch[..scratch_len], &mut b.ids[..out_len]);
     match r.below(4) {
         0 => t.note("tokenizer.encode", &tok.encode(&b.text, scratch, out)),
