@@ -121,6 +121,7 @@ fn a_short_or_foreign_blob_is_a_typed_error() {
     let empty = Model::default();
     assert_eq!(empty.integrity().step(&empty, 64), Err(Error::Truncated { needed: HEADER_LEN, got: 0 }));
     assert_eq!(empty.integrity().pass_bytes(), 0);
+    assert_eq!(format!("{:?}", empty.integrity()), "Integrity { crc: 0, total: 0, pos: 16 }");
     // another model's blob: a different length or a different CRC
     let other = tiny_blob(&tiny_classifier(), 1);
     let r = pass(&mut check, other.bytes(), 1 << 20).0;
