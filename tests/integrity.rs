@@ -135,12 +135,13 @@ fn a_short_or_foreign_blob_is_a_typed_error() {
 fn the_firmware_flip_through_a_raw_pointer() {
     let b = tiny_blob(&tiny_classifier(), 2);
     let n = b.len();
-    let ram: &'static mut [u8] = Box::leak(Box::new(common::AlignedBuf::zeroed(n + 64))).bytes_mut();
-    let copy = &mut ram[..n];
+    // the boards' arena is a `'static`; a local buffer here, so Miri sees no leak
+    let mut ram = common::AlignedBuf::zeroed(n + 64);
+    let copy = &mut ram.bytes_mut()[..n];
     copy.copy_from_slice(b.bytes());
     let at = copy.as_mut_ptr();
     // SAFETY: as in on_target.rs: `at..at + n` is `copy`; the view ends with `slot`'s reset.
-    let view: &'static [u8] = unsafe { core::slice::from_raw_parts(at, n) };
+    let view: &[u8] = unsafe { core::slice::from_raw_parts(at, n) };
     let mut slot = Model::default();
     Model::parse_into(view, &mut slot).unwrap();
     let mut check = slot.integrity();
