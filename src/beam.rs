@@ -62,6 +62,10 @@ pub(crate) fn search(dec: &mut impl Step, h: &mut Histories<'_>, slots: usize, w
     }
     let (t, eos, lsm) = (h.stride, start.eos, start.log_softmax);
     let max_steps = start.max_steps.min(t);
+    // no room for a step (a language model asked for `max_new = 0`): the empty continuation
+    if max_steps == 0 {
+        return Ok(0);
+    }
     let mut live = Beams::default();
     live.push(0, 0);
     let mut done = Finished::default();

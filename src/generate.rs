@@ -203,6 +203,8 @@ impl<'m, 'a> Generator<'m, 'a> {
         let (Some((&last, head)), true) = (prompt.split_last(), prompt.len() <= self.max_prompt()) else {
             return Err(if prompt.is_empty() { Error::EmptyInput } else { Error::InputTooLong { len: prompt.len(), max: self.max_prompt() } });
         };
+        // every id, the last one too, before anything runs (even a search of no steps)
+        crate::decoder::check_ids(self.dec.model.config.vocab, prompt)?;
         self.finished = true;
         self.ready = false;
         // slot 0 holds every prompt position but the last, which the first beam step feeds

@@ -35,6 +35,7 @@ pub mod vectors;
 pub use arena::{Phase, Region};
 pub use error::Error;
 pub use model::Model;
+pub use blob::integrity::{Integrity, Progress};
 pub use beam::{argmax, MAX_BEAM};
 pub use classify::Classifier;
 pub use generate::Generator;

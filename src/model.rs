@@ -15,6 +15,7 @@ use crate::kernels::rope::Rope;
 use crate::quant::Requant;
 use crate::tokenizer::{ModelKind as TokenizerModel, Tokenizer, Vocab};
 use crate::Error;
+use crate::blob::integrity::Integrity;
 
 /// A norm of the model's kind.
 #[derive(Debug, Clone, Copy)]
@@ -150,6 +151,10 @@ pub struct Model<'a> {
     /// 1024`); encoder-only: the real value of one output unit.
     pub(crate) output_scale: Requant,
     pub(crate) tokenizer: Tokenizer<'a>,
+    /// The verified blob, `0..total_len`, for [`Model::integrity`].
+    pub(crate) blob: &'a [u8],
+    /// The CRC-32 `parse` verified.
+    pub(crate) crc: u32,
 }
 
 impl<'a> Model<'a> {
@@ -204,6 +209,7 @@ impl<'a> Model<'a> {
             return Err(Error::Truncated { needed: table_end, got: total });
         }
         m.config = config;
+        (m.blob, m.crc) = (blob, h.crc);
         let mut parts = Parts::default();
         let mut index = 0usize;
         let mut data_start = table_end;
@@ -223,6 +229,12 @@ impl<'a> Model<'a> {
             return Err(Error::BadConfig { field: "tensor count" });
         }
         parts.assemble(m)
+    }
+
+    /// A new integrity pass over the blob this model was parsed from: recomputes, in chunks of
+    /// the caller's size, the CRC-32 `parse` verified ([`Integrity::step`]).
+    pub fn integrity(&self) -> Integrity {
+        Integrity::new(self.crc, self.blob.len())
     }
 
     /// The model's hyper-parameters, as verified by [`Model::parse`].

@@ -179,6 +179,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "70,000 draws for its statistics: too slow under Miri")]
     fn frequencies_follow_the_weights() {
         // weights 1, 1/2, 1/4 (logits 2, 1, 0 with one bit per unit): 4/7, 2/7, 1/7
         let logits = [2, 1, 0];

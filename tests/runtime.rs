@@ -172,6 +172,27 @@ fn sessions_refuse_other_kinds() {
 /// The language model: a prompt fed in one pass gives exactly the logits of feeding it token
 /// by token; greedy, sampled (same seed, same tokens) and beam continuations; exact arenas;
 /// prompts too long are refused.
+/// Found by the `generate` fuzz target: a beam search asked for no new tokens returned
+/// `DecoderState` (no finished hypothesis) instead of the empty continuation.
+#[test]
+fn generator_beam_of_zero_new_tokens_is_empty() {
+    let blob = tiny_blob(&tiny_lm(), 3);
+    let m = Model::parse(blob.bytes()).unwrap();
+    let mut arena = AlignedBuf::zeroed(Generator::arena_bytes(&m, 5));
+    let mut g = Generator::new(&m, arena.bytes_mut(), 5).unwrap();
+    let mut out = [7u16; 7];
+    for width in 1..=5 {
+        assert_eq!(g.beam_search(&[2, 10, 12, 14], width, 0, &mut out), Ok(0), "width {width}");
+        assert_eq!(out, [7; 7]);
+        assert_eq!(g.next_token(), Err(Error::DecoderState));
+    }
+    // the prompt's ids are checked even when no step runs
+    assert_eq!(g.beam_search(&[2, 10, 40_000], 2, 0, &mut out), Err(Error::TokenOutOfRange { id: 40_000, vocab: m.config().vocab as u32 }));
+    // one new token still works, and the stream after a refused width is untouched
+    assert_eq!(g.beam_search(&[2, 10], 2, 1, &mut out).map(|n| n <= 1), Ok(true));
+    assert_eq!(g.beam_search(&[2, 10], 6, 1, &mut out), Err(Error::BadBeamWidth { requested: 6, capacity: 5 }));
+}
+
 #[test]
 fn generator_prompt_stream_sample_and_beam() {
     let c = tiny_lm();

@@ -147,5 +147,17 @@ mod tests {
         let d = dir.join("translate");
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("basic"), [0u8, 2, 2, 3, 0, 4, 0, 5, 0, 3, 8, 8]).unwrap();
+        // a window of two frames of three features, and one value short of it
+        let d = dir.join("classify");
+        std::fs::create_dir_all(&d).unwrap();
+        let window: Vec<u8> = [300i16, -20, 7, 0, 1500, -900].iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(d.join("window"), [&[0u8, 9][..], &window].concat()).unwrap();
+        std::fs::write(d.join("short"), [&[1u8, 1][..], &window].concat()).unwrap();
+        // greedy (temperature 0), sampled with top-k and top-p, and a beam of 2
+        let d = dir.join("generate");
+        std::fs::create_dir_all(&d).unwrap();
+        let ids: Vec<u8> = [2u16, 10, 12, 14].iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(d.join("greedy"), [&[0u8, 0, 200, 1, 2, 1, 8, 8, 3][..], &ids].concat()).unwrap();
+        std::fs::write(d.join("sampled"), [&[50u8, 5, 180, 7, 3, 2, 6, 6, 4][..], &ids].concat()).unwrap();
     }
 }

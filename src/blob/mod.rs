@@ -15,6 +15,7 @@
 //! multipliers, a residual's scales, a norm's shift) are `Pod` structs stored as `I32`
 //! tensors of one row: changing a record's fields changes both sides at once.
 
+pub mod integrity;
 mod tag;
 #[cfg(feature = "alloc")]
 pub mod synthetic;

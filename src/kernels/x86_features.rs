@@ -143,6 +143,7 @@ mod tests {
 
     /// The detection agrees with std's.
     #[test]
+    #[cfg_attr(miri, ignore = "cpuid is inline assembly, which Miri does not run")]
     fn agrees_with_std() {
         let want = if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("avx") {
             Level::Avx2

@@ -5,7 +5,7 @@
 use picoformer::blob::ModelKind;
 use picoformer::tokenizer::Node;
 use picoformer::vectors::{Buffers, Cost, Vectors};
-use picoformer::{Classifier, Generator, Model, TokenId, Translator};
+use picoformer::{Classifier, Error, Generator, Model, Progress, TokenId, Translator};
 
 use crate::{assets, mem, sentence, workload};
 
@@ -40,9 +40,16 @@ pub fn run<P: Platform>(p: &mut P) -> bool {
     if let Some(prompt) = sentence::PROMPT {
         return sentence::generate(p, prompt);
     }
-    let (mut passed, mut failed) = run_models(p);
+    let Some(memory) = assets::take_memory() else {
+        defmt::println!("memory: already taken");
+        return false;
+    };
+    let (mut passed, mut failed) = run_models(p, &mut *memory.model, &mut *memory.arena, memory.scratch, memory.features);
     let translation_stack = mem::stack_high_water(&ram);
     let (passed_checks, failed_checks) = self_test();
+    passed += passed_checks;
+    failed += failed_checks;
+    let (passed_checks, failed_checks) = integrity_test(p, memory.model, memory.arena);
     passed += passed_checks;
     failed += failed_checks;
     defmt::println!("static RAM {=usize} bytes", ram.static_bytes());
@@ -83,6 +90,110 @@ fn self_test() -> (usize, usize) {
     (passed, failed)
 }
 
+/// Bytes the integrity test checks per step: what a device would spread over idle time.
+const INTEGRITY_CHUNK: usize = 4096;
+
+/// The field integrity check ([`Model::integrity`]): every embedded blob, in place in flash, passes
+/// in [`INTEGRITY_CHUNK`]-byte steps; then a RAM copy of the smallest blob that fits in `ram`
+/// (the arena, free by now) is parsed, passes, has one bit flipped after the parse, and must
+/// fail the next pass with a checksum mismatch. `(passed, failed)` checks.
+#[inline(never)] // its model views live only while it runs
+fn integrity_test<P: Platform>(p: &mut P, slot: &mut Model<'static>, ram: &'static mut [u8]) -> (usize, usize) {
+    let (mut passed, mut failed) = (0, 0);
+    let (mut bad, mut bytes, mut steps) = (0usize, 0usize, 0usize);
+    let t0 = p.instructions();
+    for e in assets::MODELS.iter() {
+        let r = Model::parse_into(e.blob, slot).and_then(|()| {
+            let mut check = slot.integrity();
+            bytes += check.pass_bytes();
+            whole_pass(&mut check, slot, &mut steps)
+        });
+        bad += r.is_err() as usize;
+    }
+    let cost = p.instructions() - t0;
+    defmt::println!(
+        "  integrity, every blob in flash in {=usize}-byte steps ({=usize} bytes, {=usize} steps, {=u64} instructions per KiB): {=usize} mismatches",
+        INTEGRITY_CHUNK,
+        bytes,
+        steps,
+        cost * 1024 / bytes.max(1) as u64,
+        bad
+    );
+    tally(bad == 0 && bytes > 0, &mut passed, &mut failed);
+
+    let Some(e) = assets::MODELS.iter().filter(|e| e.blob.len() <= ram.len()).min_by_key(|e| e.blob.len()) else {
+        defmt::println!("  integrity, RAM copy: no embedded blob fits in {=usize} bytes, not run", ram.len());
+        return (passed, failed);
+    };
+    let n = e.blob.len();
+    let Some(copy) = ram.get_mut(..n) else { return (passed, failed + 1) };
+    copy.copy_from_slice(e.blob);
+    let at = copy.as_mut_ptr();
+    // the bit to flip: one in the middle of the tensor data
+    let (byte, mask) = (n / 2, 1u8 << 3);
+    // SAFETY: `at..at + n` is `copy`, 8-byte aligned, and the arena is not used again after this
+    // function. The model in `slot` views it as `'static` only until the slot is reset below;
+    // the only write to it (the flip) comes after that, and the view for the second pass is a
+    // new one.
+    let view: &'static [u8] = unsafe { core::slice::from_raw_parts(at, n) };
+    let (intact, mut later) = match Model::parse_into(view, slot) {
+        Ok(()) => {
+            let mut check = slot.integrity();
+            (whole_pass(&mut check, slot, &mut 0), check)
+        }
+        Err(err) => {
+            defmt::println!("  integrity, RAM copy of {=str}: parse failed: {}", e.name, defmt::Display2Format(&err));
+            return (passed, failed + 1);
+        }
+    };
+    // the model is parsed and its check taken; its views end, and the bit flips in the RAM the
+    // model was read from
+    *slot = Model::default();
+    // SAFETY: `byte < n`; nothing views the copy now (see above).
+    unsafe { *at.add(byte) ^= mask };
+    // SAFETY: as above; nothing writes to the copy while this view lives.
+    let flipped_view: &[u8] = unsafe { core::slice::from_raw_parts(at, n) };
+    let mut flipped = Ok(Progress::Done);
+    for _ in 0..=n {
+        flipped = later.step_bytes(flipped_view, INTEGRITY_CHUNK);
+        if !matches!(flipped, Ok(Progress::Checking { .. })) {
+            break;
+        }
+    }
+    let caught = matches!(flipped, Err(Error::ChecksumMismatch { .. }));
+    match flipped {
+        Err(err) => defmt::println!(
+            "  integrity, RAM copy of {=str} ({=usize} bytes): intact {=str}; bit 3 of byte {=usize} flipped after parse: {}",
+            e.name,
+            n,
+            if intact.is_ok() { "passes" } else { "FAILS" },
+            byte,
+            defmt::Display2Format(&err)
+        ),
+        Ok(_) => defmt::println!(
+            "  integrity, RAM copy of {=str} ({=usize} bytes): intact {=str}; bit 3 of byte {=usize} flipped after parse: NOT CAUGHT",
+            e.name,
+            n,
+            if intact.is_ok() { "passes" } else { "FAILS" },
+            byte
+        ),
+    }
+    tally(intact.is_ok() && caught, &mut passed, &mut failed);
+    (passed, failed)
+}
+
+/// Steps `check` over `m` until the pass ends; counts the steps in `steps`.
+fn whole_pass(check: &mut picoformer::Integrity, m: &Model<'_>, steps: &mut usize) -> Result<(), Error> {
+    // a pass ends within `pass_bytes / INTEGRITY_CHUNK + 1` steps
+    for _ in 0..=check.pass_bytes() / INTEGRITY_CHUNK + 1 {
+        *steps += 1;
+        if check.step(m, INTEGRITY_CHUNK)? == Progress::Done {
+            return Ok(());
+        }
+    }
+    Err(Error::DecoderState)
+}
+
 /// Counts one check.
 fn tally(ok: bool, passed: &mut usize, failed: &mut usize) {
     if ok {
@@ -95,14 +206,10 @@ fn tally(ok: bool, passed: &mut usize, failed: &mut usize) {
 /// Runs every embedded model's cases: `(passed, failed)`. A model that cannot run (bad vectors
 /// or blob, too small an arena) counts one failure per case (at least one).
 #[inline(never)]
-fn run_models<P: Platform>(p: &mut P) -> (usize, usize) {
-    let Some(memory) = assets::take_memory() else {
-        defmt::println!("memory: already taken");
-        return (0, 1);
-    };
+fn run_models<P: Platform>(p: &mut P, slot: &mut Model<'static>, arena: &mut [u8], scratch: &mut [Node], features: &mut [i16]) -> (usize, usize) {
     let (mut passed, mut failed) = (0, 0);
     for e in assets::MODELS.iter() {
-        let (ok, bad) = run_model(p, e, &mut *memory.model, memory.arena, memory.scratch, memory.features);
+        let (ok, bad) = run_model(p, e, &mut *slot, &mut *arena, &mut *scratch, &mut *features);
         passed += ok;
         failed += bad;
     }
