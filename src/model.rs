@@ -181,7 +181,7 @@ impl<'a> Model<'a> {
     /// Empty the model field by field, in place: `*self = Model::default()` would build the
     /// whole model (several KiB) on the stack first.
     fn clear(&mut self) {
-        let Model { config, input, target, positions, layers, enc_norm, dec_norm, output, output_scale, tokenizer } = self;
+        let Model { config, input, target, positions, layers, enc_norm, dec_norm, output, output_scale, tokenizer, blob, crc } = self;
         *config = Config::default();
         *input = Input::default();
         *target = Embedding::default();
@@ -193,6 +193,7 @@ impl<'a> Model<'a> {
         *output = Linear::default();
         *output_scale = Requant::default();
         *tokenizer = Tokenizer::default();
+        (*blob, *crc) = (&[], 0);
     }
 
     fn parse_views(blob: &'a [u8], m: &mut Model<'a>) -> Result<(), Error> {

@@ -131,8 +131,14 @@ const ROWS: usize = 3;
 /// Random linear layers (Block4 and row-major, `k` past the DSP's 128-input chunk, fused and
 /// other shifts, 1-3 rows) through the fast path and the reference, with i32, i16 and i8
 /// outputs; then [`check_linear_long`] with a quarter of the trials.
-#[inline(never)] // its buffers live only while it runs
 pub fn check_linear(trials: usize) -> usize {
+    // one after the other: the two checks' buffers never share the stack
+    check_linear_short(trials) + check_linear_long(trials / 4)
+}
+
+/// Random layers of up to `K_MAX` inputs and `N_MAX` outputs, both layouts, int8 and int4.
+#[inline(never)] // its buffers live only while it runs
+fn check_linear_short(trials: usize) -> usize {
     let mut rng = Rng(0x1234_5678);
     let mut w = Buf([0i8; N_MAX * K_MAX]);
     let mut x = Buf([0i16; ROWS * K_MAX]);
@@ -175,7 +181,7 @@ pub fn check_linear(trials: usize) -> usize {
             mismatches += (!same_linear::<i8>(&l, x, rows * n)) as usize;
         }
     }
-    mismatches + check_linear_long(trials / 4)
+    mismatches
 }
 
 const LONG_K: usize = 512;
