@@ -46,9 +46,18 @@ def test_convert_a_variant_as_the_cli(tmp_path, cli):
 
 def test_convert_errors(tmp_path):
     export = MODELS / "japanese-vowels/export"
-    with pytest.raises(picoformer.Error, match="flash budget of 1000 bytes"):
+    with pytest.raises(picoformer.Error, match="--flash-budget 1000: even with every weight matrix int4 the blob is 35720 bytes"):
         picoformer.convert(export, tmp_path / "a.pico", flash_budget=1000)
     with pytest.raises(picoformer.Error, match="no-such.csv: not found"):
         picoformer.convert(export, tmp_path / "b.pico", calib=tmp_path / "no-such.csv")
     with pytest.raises(picoformer.Error, match="config.json"):
         picoformer.convert(tmp_path, tmp_path / "c.pico")
+
+
+def test_convert_fits_a_flash_budget(tmp_path):
+    """`flash_budget` is the CLI's --flash-budget: the cheapest weight matrices become int4."""
+    export = MODELS / "japanese-vowels/export"
+    f = picoformer.convert(export, tmp_path / "fit.pico", flash_budget=45000)
+    assert f["blob_bytes"] <= 45000 < 54656
+    assert "int4" in (tmp_path / "fit.report.md").read_text()
+    assert picoformer.Model(tmp_path / "fit.pico").arena_bytes() == 15656
