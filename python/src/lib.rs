@@ -280,6 +280,7 @@ impl PyModel {
 }
 
 /// A streaming session's state.
+#[allow(clippy::large_enum_variant)] // one per stream, inside a Python object on the heap
 enum Sess<'a> {
     Translate(Translator<'a, 'a>),
     Generate { g: Generator<'a, 'a>, sampler: Option<Sampler>, left: usize },
