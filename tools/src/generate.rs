@@ -7,7 +7,7 @@
 //! A line that is not UTF-8 gives an empty line and an error naming it; the others still run
 //! and the exit code then says one failed.
 
-use std::io::{self, BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
@@ -61,49 +61,8 @@ pub fn run(model_path: &Path, o: &GenerateOpts, prompts: &[String]) -> Result<()
     let model = Model::parse(blob.bytes()).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
     require_kind(&model, model_path, ModelKind::DecoderOnly, "generate")?;
     let mut lm = Lm::new(&model, o.beam.max(1));
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
     let what = if prompts.is_empty() { "line" } else { "prompt" };
-    let mut failed: Vec<String> = Vec::new();
-    let mut total = 0;
-    // One output line per prompt, as `translate`: a prompt that fails (a line that is not
-    // UTF-8, say) gives an empty line and an error naming it, and the others still run.
-    let mut one = |n: usize, text: Result<&str>| -> io::Result<()> {
-        total += 1;
-        if let Err(e) = text.and_then(|text| generate_one(&model, &mut lm, o, n, text, &mut out)) {
-            match e.downcast::<io::Error>() {
-                Ok(io) => return Err(io),
-                Err(e) => {
-                    eprintln!("{what} {n}: {e:#}");
-                    failed.push(n.to_string());
-                }
-            }
-        }
-        writeln!(out)?;
-        out.flush()
-    };
-    if prompts.is_empty() {
-        let mut stdin = io::stdin().lock();
-        let mut buf = Vec::new();
-        for n in 1.. {
-            buf.clear();
-            if stdin.read_until(b'\n', &mut buf)? == 0 {
-                break;
-            }
-            let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            one(n, std::str::from_utf8(line).map_err(|e| anyhow!("not valid UTF-8 ({e})")))?;
-        }
-    } else {
-        for (i, p) in prompts.iter().enumerate() {
-            one(i + 1, Ok(p))?;
-        }
-    }
-    match failed.as_slice() {
-        [] => Ok(()),
-        [n] => bail!("{what} {n} of {total} was not continued"),
-        _ => bail!("{} of {total} {what}s were not continued ({what}s {})", failed.len(), failed.join(", ")),
-    }
+    crate::host::each_input(prompts, what, "continued", |n, text, out| generate_one(&model, &mut lm, o, n, text, out))
 }
 
 /// Prompt `n`'s ids: bos, then its pieces, cut to their end to leave room for a new token

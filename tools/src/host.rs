@@ -282,6 +282,55 @@ pub fn progress_bar(n: usize, what: &str) -> ProgressBar {
     pb
 }
 
+/// The CLI's input loop: `f` on each of `args`, or on each line of stdin when there are none
+/// (numbered from 1), writing to stdout; one output line per input. An input that fails (its
+/// error, or a stdin line that is not UTF-8) gives an empty line and an error naming it on
+/// stderr, and the others still run; an I/O error on stdout stops at once. Fails at the end,
+/// naming the inputs that were not `done` (say "translated").
+pub fn each_input(args: &[String], what: &str, done: &str, mut f: impl FnMut(usize, &str, &mut std::io::StdoutLock<'_>) -> Result<()>) -> Result<()> {
+    use std::io::{BufRead, Write};
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut failed: Vec<String> = Vec::new();
+    let mut total = 0;
+    let mut one = |n: usize, text: Result<&str>| -> std::io::Result<()> {
+        total += 1;
+        if let Err(e) = text.and_then(|text| f(n, text, &mut out)) {
+            match e.downcast::<std::io::Error>() {
+                Ok(io) => return Err(io),
+                Err(e) => {
+                    eprintln!("{what} {n}: {e:#}");
+                    failed.push(n.to_string());
+                }
+            }
+        }
+        writeln!(out)?;
+        out.flush()
+    };
+    if args.is_empty() {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = Vec::new();
+        for n in 1.. {
+            buf.clear();
+            if stdin.read_until(b'\n', &mut buf)? == 0 {
+                break;
+            }
+            let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            one(n, std::str::from_utf8(line).map_err(|e| anyhow!("not valid UTF-8 ({e})")))?;
+        }
+    } else {
+        for (i, a) in args.iter().enumerate() {
+            one(i + 1, Ok(a))?;
+        }
+    }
+    match failed.as_slice() {
+        [] => Ok(()),
+        [n] => bail!("{what} {n} of {total} was not {done}"),
+        _ => bail!("{} of {total} {what}s were not {done} ({what}s {})", failed.len(), failed.join(", ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

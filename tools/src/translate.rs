@@ -6,10 +6,10 @@
 //! others are still translated, and the run then fails. A source longer than `max_len - 1`
 //! pieces is cut there (DESIGN §2), with a note on stderr.
 
-use std::io::{self, BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use picoformer::tokenizer::DecodeState;
 use picoformer::{Model, MAX_BEAM};
 
@@ -30,48 +30,8 @@ pub fn run(model_path: &Path, beam: usize, sentences: &[String]) -> Result<()> {
     let model = Model::parse(blob.bytes()).map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
     crate::generate::require_kind(&model, model_path, picoformer::blob::ModelKind::EncoderDecoder, "translate")?;
     let mut lines = Lines::new(&model, beam);
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
     let what = if sentences.is_empty() { "line" } else { "sentence" };
-    let mut failed: Vec<String> = Vec::new();
-    let mut total = 0;
-    let mut one = |n: usize, text: Result<&str>| -> io::Result<()> {
-        total += 1;
-        match text.and_then(|text| lines.translate(what, n, text, &mut out)) {
-            Ok(()) => {}
-            Err(e) => match e.downcast::<io::Error>() {
-                Ok(io) => return Err(io),
-                Err(e) => {
-                    eprintln!("{what} {n}: {e:#}");
-                    failed.push(n.to_string());
-                }
-            },
-        }
-        writeln!(out)?;
-        out.flush()
-    };
-    if sentences.is_empty() {
-        let mut stdin = io::stdin().lock();
-        let mut buf = Vec::new();
-        for n in 1.. {
-            buf.clear();
-            if stdin.read_until(b'\n', &mut buf)? == 0 {
-                break;
-            }
-            let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            one(n, std::str::from_utf8(line).map_err(|e| anyhow!("not valid UTF-8 ({e})")))?;
-        }
-    } else {
-        for (i, s) in sentences.iter().enumerate() {
-            one(i + 1, Ok(s))?;
-        }
-    }
-    match failed.as_slice() {
-        [] => Ok(()),
-        [n] => bail!("{what} {n} of {total} was not translated"),
-        _ => bail!("{} of {total} {what}s were not translated ({what}s {})", failed.len(), failed.join(", ")),
-    }
+    crate::host::each_input(sentences, what, "translated", |n, text, out| lines.translate(what, n, text, out))
 }
 
 /// The int8 model, translating one input at a time.
