@@ -12,7 +12,7 @@ use crate::kernels::layernorm::{layer_norm_ref, rms_norm_ref, LayerNorm, RmsNorm
 use crate::kernels::layout::Layout;
 use crate::kernels::linear::{linear_ref, Linear};
 use crate::kernels::residual::{add, add_in_place, add_ref, ResidualParams};
-use crate::kernels::softmax::{softmax_u8, softmax_u8_ref};
+use crate::kernels::softmax::{softmax_rows_u8, softmax_u8, softmax_u8_ref};
 use crate::quant::{Activation, Requant};
 
 /// xorshift32: the same numbers on every machine (the self-test's and the benchmarks' inputs).
@@ -325,12 +325,23 @@ pub fn check_softmax(trials: usize) -> usize {
             }
             rq = Requant { mult: 1 << 30, shift: 36 };
         }
-        let mut b = a;
+        let (mut b, mut c) = (a, a);
         let off = t % 4;
         let (mut pa, mut pb) = ([0u8; ROW_MAX + 4], [0u8; ROW_MAX + 4]);
         softmax_u8_ref(&mut a[..n], rq, &mut pa[off..off + n]);
         softmax_u8(&mut b[..n], rq, &mut pb[off..off + n]);
         mismatches += (a != b || pa != pb) as usize;
+        // the same scores as rows of 1..=17 (the many-rows routines and the fallback past 16),
+        // row by row against the reference
+        let len = 1 + t % 17;
+        let rows = (n / len).min(5);
+        let mut d = c;
+        let (mut pc, mut pd) = ([0u8; ROW_MAX + 4], [0u8; ROW_MAX + 4]);
+        for r in 0..rows {
+            softmax_u8_ref(&mut c[r * len..(r + 1) * len], rq, &mut pc[off + r * len..off + (r + 1) * len]);
+        }
+        softmax_rows_u8(&mut d[..(rows * len + len / 2).min(ROW_MAX)], len, rq, &mut pd[off..off + rows * len]);
+        mismatches += (c != d || pc != pd) as usize;
     }
     mismatches
 }

@@ -56,6 +56,27 @@ pub fn softmax_u8(scores: &mut [i32], rq: Requant, p: &mut [u8]) {
     core_path::softmax_u8(scores, rq, p)
 }
 
+/// [`softmax_u8`] of each row of `row_len` scores in `scores` (rows × `row_len`, row-major)
+/// into the same rows of `p`, over the whole rows both hold: one call for many rows, as
+/// CMSIS-NN's `arm_softmax_s8` takes them. Bit-exact with [`softmax_u8_ref`] row by row.
+pub fn softmax_rows_u8(scores: &mut [i32], row_len: usize, rq: Requant, p: &mut [u8]) {
+    #[cfg(picoformer_core = "mve")]
+    if mve::softmax_rows_u8(scores, row_len, rq, p) {
+        return;
+    }
+    softmax_each_row(scores, row_len, rq, p)
+}
+
+/// [`softmax_rows_u8`] as one [`softmax_u8`] call per row.
+fn softmax_each_row(scores: &mut [i32], row_len: usize, rq: Requant, p: &mut [u8]) {
+    if row_len == 0 {
+        return;
+    }
+    for (s, q) in scores.chunks_exact_mut(row_len).zip(p.chunks_exact_mut(row_len)) {
+        softmax_u8(s, rq, q);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

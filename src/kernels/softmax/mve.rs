@@ -85,31 +85,79 @@ macro_rules! exponent {
     };
 }
 
-/// A row of at most 16 scores in registers (`pf_mve_softmax_*`): `$full` the vectors of 4
-/// (one `VLDM`: `$load`, and `$store` for the exponentials), `$last` a last vector of 1-3
-/// scores at byte offset `$off` under the predicate `VCTP` makes of the `n % 4` left. Scores in
-/// `q0`-`q3`, their exponents in place, the exponentials in `q4`-`q7` (the constants of the
+/// How a short routine starts, per row and at the end: `one` row, or `rows` rows (the count in
+/// bits 8-23 of `r1`). `rows` keeps the multiplier in `r4`, `32 - shift` in `r5`, `n` in `r6`,
+/// the rows left in `r7` and `n % 4` in `lr`, and steps `r0` by the row and `r2` by the part of
+/// it the stores did not.
+macro_rules! short_frame {
+    (one, enter) => {
+        "vpush {{d8-d15}}\n"
+    };
+    (rows, enter) => {
+        "push {{r4-r7, lr}}
+    vpush {{d8-d15}}
+    mov r4, r3
+    lsr r5, r1, #24
+    rsb r5, r5, #32
+    and r6, r1, #0xff
+    ubfx r7, r1, #8, #16
+    and lr, r1, #3
+1:
+"
+    };
+    (one, consts) => {
+        exp_consts!()
+    };
+    (rows, consts) => {
+        "vdup.32 q4, r12
+    vdup.32 q5, r4
+    mov r3, r5
+    vmov.i32 q6, #0x3ff
+    ldr r1, ={table}
+"
+    };
+    (one, leave) => {
+        "vpop {{d8-d15}}
+    bx lr
+"
+    };
+    (rows, leave) => {
+        "add r0, r0, r6, lsl #2
+    add r2, r2, lr
+    subs r7, r7, #1
+    bne 1b
+    vpop {{d8-d15}}
+    pop {{r4-r7, pc}}
+"
+    };
+}
+
+/// A row of at most 16 scores in registers (`pf_mve_softmax_*`), or many such rows
+/// (`pf_mve_softmax_rows_*`, `$mode` `rows`): `$full` the vectors of 4 (one `VLDM`: `$load`,
+/// and `$store` for the exponentials), `$last` a last vector of 1-3 scores at byte offset `$off`
+/// under the predicate `VCTP` makes of the `n % 4` left (once: nothing else writes it). Scores
+/// in `q0`-`q3`, their exponents in place, the exponentials in `q4`-`q7` (the constants of the
 /// exponents are dead by then), normalized in place.
 macro_rules! short_row {
-    ($name:literal, $load:literal, $store:literal, [$($full:literal / $fe:literal),*], [$($last:literal / $le:literal @ $off:literal)?]) => {
+    ($mode:ident, $name:literal, $sfx:literal, $load:literal, $store:literal, [$($full:literal / $fe:literal),*], [$($last:literal / $le:literal @ $off:literal)?]) => {
         core::arch::global_asm!(
             ".syntax unified",
             ".cpu cortex-m55",
             ".thumb",
-            concat!(".section .text.", $name, ",\"ax\",%progbits"),
-            concat!(".global ", $name),
-            concat!(".type ", $name, ",%function"),
+            concat!(".section .text.", $name, $sfx, ",\"ax\",%progbits"),
+            concat!(".global ", $name, $sfx),
+            concat!(".type ", $name, $sfx, ",%function"),
             ".thumb_func",
-            concat!($name, ":"),
-            // r0 = scores, r1 = n | shift << 24, r2 = p, r3 = mult; r12 the max, then Σe. No
-            // callee-saved core register is used: only q4-q7 are saved.
-            "vpush {{d8-d15}}",
+            concat!($name, $sfx, ":"),
+            // r0 = scores, r1 = n | rows << 8 | shift << 24, r2 = p, r3 = mult; r12 the max,
+            // then Σe. One row uses no callee-saved core register: only q4-q7 are saved.
             $( "and r12, r1, #3\n", concat!("vctp.32 r12 @ for q", $last, "\n"), )?
+            short_frame!($mode, enter),
             $load,
             "mov r12, #0x80000000",
             $( concat!("vmaxv.s32 r12, q", $full, "\n"), )*
             $( concat!("vpstt\n vldrwt.u32 q", $last, ", [r0, #", $off, "]\n vmaxvt.s32 r12, q", $last, "\n"), )?
-            exp_consts!(),
+            short_frame!($mode, consts),
             $( exponent!($full), )*
             $( exponent!($last), )?
             "mov r12, #0",
@@ -122,12 +170,19 @@ macro_rules! short_row {
             "vmov.i32 q1, #255",
             $( concat!("vrmulh.u32 q", $fe, ", q", $fe, ", q0\n vmin.u32 q", $fe, ", q", $fe, ", q1\n vstrb.32 q", $fe, ", [r2], #4\n"), )*
             $( concat!("vrmulh.u32 q", $le, ", q", $le, ", q0\n vmin.u32 q", $le, ", q", $le, ", q1\n vpst\n vstrbt.32 q", $le, ", [r2]\n"), )?
-            "vpop {{d8-d15}}",
-            "bx lr",
+            short_frame!($mode, leave),
             ".ltorg",
-            concat!(".size ", $name, ", . - ", $name),
+            concat!(".size ", $name, $sfx, ", . - ", $name, $sfx),
             table = sym EXP2_NEG_Q15,
         );
+    };
+}
+
+/// The one-row and the many-rows routine of one row shape.
+macro_rules! short_routines {
+    ($name:literal, $($shape:tt)*) => {
+        short_row!(one, $name, "", $($shape)*);
+        short_row!(rows, $name, "_rows", $($shape)*);
     };
 }
 
@@ -248,14 +303,14 @@ core::arch::global_asm!(
     table = sym EXP2_NEG_Q15,
 );
 
-short_row!("pf_mve_softmax_4", "vldmia r0, {{d0-d1}}", "vstmia r0, {{d8-d9}}", [0 / 4], []);
-short_row!("pf_mve_softmax_8", "vldmia r0, {{d0-d3}}", "vstmia r0, {{d8-d11}}", [0 / 4, 1 / 5], []);
-short_row!("pf_mve_softmax_12", "vldmia r0, {{d0-d5}}", "vstmia r0, {{d8-d13}}", [0 / 4, 1 / 5, 2 / 6], []);
-short_row!("pf_mve_softmax_16", "vldmia r0, {{d0-d7}}", "vstmia r0, {{d8-d15}}", [0 / 4, 1 / 5, 2 / 6, 3 / 7], []);
-short_row!("pf_mve_softmax_1_3", "", "", [], [0 / 4 @ 0]);
-short_row!("pf_mve_softmax_5_7", "vldmia r0, {{d0-d1}}", "vstmia r0, {{d8-d9}}", [0 / 4], [1 / 5 @ 16]);
-short_row!("pf_mve_softmax_9_11", "vldmia r0, {{d0-d3}}", "vstmia r0, {{d8-d11}}", [0 / 4, 1 / 5], [2 / 6 @ 32]);
-short_row!("pf_mve_softmax_13_15", "vldmia r0, {{d0-d5}}", "vstmia r0, {{d8-d13}}", [0 / 4, 1 / 5, 2 / 6], [3 / 7 @ 48]);
+short_routines!("pf_mve_softmax_4", "vldmia r0, {{d0-d1}}", "vstmia r0, {{d8-d9}}", [0 / 4], []);
+short_routines!("pf_mve_softmax_8", "vldmia r0, {{d0-d3}}", "vstmia r0, {{d8-d11}}", [0 / 4, 1 / 5], []);
+short_routines!("pf_mve_softmax_12", "vldmia r0, {{d0-d5}}", "vstmia r0, {{d8-d13}}", [0 / 4, 1 / 5, 2 / 6], []);
+short_routines!("pf_mve_softmax_16", "vldmia r0, {{d0-d7}}", "vstmia r0, {{d8-d15}}", [0 / 4, 1 / 5, 2 / 6, 3 / 7], []);
+short_routines!("pf_mve_softmax_1_3", "", "", [], [0 / 4 @ 0]);
+short_routines!("pf_mve_softmax_5_7", "vldmia r0, {{d0-d1}}", "vstmia r0, {{d8-d9}}", [0 / 4], [1 / 5 @ 16]);
+short_routines!("pf_mve_softmax_9_11", "vldmia r0, {{d0-d3}}", "vstmia r0, {{d8-d11}}", [0 / 4, 1 / 5], [2 / 6 @ 32]);
+short_routines!("pf_mve_softmax_13_15", "vldmia r0, {{d0-d5}}", "vstmia r0, {{d8-d13}}", [0 / 4, 1 / 5, 2 / 6], [3 / 7 @ 48]);
 
 extern "C" {
     fn pf_mve_softmax_u8(scores: *mut i32, n_shift: usize, p: *mut u8, mult: u32);
@@ -267,9 +322,18 @@ extern "C" {
     fn pf_mve_softmax_5_7(scores: *mut i32, n_shift: usize, p: *mut u8, mult: u32);
     fn pf_mve_softmax_9_11(scores: *mut i32, n_shift: usize, p: *mut u8, mult: u32);
     fn pf_mve_softmax_13_15(scores: *mut i32, n_shift: usize, p: *mut u8, mult: u32);
+    fn pf_mve_softmax_4_rows(scores: *mut i32, n_shift: usize, p: *mut u8, mult: u32);
+    fn pf_mve_softmax_8_rows(scores: *mut i32, n_shift: usize, p: *mut u8, mult: u32);
+    fn pf_mve_softmax_12_rows(scores: *mut i32, n_shift: usize, p: *mut u8, mult: u32);
+    fn pf_mve_softmax_16_rows(scores: *mut i32, n_shift: usize, p: *mut u8, mult: u32);
+    fn pf_mve_softmax_1_3_rows(scores: *mut i32, n_shift: usize, p: *mut u8, mult: u32);
+    fn pf_mve_softmax_5_7_rows(scores: *mut i32, n_shift: usize, p: *mut u8, mult: u32);
+    fn pf_mve_softmax_9_11_rows(scores: *mut i32, n_shift: usize, p: *mut u8, mult: u32);
+    fn pf_mve_softmax_13_15_rows(scores: *mut i32, n_shift: usize, p: *mut u8, mult: u32);
 }
 
-/// A softmax routine: `(scores, n | shift << 24, p, mult)`.
+/// A softmax routine: `(scores, n | rows << 8 | shift << 24, p, mult)` (the one-row routines
+/// ignore the rows).
 type Routine = unsafe extern "C" fn(*mut i32, usize, *mut u8, u32);
 
 /// The routine for each row length up to 16 (index 0 is never used).
@@ -291,6 +355,27 @@ static SHORT: [Routine; 17] = [
     pf_mve_softmax_13_15,
     pf_mve_softmax_13_15,
     pf_mve_softmax_16,
+];
+
+/// The many-rows routine for each row length up to 16 (index 0 is never used).
+static SHORT_ROWS: [Routine; 17] = [
+    pf_mve_softmax_1_3_rows,
+    pf_mve_softmax_1_3_rows,
+    pf_mve_softmax_1_3_rows,
+    pf_mve_softmax_1_3_rows,
+    pf_mve_softmax_4_rows,
+    pf_mve_softmax_5_7_rows,
+    pf_mve_softmax_5_7_rows,
+    pf_mve_softmax_5_7_rows,
+    pf_mve_softmax_8_rows,
+    pf_mve_softmax_9_11_rows,
+    pf_mve_softmax_9_11_rows,
+    pf_mve_softmax_9_11_rows,
+    pf_mve_softmax_12_rows,
+    pf_mve_softmax_13_15_rows,
+    pf_mve_softmax_13_15_rows,
+    pf_mve_softmax_13_15_rows,
+    pf_mve_softmax_16_rows,
 ];
 
 /// Stack scratch: none (the routines save registers only).
@@ -318,6 +403,31 @@ pub fn softmax_u8(scores: &mut [i32], rq: Requant, p: &mut [u8]) {
     // lengths (and below 2^24, beside the shift: MAX_N), the multiplier not negative (fused).
     // They save every callee-saved register they use.
     unsafe { f(scores.as_mut_ptr(), n_shift, p.as_mut_ptr(), rq.mult as u32) };
+}
+
+/// Most rows one many-rows call takes (the count's 16 bits in `r1`).
+const MAX_ROWS: usize = 0xffff;
+
+/// [`super::softmax_rows_u8`] in one call of a many-rows routine, for fused shifts and rows of 1
+/// to 16 scores; `false` (nothing done) for the others.
+pub(super) fn softmax_rows_u8(scores: &mut [i32], row_len: usize, rq: Requant, p: &mut [u8]) -> bool {
+    let (Some(&f), true) = (SHORT_ROWS.get(row_len), rq.is_fused() && row_len > 0) else {
+        return false;
+    };
+    let step = MAX_ROWS * row_len;
+    for (s, q) in scores.chunks_mut(step).zip(p.chunks_mut(step)) {
+        let rows = s.len().min(q.len()) / row_len;
+        if rows == 0 {
+            break;
+        }
+        let n_shift = row_len | rows << 8 | (rq.shift as usize) << 24;
+        // SAFETY: as `softmax_u8`'s, for each of the `rows` rows of `row_len` (1..=16) scores:
+        // row r at `s + 4·row_len·r` and `q + row_len·r`, all inside both slices (`rows` whole
+        // rows of each, at most 0xffff); the routine steps both pointers by whole rows and saves
+        // r4-r7 and lr.
+        unsafe { f(s.as_mut_ptr(), n_shift, q.as_mut_ptr(), rq.mult as u32) };
+    }
+    true
 }
 
 /// Shifts or lengths the assembly does not take (out of line: the common path stays small).
