@@ -101,3 +101,30 @@ pub enum Phase {
     Encoding,
     Decoding,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takes_padded_zeroed_buffers_and_names_a_shortfall_exactly() {
+        let mut m = [u64::MAX; 4]; // 32 bytes, 8-byte aligned
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut m);
+        let mut a = Arena::new(bytes).unwrap();
+        let x: &mut [i16] = a.take("x", 3).unwrap(); // 6 bytes, padded to 8
+        assert_eq!(x, [0; 3]);
+        assert_eq!(a.used(), 8);
+        let y: &mut [i32] = a.take("y", 4).unwrap(); // 16 bytes
+        assert_eq!(y.len(), 4);
+        assert_eq!(a.used(), 24);
+        // 12 bytes (16 padded) wanted, 8 left: 40 needed of the 32 there are
+        let e = a.take::<u8>("z", 12).unwrap_err();
+        assert_eq!(e, Error::ArenaTooSmall { needed: 40, got: 32 });
+        // a dry arena counts the same layout
+        let mut d = Arena::dry();
+        for n in [3usize, 8, 12] {
+            d.take::<u8>("w", n * 2).unwrap();
+        }
+        assert_eq!(d.used(), 8 + 16 + 24);
+    }
+}

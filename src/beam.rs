@@ -285,4 +285,21 @@ mod tests {
         let t: Vec<_> = top_k(&v, 10).collect();
         assert_eq!(t.len(), 6);
     }
+
+    #[test]
+    fn candidates_stay_sorted_best_first_and_capped() {
+        let mut c = Candidates::new(3);
+        let scores = [5i64, 9, 1, 7, 9, 3, 8];
+        for (i, &score) in scores.iter().enumerate() {
+            c.insert(Cand { score, parent: 0, token: i as u16 });
+        }
+        // the three best, ties in arrival order (token 1 before token 4)
+        let got: Vec<(i64, u16)> = c.iter().map(|x| (x.score, x.token)).collect();
+        assert_eq!(got, [(9, 1), (9, 4), (8, 6)]);
+        // a candidate no better than the last is dropped; a better one pushes the last out
+        c.insert(Cand { score: 8, parent: 0, token: 9 });
+        c.insert(Cand { score: 10, parent: 0, token: 10 });
+        let got: Vec<u16> = c.iter().map(|x| x.token).collect();
+        assert_eq!(got, [10, 1, 4]);
+    }
 }
