@@ -267,6 +267,18 @@ fn huge_vocab_and_lengths() {
         reseal(a.bytes_mut());
         assert_eq!(Model::parse(a.bytes()).err(), Some(Error::BadConfig { field }), "{field} = {v}");
     }
+    // a feature model has no vocabulary and no tokenizer: either one alone is refused
+    let features = tiny_blob(&tiny_classifier(), 8);
+    for (off, v) in [(offset_of!(ConfigRecord, vocab), 5u32), (offset_of!(ConfigRecord, tokenizer), 1)] {
+        let mut a = AlignedBuf::from_bytes(features.bytes());
+        if off == offset_of!(ConfigRecord, vocab) {
+            a.bytes_mut()[cfg(off)..cfg(off) + 4].copy_from_slice(&v.to_le_bytes());
+        } else {
+            a.bytes_mut()[cfg(off)] = v as u8;
+        }
+        reseal(a.bytes_mut());
+        assert_eq!(Model::parse(a.bytes()).err(), Some(Error::BadConfig { field: "vocab_size" }), "field at {off} = {v}");
+    }
     // a tensor count that runs the table past the blob
     let mut a = AlignedBuf::from_bytes(blob.bytes());
     a.bytes_mut()[COUNT..COUNT + 4].copy_from_slice(&u32::MAX.to_le_bytes());
