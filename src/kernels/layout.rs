@@ -127,6 +127,10 @@ mod tests {
             assert_eq!(Layout::Block4.index(0, j, k), PERM[j]);
         }
         assert_eq!(Layout::from_code(1, 6, 8), None);
+        // every layout's code round-trips; row-major takes any shape, an unknown code none
+        assert_eq!(Layout::from_code(Layout::RowMajor.code(), 6, 7), Some(Layout::RowMajor));
+        assert_eq!(Layout::from_code(Layout::Block4.code(), 8, 12), Some(Layout::Block4));
+        assert_eq!(Layout::from_code(2, 8, 8), None);
         // int4: every (o, j) a distinct nibble of the n·k/2 bytes
         let mut seen4 = [[false; 2]; 48];
         for o in 0..n {
