@@ -634,7 +634,14 @@ impl<'m> Builder<'m> {
             if !v.byte_ids.is_empty() {
                 self.put(Tag::Tokenizer(TokPart::ByteIds), DType::U16, [256, 1], le(&v.byte_ids));
             }
-            sizes = TokenizerSizes { bytes: v.bytes.len(), normal: v.sorted.len() };
+            if c.tokenizer == blob::TokenizerKind::WordPiece {
+                let m = v.map_from.len();
+                self.put(Tag::Tokenizer(TokPart::Classes), DType::U32, [v.classes.len(), 1], le(&v.classes));
+                self.put(Tag::Tokenizer(TokPart::MapFrom), DType::U32, [m, 1], le(&v.map_from));
+                self.put(Tag::Tokenizer(TokPart::MapOffsets), DType::U32, [m + 1, 1], le(&v.map_offsets));
+                self.put(Tag::Tokenizer(TokPart::MapBytes), DType::U8, [v.map_bytes.len(), 1], v.map_bytes.clone());
+            }
+            sizes = TokenizerSizes { bytes: v.bytes.len(), normal: v.sorted.len(), classes: v.classes.len(), map: v.map_from.len(), map_bytes: v.map_bytes.len() };
         }
 
         // blob order

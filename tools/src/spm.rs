@@ -78,6 +78,8 @@ pub struct SpmModel {
     pub has_charsmap: bool,
     pub add_dummy_prefix: bool,
     pub remove_extra_whitespaces: bool,
+    /// A WordPiece vocabulary (`vocab.txt`, [`crate::wordpiece`]): its normalization.
+    pub wordpiece: Option<crate::wordpiece::Normalize>,
 }
 
 /// The owned tables a [`Vocab`] views.
@@ -89,6 +91,11 @@ pub struct VocabTables {
     pub sorted: Vec<u16>,
     /// Empty, or with `byte_fallback` the id of `<0xHH>` for each byte.
     pub byte_ids: Vec<u16>,
+    /// WordPiece: [`Vocab::classes`], [`Vocab::map_from`], `map_offsets`, `map_bytes`.
+    pub classes: Vec<u32>,
+    pub map_from: Vec<u32>,
+    pub map_offsets: Vec<u32>,
+    pub map_bytes: Vec<u8>,
 }
 
 /// A protobuf field value.
@@ -397,6 +404,7 @@ impl SpmModel {
             pad,
             normalizer_name,
             has_charsmap,
+            wordpiece: None,
             add_dummy_prefix,
             remove_extra_whitespaces,
         })
@@ -444,6 +452,9 @@ impl SpmModel {
                 self.pieces[usize::from(w[0])].piece
             );
         }
+        if let Some(n) = self.wordpiece {
+            crate::wordpiece::tables(self, n, &mut t);
+        }
         if self.byte_fallback {
             t.byte_ids = vec![0; 256];
             for (i, p) in self.pieces.iter().enumerate() {
@@ -470,6 +481,10 @@ impl SpmModel {
             remove_extra_whitespaces: self.remove_extra_whitespaces,
             kind: self.kind,
             byte_ids: &t.byte_ids,
+            classes: &t.classes,
+            map_from: &t.map_from,
+            map_offsets: &t.map_offsets,
+            map_bytes: &t.map_bytes,
         }
     }
 }

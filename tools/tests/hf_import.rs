@@ -138,6 +138,52 @@ fn marian_f32_matches_transformers_and_int8_tracks_it() {
     assert!(sqnr > 35.0 && cosine > 0.9998, "marian int8 logits SQNR {sqnr:.1} dB, cosine {cosine}");
 }
 
+#[test]
+fn bert_maps_onto_the_encoder_only_layout_and_matches_transformers() {
+    use picoformer::blob::{Pooling, TokenizerKind};
+    let ex = Export::load(&tiny("bert")).unwrap();
+    let c = ex.blob_config;
+    assert_eq!((c.kind, c.act, c.positions, c.norm_first(), c.final_norm(), c.embed_norm(), c.pooler(), c.pooling, c.tokenizer), (ModelKind::EncoderOnly, ActKind::Gelu, PosKind::Learned, false, false, true, true, Pooling::First, TokenizerKind::WordPiece));
+    // [PAD] [UNK] [CLS] [SEP]: pad, unk, bos, eos
+    assert_eq!((c.vocab, c.n_outputs, c.max_len, c.pad, c.unk, c.bos, c.eos, c.d_model, c.n_enc, c.d_ff), (1204, 3, 64, 0, 1, 2, 3, 32, 2, 64));
+    assert_eq!(ex.labels, ["animal", "person", "thing"]);
+    assert_eq!(ex.norm_eps, 1e-12);
+    let check = check_reference(&ex.float_model(), &tiny("bert")).unwrap().unwrap();
+    println!("bert: f32 max |Δ| {:.2e} over {} cases", check.max_diff, check.sentences);
+    assert!(check.max_diff < 1e-4 && check.sentences == 6, "{check:?}");
+}
+
+/// `tokenizer_vectors.json`: BertTokenizer's ids for each string.
+fn bert_vectors() -> Vec<(String, Vec<u16>)> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tiny("bert").join("tokenizer_vectors.json")).unwrap()).unwrap();
+    v.as_array().unwrap().iter().map(|c| (c["text"].as_str().unwrap().to_owned(), c["ids"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u16).collect())).collect()
+}
+
+#[test]
+fn wordpiece_gives_bert_tokenizer_ids() {
+    let ex = Export::load(&tiny("bert")).unwrap();
+    let spm = ex.spm.as_ref().unwrap();
+    let tables = spm.tables().unwrap();
+    println!("bert tokenizer tables: {} class runs, {} mapped characters ({} bytes)", tables.classes.len(), tables.map_from.len(), tables.map_bytes.len());
+    let tok = Tokenizer::new(spm.vocab(&tables)).unwrap();
+    let cases = bert_vectors();
+    assert!(cases.len() >= 20);
+    for (text, want) in &cases {
+        let mut scratch = vec![picoformer::tokenizer::Node::default(); Tokenizer::scratch_len(text.len())];
+        let mut out = vec![0u16; 512];
+        let n = tok.encode_prompt(text, &mut scratch, &mut out, 512).unwrap();
+        assert_eq!(&out[..n], &want[..], "{text:?}");
+    }
+    // unknown words and accents are among them
+    assert!(cases.iter().any(|(_, ids)| ids.contains(&1)) && cases.iter().any(|(t, _)| t.contains('é')));
+    // truncation keeps [CLS] … [SEP] around the first pieces
+    let (text, want) = &cases[0];
+    let mut scratch = vec![picoformer::tokenizer::Node::default(); Tokenizer::scratch_len(text.len())];
+    let mut out = [0u16; 6];
+    assert_eq!(tok.encode_prompt(text, &mut scratch, &mut out, 6).unwrap(), 6);
+    assert_eq!(out, [want[0], want[1], want[2], want[3], want[4], 3]);
+}
+
 // ---- bad checkpoints ----
 
 /// A copy of a tiny checkpoint in a fresh temp dir.
