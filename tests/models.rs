@@ -14,13 +14,15 @@ use picoformer::{Classifier, Generator, Model, TokenId, Translator};
 use safetensors::SafeTensors;
 
 /// `(directory and file stem, kind)`.
-const MODELS: [(&str, ModelKind); 5] = [
+const MODELS: [(&str, ModelKind); 6] = [
     ("de-en", ModelKind::EncoderDecoder),
     // de-en fitted to 1 MiB of flash with int4 weights (`--flash-budget 830000`)
     ("de-en-fit", ModelKind::EncoderDecoder),
     ("captions-lm", ModelKind::DecoderOnly),
     ("japanese-vowels", ModelKind::EncoderOnly),
     ("basic-motions", ModelKind::EncoderOnly),
+    // the tiny BERT of models/hf-tiny/bert: WordPiece text in, embedding norm, tanh pooler
+    ("bert-tiny", ModelKind::EncoderOnly),
 ];
 
 fn read(model: &str, file: &str) -> Vec<u8> {
@@ -138,6 +140,66 @@ fn japanese_vowels_replays_its_vectors_bit_for_bit() {
 #[test]
 fn basic_motions_replays_its_vectors_bit_for_bit() {
     replays_bit_for_bit(MODELS[4].0, MODELS[4].1);
+}
+
+#[test]
+fn bert_tiny_replays_its_vectors_bit_for_bit() {
+    replays_bit_for_bit(MODELS[5].0, MODELS[5].1);
+}
+
+/// The tiny BERT's WordPiece tokenizer, from the blob, against `BertTokenizerFast` on the
+/// strings of `models/hf-tiny/bert/tokenizer_vectors.json`; and `Classifier::classify_text`
+/// runs the ids it gives.
+#[test]
+fn bert_tiny_tokenizer_matches_transformers() {
+    let blob = AlignedBuf::from_bytes(&read("bert-tiny", "bert-tiny.pico"));
+    let m = Model::parse(blob.bytes()).unwrap();
+    let tok = m.tokenizer();
+    let text = String::from_utf8(read("hf-tiny/bert", "tokenizer_vectors.json")).unwrap();
+    let mut n = 0;
+    // one case a line: {"text": …, "ids": [...]}
+    for line in text.lines().filter(|l| l.starts_with('{')) {
+        let line = line.trim_end_matches(',');
+        let (t, ids) = line.split_once(", \"ids\": [").unwrap();
+        let t: String = serde_json_str(t.strip_prefix("{\"text\": ").unwrap());
+        let want: Vec<TokenId> = ids.trim_end_matches("]}").split(", ").map(|x| x.parse().unwrap()).collect();
+        let mut scratch = vec![Node::default(); Tokenizer::scratch_len(t.len())];
+        let mut got = vec![0; 512];
+        let k = tok.encode_prompt(&t, &mut scratch, &mut got, 512).unwrap();
+        assert_eq!(&got[..k], &want[..], "{t:?}");
+        n += 1;
+    }
+    assert_eq!(n, 20);
+    let mut arena = AlignedBuf::zeroed(Classifier::arena_bytes(&m));
+    let mut clf = Classifier::new(&m, arena.bytes_mut()).unwrap();
+    let (mut scratch, mut ids) = (vec![Node::default(); Tokenizer::scratch_len(64)], vec![0; 64]);
+    let by_text = clf.classify_text("A dog runs through the grass.", &mut scratch, &mut ids).unwrap().to_vec();
+    let n = tok.encode_prompt("A dog runs through the grass.", &mut scratch, &mut ids, 64).unwrap();
+    assert_eq!(&ids[..n], &[2, 35, 288, 452, 80, 530, 133, 646, 16, 3]);
+    let by_ids = clf.classify_tokens(&ids[..n]).unwrap().to_vec();
+    assert_eq!(by_text, by_ids);
+}
+
+/// A JSON string literal (`"…"` with `\\`, `\"`, `\n`, `\t`, `\uXXXX` escapes) as text.
+fn serde_json_str(lit: &str) -> String {
+    let body = lit.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap();
+    let (mut out, mut it) = (String::new(), body.chars());
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match it.next().unwrap() {
+            'n' => out.push('\n'),
+            't' => out.push('\t'),
+            'u' => {
+                let hex: String = it.by_ref().take(4).collect();
+                out.push(char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap());
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// A replay notices a changed case: the digest, the prompt, the outputs; and refuses a case

@@ -153,6 +153,55 @@ fn bert_maps_onto_the_encoder_only_layout_and_matches_transformers() {
     assert!(check.max_diff < 1e-4 && check.sentences == 6, "{check:?}");
 }
 
+#[test]
+fn bert_int8_tracks_float() {
+    use picoformer::reference::FSource;
+    use picoformer_tools::calibrate::text_ids;
+    let (diff, sqnr, cosine) = convert("bert");
+    println!("bert: f32 max |Δ| {diff:.2e}, int8 logits SQNR {sqnr:.1} dB, cosine {cosine:.5}");
+    assert!(diff < 1e-4, "bert f32 vs transformers {diff}");
+    // classes and logits of int8 against float on 200 test captions (English and German)
+    let ex = Export::load(&tiny("bert")).unwrap();
+    let fm = ex.float_model();
+    let tables = ex.spm.as_ref().unwrap().tables().unwrap();
+    let tok = Tokenizer::new(ex.spm.as_ref().unwrap().vocab(&tables)).unwrap();
+    let calib = CalibData::Texts(read_lines(&root().join("models/captions-lm/calib.en")).unwrap()[..60].to_vec());
+    let (ranges, _) = calibrate(&fm, Some(&tok), &calib).unwrap();
+    let q = quantize(&fm, &ranges, picoformer_tools::quantize::WeightRule::default(), Some(&tables), None).unwrap();
+    let blob = AlignedBuf::from_bytes(&q.blob(&ex.blob_config).unwrap());
+    let model = Model::parse(blob.bytes()).unwrap();
+    let unit = model.output_scale().to_real();
+    let mut arena = vec![0u64; picoformer::Classifier::arena_bytes(&model).div_ceil(8)];
+    let mut clf = picoformer::Classifier::new(&model, bytemuck::cast_slice_mut(&mut arena)).unwrap();
+    let de_en = root().join("models/de-en");
+    let mut texts = read_lines(&de_en.join("test2016.en")).unwrap()[..100].to_vec();
+    texts.extend(read_lines(&de_en.join("test2016.de")).unwrap()[..100].iter().cloned());
+    let mut fl = picoformer_tools::host::Float::new(&fm).unwrap();
+    let (mut agree, mut worst, mut span, mut tie) = (0, 0f64, 0f64, 0f64);
+    for t in &texts {
+        let ids = text_ids(&tok, t, 64, false).unwrap();
+        assert_eq!((ids[0], *ids.last().unwrap()), (2, 3), "[CLS] … [SEP]");
+        let mut st = fl.state().unwrap();
+        let f: Vec<f32> = fm.classify(FSource::Tokens(&ids), &mut st, &mut picoformer::observe::NoObserver).unwrap().to_vec();
+        let out = clf.classify_tokens(&ids).unwrap().to_vec();
+        let fc = f.iter().enumerate().fold(0, |b, (i, &v)| if v > f[b] { i } else { b });
+        agree += usize::from(clf.class() == fc);
+        if clf.class() != fc {
+            // a flip is a near-tie: the float margin between the two classes
+            tie = tie.max((f[fc] - f[clf.class()]) as f64);
+        }
+        for (&o, &v) in out.iter().zip(&f) {
+            worst = worst.max((o as f64 * unit - v as f64).abs());
+            span = span.max(v.abs() as f64);
+        }
+    }
+    println!("bert int8: classes agree with float on {agree}/{} captions, logits max |Δ| {worst:.4} (float logits up to {span:.2})", texts.len());
+    println!("bert int8: the widest float margin a flip had: {tie:.4}");
+    assert!(agree >= 190, "{agree}/200");
+    assert!(tie <= 2.0 * worst, "a class flipped at a float margin of {tie}, beyond twice the logit error {worst}");
+    assert!(worst < 0.05 * span, "logit error {worst} of {span}");
+}
+
 /// `tokenizer_vectors.json`: BertTokenizer's ids for each string.
 fn bert_vectors() -> Vec<(String, Vec<u16>)> {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tiny("bert").join("tokenizer_vectors.json")).unwrap()).unwrap();
