@@ -175,9 +175,50 @@ fn bert_tiny_tokenizer_matches_transformers() {
     let (mut scratch, mut ids) = (vec![Node::default(); Tokenizer::scratch_len(64)], vec![0; 64]);
     let by_text = clf.classify_text("A dog runs through the grass.", &mut scratch, &mut ids).unwrap().to_vec();
     let n = tok.encode_prompt("A dog runs through the grass.", &mut scratch, &mut ids, 64).unwrap();
-    assert_eq!(&ids[..n], &[2, 35, 288, 452, 80, 530, 133, 646, 16, 3]);
+    assert_eq!(&ids[..n], &[2, 499, 644, 986, 374, 1099, 1094, 741, 480, 3]);
     let by_ids = clf.classify_tokens(&ids[..n]).unwrap().to_vec();
     assert_eq!(by_text, by_ids);
+}
+
+/// Hostile WordPiece tables are refused, not trusted; random text through the real ones gives
+/// ids in range, framed, with a scratch of [`Tokenizer::scratch_len`].
+#[test]
+fn bert_tiny_tokenizer_refuses_bad_tables_and_survives_any_text() {
+    let blob = AlignedBuf::from_bytes(&read("bert-tiny", "bert-tiny.pico"));
+    let m = Model::parse(blob.bytes()).unwrap();
+    let v = *m.tokenizer().vocab();
+    let bad = |v: picoformer::tokenizer::Vocab<'_>| matches!(Tokenizer::new(v), Err(picoformer::Error::BadVocab { .. }));
+    let mut classes = v.classes.to_vec();
+    classes.swap(3, 4);
+    assert!(bad(picoformer::tokenizer::Vocab { classes: &classes, ..v }), "runs out of order");
+    assert!(bad(picoformer::tokenizer::Vocab { classes: &v.classes[1..], ..v }), "runs not from 0");
+    assert!(bad(picoformer::tokenizer::Vocab { classes: &[7], ..v }), "unknown class");
+    assert!(bad(picoformer::tokenizer::Vocab { map_offsets: &v.map_offsets[1..], ..v }), "offsets");
+    let mut from = v.map_from.to_vec();
+    from[0] = 0xD800;
+    assert!(bad(picoformer::tokenizer::Vocab { map_from: &from, ..v }), "a surrogate key");
+    // 'A' (one byte) replaced by four bytes: past the 3× the scratch allows
+    let (f, o, b) = ([0x41u32], [0u32, 4], *b"abcd");
+    assert!(bad(picoformer::tokenizer::Vocab { map_from: &f, map_offsets: &o, map_bytes: &b, ..v }), "a long replacement");
+    assert!(!bad(v));
+    let tok = m.tokenizer();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let alphabet = ["a", "B", "é", "É", "e\u{301}", " ", "\t", "!", ",", "中", "\u{0}", "\u{200b}", "ß", "İ", "≠", "##", "[UNK]", "ﬁ", "😀", "x"];
+    let mut got = vec![0; 64];
+    for _ in 0..5000 {
+        let len = (next() % 60) as usize;
+        let s: String = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+        let mut scratch = vec![Node::default(); Tokenizer::scratch_len(s.len())];
+        let k = tok.encode_prompt(&s, &mut scratch, &mut got, 64).unwrap();
+        assert!(k >= 2 && got[0] == 2 && got[k - 1] == 3, "{s:?}");
+        assert!(got[..k].iter().all(|&id| (id as usize) < m.config().vocab), "{s:?}");
+    }
 }
 
 /// A JSON string literal (`"…"` with `\\`, `\"`, `\n`, `\t`, `\uXXXX` escapes) as text.

@@ -176,8 +176,10 @@ def bert(out, seed):
     trainer = BertWordPieceTokenizer(lowercase=True, strip_accents=True, clean_text=True, handle_chinese_chars=True)
     trainer.train_from_iterator(text, vocab_size=1200, min_frequency=2, limit_alphabet=80,
                                 special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    vocab = sorted(trainer.get_vocab().items(), key=lambda kv: kv[1])
-    words = [w for w, _ in vocab] + [c for c in "中文日本" if c not in trainer.get_vocab()]
+    # the trainer breaks ties in no fixed order: the specials first, then the pieces sorted
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = specials + sorted(w for w in trainer.get_vocab() if w not in specials)
+    words += [c for c in "中文日本" if c not in trainer.get_vocab()]
     with open(os.path.join(out, "vocab.txt"), "w", encoding="utf-8") as f:
         f.write("".join(w + "\n" for w in words))
     tok = BertTokenizer(os.path.join(out, "vocab.txt"), do_lower_case=True, model_max_length=64)

@@ -160,6 +160,7 @@ fn bert_int8_tracks_float() {
     let (diff, sqnr, cosine) = convert("bert");
     println!("bert: f32 max |Δ| {diff:.2e}, int8 logits SQNR {sqnr:.1} dB, cosine {cosine:.5}");
     assert!(diff < 1e-4, "bert f32 vs transformers {diff}");
+    assert!(sqnr > 24.0 && cosine > 0.998, "bert int8 logits SQNR {sqnr:.1} dB, cosine {cosine}");
     // classes and logits of int8 against float on 200 test captions (English and German)
     let ex = Export::load(&tiny("bert")).unwrap();
     let fm = ex.float_model();
@@ -199,7 +200,7 @@ fn bert_int8_tracks_float() {
     println!("bert int8: the widest float margin a flip had: {tie:.4}");
     assert!(agree >= 190, "{agree}/200");
     assert!(tie <= 2.0 * worst, "a class flipped at a float margin of {tie}, beyond twice the logit error {worst}");
-    assert!(worst < 0.05 * span, "logit error {worst} of {span}");
+    assert!(worst < 0.1 * span, "logit error {worst} of {span}");
 }
 
 /// `tokenizer_vectors.json`: BertTokenizer's ids for each string.
