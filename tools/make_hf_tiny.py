@@ -159,6 +159,7 @@ BERT_TEXTS = [
     "Several men in hard hats are operating a giant pulley system.",
     "Eine Gruppe von Männern lädt Baumwolle auf einen Lastwagen.",
     "Kinder spielen im Schnee; ein Mädchen lächelt.",
+    "greek question mark\u037e compatibility ideograph \uf900 fullwidth ＡＢＣ！ and ≠ and ´accent",
 ]
 
 

@@ -3,11 +3,11 @@
 //! them, computed by the converter ([`Vocab::classes`], [`Vocab::map_from`]).
 //!
 //! 1. normalize each character `c` of the text by its class: control characters vanish,
-//!    whitespace becomes `' '`, CJK ideographs and punctuation get a `' '` on each side; any
-//!    other character is replaced by its entry in the character map (lower-casing and accent
-//!    stripping), if it has one, whose punctuation is spaced out in turn. A replacement, spaced,
-//!    is at most 3× its character's bytes (the converter keeps it so), so the text grows at
-//!    most 3×: [`Tokenizer::scratch_len`] holds.
+//!    whitespace becomes `' '`; any other character is replaced by its entry in the character
+//!    map (lower-casing and accent stripping), if it has one, each punctuation character of the
+//!    result getting a `' '` on each side, and a CJK ideograph's result as a whole. A
+//!    replacement, spaced, is at most 3× its character's bytes (the converter keeps it so), so
+//!    the text grows at most 3×: [`Tokenizer::scratch_len`] holds.
 //! 2. split on `' '`; each word of more than [`MAX_WORD_CHARS`] characters is `unk`, else
 //!    greedy longest-match-first over the NORMAL pieces, continuations spelled `##…`; a word
 //!    with a part no piece matches is one `unk`.
@@ -81,9 +81,9 @@ pub(super) fn check(t: &Tokenizer<'_>) -> Result<(), &'static str> {
         last = Some(cp);
         let Some(r) = replacement(v.map_offsets, v.map_bytes, i) else { return Err("character map offsets out of range") };
         let Ok(r) = core::str::from_utf8(r) else { return Err("character map replacement is not UTF-8") };
-        let punct = r.chars().filter(|&m| t.class(m) == CharClass::Punct).count();
-        if r.len() + 2 * punct > 3 * c.len_utf8() || r.chars().any(|m| !matches!(t.class(m), CharClass::Word | CharClass::Punct)) {
-            return Err("character map replacement too long, or not word or punctuation characters");
+        let spaces = 2 * r.chars().filter(|&m| t.class(m) == CharClass::Punct).count() + if t.class(c) == CharClass::Cjk { 2 } else { 0 };
+        if r.len() + spaces > 3 * c.len_utf8() || r.chars().any(|m| matches!(t.class(m), CharClass::Removed | CharClass::Space)) {
+            return Err("character map replacement too long, or with removed or space characters");
         }
     }
     Ok(())
@@ -124,30 +124,33 @@ impl Tokenizer<'_> {
         };
         let mut buf = [0u8; 4];
         for c in text.chars() {
-            let own = c.encode_utf8(&mut buf);
-            match self.class(c) {
-                CharClass::Removed => {}
-                CharClass::Space => emit(b" ", nodes),
-                CharClass::Punct | CharClass::Cjk => {
-                    emit(b" ", nodes);
-                    emit(own.as_bytes(), nodes);
+            let class = self.class(c);
+            if matches!(class, CharClass::Removed | CharClass::Space) {
+                if class == CharClass::Space {
                     emit(b" ", nodes);
                 }
-                CharClass::Word => match self.mapped(c).and_then(|r| core::str::from_utf8(r).ok()) {
-                    Some(r) => {
-                        for m in r.chars() {
-                            let b = m.encode_utf8(&mut buf);
-                            if self.class(m) == CharClass::Punct {
-                                emit(b" ", nodes);
-                                emit(b.as_bytes(), nodes);
-                                emit(b" ", nodes);
-                            } else {
-                                emit(b.as_bytes(), nodes);
-                            }
-                        }
-                    }
-                    None => emit(own.as_bytes(), nodes),
-                },
+                continue;
+            }
+            // a CJK ideograph is a word of its own, and so is each punctuation character of
+            // what the character normalizes to
+            if class == CharClass::Cjk {
+                emit(b" ", nodes);
+            }
+            let mut own = [0u8; 4];
+            let own: &str = c.encode_utf8(&mut own);
+            let r = self.mapped(c).and_then(|r| core::str::from_utf8(r).ok()).unwrap_or(own);
+            for m in r.chars() {
+                let b = m.encode_utf8(&mut buf);
+                if self.class(m) == CharClass::Punct {
+                    emit(b" ", nodes);
+                    emit(b.as_bytes(), nodes);
+                    emit(b" ", nodes);
+                } else {
+                    emit(b.as_bytes(), nodes);
+                }
+            }
+            if class == CharClass::Cjk {
+                emit(b" ", nodes);
             }
         }
         len

@@ -137,22 +137,23 @@ pub fn tables(spm: &SpmModel, n: Normalize, t: &mut VocabTables) {
     t.map_offsets.push(0);
     for cp in 0..=0x10FFFFu32 {
         let Some(c) = char::from_u32(cp) else { continue };
-        if class_of(c, n) != CharClass::Word {
+        let class = class_of(c, n);
+        if matches!(class, CharClass::Removed | CharClass::Space) {
             continue;
         }
         let m: String = map_of(c, n).chars().filter(|&ch| class_of(ch, n) != CharClass::Removed).collect();
         if m.len() == c.len_utf8() && m.starts_with(c) {
             continue;
         }
-        // a word character no piece has makes the word `[UNK]` either way; punctuation splits
-        let splits = m.chars().any(|ch| class_of(ch, n) == CharClass::Punct);
+        // a character no piece has makes its word `[UNK]` either way, unless the replacement
+        // splits differently: it has punctuation, or the character was punctuation
+        let splits = class == CharClass::Punct || m.chars().any(|ch| class_of(ch, n) == CharClass::Punct);
         if !splits && !m.chars().all(|ch| alphabet.contains(&ch)) {
             continue;
         }
-        // what the device takes (wordpiece::check): spaced out, at most 3× the character,
-        // word and punctuation characters only
-        let punct = m.chars().filter(|&ch| class_of(ch, n) == CharClass::Punct).count();
-        if m.len() + 2 * punct > 3 * c.len_utf8() || m.chars().any(|ch| !matches!(class_of(ch, n), CharClass::Word | CharClass::Punct)) {
+        // what the device takes (wordpiece::check): spaced out, at most 3× the character
+        let spaces = 2 * m.chars().filter(|&ch| class_of(ch, n) == CharClass::Punct).count() + if class == CharClass::Cjk { 2 } else { 0 };
+        if m.len() + spaces > 3 * c.len_utf8() || m.chars().any(|ch| class_of(ch, n) == CharClass::Space) {
             eprintln!("warning: the WordPiece map skips U+{cp:04X} ({c}): its normalization {m:?} is too long for the device's scratch");
             continue;
         }
