@@ -154,7 +154,8 @@ def test_bert_text_classifier_matches_vectors_and_cli(cli):
     m = picoformer.Model(MODELS / name / f"{name}.pico")
     assert m.kind == "encoder-only" and m.config["input"] == "tokens"
     texts = lines(MODELS / "de-en/test2016.en")
-    for t, case in zip(spread(texts, VECTORS), cases(name), strict=True):
+    # a text classifier's vectors are the test set's first lines
+    for t, case in zip(texts[:VECTORS], cases(name), strict=True):
         ids = m.prompt_ids(t)
         assert ids == case["src"] and ids[0] == 2 and ids[-1] == 3
         assert m.outputs_raw(text=t) == case["logits0"]
