@@ -1,5 +1,6 @@
 //! SentencePiece tokenizer: encode (normalize, then unigram Viterbi or BPE merges) and
-//! streaming decode, with no allocation and no floats.
+//! streaming decode, with no allocation and no floats; and BERT's WordPiece encode
+//! ([`wordpiece`], chosen by [`Vocab::kind`] too).
 //!
 //! Bit-compatible with python `sentencepiece` for models trained with the `identity`
 //! normalization rule whose pieces are NORMAL, CONTROL (bos, eos, pad), UNKNOWN and, with
@@ -388,7 +389,8 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// Scratch nodes that suffice for any text of `text_len` bytes (each space may grow to a
-    /// 3-byte `▁`, plus the dummy prefix and the end node).
+    /// 3-byte `▁`, plus the dummy prefix and the end node; WordPiece: each character to at most
+    /// 3× its bytes, [`wordpiece`]).
     pub const fn scratch_len(text_len: usize) -> usize {
         text_len.saturating_mul(3).saturating_add(4)
     }

@@ -78,8 +78,21 @@ pub struct SpmModel {
     pub has_charsmap: bool,
     pub add_dummy_prefix: bool,
     pub remove_extra_whitespaces: bool,
-    /// A WordPiece vocabulary (`vocab.txt`, [`crate::wordpiece`]): its normalization.
-    pub wordpiece: Option<crate::wordpiece::Normalize>,
+    /// A WordPiece vocabulary (`vocab.txt`, read by `crate::wordpiece`): its normalization
+    /// and the Unicode tables the device reads.
+    pub wordpiece: Option<WordPieceTables>,
+}
+
+/// A WordPiece tokenizer's normalization and its tables ([`Vocab::classes`],
+/// [`Vocab::map_from`], `map_offsets`, `map_bytes`), computed when the vocabulary is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WordPieceTables {
+    pub lower_case: bool,
+    pub strip_accents: bool,
+    pub classes: Vec<u32>,
+    pub map_from: Vec<u32>,
+    pub map_offsets: Vec<u32>,
+    pub map_bytes: Vec<u8>,
 }
 
 /// The owned tables a [`Vocab`] views.
@@ -452,8 +465,8 @@ impl SpmModel {
                 self.pieces[usize::from(w[0])].piece
             );
         }
-        if let Some(n) = self.wordpiece {
-            crate::wordpiece::tables(self, n, &mut t);
+        if let Some(w) = &self.wordpiece {
+            (t.classes, t.map_from, t.map_offsets, t.map_bytes) = (w.classes.clone(), w.map_from.clone(), w.map_offsets.clone(), w.map_bytes.clone());
         }
         if self.byte_fallback {
             t.byte_ids = vec![0; 256];

@@ -20,7 +20,7 @@ use picoformer::tokenizer::ModelKind;
 use unicode_general_category::{get_general_category, GeneralCategory as G};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::spm::{Piece, PieceType, SpmModel, VocabTables};
+use crate::spm::{Piece, PieceType, SpmModel, WordPieceTables};
 
 /// How the text is normalized before splitting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,8 @@ pub fn load(path: &Path, vocab_size: usize, specials: &Specials<'_>, norm: Norma
         };
         pieces.push(Piece { piece: (*w).to_owned(), score: 0.0, kind });
     }
+    let mut tables = WordPieceTables { lower_case: norm.lower_case, strip_accents: norm.strip_accents, ..Default::default() };
+    build_tables(&pieces, norm, &mut tables);
     Ok(SpmModel {
         pieces,
         kind: ModelKind::WordPiece,
@@ -80,7 +82,7 @@ pub fn load(path: &Path, vocab_size: usize, specials: &Specials<'_>, norm: Norma
         has_charsmap: false,
         add_dummy_prefix: false,
         remove_extra_whitespaces: false,
-        wordpiece: Some(norm),
+        wordpiece: Some(tables),
     })
 }
 
@@ -123,8 +125,8 @@ pub fn map_of(c: char, n: Normalize) -> String {
     s
 }
 
-/// The class runs and the character map of `spm`'s tokenizer, into `t`.
-pub fn tables(spm: &SpmModel, n: Normalize, t: &mut VocabTables) {
+/// The class runs and the character map of a tokenizer with `pieces`, into `t`.
+fn build_tables(pieces: &[Piece], n: Normalize, t: &mut WordPieceTables) {
     let mut prev = None;
     for cp in 0..=0x10FFFFu32 {
         let class = char::from_u32(cp).map_or(CharClass::Removed, |c| class_of(c, n));
@@ -133,7 +135,7 @@ pub fn tables(spm: &SpmModel, n: Normalize, t: &mut VocabTables) {
             prev = Some(class);
         }
     }
-    let alphabet: HashSet<char> = spm.pieces.iter().filter(|p| p.kind == PieceType::Normal).flat_map(|p| p.piece.strip_prefix("##").unwrap_or(&p.piece).chars().collect::<Vec<_>>()).collect();
+    let alphabet: HashSet<char> = pieces.iter().filter(|p| p.kind == PieceType::Normal).flat_map(|p| p.piece.strip_prefix("##").unwrap_or(&p.piece).chars().collect::<Vec<_>>()).collect();
     t.map_offsets.push(0);
     for cp in 0..=0x10FFFFu32 {
         let Some(c) = char::from_u32(cp) else { continue };

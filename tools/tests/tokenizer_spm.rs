@@ -9,9 +9,6 @@
 #[path = "../src/spm.rs"]
 #[allow(dead_code)]
 mod spm;
-#[path = "../src/wordpiece.rs"]
-#[allow(dead_code)]
-mod wordpiece;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
