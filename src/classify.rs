@@ -17,6 +17,7 @@ use crate::blob::{ModelKind, Stack};
 use crate::forward::{embed_source, pool_and_head, run_stack, Keys, Scratch, Source};
 use crate::model::Model;
 use crate::observe::{NoObserver, Observer};
+use crate::tokenizer::Node;
 use crate::{Error, TokenId};
 
 /// A classification session over one encoder-only model and one arena.
@@ -77,6 +78,20 @@ impl<'m, 'a> Classifier<'m, 'a> {
         self.run(Source::Tokens(ids), &mut NoObserver)
     }
 
+    /// Classify a text (token models): the model's tokenizer gives the ids the model reads
+    /// ([`crate::tokenizer::Tokenizer::encode_prompt`], at most `max_len`; WordPiece frames them
+    /// `[CLS] … [SEP]`), in the caller's `scratch` ([`crate::tokenizer::Tokenizer::scratch_len`]
+    /// of the text's length) and `ids` (`max_len` entries).
+    pub fn classify_text(&mut self, text: &str, scratch: &mut [Node], ids: &mut [TokenId]) -> Result<&[i32], Error> {
+        let c = &self.model.config;
+        if !c.tokens() {
+            return Err(Error::WrongInput);
+        }
+        let n = self.model.tokenizer.encode_prompt(text, scratch, ids, c.max_len)?;
+        let ids = ids.get(..n).ok_or(Error::OutputFull { capacity: n })?;
+        self.run(Source::Tokens(ids), &mut NoObserver)
+    }
+
     /// Classify a window of feature frames: `(frames, n_features)` `i16`, quantized as
     /// [`Model::feature_quant`] says, `1..=max_len` frames.
     pub fn classify_features(&mut self, frames: &[i16]) -> Result<&[i32], Error> {
@@ -132,7 +147,7 @@ impl<'m, 'a> Classifier<'m, 'a> {
         }
         embed_source(m, src, &mut self.s, obs)?;
         run_stack(m, Stack::Encoder, &mut self.s, rows, 0, Keys::Own, None, obs)?;
-        pool_and_head(m, &self.s, rows, self.pooled, self.outputs, obs)?;
+        pool_and_head(m, &mut self.s, rows, self.pooled, self.outputs, obs)?;
         Ok(self.outputs)
     }
 }

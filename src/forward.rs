@@ -153,6 +153,15 @@ pub(crate) fn embed_source<O: Observer>(m: &Model<'_>, src: Source<'_>, s: &mut 
         _ => return Err(Error::WrongInput),
     }
     obs.observe(Site::SrcEmb, Data::I16(x));
+    // the embedding norm (BERT), in place through `h`, block by block
+    if let Some(n) = &m.embed_norm {
+        for t in s.blocks(rows) {
+            let (x, h) = (rows_in(s.x, &t, d)?, rows_of(s.h, t.len(), d)?);
+            n.forward(x, h);
+            x.copy_from_slice(h);
+        }
+        obs.observe(Site::EmbNorm, Data::I16(rows_of(s.x, rows, d)?));
+    }
     Ok(rows)
 }
 
@@ -447,8 +456,9 @@ pub(crate) fn output<O: Observer>(m: &Model<'_>, s: &Scratch<'_>, row: usize, ou
     Ok(())
 }
 
-/// Encoder-only: pool the encoder output's `rows` rows into `pooled` (`(d,)`), then the head.
-pub(crate) fn pool_and_head<O: Observer>(m: &Model<'_>, s: &Scratch<'_>, rows: usize, pooled: &mut [i16], out: &mut [i32], obs: &mut O) -> Result<(), Error> {
+/// Encoder-only: pool the encoder output's `rows` rows into `pooled` (`(d,)`), then the head;
+/// with a pooler (BERT) the head reads `tanh(pooler(pooled))`, computed in `s.a`.
+pub(crate) fn pool_and_head<O: Observer>(m: &Model<'_>, s: &mut Scratch<'_>, rows: usize, pooled: &mut [i16], out: &mut [i32], obs: &mut O) -> Result<(), Error> {
     let d = m.config.d_model;
     let x = s.x.get(..rows * d).ok_or(Error::DecoderState)?;
     match m.config.pooling {
@@ -456,6 +466,16 @@ pub(crate) fn pool_and_head<O: Observer>(m: &Model<'_>, s: &Scratch<'_>, rows: u
         crate::blob::Pooling::Mean => mean_rows(x, d, pooled),
     }
     obs.observe(Site::Pooled, Data::I16(pooled));
+    if let Some((dense, tanh)) = &m.pooler {
+        let y = rows_of(s.a, 1, d)?;
+        dense.forward(pooled, y);
+        obs.observe(Site::PoolerPre, Data::I16(y));
+        table_i16(y, tanh);
+        obs.observe(Site::Pooler, Data::I16(y));
+        m.output.forward(y, out);
+        obs.observe(Site::Logits, Data::I32(out));
+        return Ok(());
+    }
     m.output.forward(pooled, out);
     obs.observe(Site::Logits, Data::I32(out));
     Ok(())

@@ -145,6 +145,11 @@ pub struct Model<'a> {
     pub(crate) layers: [Layer<'a>; MAX_LAYERS],
     pub(crate) enc_norm: Option<Norm<'a>>,
     pub(crate) dec_norm: Option<Norm<'a>>,
+    /// Encoder-only, `FLAG_EMBED_NORM`: the norm over the input rows.
+    pub(crate) embed_norm: Option<Norm<'a>>,
+    /// Encoder-only, `FLAG_POOLER`: `(d, d)` into the tanh table's input scale, and the
+    /// `(257,)` tanh table into the head's input scale.
+    pub(crate) pooler: Option<(Linear<'a>, &'a [i16])>,
     /// Logits `(vocab, d)`, or the encoder-only head `(n_outputs, d)`, to `i32`.
     pub(crate) output: Linear<'a>,
     /// Token outputs: a logit difference to its Q10 base-2 exponent (`s_logit · log2(e) ·
@@ -181,7 +186,7 @@ impl<'a> Model<'a> {
     /// Empty the model field by field, in place: `*self = Model::default()` would build the
     /// whole model (several KiB) on the stack first.
     fn clear(&mut self) {
-        let Model { config, input, target, positions, layers, enc_norm, dec_norm, output, output_scale, tokenizer, blob, crc } = self;
+        let Model { config, input, target, positions, layers, enc_norm, dec_norm, embed_norm, pooler, output, output_scale, tokenizer, blob, crc } = self;
         *config = Config::default();
         *input = Input::default();
         *target = Embedding::default();
@@ -189,7 +194,7 @@ impl<'a> Model<'a> {
         for l in layers.iter_mut() {
             *l = Layer::default();
         }
-        (*enc_norm, *dec_norm) = (None, None);
+        (*enc_norm, *dec_norm, *embed_norm, *pooler) = (None, None, None, None);
         *output = Linear::default();
         *output_scale = Requant::default();
         *tokenizer = Tokenizer::default();
@@ -424,6 +429,9 @@ struct Parts<'a> {
     emb: [EmbParts<'a>; 2],
     norms: [[NormViews<'a>; 3]; MAX_LAYERS],
     final_norms: [NormViews<'a>; 2],
+    embed_norm: NormViews<'a>,
+    pooler: Linear<'a>,
+    pooler_table: &'a [i16],
     act_table: [&'a [i16]; MAX_LAYERS],
     gate_mul: [Requant; MAX_LAYERS],
     rope: [&'a [i16]; 2],
@@ -432,6 +440,10 @@ struct Parts<'a> {
     tok_scores: &'a [i32],
     tok_sorted: &'a [u16],
     tok_byte_ids: &'a [u16],
+    tok_classes: &'a [u32],
+    tok_map_from: &'a [u32],
+    tok_map_offsets: &'a [u32],
+    tok_map_bytes: &'a [u8],
 }
 
 
@@ -516,6 +528,9 @@ impl<'a> Parts<'a> {
                 }
             }
             Tag::Output(part) => linear_part(&mut m.output, tag, part, bytes, layout)?,
+            Tag::EmbedNorm(part) => self.embed_norm.take(tag, part, bytes)?,
+            Tag::Pooler(part) => linear_part(&mut self.pooler, tag, part, bytes, layout)?,
+            Tag::PoolerTable => self.pooler_table = cast(tag, bytes)?,
             Tag::LogSoftmax | Tag::HeadScale => m.output_scale = one_requant(tag, bytes)?,
             Tag::Linear { stack, layer, sub, proj, part } => {
                 let l = m.layers.get_mut(layer_index(stack, layer)?).ok_or(Error::BadTensorShape { tag: tag.code() })?;
@@ -592,6 +607,10 @@ impl<'a> Parts<'a> {
                 TokPart::Scores => self.tok_scores = cast(tag, bytes)?,
                 TokPart::Sorted => self.tok_sorted = cast(tag, bytes)?,
                 TokPart::ByteIds => self.tok_byte_ids = cast(tag, bytes)?,
+                TokPart::Classes => self.tok_classes = cast(tag, bytes)?,
+                TokPart::MapFrom => self.tok_map_from = cast(tag, bytes)?,
+                TokPart::MapOffsets => self.tok_map_offsets = cast(tag, bytes)?,
+                TokPart::MapBytes => self.tok_map_bytes = bytes,
             },
         }
         Ok(())
@@ -632,6 +651,14 @@ impl<'a> Parts<'a> {
                 m.dec_norm = Some(self.final_norms[1].build(kind));
             }
         }
+        if c.embed_norm() {
+            m.embed_norm = Some(self.embed_norm.build(kind));
+        }
+        if c.pooler() {
+            let mut p = self.pooler;
+            fix(&mut p, d);
+            m.pooler = Some((p, self.pooler_table));
+        }
         if c.positions == PosKind::Rope {
             m.positions = Positions::Rope(Rope { cos: self.rope[0], sin: self.rope[1], half: c.d_head() / 2 });
         }
@@ -664,8 +691,16 @@ impl<'a> Parts<'a> {
                 pad: c.pad,
                 add_dummy_prefix: c.flags & blob::FLAG_ADD_DUMMY_PREFIX != 0,
                 remove_extra_whitespaces: c.flags & blob::FLAG_REMOVE_EXTRA_WS != 0,
-                kind: if c.tokenizer == blob::TokenizerKind::Bpe { TokenizerModel::Bpe } else { TokenizerModel::Unigram },
+                kind: match c.tokenizer {
+                    blob::TokenizerKind::Bpe => TokenizerModel::Bpe,
+                    blob::TokenizerKind::WordPiece => TokenizerModel::WordPiece,
+                    _ => TokenizerModel::Unigram,
+                },
                 byte_ids: self.tok_byte_ids,
+                classes: self.tok_classes,
+                map_from: self.tok_map_from,
+                map_offsets: self.tok_map_offsets,
+                map_bytes: self.tok_map_bytes,
             })?;
         }
         Ok(())

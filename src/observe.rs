@@ -52,14 +52,21 @@ pub enum Site {
     SrcEmb,
     /// Target embedding plus positions.
     TgtEmb,
+    /// Encoder-only with an embedding norm: the norm of [`Site::SrcEmb`], the first layer's
+    /// input.
+    EmbNorm,
     Enc { layer: u8, block: Block, point: Point },
     /// Final encoder norm: the memory cross-attention reads.
     EncNorm,
     Dec { layer: u8, block: Block, point: Point },
     /// Final decoder norm: the output projection's input.
     DecNorm,
-    /// Encoder-only: the pooled vector, the head's input.
+    /// Encoder-only: the pooled vector, the head's (or the pooler's) input.
     Pooled,
+    /// Encoder-only with a pooler: its dense layer's output, before tanh.
+    PoolerPre,
+    /// Encoder-only with a pooler: `tanh` of [`Site::PoolerPre`], the head's input.
+    Pooler,
     /// The output projection: logits, or the encoder-only head's outputs.
     Logits,
 }
@@ -71,7 +78,10 @@ impl fmt::Display for Site {
             Site::TgtEmb => return f.write_str("tgt.emb"),
             Site::EncNorm => return f.write_str("enc.norm"),
             Site::DecNorm => return f.write_str("dec.norm"),
+            Site::EmbNorm => return f.write_str("emb.norm"),
             Site::Pooled => return f.write_str("pooled"),
+            Site::PoolerPre => return f.write_str("pooler.pre"),
+            Site::Pooler => return f.write_str("pooler"),
             Site::Logits => return f.write_str("logits"),
             Site::Enc { layer, block, point } => ("enc", layer, block, point),
             Site::Dec { layer, block, point } => ("dec", layer, block, point),

@@ -147,6 +147,10 @@ pub struct FloatModel<'a> {
     pub layers: [FLayer<'a>; MAX_LAYERS],
     pub enc_norm: Option<FNorm<'a>>,
     pub dec_norm: Option<FNorm<'a>>,
+    /// Encoder-only, `FLAG_EMBED_NORM`: the norm over the input rows.
+    pub embed_norm: Option<FNorm<'a>>,
+    /// Encoder-only, `FLAG_POOLER`: `(d, d)`, through tanh before the head.
+    pub pooler: Option<FLinear<'a>>,
     /// `(outputs, d)` with `(outputs,)` bias: logits, or the encoder-only head.
     pub output: FLinear<'a>,
 }
@@ -357,6 +361,12 @@ impl FloatModel<'_> {
                 return bad("final norms");
             }
         }
+        if c.embed_norm() != self.embed_norm.as_ref().is_some_and(|n| n.fits(d)) {
+            return bad("embed_norm");
+        }
+        if c.pooler() != self.pooler.as_ref().is_some_and(|p| p.fits(d, d)) {
+            return bad("pooler");
+        }
         for (stack, field) in [(Stack::Encoder, "encoder layer"), (Stack::Decoder, "decoder layer")] {
             let cross = stack == Stack::Decoder && c.kind == ModelKind::EncoderDecoder;
             for l in self.layers(stack) {
@@ -474,6 +484,12 @@ impl FloatModel<'_> {
             }
         }
         obs.observe(Site::SrcEmb, Data::F32(x));
+        if let Some(n) = &self.embed_norm {
+            let h = &mut st.h[..rows * d];
+            n.forward(&st.x[..rows * d], h);
+            st.x[..rows * d].copy_from_slice(h);
+            obs.observe(Site::EmbNorm, Data::F32(&st.x[..rows * d]));
+        }
         Ok(rows)
     }
 
@@ -664,6 +680,16 @@ impl FloatModel<'_> {
             }
         }
         obs.observe(Site::Pooled, Data::F32(st.pooled));
+        if let Some(p) = &self.pooler {
+            let y = &mut st.a[..d];
+            p.forward(st.pooled, y);
+            obs.observe(Site::PoolerPre, Data::F32(y));
+            y.iter_mut().for_each(|v| *v = libm::tanhf(*v));
+            obs.observe(Site::Pooler, Data::F32(y));
+            self.output.forward(y, st.logits);
+            obs.observe(Site::Logits, Data::F32(st.logits));
+            return Ok(st.logits);
+        }
         self.output.forward(st.pooled, st.logits);
         obs.observe(Site::Logits, Data::F32(st.logits));
         Ok(st.logits)

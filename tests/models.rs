@@ -14,13 +14,15 @@ use picoformer::{Classifier, Generator, Model, TokenId, Translator};
 use safetensors::SafeTensors;
 
 /// `(directory and file stem, kind)`.
-const MODELS: [(&str, ModelKind); 5] = [
+const MODELS: [(&str, ModelKind); 6] = [
     ("de-en", ModelKind::EncoderDecoder),
     // de-en fitted to 1 MiB of flash with int4 weights (`--flash-budget 830000`)
     ("de-en-fit", ModelKind::EncoderDecoder),
     ("captions-lm", ModelKind::DecoderOnly),
     ("japanese-vowels", ModelKind::EncoderOnly),
     ("basic-motions", ModelKind::EncoderOnly),
+    // the tiny BERT of models/hf-tiny/bert: WordPiece text in, embedding norm, tanh pooler
+    ("bert-tiny", ModelKind::EncoderOnly),
 ];
 
 fn read(model: &str, file: &str) -> Vec<u8> {
@@ -138,6 +140,107 @@ fn japanese_vowels_replays_its_vectors_bit_for_bit() {
 #[test]
 fn basic_motions_replays_its_vectors_bit_for_bit() {
     replays_bit_for_bit(MODELS[4].0, MODELS[4].1);
+}
+
+#[test]
+fn bert_tiny_replays_its_vectors_bit_for_bit() {
+    replays_bit_for_bit(MODELS[5].0, MODELS[5].1);
+}
+
+/// The tiny BERT's WordPiece tokenizer, from the blob, against `BertTokenizerFast` on the
+/// strings of `models/hf-tiny/bert/tokenizer_vectors.json`; and `Classifier::classify_text`
+/// runs the ids it gives.
+#[test]
+fn bert_tiny_tokenizer_matches_transformers() {
+    let blob = AlignedBuf::from_bytes(&read("bert-tiny", "bert-tiny.pico"));
+    let m = Model::parse(blob.bytes()).unwrap();
+    let tok = m.tokenizer();
+    let text = String::from_utf8(read("hf-tiny/bert", "tokenizer_vectors.json")).unwrap();
+    let mut n = 0;
+    // one case a line: {"text": …, "ids": [...]}
+    for line in text.lines().filter(|l| l.starts_with('{')) {
+        let line = line.trim_end_matches(',');
+        let (t, ids) = line.split_once(", \"ids\": [").unwrap();
+        let t: String = serde_json_str(t.strip_prefix("{\"text\": ").unwrap());
+        let want: Vec<TokenId> = ids.trim_end_matches("]}").split(", ").map(|x| x.parse().unwrap()).collect();
+        let mut scratch = vec![Node::default(); Tokenizer::scratch_len(t.len())];
+        let mut got = vec![0; 512];
+        let k = tok.encode_prompt(&t, &mut scratch, &mut got, 512).unwrap();
+        assert_eq!(&got[..k], &want[..], "{t:?}");
+        n += 1;
+    }
+    assert_eq!(n, 21);
+    let mut arena = AlignedBuf::zeroed(Classifier::arena_bytes(&m));
+    let mut clf = Classifier::new(&m, arena.bytes_mut()).unwrap();
+    let (mut scratch, mut ids) = (vec![Node::default(); Tokenizer::scratch_len(64)], vec![0; 64]);
+    let by_text = clf.classify_text("A dog runs through the grass.", &mut scratch, &mut ids).unwrap().to_vec();
+    let n = tok.encode_prompt("A dog runs through the grass.", &mut scratch, &mut ids, 64).unwrap();
+    assert_eq!(&ids[..n], &[2, 499, 644, 986, 374, 1099, 1094, 741, 480, 3]);
+    let by_ids = clf.classify_tokens(&ids[..n]).unwrap().to_vec();
+    assert_eq!(by_text, by_ids);
+}
+
+/// Hostile WordPiece tables are refused, not trusted; random text through the real ones gives
+/// ids in range, framed, with a scratch of [`Tokenizer::scratch_len`].
+#[test]
+fn bert_tiny_tokenizer_refuses_bad_tables_and_survives_any_text() {
+    let blob = AlignedBuf::from_bytes(&read("bert-tiny", "bert-tiny.pico"));
+    let m = Model::parse(blob.bytes()).unwrap();
+    let v = *m.tokenizer().vocab();
+    let bad = |v: picoformer::tokenizer::Vocab<'_>| matches!(Tokenizer::new(v), Err(picoformer::Error::BadVocab { .. }));
+    let mut classes = v.classes.to_vec();
+    classes.swap(3, 4);
+    assert!(bad(picoformer::tokenizer::Vocab { classes: &classes, ..v }), "runs out of order");
+    assert!(bad(picoformer::tokenizer::Vocab { classes: &v.classes[1..], ..v }), "runs not from 0");
+    assert!(bad(picoformer::tokenizer::Vocab { classes: &[7], ..v }), "unknown class");
+    assert!(bad(picoformer::tokenizer::Vocab { map_offsets: &v.map_offsets[1..], ..v }), "offsets");
+    let mut from = v.map_from.to_vec();
+    from[0] = 0xD800;
+    assert!(bad(picoformer::tokenizer::Vocab { map_from: &from, ..v }), "a surrogate key");
+    // 'A' (one byte) replaced by four bytes: past the 3× the scratch allows
+    let (f, o, b) = ([0x41u32], [0u32, 4], *b"abcd");
+    assert!(bad(picoformer::tokenizer::Vocab { map_from: &f, map_offsets: &o, map_bytes: &b, ..v }), "a long replacement");
+    assert!(!bad(v));
+    let tok = m.tokenizer();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let alphabet = ["a", "B", "é", "É", "e\u{301}", " ", "\t", "!", ",", "中", "\u{0}", "\u{200b}", "ß", "İ", "≠", "##", "[UNK]", "ﬁ", "😀", "x"];
+    let mut got = vec![0; 64];
+    for _ in 0..5000 {
+        let len = (next() % 60) as usize;
+        let s: String = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+        let mut scratch = vec![Node::default(); Tokenizer::scratch_len(s.len())];
+        let k = tok.encode_prompt(&s, &mut scratch, &mut got, 64).unwrap();
+        assert!(k >= 2 && got[0] == 2 && got[k - 1] == 3, "{s:?}");
+        assert!(got[..k].iter().all(|&id| (id as usize) < m.config().vocab), "{s:?}");
+    }
+}
+
+/// A JSON string literal (`"…"` with `\\`, `\"`, `\n`, `\t`, `\uXXXX` escapes) as text.
+fn serde_json_str(lit: &str) -> String {
+    let body = lit.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap();
+    let (mut out, mut it) = (String::new(), body.chars());
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match it.next().unwrap() {
+            'n' => out.push('\n'),
+            't' => out.push('\t'),
+            'u' => {
+                let hex: String = it.by_ref().take(4).collect();
+                out.push(char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap());
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// A replay notices a changed case: the digest, the prompt, the outputs; and refuses a case

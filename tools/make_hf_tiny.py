@@ -16,6 +16,12 @@ the family saves them, and reference.safetensors in the keys of docs/export-form
   the unigram model of models/variants/postnorm_relu_tied; vocab.json orders the pieces as
   Marian does (</s>, <unk>, the pieces shuffled, <pad> last), so its ids differ from the
   SentencePiece ids.
+- bert: BertForSequenceClassification (post-norm, exact GELU, embedding LayerNorm, pooler,
+  3 labels); vocab.txt is a WordPiece vocabulary trained with `tokenizers` on multi30k's English
+  and German training text (plus a few CJK characters), saved by BertTokenizer
+  (do_lower_case, accents stripped). tokenizer_vectors.json holds BertTokenizer's ids (the
+  slow one; the fast one is checked to agree) for many strings: accents, punctuation, CJK,
+  unknown and over-long words.
 
 The weights use a wider init than the default (initializer_range 0.2), so that greedy argmaxes
 are not near-ties. Prompts and sentences are the first lines of models/captions-lm/prompts.txt
@@ -132,14 +138,90 @@ def marian(out, seed):
     save_file(ref, os.path.join(out, "reference.safetensors"))
 
 
+BERT_TEXTS = [
+    "Two young, White males are outside near many bushes.",
+    "Ein Mann mit einem orangefarbenen Hut, der etwas anstarrt.",
+    "Café Müller's crème brûlée costs €5 (naïve façade)!",
+    "ÀÉÎÕÜ ÅNGSTRÖM Ça va? Señor Ñandú.",
+    "Hello,world!!! What's up... \"quoted\" [brackets] {braces} <tags> a-b_c/d\\e",
+    "中文字符 mixed with English 日本語 and 한국어 text",
+    "supercalifragilisticexpialidocious antidisestablishmentarianism",
+    "xqzv qqqq zzzzzz jjjj",
+    "   leading and trailing spaces \t\ttabs\nnewline   ",
+    "",
+    "A dog runs through the grass. THE DOG RUNS!",
+    "\u00e9 vs e\u0301 (composed and decomposed), \u212b vs \u00c5, ﬁ ligature",
+    "numbers 12345 and 3.14159, 1,000,000",
+    "emoji 😀🐶 and symbols © ® ™ § ¶ ° ± × ÷",
+    "Straße, Groß, GROSS, İstanbul, ΣΊΣΥΦΟΣ, Ωμέγα",
+    "control\u0000chars\u0007 and zero\u200bwidth and soft\u00adhyphen",
+    "a" * 120,
+    "Several men in hard hats are operating a giant pulley system.",
+    "Eine Gruppe von Männern lädt Baumwolle auf einen Lastwagen.",
+    "Kinder spielen im Schnee; ein Mädchen lächelt.",
+    "greek question mark\u037e compatibility ideograph \uf900 fullwidth ＡＢＣ！ and ≠ and ´accent",
+]
+
+
+def bert(out, seed):
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer, BertTokenizerFast
+    import gzip
+
+    torch.manual_seed(seed)
+    os.makedirs(out, exist_ok=True)
+    text = []
+    for lang in ("en", "de"):
+        with gzip.open(f"/work/shared/data/multi30k/train.{lang}.gz", "rt", encoding="utf-8") as f:
+            text.extend(l.strip() for l in f)
+    trainer = BertWordPieceTokenizer(lowercase=True, strip_accents=True, clean_text=True, handle_chinese_chars=True)
+    trainer.train_from_iterator(text, vocab_size=1200, min_frequency=2, limit_alphabet=80,
+                                special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    # the trainer breaks ties in no fixed order: the specials first, then the pieces sorted
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = specials + sorted(w for w in trainer.get_vocab() if w not in specials)
+    words += [c for c in "中文日本" if c not in trainer.get_vocab()]
+    with open(os.path.join(out, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("".join(w + "\n" for w in words))
+    tok = BertTokenizer(os.path.join(out, "vocab.txt"), do_lower_case=True, model_max_length=64)
+    tok.save_pretrained(out)
+    for junk in ("special_tokens_map.json", "tokenizer.json"):
+        if os.path.exists(os.path.join(out, junk)):
+            os.remove(os.path.join(out, junk))
+    fast = BertTokenizerFast(os.path.join(out, "vocab.txt"), do_lower_case=True)
+    cases = []
+    for t in BERT_TEXTS:
+        ids = tok(t)["input_ids"]
+        assert fast(t)["input_ids"] == ids, t
+        cases.append({"text": t, "ids": ids})
+    with open(os.path.join(out, "tokenizer_vectors.json"), "w", encoding="utf-8") as f:
+        f.write("[\n" + ",\n".join(json.dumps(c, ensure_ascii=False) for c in cases) + "\n]\n")
+    cfg = BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64, hidden_act="gelu", max_position_embeddings=64, type_vocab_size=2,
+                     initializer_range=0.2, layer_norm_eps=1e-12, pad_token_id=0, num_labels=3,
+                     id2label={0: "animal", 1: "person", 2: "thing"},
+                     label2id={"animal": 0, "person": 1, "thing": 2})
+    model = BertForSequenceClassification(cfg).eval()
+    model.save_pretrained(out)
+    ref = {}
+    for i, t in enumerate(lines("models/de-en/test2016.en", 4) + [BERT_TEXTS[2], BERT_TEXTS[5]]):
+        ids = tok(t)["input_ids"]
+        with torch.no_grad():
+            o = model(torch.tensor([ids]), output_hidden_states=True)
+        ref[f"input.{i}"] = torch.tensor(ids, dtype=torch.int64)
+        ref[f"hidden.{i}"] = o.hidden_states[-1][0].float().contiguous()
+        ref[f"output.{i}"] = o.logits[0].float().contiguous()
+    save_file(ref, os.path.join(out, "reference.safetensors"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(ROOT, "models/hf-tiny"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--only", choices=["llama", "mistral", "marian"])
+    ap.add_argument("--only", choices=["llama", "mistral", "marian", "bert"])
     a = ap.parse_args()
     torch.backends.mha.set_fastpath_enabled(False)
-    for name, f in (("llama", llama), ("mistral", lambda o, s: llama(o, s, mistral=True)), ("marian", marian)):
+    for name, f in (("llama", llama), ("mistral", lambda o, s: llama(o, s, mistral=True)), ("marian", marian), ("bert", bert)):
         if a.only in (None, name):
             f(os.path.join(a.out, name), a.seed)
             print(name, sorted(os.listdir(os.path.join(a.out, name))))

@@ -1,7 +1,7 @@
 //! Chooses the models the firmware embeds: the one place every board crate's files are chosen.
 //!
 //! - `PICOFORMER_MODELS`: space-separated stems (`models/de-en/de-en` means `de-en.pico` and
-//!   `de-en.vectors.bin`); default: the four committed models, the translator first.
+//!   `de-en.vectors.bin`); default: the five committed models, the translator first.
 //! - `PICOFORMER_BLOB` (and optionally `PICOFORMER_VECTORS`): one model instead.
 //!
 //! Relative paths are taken from the repository root. The first model's blob is
@@ -15,7 +15,7 @@
 //! board whose RAM cannot hold them fails to link.
 use std::{env, fs, path::PathBuf, process};
 
-const DEFAULT: &str = "models/de-en/de-en models/captions-lm/captions-lm models/japanese-vowels/japanese-vowels models/basic-motions/basic-motions";
+const DEFAULT: &str = "models/de-en/de-en models/captions-lm/captions-lm models/japanese-vowels/japanese-vowels models/basic-motions/basic-motions models/bert-tiny/bert-tiny";
 
 fn fail(msg: String) -> ! {
     eprintln!("picoformer-board-common: {msg}");

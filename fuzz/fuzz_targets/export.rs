@@ -1,11 +1,12 @@
 //! Arbitrary `config.json` and `model.safetensors` through the converter's loader,
 //! `Export::load`: an export directory (the nn.Transformer or the generic layout) or a Hugging
-//! Face one (llama, marian), beside fixed, valid tokenizer files (`tokenizer.model`,
-//! `source.spm`, `target.spm`, `vocab.json` of `models/hf-tiny`), so that the configs and
+//! Face one (llama, marian, bert), beside fixed, valid tokenizer files (`tokenizer.model`,
+//! `source.spm`, `target.spm`, `vocab.json`, `vocab.txt`, `tokenizer_config.json` of
+//! `models/hf-tiny`), so that the configs and
 //! headers that parse reach the importers' mapping and the layout checks.
 //!
 //! Input: `n` (u16, little-endian), then `n` bytes of `config.json`, then the safetensors file.
-//! Seeds: `fuzz/seeds/export/` (valid llama, marian, generic and nn.Transformer-layout inputs,
+//! Seeds: `fuzz/seeds/export/` (valid llama, marian, bert, generic and nn.Transformer-layout inputs,
 //! written by `fuzz/seeds/export/make.py`). Property: `load` returns `Ok` or `Err`, never
 //! panics, and what loads gives a float model whose config validates.
 #![no_main]
@@ -23,7 +24,7 @@ fn dir() -> &'static PathBuf {
         let d = std::env::temp_dir().join(format!("picoformer-fuzz-export-{}", std::process::id()));
         std::fs::create_dir_all(&d).expect("temp dir");
         let tiny = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/hf-tiny"));
-        for (family, file) in [("llama", "tokenizer.model"), ("marian", "source.spm"), ("marian", "target.spm"), ("marian", "vocab.json")] {
+        for (family, file) in [("llama", "tokenizer.model"), ("marian", "source.spm"), ("marian", "target.spm"), ("marian", "vocab.json"), ("bert", "vocab.txt"), ("bert", "tokenizer_config.json")] {
             std::fs::copy(tiny.join(family).join(file), d.join(file)).expect("tokenizer file");
         }
         d

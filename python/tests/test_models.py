@@ -146,3 +146,24 @@ def test_errors_are_picoformer_errors(de_en, lm, tmp_path, cli):
     with pytest.raises(picoformer.Error, match="encoder-only"):
         jv.stream("x")
     assert isinstance(picoformer.Error("x"), Exception)
+
+
+def test_bert_text_classifier_matches_vectors_and_cli(cli):
+    # the tiny BERT (models/bert-tiny): WordPiece text in, [CLS] ... [SEP]
+    name = "bert-tiny"
+    m = picoformer.Model(MODELS / name / f"{name}.pico")
+    assert m.kind == "encoder-only" and m.config["input"] == "tokens"
+    texts = lines(MODELS / "de-en/test2016.en")
+    # a text classifier's vectors are the test set's first lines
+    for t, case in zip(texts[:VECTORS], cases(name), strict=True):
+        ids = m.prompt_ids(t)
+        assert ids == case["src"] and ids[0] == 2 and ids[-1] == 3
+        assert m.outputs_raw(text=t) == case["logits0"]
+        assert m.classify(t) == case["greedy"][0]
+    out = cli("classify", "--model", MODELS / name / f"{name}.pico", "--export", MODELS / "hf-tiny/bert",
+              MODELS / "de-en/test2016.en").split("\n")[:-1]
+    assert len(out) == len(texts)
+    for i in range(0, len(texts), 97):
+        line = re.match(r"(\d+): class (\d+) \((animal|person|thing)\)  \[(.*)\]", out[i])
+        assert int(line.group(1)) == i and int(line.group(2)) == m.classify(texts[i])
+        assert line.group(4) == ", ".join(f"{v:.4f}" for v in m.outputs(texts[i]))

@@ -309,6 +309,9 @@ coded!(
         None = 0,
         Unigram = 1,
         Bpe = 2,
+        /// BERT's WordPiece: basic tokenization, then greedy longest match with `##`
+        /// continuations; `bos` is `[CLS]`, `eos` is `[SEP]`.
+        WordPiece = 3,
     }
 );
 
@@ -323,7 +326,18 @@ pub const FLAG_REMOVE_EXTRA_WS: u32 = 1 << 4;
 pub const FLAG_FINAL_NORM: u32 = 1 << 5;
 /// Unknown characters encode as their UTF-8 bytes (the tokenizer has byte pieces).
 pub const FLAG_BYTE_FALLBACK: u32 = 1 << 6;
-const KNOWN_FLAGS: u32 = FLAG_NORM_FIRST | FLAG_TIED | FLAG_ADD_DUMMY_PREFIX | FLAG_REMOVE_EXTRA_WS | FLAG_FINAL_NORM | FLAG_BYTE_FALLBACK;
+/// Encoder-only: a norm over the input rows (embeddings plus positions) before the first
+/// layer (BERT's embedding LayerNorm).
+pub const FLAG_EMBED_NORM: u32 = 1 << 7;
+/// Encoder-only: the pooled vector goes through `tanh(dense(d, d))` before the head (BERT's
+/// pooler).
+pub const FLAG_POOLER: u32 = 1 << 8;
+/// WordPiece: lower-case the text (the blob's character map holds the mapping).
+pub const FLAG_LOWER_CASE: u32 = 1 << 9;
+/// WordPiece: strip accents (NFD, drop non-spacing marks; in the character map too).
+pub const FLAG_STRIP_ACCENTS: u32 = 1 << 10;
+const KNOWN_FLAGS: u32 =
+    FLAG_NORM_FIRST | FLAG_TIED | FLAG_ADD_DUMMY_PREFIX | FLAG_REMOVE_EXTRA_WS | FLAG_FINAL_NORM | FLAG_BYTE_FALLBACK | FLAG_EMBED_NORM | FLAG_POOLER | FLAG_LOWER_CASE | FLAG_STRIP_ACCENTS;
 
 /// The model's hyper-parameters. [`Config::validate`] checks every field against the bounds
 /// above and against each other.
@@ -373,6 +387,12 @@ impl Config {
     }
     pub fn final_norm(&self) -> bool {
         self.flags & FLAG_FINAL_NORM != 0
+    }
+    pub fn embed_norm(&self) -> bool {
+        self.flags & FLAG_EMBED_NORM != 0
+    }
+    pub fn pooler(&self) -> bool {
+        self.flags & FLAG_POOLER != 0
     }
     pub fn d_head(&self) -> usize {
         self.d_model / self.nhead.max(1)
@@ -484,6 +504,15 @@ impl Config {
         if c.tokenizer != TokenizerKind::Bpe && c.flags & FLAG_BYTE_FALLBACK != 0 {
             return bad("byte_fallback");
         }
+        if c.kind != ModelKind::EncoderOnly && c.flags & (FLAG_EMBED_NORM | FLAG_POOLER) != 0 {
+            return bad(if c.embed_norm() { "embed_norm" } else { "pooler" });
+        }
+        if c.tokenizer != TokenizerKind::WordPiece && c.flags & (FLAG_LOWER_CASE | FLAG_STRIP_ACCENTS) != 0 {
+            return bad("do_lower_case");
+        }
+        if c.tokenizer == TokenizerKind::WordPiece && c.flags & (FLAG_ADD_DUMMY_PREFIX | FLAG_REMOVE_EXTRA_WS) != 0 {
+            return bad("tokenizer");
+        }
         if c.flags & !KNOWN_FLAGS != 0 {
             return bad("flags");
         }
@@ -585,11 +614,15 @@ pub struct TokenizerSizes {
     pub bytes: usize,
     /// NORMAL pieces (the sorted index).
     pub normal: usize,
+    /// WordPiece: character class runs, character map entries and their replacement bytes.
+    pub classes: usize,
+    pub map: usize,
+    pub map_bytes: usize,
 }
 
 impl TokenizerSizes {
     /// Any size (the parser reads them from the table).
-    pub const ANY: TokenizerSizes = TokenizerSizes { bytes: usize::MAX, normal: usize::MAX };
+    pub const ANY: TokenizerSizes = TokenizerSizes { bytes: usize::MAX, normal: usize::MAX, classes: usize::MAX, map: usize::MAX, map_bytes: usize::MAX };
 }
 
 /// Words of an `i32` record.
@@ -629,6 +662,9 @@ pub fn expected_tensors(c: &Config, tok: TokenizerSizes, mut f: impl FnMut(Tenso
             t(Tag::RopeSin, DType::I16, c.max_len, dh / 2)?;
         }
         PosKind::None => {}
+    }
+    if c.embed_norm() {
+        norm(&mut t, c, Tag::EmbedNorm)?;
     }
 
     // the stacks: per layer and sublayer, norm, linears, records
@@ -674,6 +710,10 @@ pub fn expected_tensors(c: &Config, tok: TokenizerSizes, mut f: impl FnMut(Tenso
     }
 
     // output
+    if c.pooler() {
+        linear(&mut t, Tag::Pooler, d, d)?;
+        t(Tag::PoolerTable, DType::I16, TABLE_LEN, 1)?;
+    }
     if !c.tied() {
         t(Tag::Output(Part::Weight), DType::I8, c.outputs(), d)?;
     }
@@ -693,6 +733,12 @@ pub fn expected_tensors(c: &Config, tok: TokenizerSizes, mut f: impl FnMut(Tenso
         t(Tag::Tokenizer(TokPart::Sorted), DType::U16, tok.normal, 1)?;
         if c.flags & FLAG_BYTE_FALLBACK != 0 {
             t(Tag::Tokenizer(TokPart::ByteIds), DType::U16, 256, 1)?;
+        }
+        if c.tokenizer == TokenizerKind::WordPiece {
+            t(Tag::Tokenizer(TokPart::Classes), DType::U32, tok.classes, 1)?;
+            t(Tag::Tokenizer(TokPart::MapFrom), DType::U32, tok.map, 1)?;
+            t(Tag::Tokenizer(TokPart::MapOffsets), DType::U32, tok.map.saturating_add(1), 1)?;
+            t(Tag::Tokenizer(TokPart::MapBytes), DType::U8, tok.map_bytes, 1)?;
         }
     }
     Ok(())
@@ -756,7 +802,13 @@ fn put(out: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), Error> {
 /// The tokenizer sizes a set of tensors implies.
 pub fn tokenizer_sizes(tensors: &[TensorData<'_>]) -> TokenizerSizes {
     let find = |tag: Tag| tensors.iter().find(|t| t.spec.tag == tag).map_or(0, |t| t.data.len());
-    TokenizerSizes { bytes: find(Tag::Tokenizer(TokPart::Bytes)), normal: find(Tag::Tokenizer(TokPart::Sorted)) / 2 }
+    TokenizerSizes {
+        bytes: find(Tag::Tokenizer(TokPart::Bytes)),
+        normal: find(Tag::Tokenizer(TokPart::Sorted)) / 2,
+        classes: find(Tag::Tokenizer(TokPart::Classes)) / 4,
+        map: find(Tag::Tokenizer(TokPart::MapFrom)) / 4,
+        map_bytes: find(Tag::Tokenizer(TokPart::MapBytes)),
+    }
 }
 
 /// Assemble a blob from a config and tensors given in [`expected_tensors`] order, into `out`.

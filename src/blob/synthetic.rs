@@ -83,7 +83,7 @@ pub fn random_blob(c: &Config, seed: u64, block4: bool) -> Result<Vec<u8>, Error
     }
     let mut rng = Rng(seed | 1);
     let (offsets, bytes, scores, sorted) = vocab_tables(if c.tokens() { c.vocab } else { 0 });
-    let sizes = TokenizerSizes { bytes: bytes.len(), normal: sorted.len() };
+    let sizes = TokenizerSizes { bytes: bytes.len(), normal: sorted.len(), ..TokenizerSizes::default() };
     let mut specs: Vec<TensorSpec> = Vec::new();
     expected_tensors(c, sizes, |s| {
         specs.push(s);

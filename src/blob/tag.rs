@@ -73,6 +73,11 @@ pub enum TokPart {
     Scores,
     Sorted,
     ByteIds,
+    /// WordPiece: character class runs, the character map's keys, offsets and bytes.
+    Classes,
+    MapFrom,
+    MapOffsets,
+    MapBytes,
 }
 
 /// What a tensor is for.
@@ -99,6 +104,12 @@ pub enum Tag {
     LogSoftmax,
     /// A [`crate::quant::Requant`] whose real value is one unit of the head's output.
     HeadScale,
+    /// The norm over the input rows before the first layer (`FLAG_EMBED_NORM`).
+    EmbedNorm(NormPart),
+    /// The pooler's `(d, d)` linear (`FLAG_POOLER`).
+    Pooler(Part),
+    /// The pooler's `(257,)` `i16` tanh table.
+    PoolerTable,
     Linear { stack: Stack, layer: u8, sub: Sub, proj: Proj, part: Part },
     Norm { stack: Stack, layer: u8, sub: Sub, part: NormPart },
     /// A [`crate::kernels::attention::AttentionParams`] record.
@@ -164,7 +175,7 @@ const SUBS: [Sub; 3] = [Sub::SelfAttn, Sub::CrossAttn, Sub::FeedForward];
 const PROJS: [Proj; 7] = [Proj::Q, Proj::K, Proj::V, Proj::O, Proj::Up, Proj::Gate, Proj::Down];
 const PARTS: [Part; 3] = [Part::Weight, Part::Bias, Part::Requant];
 const NORM_PARTS: [NormPart; 3] = [NormPart::Gain, NormPart::Bias, NormPart::Params];
-const TOK_PARTS: [TokPart; 5] = [TokPart::Offsets, TokPart::Bytes, TokPart::Scores, TokPart::Sorted, TokPart::ByteIds];
+const TOK_PARTS: [TokPart; 9] = [TokPart::Offsets, TokPart::Bytes, TokPart::Scores, TokPart::Sorted, TokPart::ByteIds, TokPart::Classes, TokPart::MapFrom, TokPart::MapOffsets, TokPart::MapBytes];
 
 // Items of the model's own tensors (group 0), and of a layer's (groups 1 and 2): the high byte
 // is the kind, the low bits the named parts.
@@ -179,6 +190,9 @@ const I_FINAL: u32 = 0x20; // + stack << 2 + norm part
 const I_OUTPUT: u32 = 0x30; // + part
 const I_LOG_SOFTMAX: u32 = 0x34;
 const I_HEAD_SCALE: u32 = 0x35;
+const I_EMBED_NORM: u32 = 0x40; // + norm part
+const I_POOLER: u32 = 0x44; // + part
+const I_POOLER_TABLE: u32 = 0x47;
 const L_LINEAR: u32 = 0x100; // + sub << 6 + proj << 2 + part
 const L_NORM: u32 = 0x200; // + sub << 2 + norm part
 const L_ATTENTION: u32 = 0x300; // + sub
@@ -211,6 +225,9 @@ impl Tag {
             Tag::Output(p) => I_OUTPUT + part_code(p),
             Tag::LogSoftmax => I_LOG_SOFTMAX,
             Tag::HeadScale => I_HEAD_SCALE,
+            Tag::EmbedNorm(p) => I_EMBED_NORM + norm_code(p),
+            Tag::Pooler(p) => I_POOLER + part_code(p),
+            Tag::PoolerTable => I_POOLER_TABLE,
             Tag::Linear { stack, layer, sub, proj, part } => layer_tag(stack, layer, L_LINEAR + (sub_code(sub) << 6) + (proj_code(proj) << 2) + part_code(part)),
             Tag::Norm { stack, layer, sub, part } => layer_tag(stack, layer, L_NORM + (sub_code(sub) << 2) + norm_code(part)),
             Tag::Attention { stack, layer, sub } => layer_tag(stack, layer, L_ATTENTION + sub_code(sub)),
@@ -226,6 +243,10 @@ impl Tag {
                         TokPart::Scores => 3,
                         TokPart::Sorted => 4,
                         TokPart::ByteIds => 5,
+                        TokPart::Classes => 6,
+                        TokPart::MapFrom => 7,
+                        TokPart::MapOffsets => 8,
+                        TokPart::MapBytes => 9,
                     }
             }
         }
@@ -289,6 +310,9 @@ impl Tag {
             i @ I_OUTPUT..=0x32 => Tag::Output(*PARTS.get((i - I_OUTPUT) as usize)?),
             I_LOG_SOFTMAX => Tag::LogSoftmax,
             I_HEAD_SCALE => Tag::HeadScale,
+            i @ I_EMBED_NORM..=0x42 => Tag::EmbedNorm(*NORM_PARTS.get((i - I_EMBED_NORM) as usize)?),
+            i @ I_POOLER..=0x46 => Tag::Pooler(*PARTS.get((i - I_POOLER) as usize)?),
+            I_POOLER_TABLE => Tag::PoolerTable,
             _ => return None,
         };
         Some(t).filter(|t| t.code() == item)
@@ -325,10 +349,11 @@ mod tests {
         for s in [Side::Source, Side::Target] {
             all.extend([Tag::Embedding(s), Tag::EmbeddingRq(s)]);
         }
-        all.extend([Tag::Positions, Tag::RopeCos, Tag::RopeSin, Tag::FeatureQuant, Tag::LogSoftmax, Tag::HeadScale]);
+        all.extend([Tag::Positions, Tag::RopeCos, Tag::RopeSin, Tag::FeatureQuant, Tag::LogSoftmax, Tag::HeadScale, Tag::PoolerTable]);
         for p in PARTS {
-            all.extend([Tag::InputProj(p), Tag::Output(p)]);
+            all.extend([Tag::InputProj(p), Tag::Output(p), Tag::Pooler(p)]);
         }
+        all.extend(NORM_PARTS.map(Tag::EmbedNorm));
         for stack in [Stack::Encoder, Stack::Decoder] {
             for p in NORM_PARTS {
                 all.push(Tag::FinalNorm(stack, p));
@@ -357,7 +382,7 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), all.len());
         // codes no tag has are refused
-        for bad in [0, 0x06, 0x13, 0x2f, 0x0100_0000, 0x0100_0103, 0x0300_0000, 0x0300_0006, 0x0400_0001, 0x0001_0001] {
+        for bad in [0, 0x06, 0x13, 0x2f, 0x0100_0000, 0x0100_0103, 0x0300_0000, 0x0300_000a, 0x0400_0001, 0x43, 0x48, 0x0001_0001] {
             assert_eq!(Tag::from_code(bad), None, "{bad:#x}");
         }
     }

@@ -1,5 +1,6 @@
 //! SentencePiece tokenizer: encode (normalize, then unigram Viterbi or BPE merges) and
-//! streaming decode, with no allocation and no floats.
+//! streaming decode, with no allocation and no floats; and BERT's WordPiece encode
+//! ([`wordpiece`], chosen by [`Vocab::kind`] too).
 //!
 //! Bit-compatible with python `sentencepiece` for models trained with the `identity`
 //! normalization rule whose pieces are NORMAL, CONTROL (bos, eos, pad), UNKNOWN and, with
@@ -21,6 +22,7 @@ mod bpe;
 #[cfg(test)]
 mod testing;
 mod unigram;
+pub mod wordpiece;
 
 use crate::{Error, TokenId};
 use core::fmt;
@@ -68,6 +70,8 @@ pub enum ModelKind {
     /// `BPE` (2): merge the best-scoring adjacent pair until none is a piece; scores are
     /// merge priorities ([`bpe_score`]).
     Bpe,
+    /// BERT's WordPiece ([`wordpiece`]): scores are unused.
+    WordPiece,
 }
 
 /// The tokenizer tables, as zero-copy views into the model blob. `V` is the vocabulary size.
@@ -99,6 +103,15 @@ pub struct Vocab<'a> {
     /// piece `<0xHH>` for byte `b` (uppercase hex), which encode emits for each byte of an
     /// unknown character and decode reads back as raw bytes. BPE only.
     pub byte_ids: &'a [u16],
+    /// WordPiece: the character classes, sorted runs `start << CLASS_SHIFT | class` from code
+    /// point 0 ([`wordpiece::CharClass`]); empty otherwise.
+    pub classes: &'a [u32],
+    /// WordPiece: the character map's keys (code points, increasing), `(M,)`; each one's
+    /// replacement is `map_bytes[map_offsets[i]..map_offsets[i + 1]]` (UTF-8, maybe empty).
+    pub map_from: &'a [u32],
+    /// `(M + 1,)`, or empty with no map.
+    pub map_offsets: &'a [u32],
+    pub map_bytes: &'a [u8],
 }
 
 impl Vocab<'_> {
@@ -335,6 +348,11 @@ impl<'a> Tokenizer<'a> {
             let s = v.scores.get(usize::from(id)).copied().unwrap_or(0);
             min_score = min_score.min(i64::from(s));
         }
+        if v.kind == ModelKind::WordPiece {
+            if let Err(reason) = wordpiece::check(&t) {
+                return bad(reason);
+            }
+        }
         if v.byte_fallback() {
             if v.kind != ModelKind::Bpe {
                 return bad("byte_fallback is only supported for BPE");
@@ -371,7 +389,8 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// Scratch nodes that suffice for any text of `text_len` bytes (each space may grow to a
-    /// 3-byte `▁`, plus the dummy prefix and the end node).
+    /// 3-byte `▁`, plus the dummy prefix and the end node; WordPiece: each character to at most
+    /// 3× its bytes, [`wordpiece`]).
     pub const fn scratch_len(text_len: usize) -> usize {
         text_len.saturating_mul(3).saturating_add(4)
     }
@@ -492,7 +511,7 @@ impl<'a> Tokenizer<'a> {
     /// [`Tokenizer::encode`], keeping only the first `max_pieces` ids.
     pub fn encode_prefix(&self, text: &str, scratch: &mut [Node], out: &mut [TokenId], max_pieces: usize) -> Result<usize, Error> {
         // normalize
-        let n = self.normalize(text, scratch);
+        let n = if self.v.kind == ModelKind::WordPiece { self.normalize_wordpiece(text, scratch) } else { self.normalize(text, scratch) };
         if n == 0 {
             return Ok(0);
         }
@@ -504,6 +523,7 @@ impl<'a> Tokenizer<'a> {
         match self.v.kind {
             ModelKind::Unigram => unigram::encode(self, nodes, n, out, max_pieces),
             ModelKind::Bpe => bpe::encode(self, nodes, n, out, max_pieces),
+            ModelKind::WordPiece => wordpiece::encode(self, nodes, n, out, max_pieces),
         }
     }
 
@@ -523,7 +543,21 @@ impl<'a> Tokenizer<'a> {
     /// A prompt (decoder-only models) or a classifier's token input: `bos`, then the text's
     /// pieces, `max_ids` ids in all at most (a language model's prompt takes `max_len - 1`,
     /// leaving room to continue; a classifier's input `max_len`). `max_ids` 0 gives `Ok(0)`.
+    /// WordPiece frames the pieces as BERT does, `[CLS] … [SEP]` (`bos`, pieces cut after
+    /// `max_ids - 2`, `eos`).
     pub fn encode_prompt(&self, text: &str, scratch: &mut [Node], out: &mut [TokenId], max_ids: usize) -> Result<usize, Error> {
+        if self.v.kind == ModelKind::WordPiece {
+            let Some(pieces) = max_ids.checked_sub(2) else { return Ok(0) };
+            let capacity = out.len();
+            let (first, rest) = out.split_first_mut().ok_or(Error::OutputFull { capacity })?;
+            *first = self.v.bos;
+            let n = self.encode_prefix(text, scratch, rest, pieces).map_err(|e| match e {
+                Error::OutputFull { .. } => Error::OutputFull { capacity },
+                e => e,
+            })?;
+            *rest.get_mut(n).ok_or(Error::OutputFull { capacity })? = self.v.eos;
+            return Ok(n + 2);
+        }
         let Some(pieces) = max_ids.checked_sub(1) else { return Ok(0) };
         let capacity = out.len();
         let (first, rest) = out.split_first_mut().ok_or(Error::OutputFull { capacity })?;

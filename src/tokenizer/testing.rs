@@ -61,5 +61,6 @@ pub fn vocab(t: &Tables) -> Vocab<'_> {
         remove_extra_whitespaces: true,
         kind: t.kind,
         byte_ids: &t.byte_ids,
+        ..Vocab::default()
     }
 }

@@ -234,7 +234,11 @@ pub fn run(o: &ConvertOpts) -> Result<Summary> {
                 None => Vec::new(),
             };
             let q = clf_quality(&model, &fm, inputs_of(t), &labels)?;
-            println!("test set: {} windows, accuracy int8 {}/{}, float {}/{}; int8 equals float on {}", q.windows, q.correct_int8, labels.len(), q.correct_float, labels.len(), q.agree);
+            let what = if c.tokens() { "texts" } else { "windows" };
+            match labels.is_empty() {
+                true => println!("test set: {} {what}, no labels; int8 equals float on {}", q.windows, q.agree),
+                false => println!("test set: {} {what}, accuracy int8 {}/{}, float {}/{}; int8 equals float on {}", q.windows, q.correct_int8, labels.len(), q.correct_float, labels.len(), q.agree),
+            }
             Some(Quality::Classification(q, labels.len()))
         }
         _ => None,

@@ -82,6 +82,10 @@ pub struct GenericConfig {
     pub head: Option<String>,
     pub n_outputs: Option<usize>,
     pub labels: Option<Vec<String>>,
+    /// Encoder-only: a norm (`embed_norm.*`) over the input rows before the first layer.
+    pub embed_norm: Option<bool>,
+    /// Encoder-only: `tanh(pooler(pooled))` before the head (`pooler.*`, `(d, d)`).
+    pub pooler: Option<bool>,
 }
 
 /// A tensor name and its shape.
@@ -190,7 +194,7 @@ impl Export {
             Tok::File(p) => (SpmModel::load(&p)?, p),
             Tok::Given(s, p) => (s, p),
         };
-        if spm.normalizer_name != "identity" {
+        if spm.normalizer_name != "identity" && spm.wordpiece.is_none() {
             eprintln!(
                 "warning: {}: normalizer {:?}; the device tokenizer applies identity normalization, so ids can differ on text that normalization would change",
                 spm_path.display(),
@@ -215,8 +219,17 @@ impl Export {
         }
         let kind = match spm.kind {
             SpmKind::Bpe => TokenizerKind::Bpe,
+            SpmKind::WordPiece => TokenizerKind::WordPiece,
             _ => TokenizerKind::Unigram,
         };
+        if let Some(w) = &spm.wordpiece {
+            if w.lower_case {
+                flags |= blob::FLAG_LOWER_CASE;
+            }
+            if w.strip_accents {
+                flags |= blob::FLAG_STRIP_ACCENTS;
+            }
+        }
         if spm.byte_fallback {
             flags |= blob::FLAG_BYTE_FALLBACK;
         }
@@ -305,6 +318,12 @@ impl Export {
         }
         if c.tie_embeddings.unwrap_or(false) {
             flags |= blob::FLAG_TIED;
+        }
+        if c.embed_norm.unwrap_or(false) {
+            flags |= blob::FLAG_EMBED_NORM;
+        }
+        if c.pooler.unwrap_or(false) {
+            flags |= blob::FLAG_POOLER;
         }
         let need = |name: &str, v: Option<usize>| v.ok_or_else(|| field_err(cfg_path, name, "missing".into()));
         let (spm, vocab, tokenizer) = if input == InputKind::Tokens {
@@ -430,6 +449,9 @@ impl Export {
                 if c.positions == PosKind::Learned {
                     e.push(("pos.weight".into(), vec![c.max_len, d]));
                 }
+                if c.embed_norm() {
+                    norm(&mut e, "embed_norm".into());
+                }
                 for l in 0..g.num_layers {
                     let p = format!("layers.{l}");
                     norm(&mut e, format!("{p}.attn_norm"));
@@ -448,7 +470,12 @@ impl Export {
                     norm(&mut e, "norm".into());
                 }
                 match c.kind {
-                    ModelKind::EncoderOnly => lin(&mut e, "head".into(), c.n_outputs, d, true),
+                    ModelKind::EncoderOnly => {
+                        if c.pooler() {
+                            lin(&mut e, "pooler".into(), d, d, true);
+                        }
+                        lin(&mut e, "head".into(), c.n_outputs, d, true)
+                    }
                     _ => {
                         if !c.tied() {
                             e.push(("lm_head.weight".into(), vec![v, d]));
@@ -591,6 +618,8 @@ impl Export {
                 match c.kind {
                     ModelKind::EncoderOnly => {
                         m.enc_norm = final_norm;
+                        m.embed_norm = c.embed_norm().then(|| self.norm("embed_norm"));
+                        m.pooler = c.pooler().then(|| self.named("pooler", d, d));
                         m.output = self.named("head", c.n_outputs, d);
                     }
                     _ => {

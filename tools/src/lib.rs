@@ -28,3 +28,4 @@ pub mod report;
 pub mod spm;
 pub mod translate;
 pub mod vectors;
+pub mod wordpiece;

@@ -136,7 +136,8 @@ enum Cmd {
         model: PathBuf,
         /// The windows [default: stdin].
         input: Option<PathBuf>,
-        /// The export whose `labels` name the classes [default: <model dir>/export].
+        /// The export whose `labels` (or Hugging Face directory whose `id2label`) name the
+        /// classes [default: <model dir>/export].
         #[arg(long)]
         export: Option<PathBuf>,
     },
@@ -215,7 +216,14 @@ fn run() -> Result<()> {
             let labels = std::fs::read_to_string(export.join("config.json"))
                 .ok()
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .and_then(|v| v.get("labels").and_then(|l| serde_json::from_value::<Vec<String>>(l.clone()).ok()))
+                .and_then(|v| {
+                    // an export's `labels`, or a Hugging Face config's `id2label` in id order
+                    let hf = || {
+                        let m = v.get("id2label")?.as_object()?;
+                        (0..m.len()).map(|i| m.get(&i.to_string())?.as_str().map(str::to_owned)).collect::<Option<Vec<String>>>()
+                    };
+                    v.get("labels").and_then(|l| serde_json::from_value::<Vec<String>>(l.clone()).ok()).or_else(hf)
+                })
                 .unwrap_or_default();
             classify::run(&model, input.as_deref(), &labels)
         }

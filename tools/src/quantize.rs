@@ -79,6 +79,10 @@ impl Scales {
         if let Some(e) = enc_out {
             s.insert(Site::Pooled, e);
         }
+        // tanh is bounded: its output takes the whole i16 range of [-1, 1]
+        if c.pooler() {
+            s.insert(Site::Pooler, 1.0 / 32767.0);
+        }
         Scales { s }
     }
 
@@ -90,7 +94,13 @@ impl Scales {
     pub fn fit_logits(&mut self, fm: &FloatModel<'_>, weights: WeightRule, output_int4: bool) -> Result<()> {
         let c = &fm.config;
         let sw = quantize_rows_to(fm.output.w, c.d_model, if output_int4 { INT4_MAX } else { INT8_MAX }, weights).scales;
-        let input = if c.token_output() { Site::DecNorm } else { Site::Pooled };
+        let input = if c.token_output() {
+            Site::DecNorm
+        } else if c.pooler() {
+            Site::Pooler
+        } else {
+            Site::Pooled
+        };
         let floor = 4.01 * self.get(input)? * sw.iter().fold(0f64, |m, &s| m.max(s));
         let s = self.s.entry(Site::Logits).or_insert(floor);
         *s = s.max(floor);
@@ -315,10 +325,16 @@ fn residual(ra: f64, rb: f64) -> ResidualParams {
 
 /// An interpolated activation table from input scale `s_in` to output scale `s_out`.
 fn act_table(act: ActKind, s_in: f64, s_out: f64) -> Vec<i16> {
+    table(|x| activation(act, x), s_in, s_out)
+}
+
+/// The interpolated table of `f` ([`picoformer::kernels::activation::table_i16`]): entry `i`
+/// is `f` at input `256 i − 32768` (in units of `s_in`), in units of `s_out`.
+fn table(f: impl Fn(f32) -> f32, s_in: f64, s_out: f64) -> Vec<i16> {
     (0..TABLE_LEN)
         .map(|i| {
             let u = (256 * i as i64 - 32768) as f64 * s_in;
-            (activation(act, u as f32) as f64 / s_out).round().clamp(-32768.0, 32767.0) as i16
+            (f(u as f32) as f64 / s_out).round().clamp(-32768.0, 32767.0) as i16
         })
         .collect()
 }
@@ -601,13 +617,30 @@ impl<'m> Builder<'m> {
             PosKind::None => {}
         }
 
+        // the embedding norm (BERT): the stack reads its output
+        let s_src = match &fm.embed_norm {
+            Some(n) => {
+                let s_en = sc.get(Site::EmbNorm)?;
+                self.norm(Tag::EmbedNorm, n, s_src, s_en);
+                s_en
+            }
+            None => s_src,
+        };
+
         // the stacks
         let s_mem = if c.n_enc > 0 { self.stack(Stack::Encoder, s_src, 0.0)? } else { 0.0 };
         let s_dec = if c.n_dec > 0 { self.stack(Stack::Decoder, s_tgt, s_mem)? } else { 0.0 };
 
         // output: logits, or the head; tied reuses the table its tokens come from
         let s_logit = sc.get(Site::Logits)?;
-        let s_head_in = if c.token_output() { s_dec } else { sc.get(Site::Pooled)? };
+        let mut s_head_in = if c.token_output() { s_dec } else { sc.get(Site::Pooled)? };
+        // the pooler (BERT): dense into the tanh table's input, the table into the head's
+        if let Some(p) = &fm.pooler {
+            let (s_pre, s_out) = (sc.get(Site::PoolerPre)?, sc.get(Site::Pooler)?);
+            self.linear(Tag::Pooler, p, s_head_in, s_pre);
+            self.put(Tag::PoolerTable, DType::I16, [TABLE_LEN, 1], le(&table(f32::tanh, s_pre, s_out)));
+            s_head_in = s_out;
+        }
         let out_tag = Tag::Output;
         if c.tied() {
             let i = if c.kind == ModelKind::EncoderDecoder { 0 } else { 1 };
@@ -634,7 +667,14 @@ impl<'m> Builder<'m> {
             if !v.byte_ids.is_empty() {
                 self.put(Tag::Tokenizer(TokPart::ByteIds), DType::U16, [256, 1], le(&v.byte_ids));
             }
-            sizes = TokenizerSizes { bytes: v.bytes.len(), normal: v.sorted.len() };
+            if c.tokenizer == blob::TokenizerKind::WordPiece {
+                let m = v.map_from.len();
+                self.put(Tag::Tokenizer(TokPart::Classes), DType::U32, [v.classes.len(), 1], le(&v.classes));
+                self.put(Tag::Tokenizer(TokPart::MapFrom), DType::U32, [m, 1], le(&v.map_from));
+                self.put(Tag::Tokenizer(TokPart::MapOffsets), DType::U32, [m + 1, 1], le(&v.map_offsets));
+                self.put(Tag::Tokenizer(TokPart::MapBytes), DType::U8, [v.map_bytes.len(), 1], v.map_bytes.clone());
+            }
+            sizes = TokenizerSizes { bytes: v.bytes.len(), normal: v.sorted.len(), classes: v.classes.len(), map: v.map_from.len(), map_bytes: v.map_bytes.len() };
         }
 
         // blob order

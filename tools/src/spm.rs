@@ -78,6 +78,21 @@ pub struct SpmModel {
     pub has_charsmap: bool,
     pub add_dummy_prefix: bool,
     pub remove_extra_whitespaces: bool,
+    /// A WordPiece vocabulary (`vocab.txt`, read by `crate::wordpiece`): its normalization
+    /// and the Unicode tables the device reads.
+    pub wordpiece: Option<WordPieceTables>,
+}
+
+/// A WordPiece tokenizer's normalization and its tables ([`Vocab::classes`],
+/// [`Vocab::map_from`], `map_offsets`, `map_bytes`), computed when the vocabulary is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WordPieceTables {
+    pub lower_case: bool,
+    pub strip_accents: bool,
+    pub classes: Vec<u32>,
+    pub map_from: Vec<u32>,
+    pub map_offsets: Vec<u32>,
+    pub map_bytes: Vec<u8>,
 }
 
 /// The owned tables a [`Vocab`] views.
@@ -89,6 +104,11 @@ pub struct VocabTables {
     pub sorted: Vec<u16>,
     /// Empty, or with `byte_fallback` the id of `<0xHH>` for each byte.
     pub byte_ids: Vec<u16>,
+    /// WordPiece: [`Vocab::classes`], [`Vocab::map_from`], `map_offsets`, `map_bytes`.
+    pub classes: Vec<u32>,
+    pub map_from: Vec<u32>,
+    pub map_offsets: Vec<u32>,
+    pub map_bytes: Vec<u8>,
 }
 
 /// A protobuf field value.
@@ -397,6 +417,7 @@ impl SpmModel {
             pad,
             normalizer_name,
             has_charsmap,
+            wordpiece: None,
             add_dummy_prefix,
             remove_extra_whitespaces,
         })
@@ -444,6 +465,9 @@ impl SpmModel {
                 self.pieces[usize::from(w[0])].piece
             );
         }
+        if let Some(w) = &self.wordpiece {
+            (t.classes, t.map_from, t.map_offsets, t.map_bytes) = (w.classes.clone(), w.map_from.clone(), w.map_offsets.clone(), w.map_bytes.clone());
+        }
         if self.byte_fallback {
             t.byte_ids = vec![0; 256];
             for (i, p) in self.pieces.iter().enumerate() {
@@ -470,6 +494,10 @@ impl SpmModel {
             remove_extra_whitespaces: self.remove_extra_whitespaces,
             kind: self.kind,
             byte_ids: &t.byte_ids,
+            classes: &t.classes,
+            map_from: &t.map_from,
+            map_offsets: &t.map_offsets,
+            map_bytes: &t.map_bytes,
         }
     }
 }

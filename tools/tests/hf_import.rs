@@ -138,6 +138,102 @@ fn marian_f32_matches_transformers_and_int8_tracks_it() {
     assert!(sqnr > 35.0 && cosine > 0.9998, "marian int8 logits SQNR {sqnr:.1} dB, cosine {cosine}");
 }
 
+#[test]
+fn bert_maps_onto_the_encoder_only_layout_and_matches_transformers() {
+    use picoformer::blob::{Pooling, TokenizerKind};
+    let ex = Export::load(&tiny("bert")).unwrap();
+    let c = ex.blob_config;
+    assert_eq!((c.kind, c.act, c.positions, c.norm_first(), c.final_norm(), c.embed_norm(), c.pooler(), c.pooling, c.tokenizer), (ModelKind::EncoderOnly, ActKind::Gelu, PosKind::Learned, false, false, true, true, Pooling::First, TokenizerKind::WordPiece));
+    // [PAD] [UNK] [CLS] [SEP]: pad, unk, bos, eos
+    assert_eq!((c.vocab, c.n_outputs, c.max_len, c.pad, c.unk, c.bos, c.eos, c.d_model, c.n_enc, c.d_ff), (1204, 3, 64, 0, 1, 2, 3, 32, 2, 64));
+    assert_eq!(ex.labels, ["animal", "person", "thing"]);
+    assert_eq!(ex.norm_eps, 1e-12);
+    let check = check_reference(&ex.float_model(), &tiny("bert")).unwrap().unwrap();
+    println!("bert: f32 max |Δ| {:.2e} over {} cases", check.max_diff, check.sentences);
+    assert!(check.max_diff < 1e-4 && check.sentences == 6, "{check:?}");
+}
+
+#[test]
+fn bert_int8_tracks_float() {
+    use picoformer::reference::FSource;
+    use picoformer_tools::calibrate::text_ids;
+    let (diff, sqnr, cosine) = convert("bert");
+    println!("bert: f32 max |Δ| {diff:.2e}, int8 logits SQNR {sqnr:.1} dB, cosine {cosine:.5}");
+    assert!(diff < 1e-4, "bert f32 vs transformers {diff}");
+    assert!(sqnr > 24.0 && cosine > 0.998, "bert int8 logits SQNR {sqnr:.1} dB, cosine {cosine}");
+    // classes and logits of int8 against float on 200 test captions (English and German)
+    let ex = Export::load(&tiny("bert")).unwrap();
+    let fm = ex.float_model();
+    let tables = ex.spm.as_ref().unwrap().tables().unwrap();
+    let tok = Tokenizer::new(ex.spm.as_ref().unwrap().vocab(&tables)).unwrap();
+    let calib = CalibData::Texts(read_lines(&root().join("models/captions-lm/calib.en")).unwrap()[..60].to_vec());
+    let (ranges, _) = calibrate(&fm, Some(&tok), &calib).unwrap();
+    let q = quantize(&fm, &ranges, picoformer_tools::quantize::WeightRule::default(), Some(&tables), None).unwrap();
+    let blob = AlignedBuf::from_bytes(&q.blob(&ex.blob_config).unwrap());
+    let model = Model::parse(blob.bytes()).unwrap();
+    let unit = model.output_scale().to_real();
+    let mut arena = vec![0u64; picoformer::Classifier::arena_bytes(&model).div_ceil(8)];
+    let mut clf = picoformer::Classifier::new(&model, bytemuck::cast_slice_mut(&mut arena)).unwrap();
+    let de_en = root().join("models/de-en");
+    let mut texts = read_lines(&de_en.join("test2016.en")).unwrap()[..100].to_vec();
+    texts.extend(read_lines(&de_en.join("test2016.de")).unwrap()[..100].iter().cloned());
+    let mut fl = picoformer_tools::host::Float::new(&fm).unwrap();
+    let (mut agree, mut worst, mut span, mut tie) = (0, 0f64, 0f64, 0f64);
+    for t in &texts {
+        let ids = text_ids(&tok, t, 64, false).unwrap();
+        assert_eq!((ids[0], *ids.last().unwrap()), (2, 3), "[CLS] … [SEP]");
+        let mut st = fl.state().unwrap();
+        let f: Vec<f32> = fm.classify(FSource::Tokens(&ids), &mut st, &mut picoformer::observe::NoObserver).unwrap().to_vec();
+        let out = clf.classify_tokens(&ids).unwrap().to_vec();
+        let fc = f.iter().enumerate().fold(0, |b, (i, &v)| if v > f[b] { i } else { b });
+        agree += usize::from(clf.class() == fc);
+        if clf.class() != fc {
+            // a flip is a near-tie: the float margin between the two classes
+            tie = tie.max((f[fc] - f[clf.class()]) as f64);
+        }
+        for (&o, &v) in out.iter().zip(&f) {
+            worst = worst.max((o as f64 * unit - v as f64).abs());
+            span = span.max(v.abs() as f64);
+        }
+    }
+    println!("bert int8: classes agree with float on {agree}/{} captions, logits max |Δ| {worst:.4} (float logits up to {span:.2})", texts.len());
+    println!("bert int8: the widest float margin a flip had: {tie:.4}");
+    assert!(agree >= 190, "{agree}/200");
+    assert!(tie <= 2.0 * worst, "a class flipped at a float margin of {tie}, beyond twice the logit error {worst}");
+    assert!(worst < 0.1 * span, "logit error {worst} of {span}");
+}
+
+/// `tokenizer_vectors.json`: BertTokenizer's ids for each string.
+fn bert_vectors() -> Vec<(String, Vec<u16>)> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tiny("bert").join("tokenizer_vectors.json")).unwrap()).unwrap();
+    v.as_array().unwrap().iter().map(|c| (c["text"].as_str().unwrap().to_owned(), c["ids"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u16).collect())).collect()
+}
+
+#[test]
+fn wordpiece_gives_bert_tokenizer_ids() {
+    let ex = Export::load(&tiny("bert")).unwrap();
+    let spm = ex.spm.as_ref().unwrap();
+    let tables = spm.tables().unwrap();
+    println!("bert tokenizer tables: {} class runs, {} mapped characters ({} bytes)", tables.classes.len(), tables.map_from.len(), tables.map_bytes.len());
+    let tok = Tokenizer::new(spm.vocab(&tables)).unwrap();
+    let cases = bert_vectors();
+    assert!(cases.len() >= 20);
+    for (text, want) in &cases {
+        let mut scratch = vec![picoformer::tokenizer::Node::default(); Tokenizer::scratch_len(text.len())];
+        let mut out = vec![0u16; 512];
+        let n = tok.encode_prompt(text, &mut scratch, &mut out, 512).unwrap();
+        assert_eq!(&out[..n], &want[..], "{text:?}");
+    }
+    // unknown words and accents are among them
+    assert!(cases.iter().any(|(_, ids)| ids.contains(&1)) && cases.iter().any(|(t, _)| t.contains('é')));
+    // truncation keeps [CLS] … [SEP] around the first pieces
+    let (text, want) = &cases[0];
+    let mut scratch = vec![picoformer::tokenizer::Node::default(); Tokenizer::scratch_len(text.len())];
+    let mut out = [0u16; 6];
+    assert_eq!(tok.encode_prompt(text, &mut scratch, &mut out, 6).unwrap(), 6);
+    assert_eq!(out, [want[0], want[1], want[2], want[3], want[4], 3]);
+}
+
 // ---- bad checkpoints ----
 
 /// A copy of a tiny checkpoint in a fresh temp dir.
@@ -221,6 +317,54 @@ fn marian_activation_and_pre_norm_are_checked() {
     set(&d, "normalize_before", true.into());
     let e = error_of(&d);
     assert!(e.contains("field `normalize_before`: true is not supported"), "{e}");
+}
+
+#[test]
+fn bert_options_the_runtime_lacks_are_named() {
+    for (field, value, want) in [
+        ("hidden_act", serde_json::json!("gelu_new"), "field `hidden_act`: unsupported \"gelu_new\" (supported: \"gelu\")"),
+        ("position_embedding_type", "relative_key".into(), "field `position_embedding_type`: unsupported \"relative_key\" (supported: \"absolute\")"),
+        ("problem_type", "regression".into(), "field `problem_type`: unsupported \"regression\" (supported: \"single_label_classification\")"),
+        ("problem_type", "multi_label_classification".into(), "unsupported \"multi_label_classification\""),
+        ("is_decoder", true.into(), "field `is_decoder`: true is not supported"),
+        ("num_labels", 2.into(), "field `num_labels`: 2, but id2label has 3 labels"),
+    ] {
+        let d = copy("bert", "opt");
+        set(&d, field, value.clone());
+        let e = error_of(&d);
+        assert!(e.contains("config.json") && e.contains(want), "{field} = {value}: {e}");
+    }
+    // one label is regression
+    let d = copy("bert", "one");
+    set(&d, "id2label", serde_json::json!({"0": "score"}));
+    let e = error_of(&d);
+    assert!(e.contains("field `num_labels`: 1: one output is regression, which the bert importer does not map"), "{e}");
+    // the tokenizer's options
+    let d = copy("bert", "strip");
+    let p = d.join("tokenizer_config.json");
+    let tc = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, tc.replace("\"strip_accents\": null", "\"strip_accents\": false")).unwrap();
+    let e = error_of(&d);
+    assert!(e.contains("tokenizer_config.json: field `strip_accents`: false with do_lower_case true"), "{e}");
+}
+
+#[test]
+fn a_bert_vocabulary_that_disagrees_is_named() {
+    let d = copy("bert", "vocab");
+    let p = d.join("vocab.txt");
+    let v = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, v.lines().take(1200).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let e = error_of(&d);
+    assert!(e.contains("vocab.txt: 1200 pieces, but config.json's vocab_size is 1204"), "{e}");
+    std::fs::write(&p, v.replacen("[CLS]", "[START]", 1)).unwrap();
+    let e = error_of(&d);
+    assert!(e.contains("vocab.txt: no \"[CLS]\" piece (tokenizer_config.json's `cls_token`)"), "{e}");
+    std::fs::write(&p, v.replacen("[MASK]\n", "the\n", 1)).unwrap();
+    let e = error_of(&d);
+    assert!(e.contains("vocab.txt: line") && e.contains("a repeated piece \"the\""), "{e}");
+    std::fs::remove_file(&p).unwrap();
+    let e = error_of(&d);
+    assert!(e.contains("vocab.txt: not found (the WordPiece vocabulary a BERT checkpoint carries)"), "{e}");
 }
 
 #[test]
@@ -374,7 +518,7 @@ fn convert_and_translate_a_marian_directory() {
 fn fuzz_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("picoformer-hf-seed-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
-    for (family, file) in [("llama", "tokenizer.model"), ("marian", "source.spm"), ("marian", "target.spm"), ("marian", "vocab.json")] {
+    for (family, file) in [("llama", "tokenizer.model"), ("marian", "source.spm"), ("marian", "target.spm"), ("marian", "vocab.json"), ("bert", "vocab.txt"), ("bert", "tokenizer_config.json")] {
         std::fs::copy(tiny(family).join(file), d.join(file)).unwrap();
     }
     d
@@ -394,7 +538,7 @@ fn seed(name: &str) -> Vec<u8> {
 
 #[test]
 fn the_export_fuzz_seeds_load() {
-    for (name, loads) in [("llama", true), ("marian", true), ("generic", true), ("transformer", false)] {
+    for (name, loads) in [("llama", true), ("marian", true), ("bert", true), ("generic", true), ("transformer", false)] {
         let d = fuzz_dir(name);
         write_input(&d, &seed(name));
         match Export::load(&d) {
@@ -419,7 +563,7 @@ fn mutated_seeds_give_errors_not_panics() {
         rng
     };
     let (mut ok, mut err) = (0, 0);
-    for name in ["llama", "marian", "generic"] {
+    for name in ["llama", "marian", "bert", "generic"] {
         let d = fuzz_dir(&format!("mut-{name}"));
         let base = seed(name);
         let n = u16::from_le_bytes([base[0], base[1]]) as usize;
@@ -450,7 +594,7 @@ fn mutated_seeds_give_errors_not_panics() {
         }
     }
     println!("mutated seeds: {ok} loaded, {err} refused");
-    assert!(err > 300, "{ok} loaded, {err} refused");
+    assert!(err > 400, "{ok} loaded, {err} refused");
 }
 
 #[test]

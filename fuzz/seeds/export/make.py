@@ -75,3 +75,20 @@ seed("transformer", {"d_model": 8, "nhead": 2, "num_encoder_layers": 1, "num_dec
                      "activation": "relu", "norm_first": False, "layer_norm_eps": 1e-5, "vocab_size": 1000, "max_len": 16,
                      "pad_id": 2, "unk_id": 0, "bos_id": 1, "eos_id": 2, "tie_embeddings": True, "scale_embedding": True,
                      "positional": "sinusoidal"}, struct.pack("<Q", len(hdr)) + hdr + b"\0" * 64)
+
+# bert: hidden 8, 2 heads, 1 layer, 2 labels, vocabulary of vocab.txt (1204)
+d, ff, v = 8, 16, 1204
+e = "bert.embeddings"
+t = {f"{e}.word_embeddings.weight": w(v, d), f"{e}.position_embeddings.weight": w(16, d), f"{e}.token_type_embeddings.weight": w(2, d),
+     f"{e}.LayerNorm.weight": w(d), f"{e}.LayerNorm.bias": w(d), "bert.pooler.dense.weight": w(d, d), "bert.pooler.dense.bias": w(d),
+     "classifier.weight": w(2, d), "classifier.bias": w(2)}
+p = "bert.encoder.layer.0"
+for x, n, k in [("attention.self.query", d, d), ("attention.self.key", d, d), ("attention.self.value", d, d), ("attention.output.dense", d, d),
+                ("intermediate.dense", ff, d), ("output.dense", d, ff)]:
+    t[f"{p}.{x}.weight"], t[f"{p}.{x}.bias"] = w(n, k), w(n)
+for x in ["attention.output.LayerNorm", "output.LayerNorm"]:
+    t[f"{p}.{x}.weight"], t[f"{p}.{x}.bias"] = w(d), w(d)
+seed("bert", {"architectures": ["BertForSequenceClassification"], "model_type": "bert", "hidden_size": d, "num_attention_heads": 2,
+              "num_hidden_layers": 1, "intermediate_size": ff, "hidden_act": "gelu", "vocab_size": v, "max_position_embeddings": 16,
+              "type_vocab_size": 2, "layer_norm_eps": 1e-12, "position_embedding_type": "absolute",
+              "id2label": {"0": "NEGATIVE", "1": "POSITIVE"}}, t)

@@ -5,6 +5,7 @@
 //! [`crate::export::Export`] takes it from there, so the f32 check, calibration, quantization
 //! and everything after are the converter's own.
 
+mod bert;
 mod llama;
 mod marian;
 
@@ -21,7 +22,7 @@ use crate::spm::SpmModel;
 /// The `model_type`s of the export layouts themselves (not Hugging Face families).
 pub const EXPORT_KINDS: [&str; 2] = ["encoder-only", "decoder-only"];
 /// The Hugging Face families with an importer, with the architecture each maps.
-pub const FAMILIES: [(&str, &str); 3] = [("llama", "LlamaForCausalLM"), ("mistral", "MistralForCausalLM"), ("marian", "MarianMTModel")];
+pub const FAMILIES: [(&str, &str); 4] = [("llama", "LlamaForCausalLM"), ("mistral", "MistralForCausalLM"), ("marian", "MarianMTModel"), ("bert", "BertForSequenceClassification")];
 
 /// The export config an importer produced.
 pub enum Layout {
@@ -64,6 +65,7 @@ pub fn import(dir: &Path, config: &Value) -> Result<Imported> {
     let weights = Weights::load(dir)?;
     match family {
         "llama" | "mistral" => llama::import(dir, &cfg, weights),
+        "bert" => bert::import(dir, &cfg, weights),
         _ => marian::import(dir, &cfg, weights),
     }
 }
