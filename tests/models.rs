@@ -9,7 +9,7 @@ use common::AlignedBuf;
 use picoformer::blob::ModelKind;
 use picoformer::observe::{Data, NoObserver, Observer, Site};
 use picoformer::tokenizer::{Node, Tokenizer};
-use picoformer::vectors::{replay, Buffers, CaseData, CaseKind, Fnv1a, NoMeter, Vectors};
+use picoformer::vectors::{replay, Buffers, CaseData, CaseKind, Cost, Fnv1a, Meter, NoMeter, Vectors};
 use picoformer::{Classifier, Generator, Model, TokenId, Translator};
 use safetensors::SafeTensors;
 
@@ -59,6 +59,16 @@ impl Observer for Sites {
     }
 }
 
+/// A clock that ticks once per reading: each stage `replay` meters costs exactly 1.
+struct Ticks(u64);
+
+impl Meter for Ticks {
+    fn now(&mut self) -> u64 {
+        self.0 += 1;
+        self.0
+    }
+}
+
 fn replays_bit_for_bit(name: &str, kind: ModelKind) {
     let blob = AlignedBuf::from_bytes(&read(name, &format!("{name}.pico")));
     let m = Model::parse(blob.bytes()).unwrap();
@@ -80,6 +90,7 @@ fn replays_bit_for_bit(name: &str, kind: ModelKind) {
     let mut ids = vec![0; c.max_len + 1];
     let mut features = vec![0; c.max_len * c.n_features];
     let mut checked_sites = 0;
+    let (mut total, mut sum) = (Cost::default(), Cost::default());
     for (i, case) in cases.enumerate() {
         let want_kind = match kind {
             ModelKind::EncoderDecoder => CaseKind::Translate,
@@ -90,8 +101,21 @@ fn replays_bit_for_bit(name: &str, kind: ModelKind) {
         let mut sites = Sites::default();
         let mut text = String::new();
         let mut buf = Buffers { arena: arena.bytes_mut(), scratch: &mut scratch, ids: &mut ids, features: &mut features };
-        let r = replay(&m, &case, &mut buf, &mut NoMeter, &mut sites, &mut text).unwrap();
+        let r = replay(&m, &case, &mut buf, &mut Ticks(0), &mut sites, &mut text).unwrap();
         assert!(r.input_ok, "{name} case {i}: input ids");
+        // one tick per metered stage: every greedy step, the final one that ends it included
+        let k = r.cost;
+        let tokens = u64::from(case.features_len() == 0);
+        let want = match kind {
+            ModelKind::EncoderDecoder => Cost { tokenize: 1, prefill: 1, decode: k.steps as u64 + 1, steps: k.steps },
+            // a prompt stops at the step limit without a final step
+            ModelKind::DecoderOnly => Cost { tokenize: 1, prefill: 1, decode: k.decode.clamp(k.steps as u64, k.steps as u64 + 1), steps: k.steps },
+            ModelKind::EncoderOnly => Cost { tokenize: tokens, prefill: 1, decode: 0, steps: 0 },
+        };
+        assert_eq!(k, want, "{name} case {i}: cost");
+        assert!(kind == ModelKind::EncoderOnly || k.steps > 0, "{name} case {i}: no steps");
+        total.add(&k);
+        (sum.tokenize, sum.prefill, sum.decode, sum.steps) = (sum.tokenize + k.tokenize, sum.prefill + k.prefill, sum.decode + k.decode, sum.steps + k.steps);
         assert_eq!(r.first_diff, None, "{name} case {i}: output ids ({} of {})", r.outputs, case.out_len());
         assert_eq!(r.digest, case.logits_digest, "{name} case {i}: logits digest");
         assert!(r.ok(&case));
@@ -115,6 +139,8 @@ fn replays_bit_for_bit(name: &str, kind: ModelKind) {
     }
     let per_case = 3 * (c.n_enc + c.n_dec);
     assert!(checked_sites >= 8 * per_case, "{name}: {checked_sites} sites");
+    assert_eq!(total, sum, "{name}: Cost::add");
+    assert_eq!(total.total(), sum.tokenize + sum.prefill + sum.decode, "{name}: Cost::total");
 }
 
 #[test]
