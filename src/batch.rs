@@ -10,11 +10,12 @@
 //!
 //! ```text
 //! arena (8-byte aligned, Batch::arena_bytes(model, lanes) bytes):
-//! ┌ cross K/V ────┬ self K/V ─────┬ lanes ┬ rows ─┬────────────── work ─────────────────────┐
-//! │ (N,L,T,kv) ×2 │ (N,L,T,kv) ×2 │ (N,)  │ (N,)  │ encoding: one source's encoder buffers  │
-//! │ i8            │ i8            │ RowAt │ RowAt │ decoding: logits (N,V) i32 · N rows'    │
-//! │               │               │       │       │           scratch (k, v: the new keys)  │
-//! └───────────────┴───────────────┴───────┴───────┴─────────────────────────────────────────┘
+//! ┌ cross K/V ────┬ self K/V ─────┬ lanes ┬ rows ─┬ owner ┬──────────── work ──────────────────┐
+//! │ (N,L,T,kv) ×2 │ (N,L,T,kv) ×2 │ (N,)  │ (N,)  │ (N,)  │ encoding: one source's encoder     │
+//! │ i8            │ i8            │ RowAt │ RowAt │ u32   │   buffers                          │
+//! │               │               │       │       │       │ decoding: logits (N,V) i32 · N     │
+//! │               │               │       │       │       │   rows' scratch (k, v: new keys)   │
+//! └───────────────┴───────────────┴───────┴───────┴───────┴────────────────────────────────────┘
 //! N = lanes, T = max_len, L = decoder layers. The work area holds nothing between calls, so
 //! encoding a source into a free lane leaves the other lanes' caches as they were.
 //! ```
@@ -28,8 +29,8 @@ use crate::model::Model;
 use crate::observe::NoObserver;
 use crate::{Error, TokenId};
 
-/// Largest number of lanes (positions and lengths are kept in `u16`).
-pub const MAX_LANES: usize = 256;
+/// Largest number of lanes ([`Batch::greedy_all`] keeps a step's tokens on the stack).
+pub const MAX_LANES: usize = 64;
 
 /// A batched greedy translation session over one encoder-decoder model and one arena.
 pub struct Batch<'m, 'a> {
@@ -40,6 +41,8 @@ pub struct Batch<'m, 'a> {
     lanes: &'a mut [RowAt],
     /// The live lanes of the step running, in lane order.
     rows: &'a mut [RowAt],
+    /// [`Batch::greedy_all`]: the index of the source each lane decodes.
+    owner: &'a mut [u32],
     work: &'a mut [u8],
 }
 
@@ -64,16 +67,16 @@ fn work_bytes(model: &Model<'_>, lanes: usize) -> usize {
     enc.used().max(dec.used())
 }
 
-type Parts<'a> = (CrossMemory<'a>, KvCache<'a>, &'a mut [RowAt], &'a mut [RowAt], &'a mut [u8]);
+type Parts<'a> = (CrossMemory<'a>, KvCache<'a>, &'a mut [RowAt], &'a mut [RowAt], &'a mut [u32], &'a mut [u8]);
 
 /// Every buffer of a batch, carved from `a` in one fixed order.
 fn carve<'a>(model: &Model<'_>, lanes: usize, a: &mut Arena<'a>) -> Result<Parts<'a>, Error> {
     let c = &model.config;
     let cross = CrossMemory::carve(a, lanes, c.n_dec, c.max_len, c.kv_width())?;
     let cache = KvCache::carve(a, lanes, c.n_dec, c.max_len, c.kv_width())?;
-    let (st, rows) = (a.take("lanes", lanes)?, a.take("rows", lanes)?);
+    let (st, rows, owner) = (a.take("lanes", lanes)?, a.take("rows", lanes)?, a.take("owner", lanes)?);
     let work = a.take("work", work_bytes(model, lanes))?;
-    Ok((cross, cache, st, rows, work))
+    Ok((cross, cache, st, rows, owner, work))
 }
 
 impl<'m, 'a> Batch<'m, 'a> {
@@ -114,8 +117,8 @@ impl<'m, 'a> Batch<'m, 'a> {
         if arena.len() < needed {
             return Err(Error::ArenaTooSmall { needed, got: arena.len() });
         }
-        let (cross, cache, st, rows, work) = carve(model, lanes, &mut Arena::new(arena)?)?;
-        Ok(Batch { model, cross, cache, lanes: st, rows, work })
+        let (cross, cache, st, rows, owner, work) = carve(model, lanes, &mut Arena::new(arena)?)?;
+        Ok(Batch { model, cross, cache, lanes: st, rows, owner, work })
     }
 
     /// Lanes of this batch.
@@ -193,5 +196,37 @@ impl<'m, 'a> Batch<'m, 'a> {
             }
         }
         Ok(rows)
+    }
+
+    /// Greedy decoding of every source in `srcs` (each as for [`Batch::encode`]), a freed lane
+    /// taking the next source before the next step. `emit(i, token)` receives source `i`'s
+    /// tokens in order, eos included when produced (the sentences' tokens interleave). Returns
+    /// the number of sources. Lanes live before the call are dropped.
+    pub fn greedy_all<'s>(&mut self, srcs: impl IntoIterator<Item = &'s [TokenId]>, mut emit: impl FnMut(usize, TokenId)) -> Result<usize, Error> {
+        let mut srcs = srcs.into_iter();
+        let mut seen = 0;
+        let mut toks = [None; MAX_LANES];
+        let toks = toks.get_mut(..self.lanes.len()).ok_or(Error::DecoderState)?;
+        self.lanes.fill(RowAt::default());
+        loop {
+            for lane in 0..self.lanes.len() {
+                if self.is_live(lane) {
+                    continue;
+                }
+                let Some(src) = srcs.next() else { break };
+                self.encode(lane, src)?;
+                *self.owner.get_mut(lane).ok_or(Error::DecoderState)? = seen as u32;
+                seen += 1;
+            }
+            // every lane free and no source left
+            if self.step(toks)? == 0 {
+                return Ok(seen);
+            }
+            for (t, &i) in toks.iter().zip(self.owner.iter()) {
+                if let Some(t) = t {
+                    emit(i as usize, *t);
+                }
+            }
+        }
     }
 }

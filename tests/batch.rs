@@ -24,32 +24,14 @@ fn source(m: &Model<'_>, text: &str) -> Vec<TokenId> {
     ids
 }
 
-/// Every source through a batch of `lanes`, each freed lane refilled with the next source at
-/// once: each one's output ids, eos included.
+/// Every source through a batch of `lanes` ([`Batch::greedy_all`]: each freed lane refilled at
+/// once): each one's output ids, eos included.
 fn batched(m: &Model<'_>, lanes: usize, srcs: &[Vec<TokenId>]) -> Vec<Vec<TokenId>> {
     let mut arena = AlignedBuf::zeroed(Batch::arena_bytes(m, lanes));
     let mut b = Batch::new(m, arena.bytes_mut(), lanes).unwrap();
     let mut outs = vec![Vec::new(); srcs.len()];
-    let mut owner = vec![usize::MAX; lanes];
-    let mut next = 0;
-    let mut toks = vec![None; lanes];
-    loop {
-        for lane in 0..lanes {
-            if !b.is_live(lane) && next < srcs.len() {
-                b.encode(lane, &srcs[next]).unwrap();
-                owner[lane] = next;
-                next += 1;
-            }
-        }
-        if b.step(&mut toks).unwrap() == 0 {
-            break;
-        }
-        for (lane, t) in toks.iter().enumerate() {
-            if let Some(t) = t {
-                outs[owner[lane]].push(*t);
-            }
-        }
-    }
+    let n = b.greedy_all(srcs.iter().map(|s| s.as_slice()), |i, t| outs[i].push(t)).unwrap();
+    assert_eq!(n, srcs.len());
     outs
 }
 
@@ -157,15 +139,24 @@ fn batch_refuses_bad_input_and_frees_lanes() {
     assert_eq!(b.encode(0, &[c.vocab as TokenId]), Err(Error::TokenOutOfRange { id: c.vocab as u32, vocab: c.vocab as u32 }));
     assert_eq!(b.encode(2, &[5, c.eos]), Err(Error::DecoderState));
     assert_eq!(b.live(), 0);
-    b.encode(1, &source(&m, "Ein Mann.")).unwrap();
+    let srcs = [source(&m, "Ein Mann schläft auf einer Bank."), source(&m, "Zwei Hunde spielen im Schnee.")];
+    let want = one_at_a_time(&m, &srcs);
+    b.encode(1, &srcs[0]).unwrap();
     assert!(b.is_live(1) && !b.is_live(0));
     assert_eq!(b.step(&mut toks[..1]), Err(Error::OutputFull { capacity: 1 }));
-    let mut n = 0;
-    while b.step(&mut toks).unwrap() == 1 {
-        assert_eq!(toks[0], None);
-        assert!(toks[1].is_some());
-        n += 1;
+    let mut got = vec![Vec::new(); 2];
+    assert_eq!(b.step(&mut toks), Ok(1));
+    assert_eq!(toks[0], None);
+    got[0].extend(toks[1]);
+    // a second sentence joins in lane 0 while lane 1 decodes
+    b.encode(0, &srcs[1]).unwrap();
+    let mut steps = 1;
+    while b.step(&mut toks).unwrap() > 0 {
+        got[0].extend(toks[1]);
+        got[1].extend(toks[0]);
+        steps += 1;
     }
-    assert!(n >= 2 && n < c.max_len, "{n} steps");
+    assert_eq!(got, want);
+    assert!(steps >= 3 && steps < c.max_len, "{steps} steps");
     assert_eq!(b.live(), 0);
 }

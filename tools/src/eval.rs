@@ -15,7 +15,7 @@ use picoformer::{Model, TokenId};
 use crate::bleu::{corpus_bleu, Bleu};
 use crate::export::Export;
 use crate::calibrate::{text_ids, Window};
-use crate::host::{read_aligned, detok, detok_after, primed, progress_bar, quantize_window, source_ids, Clf, Float, Int8, Lm, SentencePairs};
+use crate::host::{read_aligned, detok, detok_after, primed, progress_bar, quantize_window, source_ids, translate_batch, Clf, Float, Int8, Lm, SentencePairs};
 use crate::vectors::{Inputs, MAX_NEW};
 use crate::quantize::Scales;
 
@@ -309,18 +309,28 @@ pub struct Agreement {
     pub seconds_float: f64,
 }
 
-/// Translate `src` with both models (greedy) and score against `refs`.
-pub fn agreement(model: &Model<'_>, fm: &FloatModel<'_>, tok: &Tokenizer<'_>, src: &[String], refs: &[String]) -> Result<Agreement> {
+/// Sentences the converter's report decodes together (the same output as one at a time).
+pub const REPORT_BATCH: usize = 32;
+
+/// Translate `src` with both models (greedy) and score against `refs`; the int8 model one
+/// sentence at a time (`batch` 1, [`picoformer::Translator`]) or `batch` together
+/// ([`picoformer::Batch`], the same ids).
+pub fn agreement(model: &Model<'_>, fm: &FloatModel<'_>, tok: &Tokenizer<'_>, src: &[String], refs: &[String], batch: usize) -> Result<Agreement> {
     let c = *model.config();
     let ids: Vec<Vec<TokenId>> = src.iter().map(|s| source_ids(tok, s, c.max_len)).collect::<Result<_>>()?;
     let pb = progress_bar(ids.len(), "int8");
     let t0 = Instant::now();
-    let mut q = Int8::new(model, 1);
-    let mut qout = Vec::new();
-    for s in &ids {
-        qout.push(q.translate_ids(s, 1)?);
-        pb.inc(1);
-    }
+    let qout = if batch <= 1 {
+        let mut q = Int8::new(model, 1);
+        let mut qout = Vec::new();
+        for s in &ids {
+            qout.push(q.translate_ids(s, 1)?);
+            pb.inc(1);
+        }
+        qout
+    } else {
+        translate_batch(model, &ids, batch, |n| pb.set_position(n as u64))?
+    };
     pb.finish();
     let seconds_int8 = t0.elapsed().as_secs_f64();
     let pb = progress_bar(ids.len(), "float");
@@ -382,6 +392,8 @@ pub struct EvalOpts {
     pub prompts: Option<PathBuf>,
     /// Translator: where to write the int8 hypotheses, if anywhere.
     pub hyps: Option<PathBuf>,
+    /// Translator: sentences the int8 model decodes together (1: one at a time).
+    pub batch: usize,
 }
 
 /// `picoformer eval`: the metric of the model's kind (BLEU, perplexity or accuracy) for both
@@ -401,7 +413,7 @@ pub fn run(o: &EvalOpts) -> Result<()> {
     match c.kind {
         ModelKind::EncoderDecoder => {
             let test = SentencePairs::read(&need(&o.src, "--src", "test2016.de")?, &need(&o.reference, "--ref", "test2016.en")?, usize::MAX)?;
-            let a = agreement(&model, &fm, model.tokenizer(), &test.src, &test.tgt)?;
+            let a = agreement(&model, &fm, model.tokenizer(), &test.src, &test.tgt, o.batch)?;
             println!("int8:  {}", a.bleu_int8);
             println!("float: {}", a.bleu_float);
             println!(
