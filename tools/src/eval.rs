@@ -307,6 +307,16 @@ pub struct Agreement {
     pub float_hyps: Vec<String>,
     pub seconds_int8: f64,
     pub seconds_float: f64,
+    /// The int8 pass's time on the CPU (Linux; `None` elsewhere): on a shared machine the
+    /// wall time also counts the other jobs' turns.
+    pub cpu_seconds_int8: Option<f64>,
+}
+
+/// This thread's time on the CPU so far, from `/proc/thread-self/schedstat` (Linux: its first
+/// field, nanoseconds).
+fn thread_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    Some(s.split_whitespace().next()?.parse::<u64>().ok()? as f64 * 1e-9)
 }
 
 /// Sentences the converter's report decodes together (the same output as one at a time).
@@ -319,7 +329,7 @@ pub fn agreement(model: &Model<'_>, fm: &FloatModel<'_>, tok: &Tokenizer<'_>, sr
     let c = *model.config();
     let ids: Vec<Vec<TokenId>> = src.iter().map(|s| source_ids(tok, s, c.max_len)).collect::<Result<_>>()?;
     let pb = progress_bar(ids.len(), "int8");
-    let t0 = Instant::now();
+    let (t0, c0) = (Instant::now(), thread_cpu_seconds());
     let qout = if batch <= 1 {
         let mut q = Int8::new(model, 1);
         let mut qout = Vec::new();
@@ -333,6 +343,7 @@ pub fn agreement(model: &Model<'_>, fm: &FloatModel<'_>, tok: &Tokenizer<'_>, sr
     };
     pb.finish();
     let seconds_int8 = t0.elapsed().as_secs_f64();
+    let cpu_seconds_int8 = c0.zip(thread_cpu_seconds()).map(|(a, b)| b - a);
     let pb = progress_bar(ids.len(), "float");
     let t0 = Instant::now();
     let mut fl = Float::new(fm)?;
@@ -364,6 +375,7 @@ pub fn agreement(model: &Model<'_>, fm: &FloatModel<'_>, tok: &Tokenizer<'_>, sr
         float_hyps,
         seconds_int8,
         seconds_float,
+        cpu_seconds_int8,
     })
 }
 
@@ -423,7 +435,9 @@ pub fn run(o: &EvalOpts) -> Result<()> {
                 100.0 * a.identical as f64 / a.sentences as f64,
                 100.0 * a.prefix_tokens as f64 / a.float_tokens.max(1) as f64
             );
-            println!("host, one thread: int8 {:.2} s ({:.1} sentences/s), float {:.2} s ({:.1} sentences/s)", a.seconds_int8, a.sentences as f64 / a.seconds_int8, a.seconds_float, a.sentences as f64 / a.seconds_float);
+            let cpu = a.cpu_seconds_int8.map(|c| format!("; on the CPU {c:.2} s, {:.1} sentences/s", a.sentences as f64 / c)).unwrap_or_default();
+            let batch = if o.batch > 1 { format!(", batch {}", o.batch) } else { String::new() };
+            println!("host, one thread{batch}: int8 {:.2} s ({:.1} sentences/s{cpu}), float {:.2} s ({:.1} sentences/s)", a.seconds_int8, a.sentences as f64 / a.seconds_int8, a.seconds_float, a.sentences as f64 / a.seconds_float);
             if let Some(h) = &o.hyps {
                 std::fs::write(h, a.int8_hyps.join("\n") + "\n").with_context(|| format!("writing {}", h.display()))?;
             }
