@@ -41,9 +41,9 @@ impl<'m, 'a> Decoder<'m, 'a> {
             return Err(Error::DecoderState);
         }
         check_ids(c.vocab, tokens)?;
-        embed_target(self.model, tokens, pos0, &mut self.s, obs)?;
+        embed_target(self.model, tokens.len(), tokens.iter().zip(pos0..).map(|(&t, p)| (t, p)), &mut self.s, obs)?;
         run_stack(self.model, Stack::Decoder, &mut self.s, tokens.len(), pos0, Keys::Cache(&mut self.cache, slot), cross, obs)?;
-        output(self.model, &self.s, tokens.len() - 1, self.logits, obs)
+        output(self.model, &self.s, tokens.len() - 1..tokens.len(), self.logits, obs)
     }
 }
 

@@ -43,6 +43,8 @@ pub enum Error {
     OutputFull { capacity: usize },
     /// The requested beam width is zero or above the capacity the arena was sized for.
     BadBeamWidth { requested: usize, capacity: usize },
+    /// The requested number of batch lanes is zero or above [`crate::MAX_LANES`].
+    BadBatchSize { requested: usize, capacity: usize },
     /// A decoder step was asked for past `max_len`, or before the source was encoded.
     DecoderState,
     /// The session is for another model kind (a translator over a language model, say).
@@ -99,6 +101,7 @@ impl fmt::Display for Error {
             Error::BadBeamWidth { requested, capacity } => {
                 write!(f, "beam width {requested} not in 1..={capacity}")
             }
+            Error::BadBatchSize { requested, capacity } => write!(f, "batch of {requested} not in 1..={capacity}"),
             Error::DecoderState => f.write_str("decoder used out of order or past max_len"),
             Error::WrongModelKind => f.write_str("this session is for another model kind"),
             Error::WrongInput => f.write_str("the model reads the other kind of input (token ids or feature frames)"),

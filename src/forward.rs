@@ -113,7 +113,27 @@ pub(crate) enum Keys<'c, 'a> {
     Own,
     /// A decoder's: slot `.1` of the cache, causal; the rows' keys land at their positions.
     Cache(&'c mut KvCache<'a>, usize),
+    /// A batched decoder step: row `r` is one sequence's next token, described by `.1[r]`. Its
+    /// key lands at its own slot and position (through the scratch's `k` and `v`), and its
+    /// query attends over that slot alone, and over source `slot` of the cross memory.
+    Rows(&'c mut KvCache<'a>, &'c [RowAt]),
 }
+
+/// One row of a batched decoder step: the token fed, its position, its KV slot (also its source
+/// in the cross memory) and that source's rows.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RowAt {
+    pub token: u16,
+    pub pos: u16,
+    pub slot: u16,
+    pub src_len: u16,
+}
+
+// SAFETY: `RowAt` is `repr(C)`, four `u16`s, no padding; every bit pattern is a valid value.
+unsafe impl bytemuck::Zeroable for RowAt {}
+// SAFETY: as above.
+unsafe impl bytemuck::Pod for RowAt {}
 
 fn site(stack: Stack, layer: usize, block: Block, point: Point) -> Site {
     let layer = layer as u8;
@@ -165,13 +185,13 @@ pub(crate) fn embed_source<O: Observer>(m: &Model<'_>, src: Source<'_>, s: &mut 
     Ok(rows)
 }
 
-/// A decoder's input rows into `s.x`: the embeddings of `tokens` at positions `pos0..`.
-pub(crate) fn embed_target<O: Observer>(m: &Model<'_>, tokens: &[TokenId], pos0: usize, s: &mut Scratch<'_>, obs: &mut O) -> Result<(), Error> {
+/// A decoder's input rows into `s.x`: the embeddings of `(token, position)` pairs.
+pub(crate) fn embed_target<O: Observer>(m: &Model<'_>, rows: usize, tokens: impl Iterator<Item = (TokenId, usize)>, s: &mut Scratch<'_>, obs: &mut O) -> Result<(), Error> {
     let d = m.config.d_model;
-    s.check(tokens.len())?;
-    let x = rows_of(s.x, tokens.len(), d)?;
-    for (p, (&id, xr)) in tokens.iter().zip(x.chunks_exact_mut(d)).enumerate() {
-        m.target.lookup(id as usize, m.positions.row(pos0 + p, d), xr);
+    s.check(rows)?;
+    let x = rows_of(s.x, rows, d)?;
+    for ((id, p), xr) in tokens.zip(x.chunks_exact_mut(d)) {
+        m.target.lookup(id as usize, m.positions.row(p, d), xr);
     }
     obs.observe(Site::TgtEmb, Data::I16(x));
     Ok(())
@@ -232,9 +252,13 @@ pub(crate) fn run_stack<O: Observer>(
         if let Some(mem) = cross {
             let ca = &layer.cross;
             let ca_at = |p| at(Block::CrossAttn, p);
+            let batch = match &keys {
+                Keys::Rows(_, at) => Some(*at),
+                _ => None,
+            };
             for t in s.blocks(rows) {
                 block_input(pre, &ca.norm, s, &t, ca_at(Point::Norm), obs)?;
-                cross_attention(m, &ca.op, s, &t, mem, l, ca_at, obs)?;
+                cross_attention(m, &ca.op, s, &t, mem, batch, l, ca_at, obs)?;
                 block_output(pre, &ca.norm, ca.residual, s, &t, ca_at(Point::Sum), ca_at(Point::Norm), obs)?;
             }
         }
@@ -301,14 +325,23 @@ fn block_output<O: Observer>(pre: bool, norm: &Norm<'_>, res: ResidualParams, s:
 }
 
 /// The queries or keys of `h` through `proj`, into `out` (`i8`): directly, or with rotary
-/// positions through the `i16` buffer `pre` and the rotation at positions `pos0..`.
+/// positions through the `i16` buffer `pre` and the rotation at positions `pos0..` (or, in a
+/// batched step, each row at its own position `batch[r].pos`).
 #[allow(clippy::too_many_arguments)]
-fn project_rotated<O: Observer>(m: &Model<'_>, proj: &Linear<'_>, rq: crate::quant::Requant, heads: usize, h: &[i16], pre: &mut [i16], pos0: usize, out: &mut [i8], sites: (Site, Site), obs: &mut O) {
+fn project_rotated<O: Observer>(m: &Model<'_>, proj: &Linear<'_>, rq: crate::quant::Requant, heads: usize, h: &[i16], pre: &mut [i16], pos0: usize, batch: Option<&[RowAt]>, out: &mut [i8], sites: (Site, Site), obs: &mut O) {
     match &m.positions {
         Positions::Rope(rope) => {
             proj.forward(h, pre);
             obs.observe(sites.0, Data::I16(pre));
-            rope.apply(pre, pos0, heads, rq, out);
+            match batch {
+                Some(at) => {
+                    let rows = at.len().max(1);
+                    for ((xr, yr), r) in pre.chunks_exact(pre.len() / rows).zip(out.chunks_exact_mut(out.len() / rows)).zip(at) {
+                        rope.apply(xr, r.pos as usize, heads, rq, yr);
+                    }
+                }
+                None => rope.apply(pre, pos0, heads, rq, out),
+            }
         }
         _ => proj.forward(h, out),
     }
@@ -326,7 +359,14 @@ fn visible<'k>(keys: &'k mut Keys<'_, '_>, own: (&'k mut [i8], &'k mut [i8]), ro
             let end = pos0 + rows;
             Ok((rows_of(kl, end, kw)?, rows_of(vl, end, kw)?, Mask { key_len: end, causal: true, q_pos0: pos0 }))
         }
+        // a batched step addresses each row's slot itself
+        Keys::Rows(..) => Err(Error::DecoderState),
     }
+}
+
+/// A batched step's rows `t`, each with its description.
+fn rows_at<'r>(at: &'r [RowAt], t: &Range<usize>) -> Result<&'r [RowAt], Error> {
+    at.get(t.clone()).ok_or(Error::DecoderState)
 }
 
 /// Self-attention, first pass: the queries, keys and values of the block of rows `t`
@@ -341,10 +381,26 @@ fn self_project<O: Observer>(m: &Model<'_>, at: &Attention<'_>, s: &mut Scratch<
     let (h, q) = (rows_of(h, n, d)?, rows_in(q, t, d)?);
     let q_pre = if rope { rows_of(q_pre, n, d)? } else { &mut [] };
     let k_pre = if rope { rows_of(k_pre, n, kw)? } else { &mut [] };
-    project_rotated(m, &at.q, at.rope.q, heads.q, h, q_pre, pos0 + t.start, q, (name(Point::QPre), name(Point::Q)), obs);
+    if let Keys::Rows(cache, all) = keys {
+        // every row's key and value into the scratch, then each to its own slot and position
+        let rows = rows_at(all, t)?;
+        project_rotated(m, &at.q, at.rope.q, heads.q, h, q_pre, 0, Some(rows), q, (name(Point::QPre), name(Point::Q)), obs);
+        let (k_new, v_new) = (rows_in(k, t, kw)?, rows_in(v, t, kw)?);
+        project_rotated(m, &at.k, at.rope.k, heads.kv, h, k_pre, 0, Some(rows), k_new, (name(Point::KPre), name(Point::K)), obs);
+        at.v.forward(h, v_new);
+        obs.observe(name(Point::V), Data::I8(v_new));
+        for ((r, kr), vr) in rows.iter().zip(k_new.chunks_exact(kw)).zip(v_new.chunks_exact(kw)) {
+            let (kl, vl) = cache.layer(r.slot as usize, layer)?;
+            let p = r.pos as usize;
+            rows_in(kl, &(p..p + 1), kw)?.copy_from_slice(kr);
+            rows_in(vl, &(p..p + 1), kw)?.copy_from_slice(vr);
+        }
+        return Ok(());
+    }
+    project_rotated(m, &at.q, at.rope.q, heads.q, h, q_pre, pos0 + t.start, None, q, (name(Point::QPre), name(Point::Q)), obs);
     let (kc, vc, _) = visible(keys, (k, v), t.end, pos0, layer, kw)?;
     let (k_new, v_new) = (rows_in(kc, &(pos0 + t.start..pos0 + t.end), kw)?, rows_in(vc, &(pos0 + t.start..pos0 + t.end), kw)?);
-    project_rotated(m, &at.k, at.rope.k, heads.kv, h, k_pre, pos0 + t.start, k_new, (name(Point::KPre), name(Point::K)), obs);
+    project_rotated(m, &at.k, at.rope.k, heads.kv, h, k_pre, pos0 + t.start, None, k_new, (name(Point::KPre), name(Point::K)), obs);
     at.v.forward(h, v_new);
     obs.observe(name(Point::V), Data::I8(v_new));
     Ok(())
@@ -369,26 +425,49 @@ fn self_attend<O: Observer>(
     let (d, kw, n) = (c.d_model, c.kv_width(), t.len());
     let Scratch { q, k, v, ctx, a, scores, probs, .. } = s;
     let (q, ctx, a) = (rows_in(q, t, d)?, rows_of(ctx, n, d)?, rows_of(a, n, d)?);
-    let (kc, vc, mask) = visible(keys, (k, v), rows, pos0, layer, kw)?;
-    let mask = Mask { q_pos0: mask.q_pos0 + t.start, ..mask };
-    attention(&at.params, m.heads(), q, kc, vc, mask, scores, probs, ctx);
+    if let Keys::Rows(cache, all) = keys {
+        // each row over its own slot's keys, positions 0..=pos
+        for ((r, qr), cr) in rows_at(all, t)?.iter().zip(q.chunks_exact(d)).zip(ctx.chunks_exact_mut(d)) {
+            let (kl, vl) = cache.layer(r.slot as usize, layer)?;
+            let end = r.pos as usize + 1;
+            let mask = Mask { key_len: end, causal: true, q_pos0: r.pos as usize };
+            attention(&at.params, m.heads(), qr, rows_of(kl, end, kw)?, rows_of(vl, end, kw)?, mask, scores, probs, cr);
+        }
+    } else {
+        let (kc, vc, mask) = visible(keys, (k, v), rows, pos0, layer, kw)?;
+        let mask = Mask { q_pos0: mask.q_pos0 + t.start, ..mask };
+        attention(&at.params, m.heads(), q, kc, vc, mask, scores, probs, ctx);
+    }
     obs.observe(name(Point::Ctx), Data::I16(ctx));
     at.o.forward(ctx, a);
     obs.observe(name(Point::Out), Data::I16(a));
     Ok(())
 }
 
-/// Cross-attention of the block of rows `t` over the encoded source of decoder layer `layer`.
+/// Cross-attention of the block of rows `t` over the encoded source of decoder layer `layer`
+/// (in a batched step, `batch`, each row over its own source).
 #[allow(clippy::too_many_arguments)]
-fn cross_attention<O: Observer>(m: &Model<'_>, at: &Attention<'_>, s: &mut Scratch<'_>, t: &Range<usize>, mem: &CrossMemory<'_>, layer: usize, name: impl Fn(Point) -> Site, obs: &mut O) -> Result<(), Error> {
+fn cross_attention<O: Observer>(m: &Model<'_>, at: &Attention<'_>, s: &mut Scratch<'_>, t: &Range<usize>, mem: &CrossMemory<'_>, batch: Option<&[RowAt]>, layer: usize, name: impl Fn(Point) -> Site, obs: &mut O) -> Result<(), Error> {
     let (d, n) = (m.config.d_model, t.len());
     let Scratch { h, q, ctx, a, scores, probs, .. } = s;
     let (h, q, ctx, a) = (rows_of(h, n, d)?, rows_in(q, t, d)?, rows_of(ctx, n, d)?, rows_of(a, n, d)?);
     at.q.forward(h, q);
     obs.observe(name(Point::Q), Data::I8(q));
-    let (ck, cv) = mem.layer(layer)?;
-    let mask = Mask { key_len: mem.len, causal: false, q_pos0: 0 };
-    attention(&at.params, m.heads(), q, ck, cv, mask, scores, probs, ctx);
+    match batch {
+        Some(all) => {
+            for ((r, qr), cr) in rows_at(all, t)?.iter().zip(q.chunks_exact(d)).zip(ctx.chunks_exact_mut(d)) {
+                let len = r.src_len as usize;
+                let (ck, cv) = mem.source(r.slot as usize, layer, len)?;
+                let mask = Mask { key_len: len, causal: false, q_pos0: 0 };
+                attention(&at.params, m.heads(), qr, ck, cv, mask, scores, probs, cr);
+            }
+        }
+        None => {
+            let (ck, cv) = mem.layer(layer)?;
+            let mask = Mask { key_len: mem.len, causal: false, q_pos0: 0 };
+            attention(&at.params, m.heads(), q, ck, cv, mask, scores, probs, ctx);
+        }
+    }
     obs.observe(name(Point::Ctx), Data::I16(ctx));
     at.o.forward(ctx, a);
     obs.observe(name(Point::Out), Data::I16(a));
@@ -430,27 +509,27 @@ fn feed_forward<O: Observer>(f: &FeedForward<'_>, s: &mut Scratch<'_>, t: &Range
 }
 
 /// The encoder-decoder: each decoder layer's cross-attention keys and values of the encoder
-/// output (`s.x`, `rows` rows), once per source.
-pub(crate) fn cross_keys<O: Observer>(m: &Model<'_>, s: &Scratch<'_>, rows: usize, mem: &mut CrossMemory<'_>, obs: &mut O) -> Result<(), Error> {
+/// output (`s.x`, `rows` rows), once per source, into source `src` of `mem` (the caller records
+/// its length).
+pub(crate) fn cross_keys<O: Observer>(m: &Model<'_>, s: &Scratch<'_>, rows: usize, mem: &mut CrossMemory<'_>, src: usize, obs: &mut O) -> Result<(), Error> {
     let d = m.config.d_model;
     let x = s.x.get(..rows * d).ok_or(Error::DecoderState)?;
     for (l, layer) in m.layers(Stack::Decoder).iter().enumerate() {
-        let (ck, cv) = mem.layer_mut(l, rows)?;
+        let (ck, cv) = mem.layer_mut(src, l, rows)?;
         let ca = &layer.cross.op;
         ca.k.forward(x, ck);
         obs.observe(site(Stack::Decoder, l, Block::CrossAttn, Point::K), Data::I8(ck));
         ca.v.forward(x, cv);
         obs.observe(site(Stack::Decoder, l, Block::CrossAttn, Point::V), Data::I8(cv));
     }
-    mem.len = rows;
     Ok(())
 }
 
-/// The output projection of row `row` of the stack's output `s.x` into `out`: logits, or the
-/// head's outputs.
-pub(crate) fn output<O: Observer>(m: &Model<'_>, s: &Scratch<'_>, row: usize, out: &mut [i32], obs: &mut O) -> Result<(), Error> {
+/// The output projection of rows `rows` of the stack's output `s.x` into `out` (`(rows, n)`,
+/// one many-row product): logits, or the head's outputs.
+pub(crate) fn output<O: Observer>(m: &Model<'_>, s: &Scratch<'_>, rows: Range<usize>, out: &mut [i32], obs: &mut O) -> Result<(), Error> {
     let d = m.config.d_model;
-    let x = s.x.get(row * d..(row + 1) * d).ok_or(Error::DecoderState)?;
+    let x = s.x.get(rows.start * d..rows.end * d).ok_or(Error::DecoderState)?;
     m.output.forward(x, out);
     obs.observe(Site::Logits, Data::I32(out));
     Ok(())

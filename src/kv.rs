@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! KvCache:      k, v: (slots, layers, max_len, kv_width) i8
-//! CrossMemory:  k, v: (layers, max_len, kv_width) i8, of which rows 0..len are filled
+//! CrossMemory:  k, v: (sources, layers, max_len, kv_width) i8, of which rows 0..len are filled
+//!               (a translator holds one source; a batch one per sentence)
 //! ```
 
 use crate::arena::Arena;
@@ -61,46 +62,52 @@ impl<'a> KvCache<'a> {
     }
 }
 
-/// The encoded source's keys and values for each decoder layer's cross-attention.
+/// The encoded sources' keys and values for each decoder layer's cross-attention.
 pub(crate) struct CrossMemory<'a> {
     k: &'a mut [i8],
     v: &'a mut [i8],
+    sources: usize,
     layers: usize,
     max_len: usize,
     width: usize,
-    /// Source rows filled (0: nothing encoded).
+    /// Rows filled of source 0 (0: nothing encoded); a batch keeps each source's length itself.
     pub(crate) len: usize,
 }
 
 impl<'a> CrossMemory<'a> {
-    pub(crate) fn carve(a: &mut Arena<'a>, layers: usize, max_len: usize, width: usize) -> Result<Self, Error> {
-        let n = layers * max_len * width;
-        Ok(CrossMemory { k: a.take("cross k", n)?, v: a.take("cross v", n)?, layers, max_len, width, len: 0 })
+    pub(crate) fn carve(a: &mut Arena<'a>, sources: usize, layers: usize, max_len: usize, width: usize) -> Result<Self, Error> {
+        let n = sources * layers * max_len * width;
+        Ok(CrossMemory { k: a.take("cross k", n)?, v: a.take("cross v", n)?, sources, layers, max_len, width, len: 0 })
     }
 
-    fn range(&self, layer: usize, rows: usize) -> Result<core::ops::Range<usize>, Error> {
-        if layer >= self.layers || rows > self.max_len {
+    fn range(&self, src: usize, layer: usize, rows: usize) -> Result<core::ops::Range<usize>, Error> {
+        if src >= self.sources || layer >= self.layers || rows > self.max_len {
             return Err(Error::DecoderState);
         }
-        let start = layer * self.max_len * self.width;
+        let start = (src * self.layers + layer) * self.max_len * self.width;
         Ok(start..start + rows * self.width)
     }
 
-    /// Rows `0..rows` of one layer, to fill.
-    pub(crate) fn layer_mut(&mut self, layer: usize, rows: usize) -> Result<(&mut [i8], &mut [i8]), Error> {
-        let r = self.range(layer, rows)?;
+    /// Rows `0..rows` of one source and layer, to fill.
+    pub(crate) fn layer_mut(&mut self, src: usize, layer: usize, rows: usize) -> Result<(&mut [i8], &mut [i8]), Error> {
+        let r = self.range(src, layer, rows)?;
         match (self.k.get_mut(r.clone()), self.v.get_mut(r)) {
             (Some(k), Some(v)) => Ok((k, v)),
             _ => Err(Error::DecoderState),
         }
     }
 
-    /// The filled rows of one layer.
-    pub(crate) fn layer(&self, layer: usize) -> Result<(&[i8], &[i8]), Error> {
-        let r = self.range(layer, self.len)?;
+    /// Rows `0..rows` of one source and layer.
+    pub(crate) fn source(&self, src: usize, layer: usize, rows: usize) -> Result<(&[i8], &[i8]), Error> {
+        let r = self.range(src, layer, rows)?;
         match (self.k.get(r.clone()), self.v.get(r)) {
             (Some(k), Some(v)) => Ok((k, v)),
             _ => Err(Error::DecoderState),
         }
+    }
+
+    /// The filled rows of source 0's layer `layer`.
+    pub(crate) fn layer(&self, layer: usize) -> Result<(&[i8], &[i8]), Error> {
+        self.source(0, layer, self.len)
     }
 }

@@ -9,6 +9,7 @@ extern crate alloc;
 
 pub mod align;
 mod arena;
+mod batch;
 pub mod beam;
 pub mod blob;
 mod classify;
@@ -36,6 +37,7 @@ pub use arena::{Phase, Region};
 pub use error::Error;
 pub use model::Model;
 pub use blob::integrity::{Integrity, Progress};
+pub use batch::{Batch, MAX_LANES};
 pub use beam::{argmax, MAX_BEAM};
 pub use classify::Classifier;
 pub use generate::Generator;

@@ -238,7 +238,8 @@ fn check_linear_long(trials: usize) -> usize {
 
 /// Host only (x86-64): Block4 layers of the shapes the SIMD tiles take, bigger than a board's
 /// stack allows: 1-9 rows (4-row tiles and the rows after them), up to 72 channels (16- and
-/// 8-channel sets and the blocks after them), `k` up to 520, fused and other shifts.
+/// 8-channel sets and the blocks after them; past `k = 228`, AVX2's 32- and 64-channel chunks of
+/// many rows and the chunk after them), `k` up to 520, fused and other shifts.
 #[cfg(picoformer_core = "x86")]
 #[inline(never)]
 pub fn check_linear_tiles(trials: usize) -> usize {

@@ -64,7 +64,7 @@ fn work_bytes(model: &Model<'_>, slots: usize) -> usize {
 /// Every buffer of a session, carved from `a` in one fixed order.
 fn carve<'a>(model: &Model<'_>, beam_cap: usize, a: &mut Arena<'a>) -> Result<(CrossMemory<'a>, Histories<'a>, &'a mut [u8]), Error> {
     let c = &model.config;
-    let cross = CrossMemory::carve(a, c.n_dec, c.max_len, c.kv_width())?;
+    let cross = CrossMemory::carve(a, 1, c.n_dec, c.max_len, c.kv_width())?;
     let hist = Histories::carve(a, beam_cap, c.max_len)?;
     let work = a.take("work", work_bytes(model, beam_cap))?;
     Ok((cross, hist, work))
@@ -139,7 +139,8 @@ impl<'m, 'a> Translator<'m, 'a> {
         let mut s = encoder(m, &mut Arena::reuse(self.work))?;
         let rows = embed_source(m, Source::Tokens(src), &mut s, obs)?;
         run_stack(m, Stack::Encoder, &mut s, rows, 0, Keys::Own, None, obs)?;
-        cross_keys(m, &s, rows, &mut self.cross, obs)?;
+        cross_keys(m, &s, rows, &mut self.cross, 0, obs)?;
+        self.cross.len = rows;
         self.restart();
         Ok(())
     }

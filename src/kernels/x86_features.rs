@@ -9,6 +9,7 @@
 //! | [`Level::Sse41`] | SSSE3 + SSE4.1 | 128-bit `PMADDWD`, `PMOVSXBW`, `PSHUFB`, `PMULDQ` |
 //! | [`Level::Avx`] | AVX, enabled by the OS (`XCR0` bits 1-2) | the same 128-bit code, VEX-encoded (three operands, unaligned memory operands) |
 //! | [`Level::Avx2`] | AVX2 (and AVX) | 256-bit integer code, variable shifts (`VPSRAVD`), gathers |
+//! | [`Level::Avx512Vnni`] | AVX2, AVX-512 F, VL and VNNI, the AVX-512 state enabled by the OS (`XCR0` bits 5-7) | the AVX2 code; the linear layer's `VPMADDWD` + `VPADDD` fused into one `VPDPWSSD` (256-bit, EVEX) |
 //!
 //! [`set_cap`] lowers the level for the whole process (the self-test runs every level the CPU
 //! has; the benchmarks compare them). It only ever lowers: a level the CPU lacks is never used.
@@ -25,11 +26,12 @@ pub enum Level {
     Sse41 = 1,
     Avx = 2,
     Avx2 = 3,
+    Avx512Vnni = 4,
 }
 
 impl Level {
     /// Every level, lowest first.
-    pub const ALL: [Level; 4] = [Level::Portable, Level::Sse41, Level::Avx, Level::Avx2];
+    pub const ALL: [Level; 5] = [Level::Portable, Level::Sse41, Level::Avx, Level::Avx2, Level::Avx512Vnni];
 
     /// The level's name, as the benchmarks print it.
     pub const fn name(self) -> &'static str {
@@ -38,6 +40,7 @@ impl Level {
             Level::Sse41 => "sse4.1",
             Level::Avx => "avx",
             Level::Avx2 => "avx2",
+            Level::Avx512Vnni => "avx512vnni",
         }
     }
 
@@ -51,6 +54,7 @@ impl Level {
             1 => Level::Sse41,
             2 => Level::Avx,
             3 => Level::Avx2,
+            4 => Level::Avx512Vnni,
             _ => Level::Portable,
         }
     }
@@ -120,11 +124,18 @@ fn detect() -> Level {
     }
     // SAFETY: leaf 7 is at most `max_leaf`.
     #[allow(unused_unsafe)]
-    let ebx7 = unsafe { core::arch::x86_64::__cpuid_count(7, 0) }.ebx;
-    if bit(ebx7, 5) {
-        Level::Avx2
+    let leaf7 = unsafe { core::arch::x86_64::__cpuid_count(7, 0) };
+    if !bit(leaf7.ebx, 5) {
+        return Level::Avx;
+    }
+    // AVX-512 F (EBX 16), VL (EBX 31), VNNI (ECX 11); the OS saves the opmask and ZMM state
+    // (XCR0 bits 5-7; OSXSAVE was checked with AVX)
+    let (f, vl, vnni) = (bit(leaf7.ebx, 16), bit(leaf7.ebx, 31), bit(leaf7.ecx, 11));
+    // SAFETY: as above, OSXSAVE is set.
+    if f && vl && vnni && unsafe { xcr0() } & 0xe0 == 0xe0 {
+        Level::Avx512Vnni
     } else {
-        Level::Avx
+        Level::Avx2
     }
 }
 
@@ -145,7 +156,10 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "cpuid is inline assembly, which Miri does not run")]
     fn agrees_with_std() {
-        let want = if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("avx") {
+        let vnni = std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") && std::is_x86_feature_detected!("avx512vnni");
+        let want = if vnni && std::is_x86_feature_detected!("avx2") {
+            Level::Avx512Vnni
+        } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("avx") {
             Level::Avx2
         } else if std::is_x86_feature_detected!("avx") {
             Level::Avx

@@ -14,7 +14,7 @@ use picoformer::{Classifier, Generator, Model, Translator};
 use crate::calibrate::{calibrate, CalibData, Window};
 use crate::clip::{clipped_sites, mse_ranges, ScaleRule, Tuner};
 use crate::check::check_reference;
-use crate::eval::{agreement, clf_quality, layer_errors, lm_quality, Quality};
+use crate::eval::{agreement, clf_quality, layer_errors, lm_quality, Quality, REPORT_BATCH};
 use crate::export::Export;
 use crate::host::{detok, read_labels, read_lines, read_windows, source_ids, AlignedBuf, Float, SentencePairs};
 use crate::budget::{self, Source, SweepPoint};
@@ -215,7 +215,7 @@ pub fn run(o: &ConvertOpts) -> Result<Summary> {
     let errors = layer_errors(&model, &fm, &quantized.scales, head(&vector_inputs, o.layer_sentences))?;
     let quality = match (c.kind, &test) {
         (ModelKind::EncoderDecoder, Some(CalibData::Pairs(t))) => {
-            let a = agreement(&model, &fm, model.tokenizer(), &t.src, &t.tgt)?;
+            let a = agreement(&model, &fm, model.tokenizer(), &t.src, &t.tgt, REPORT_BATCH)?;
             println!("test set: int8 BLEU {:.2}, float BLEU {:.2}, identical {}/{} ({:.1}%)", a.bleu_int8.score, a.bleu_float.score, a.identical, a.sentences, 100.0 * a.identical as f64 / a.sentences as f64);
             let hyps = stem.with_extension("int8.en");
             std::fs::write(&hyps, a.int8_hyps.join("\n") + "\n").with_context(|| format!("writing {}", hyps.display()))?;
@@ -306,7 +306,7 @@ pub fn run(o: &ConvertOpts) -> Result<Summary> {
 fn sweep_quality(m: &Model<'_>, fm: &picoformer::reference::FloatModel<'_>, c: &Config, test: &CalibData, prompts: &CalibData, o: &ConvertOpts) -> Result<(f64, Option<f64>)> {
     Ok(match (c.kind, test) {
         (ModelKind::EncoderDecoder, CalibData::Pairs(t)) => {
-            let a = agreement(m, fm, m.tokenizer(), &t.src, &t.tgt)?;
+            let a = agreement(m, fm, m.tokenizer(), &t.src, &t.tgt, REPORT_BATCH)?;
             (a.identical as f64 / a.sentences.max(1) as f64, Some(a.bleu_int8.score))
         }
         (ModelKind::DecoderOnly, t) => {

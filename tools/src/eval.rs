@@ -15,7 +15,7 @@ use picoformer::{Model, TokenId};
 use crate::bleu::{corpus_bleu, Bleu};
 use crate::export::Export;
 use crate::calibrate::{text_ids, Window};
-use crate::host::{read_aligned, detok, detok_after, primed, progress_bar, quantize_window, source_ids, Clf, Float, Int8, Lm, SentencePairs};
+use crate::host::{read_aligned, detok, detok_after, primed, progress_bar, quantize_window, source_ids, translate_batch, Clf, Float, Int8, Lm, SentencePairs};
 use crate::vectors::{Inputs, MAX_NEW};
 use crate::quantize::Scales;
 
@@ -307,22 +307,43 @@ pub struct Agreement {
     pub float_hyps: Vec<String>,
     pub seconds_int8: f64,
     pub seconds_float: f64,
+    /// The int8 pass's time on the CPU (Linux; `None` elsewhere): on a shared machine the
+    /// wall time also counts the other jobs' turns.
+    pub cpu_seconds_int8: Option<f64>,
 }
 
-/// Translate `src` with both models (greedy) and score against `refs`.
-pub fn agreement(model: &Model<'_>, fm: &FloatModel<'_>, tok: &Tokenizer<'_>, src: &[String], refs: &[String]) -> Result<Agreement> {
+/// This thread's time on the CPU so far, from `/proc/thread-self/schedstat` (Linux: its first
+/// field, nanoseconds).
+fn thread_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    Some(s.split_whitespace().next()?.parse::<u64>().ok()? as f64 * 1e-9)
+}
+
+/// Sentences the converter's report decodes together (the same output as one at a time).
+pub const REPORT_BATCH: usize = 32;
+
+/// Translate `src` with both models (greedy) and score against `refs`; the int8 model one
+/// sentence at a time (`batch` 1, [`picoformer::Translator`]) or `batch` together
+/// ([`picoformer::Batch`], the same ids).
+pub fn agreement(model: &Model<'_>, fm: &FloatModel<'_>, tok: &Tokenizer<'_>, src: &[String], refs: &[String], batch: usize) -> Result<Agreement> {
     let c = *model.config();
     let ids: Vec<Vec<TokenId>> = src.iter().map(|s| source_ids(tok, s, c.max_len)).collect::<Result<_>>()?;
     let pb = progress_bar(ids.len(), "int8");
-    let t0 = Instant::now();
-    let mut q = Int8::new(model, 1);
-    let mut qout = Vec::new();
-    for s in &ids {
-        qout.push(q.translate_ids(s, 1)?);
-        pb.inc(1);
-    }
+    let (t0, c0) = (Instant::now(), thread_cpu_seconds());
+    let qout = if batch <= 1 {
+        let mut q = Int8::new(model, 1);
+        let mut qout = Vec::new();
+        for s in &ids {
+            qout.push(q.translate_ids(s, 1)?);
+            pb.inc(1);
+        }
+        qout
+    } else {
+        translate_batch(model, &ids, batch, |n| pb.set_position(n as u64))?
+    };
     pb.finish();
     let seconds_int8 = t0.elapsed().as_secs_f64();
+    let cpu_seconds_int8 = c0.zip(thread_cpu_seconds()).map(|(a, b)| b - a);
     let pb = progress_bar(ids.len(), "float");
     let t0 = Instant::now();
     let mut fl = Float::new(fm)?;
@@ -354,6 +375,7 @@ pub fn agreement(model: &Model<'_>, fm: &FloatModel<'_>, tok: &Tokenizer<'_>, sr
         float_hyps,
         seconds_int8,
         seconds_float,
+        cpu_seconds_int8,
     })
 }
 
@@ -382,6 +404,8 @@ pub struct EvalOpts {
     pub prompts: Option<PathBuf>,
     /// Translator: where to write the int8 hypotheses, if anywhere.
     pub hyps: Option<PathBuf>,
+    /// Translator: sentences the int8 model decodes together (1: one at a time).
+    pub batch: usize,
 }
 
 /// `picoformer eval`: the metric of the model's kind (BLEU, perplexity or accuracy) for both
@@ -401,7 +425,7 @@ pub fn run(o: &EvalOpts) -> Result<()> {
     match c.kind {
         ModelKind::EncoderDecoder => {
             let test = SentencePairs::read(&need(&o.src, "--src", "test2016.de")?, &need(&o.reference, "--ref", "test2016.en")?, usize::MAX)?;
-            let a = agreement(&model, &fm, model.tokenizer(), &test.src, &test.tgt)?;
+            let a = agreement(&model, &fm, model.tokenizer(), &test.src, &test.tgt, o.batch)?;
             println!("int8:  {}", a.bleu_int8);
             println!("float: {}", a.bleu_float);
             println!(
@@ -411,7 +435,9 @@ pub fn run(o: &EvalOpts) -> Result<()> {
                 100.0 * a.identical as f64 / a.sentences as f64,
                 100.0 * a.prefix_tokens as f64 / a.float_tokens.max(1) as f64
             );
-            println!("host, one thread: int8 {:.2} s ({:.1} sentences/s), float {:.2} s ({:.1} sentences/s)", a.seconds_int8, a.sentences as f64 / a.seconds_int8, a.seconds_float, a.sentences as f64 / a.seconds_float);
+            let cpu = a.cpu_seconds_int8.map(|c| format!("; on the CPU {c:.2} s, {:.1} sentences/s", a.sentences as f64 / c)).unwrap_or_default();
+            let batch = if o.batch > 1 { format!(", batch {}", o.batch) } else { String::new() };
+            println!("host, one thread{batch}: int8 {:.2} s ({:.1} sentences/s{cpu}), float {:.2} s ({:.1} sentences/s)", a.seconds_int8, a.sentences as f64 / a.seconds_int8, a.seconds_float, a.sentences as f64 / a.seconds_float);
             if let Some(h) = &o.hyps {
                 std::fs::write(h, a.int8_hyps.join("\n") + "\n").with_context(|| format!("writing {}", h.display()))?;
             }

@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use picoformer::reference::{FSource, FloatModel, FloatState};
 use picoformer::tokenizer::{DecodeState, Node, Tokenizer};
-use picoformer::{Classifier, Generator, Model, TokenId, Translator};
+use picoformer::{Batch, Classifier, Generator, Model, TokenId, Translator};
 
 pub use picoformer::align::AlignedBuf;
 
@@ -83,6 +83,25 @@ impl<'m> Int8<'m> {
         out.truncate(n);
         Ok(out)
     }
+}
+
+/// Greedy ids of every source (eos included when produced), `lanes` sentences decoded together
+/// ([`Batch`]); the same ids as [`Int8::translate_ids`] at beam 1. `progress` gets the number
+/// of sentences finished, each time one finishes.
+pub fn translate_batch(model: &Model<'_>, srcs: &[Vec<TokenId>], lanes: usize, mut progress: impl FnMut(usize)) -> Result<Vec<Vec<TokenId>>> {
+    let mut arena = AlignedBuf::zeroed(Batch::arena_bytes(model, lanes));
+    let mut b = Batch::new(model, arena.bytes_mut(), lanes)?;
+    let mut out = vec![Vec::new(); srcs.len()];
+    let (eos, max) = (model.config().eos, model.config().max_len);
+    let mut finished = 0;
+    b.greedy_all(srcs.iter().map(Vec::as_slice), |i, t| {
+        out[i].push(t);
+        if t == eos || out[i].len() + 1 >= max {
+            finished += 1;
+            progress(finished);
+        }
+    })?;
+    Ok(out)
 }
 
 /// A language-model session with its own arena.

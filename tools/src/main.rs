@@ -167,16 +167,20 @@ enum Cmd {
         /// Translators: write the int8 hypotheses here.
         #[arg(long)]
         hyps: Option<PathBuf>,
+        /// Translators: sentences the int8 model decodes together, 1 to 64 (the same output;
+        /// one many-row product per step).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        batch: u16,
     },
 }
 
-/// `PICOFORMER_X86_LEVEL=portable|sse4.1|avx|avx2` caps the SIMD level of the int8 kernels
+/// `PICOFORMER_X86_LEVEL=portable|sse4.1|avx|avx2|avx512vnni` caps the SIMD level of the int8 kernels
 /// (for comparing them; every level gives the same output). Unset: the best the CPU has.
 #[cfg(target_arch = "x86_64")]
 fn cap_simd_level() -> Result<()> {
     use picoformer::kernels::x86_features::{set_cap, Level};
     if let Ok(name) = std::env::var("PICOFORMER_X86_LEVEL") {
-        let level = Level::from_name(&name).ok_or_else(|| anyhow::anyhow!("PICOFORMER_X86_LEVEL={name}: not one of portable, sse4.1, avx, avx2"))?;
+        let level = Level::from_name(&name).ok_or_else(|| anyhow::anyhow!("PICOFORMER_X86_LEVEL={name}: not one of portable, sse4.1, avx, avx2, avx512vnni"))?;
         set_cap(Some(level));
     }
     Ok(())
@@ -227,9 +231,9 @@ fn run() -> Result<()> {
                 .unwrap_or_default();
             classify::run(&model, input.as_deref(), &labels)
         }
-        Cmd::Eval { model, export, src, reference, test, labels, prompts, hyps } => {
+        Cmd::Eval { model, export, src, reference, test, labels, prompts, hyps, batch } => {
             let export = export.unwrap_or_else(|| beside(&model));
-            eval::run(&EvalOpts { model, export, src, reference, test, labels, prompts, hyps })
+            eval::run(&EvalOpts { model, export, src, reference, test, labels, prompts, hyps, batch: batch.into() })
         }
     }
 }

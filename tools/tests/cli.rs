@@ -161,6 +161,39 @@ fn eval_shows_progress_on_stderr() {
     assert!(text(&o.stdout).starts_with("int8:  BLEU = "));
 }
 
+/// `eval --batch N` writes the same int8 hypotheses as one sentence at a time (and its other
+/// lines but the timing); batches outside 1..=64 are refused.
+#[test]
+fn eval_batch_gives_the_same_hypotheses() {
+    let dir = std::env::temp_dir().join(format!("picoformer-cli-eval-batch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (from, to) in [("test2016.de", "src"), ("test2016.en", "ref")] {
+        let lines = std::fs::read_to_string(root().join("models/de-en").join(from)).unwrap();
+        std::fs::write(dir.join(to), lines.lines().take(40).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    }
+    let (src, reference) = (dir.join("src"), dir.join("ref"));
+    let run = |batch: &str| {
+        let hyps = dir.join(format!("hyps{batch}"));
+        let args = ["eval", "--model", &model(), "--src", src.to_str().unwrap(), "--ref", reference.to_str().unwrap(), "--hyps", hyps.to_str().unwrap(), "--batch", batch];
+        let o = picoformer(&args, b"");
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let out = text(&o.stdout);
+        let metrics: Vec<String> = out.lines().filter(|l| !l.starts_with("host")).map(str::to_owned).collect();
+        (std::fs::read_to_string(hyps).unwrap(), metrics)
+    };
+    let (one, m1) = run("1");
+    assert_eq!(one.lines().count(), 40);
+    let want = std::fs::read_to_string(root().join("models/de-en/de-en.int8.en")).unwrap();
+    assert_eq!(one.lines().collect::<Vec<_>>(), want.lines().take(40).collect::<Vec<_>>());
+    for batch in ["7", "64"] {
+        assert_eq!(run(batch), (one.clone(), m1.clone()), "--batch {batch}");
+    }
+    for bad in ["0", "65"] {
+        let o = picoformer(&["eval", "--model", &model(), "--batch", bad], b"");
+        assert!(!o.status.success() && text(&o.stderr).contains("--batch"), "--batch {bad}: {}", text(&o.stderr));
+    }
+}
+
 fn model_at(name: &str) -> String {
     root().join(format!("models/{name}/{name}.pico")).display().to_string()
 }

@@ -19,7 +19,7 @@ pub fn argmax(v: &[i32]) -> usize {
     match lvl {
         // SAFETY: `level()` never exceeds what CPUID reported, so AVX2 is present; `p` holds
         // `n ≥ 8` values.
-        Level::Avx2 => unsafe { avx2::argmax(p, n) },
+        Level::Avx2 | Level::Avx512Vnni => unsafe { avx2::argmax(p, n) },
         // SAFETY: as above, AVX is present.
         Level::Avx => unsafe { avx::argmax(p, n) },
         // SAFETY: as above, SSSE3 and SSE4.1 are present.

@@ -44,9 +44,9 @@ pub fn scores(qh: &[i8], kh: &[i8], stride: usize, s: &mut [i32]) -> bool {
     match lvl {
         // SAFETY: `level()` never exceeds what CPUID reported, so AVX2 is present; `q` holds
         // `dh` bytes, `k` every key's `dh` bytes (`keys_fit`), `out` `n` scores.
-        Level::Avx2 if dh % 16 == 0 => unsafe { avx2::scores(q, k, stride, dh, n, out) },
+        Level::Avx2 | Level::Avx512Vnni if dh % 16 == 0 => unsafe { avx2::scores(q, k, stride, dh, n, out) },
         // SAFETY: as above, AVX is present (AVX2 implies it).
-        Level::Avx | Level::Avx2 => unsafe { avx::scores(q, k, stride, dh, n, out) },
+        Level::Avx | Level::Avx2 | Level::Avx512Vnni => unsafe { avx::scores(q, k, stride, dh, n, out) },
         // SAFETY: as above, SSSE3 and SSE4.1 are present.
         _ => unsafe { sse41::scores(q, k, stride, dh, n, out) },
     }
@@ -66,9 +66,9 @@ pub fn context(probs: &[u8], vh: &[i8], stride: usize, rq: Requant, outh: &mut [
     match lvl {
         // SAFETY: `level()` never exceeds what CPUID reported, so AVX2 is present; `p` holds
         // `n` probabilities, `v` every key's `dh` bytes (`keys_fit`), `out` `dh` outputs.
-        Level::Avx2 if dh % 16 == 0 => unsafe { avx2::context(p, v, stride, n, rq, dh, out) },
+        Level::Avx2 | Level::Avx512Vnni if dh % 16 == 0 => unsafe { avx2::context(p, v, stride, n, rq, dh, out) },
         // SAFETY: as above, AVX is present (AVX2 implies it).
-        Level::Avx | Level::Avx2 => unsafe { avx::context(p, v, stride, n, rq, dh, out) },
+        Level::Avx | Level::Avx2 | Level::Avx512Vnni => unsafe { avx::context(p, v, stride, n, rq, dh, out) },
         // SAFETY: as above, SSSE3 and SSE4.1 are present.
         _ => unsafe { sse41::context(p, v, stride, n, rq, dh, out) },
     }

@@ -34,7 +34,7 @@ pub fn layer_norm(ln: &LayerNorm<'_>, x: &[i16], y: &mut [i16]) {
     if lvl == Level::Portable || d == 0 || d % 8 != 0 || ln.bias.len() < d {
         return portable::layer_norm(ln, x, y);
     }
-    let wide = lvl == Level::Avx2 && d % 16 == 0;
+    let wide = lvl >= Level::Avx2 && d % 16 == 0;
     let fast_shift = (32..=Requant::SHIFT_MAX).contains(&ln.shift);
     let n = d as i64;
     for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
@@ -42,9 +42,9 @@ pub fn layer_norm(ln: &LayerNorm<'_>, x: &[i16], y: &mut [i16]) {
         let (sum, sq_raw) = match lvl {
             // SAFETY: `level()` never exceeds what CPUID reported, so AVX2 is present; `xp`
             // holds `d` values (`d % 16 == 0`).
-            Level::Avx2 if wide => unsafe { avx2::stats(xp, d) },
+            Level::Avx2 | Level::Avx512Vnni if wide => unsafe { avx2::stats(xp, d) },
             // SAFETY: as above, AVX is present (AVX2 implies it); `d % 8 == 0`.
-            Level::Avx | Level::Avx2 => unsafe { avx::stats(xp, d) },
+            Level::Avx | Level::Avx2 | Level::Avx512Vnni => unsafe { avx::stats(xp, d) },
             // SAFETY: as above, SSSE3 and SSE4.1 are present.
             _ => unsafe { sse41::stats(xp, d) },
         };
@@ -60,9 +60,9 @@ pub fn layer_norm(ln: &LayerNorm<'_>, x: &[i16], y: &mut [i16]) {
         match lvl {
             // SAFETY: as for the statistics; `gain`, `bias` and `yp` hold `d` values, the
             // shift is in 32..=62 (`fast_shift`) and `0 ≤ inv < 2^31`.
-            Level::Avx2 if wide => unsafe { avx2::output(xp, yp, d, &o) },
+            Level::Avx2 | Level::Avx512Vnni if wide => unsafe { avx2::output(xp, yp, d, &o) },
             // SAFETY: as above.
-            Level::Avx | Level::Avx2 => unsafe { avx::output(xp, yp, d, &o) },
+            Level::Avx | Level::Avx2 | Level::Avx512Vnni => unsafe { avx::output(xp, yp, d, &o) },
             // SAFETY: as above.
             _ => unsafe { sse41::output(xp, yp, d, &o) },
         }
@@ -85,9 +85,9 @@ fn row_stats(x: &[i16]) -> Option<(i32, u64)> {
     Some(match lvl {
         // SAFETY: `level()` never exceeds what CPUID reported, so AVX2 is present; `xp` holds
         // `d` values (`d % 16 == 0`).
-        Level::Avx2 if d % 16 == 0 => unsafe { avx2::stats(xp, d) },
+        Level::Avx2 | Level::Avx512Vnni if d % 16 == 0 => unsafe { avx2::stats(xp, d) },
         // SAFETY: as above, AVX is present (AVX2 implies it); `d % 8 == 0`.
-        Level::Avx | Level::Avx2 => unsafe { avx::stats(xp, d) },
+        Level::Avx | Level::Avx2 | Level::Avx512Vnni => unsafe { avx::stats(xp, d) },
         // SAFETY: as above, SSSE3 and SSE4.1 are present.
         _ => unsafe { sse41::stats(xp, d) },
     })

@@ -1,5 +1,5 @@
 //! x86-64 SIMD paths of the Block4 linear layer (`picoformer_core = "x86"`), picked per call
-//! from [`level`]: AVX2 (256-bit), AVX and SSE4.1 (the same 128-bit code, VEX- or
+//! from [`level`]: AVX2 (256-bit, with or without VNNI), AVX and SSE4.1 (the same 128-bit code, VEX- or
 //! legacy-encoded), or the portable loop.
 //!
 //! A Block4 group is 16 bytes, 4 output rows × 4 inputs, each row's word in the input order
@@ -19,6 +19,10 @@
 //!
 //! Single rows prefetch the next channel set's weights while they work on this one (the output
 //! projection's 512 KB do not stay in L1).
+//!
+//! With AVX-512 VNNI and VL ([`Level::Avx512Vnni`]) the AVX2 code fuses each `PMADDWD` and its
+//! add into one `VPDPWSSD` on the same 256-bit registers (inline assembly: no intrinsic at the
+//! crate's MSRV), the same wrapping sums.
 //!
 //! Requantization is [`Requant::apply32`] vectorized, when the layer is fused (every converted
 //! layer is): the high word of `acc · mult` from two `PMULDQ`, then `(hi + 2^(s-33)) >> (s-32)`
@@ -52,7 +56,9 @@ pub fn block4<O: Activation>(l: &Linear<'_>, x: &[i16], y: &mut [O]) {
     match lvl {
         // SAFETY: `level()` is at most what CPUID reported, so AVX2 is present; `a` covers
         // n·k weights and n biases and multipliers, `x` and `y` `rows` rows (checked above).
-        Level::Avx2 => unsafe { avx2::layer(&a, x, y, rows) },
+        // SAFETY: as above, and AVX-512 VNNI and VL are present (and the OS saves their state).
+        Level::Avx512Vnni => unsafe { avx2::layer::<O, true>(&a, x, y, rows) },
+        Level::Avx2 => unsafe { avx2::layer::<O, false>(&a, x, y, rows) },
         // SAFETY: as above, AVX is present (and the OS saves its state).
         Level::Avx => unsafe { avx::layer(&a, x, y, rows) },
         // SAFETY: as above, SSSE3 and SSE4.1 are present.
@@ -215,38 +221,51 @@ sse_path!(avx, "avx");
 mod avx2 {
     use super::*;
 
-    /// Rows in tiles of 4, then one by one.
+    /// Rows in tiles of 4, then one by one. Past one tile, the channels go in chunks of about
+    /// [`CHUNK_BYTES`] of weights (a multiple of 32 channels), every row passing over one chunk
+    /// before the next: the chunk stays in L1 instead of each tile streaming the whole layer
+    /// (a batch's output projection is 512 KB).
     ///
     /// # Safety
     /// The CPU has AVX2; `a` valid, `x` and `y` valid for `rows` rows.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn layer<O: Activation>(a: &Layer, x: *const i16, y: *mut O, rows: usize) {
-        let mut r = 0;
-        while r + 4 <= rows {
-            tile::<O, 4, 2>(a, x.add(r * a.k), y.add(r * a.n));
-            r += 4;
-        }
-        while r < rows {
-            tile::<O, 1, 8>(a, x.add(r * a.k), y.add(r * a.n));
-            r += 1;
+    pub unsafe fn layer<O: Activation, const VNNI: bool>(a: &Layer, x: *const i16, y: *mut O, rows: usize) {
+        let chunk = if rows > 4 { (CHUNK_BYTES / a.k / 32 * 32).max(32) } else { a.n };
+        let mut c0 = 0;
+        while c0 < a.n {
+            let c1 = (c0 + chunk).min(a.n);
+            let mut r = 0;
+            while r + 4 <= rows {
+                tile::<O, 4, 2, VNNI>(a, x.add(r * a.k), y.add(r * a.n), c0..c1);
+                r += 4;
+            }
+            while r < rows {
+                tile::<O, 1, 8, VNNI>(a, x.add(r * a.k), y.add(r * a.n), c0..c1);
+                r += 1;
+            }
+            c0 = c1;
         }
     }
 
-    /// `R` rows: channels in sets of `B` blocks (`B` even), then in pairs, then block by block.
+    /// Weight bytes of a chunk of channels (half of a 32 KiB L1 data cache).
+    const CHUNK_BYTES: usize = 16 * 1024;
+
+    /// `R` rows, channels `cs`: in sets of `B` blocks (`B` even), then in pairs, then block by
+    /// block.
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn tile<O: Activation, const R: usize, const B: usize>(a: &Layer, x: *const i16, y: *mut O) {
-        let mut c = 0;
-        while c + 4 * B <= a.n {
-            set::<O, R, B>(a, x, y, c);
+    unsafe fn tile<O: Activation, const R: usize, const B: usize, const VNNI: bool>(a: &Layer, x: *const i16, y: *mut O, cs: core::ops::Range<usize>) {
+        let mut c = cs.start;
+        while c + 4 * B <= cs.end {
+            set::<O, R, B, VNNI>(a, x, y, c);
             c += 4 * B;
         }
-        while B > 2 && c + 8 <= a.n {
-            set::<O, R, 2>(a, x, y, c);
+        while B > 2 && c + 8 <= cs.end {
+            set::<O, R, 2, VNNI>(a, x, y, c);
             c += 8;
         }
-        while c < a.n {
-            set::<O, R, 1>(a, x, y, c);
+        while c < cs.end {
+            set::<O, R, 1, VNNI>(a, x, y, c);
             c += 4;
         }
     }
@@ -254,7 +273,7 @@ mod avx2 {
     /// `R` rows × `B` blocks from channel `c` (`B` = 1 or even).
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn set<O: Activation, const R: usize, const B: usize>(a: &Layer, x: *const i16, y: *mut O, c: usize) {
+    unsafe fn set<O: Activation, const R: usize, const B: usize, const VNNI: bool>(a: &Layer, x: *const i16, y: *mut O, c: usize) {
         let k = a.k;
         let perm = _mm_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 0, 1, 4, 5, 2, 3, 6, 7);
         // per row and block: [r0 r0 r1 r1 | r2 r2 r3 r3]
@@ -283,7 +302,14 @@ mod avx2 {
                 let wv = if R == 1 { wv } else { _mm256_shuffle_epi8(wv, wperm) };
                 for (ar, &xr) in acc.iter_mut().zip(xv.iter()) {
                     if let Some(s) = ar.get_mut(b) {
-                        *s = _mm256_add_epi32(*s, _mm256_madd_epi16(wv, xr));
+                        if VNNI {
+                            // s += pairs of wv · xr: VPMADDWD and VPADDD in one, the same
+                            // wrapping sums (the caller's level says the CPU has VNNI and VL;
+                            // Rust 1.85 has no stable intrinsic for it)
+                            core::arch::asm!("vpdpwssd {s}, {w}, {x}", s = inout(ymm_reg) *s, w = in(ymm_reg) wv, x = in(ymm_reg) xr, options(pure, nomem, nostack, preserves_flags));
+                        } else {
+                            *s = _mm256_add_epi32(*s, _mm256_madd_epi16(wv, xr));
+                        }
                     }
                 }
             }

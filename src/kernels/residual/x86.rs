@@ -20,7 +20,7 @@ fn lanes(p: ResidualParams) -> (Level, usize) {
     match l {
         _ if !(16..=32).contains(&p.shift) => (l, 0),
         Level::Portable => (l, 0),
-        Level::Avx2 => (l, 8),
+        Level::Avx2 | Level::Avx512Vnni => (l, 8),
         _ => (l, 4),
     }
 }
@@ -58,7 +58,7 @@ pub fn add_in_place(p: ResidualParams, a: &mut [i16], b: &[i16]) -> usize {
 unsafe fn run(lvl: Level, p: ResidualParams, a: *const i16, b: *const i16, y: *mut i16, n: usize) {
     match lvl {
         // the caller's contract: the CPU has the level
-        Level::Avx2 => avx2::run(p, a, b, y, n),
+        Level::Avx2 | Level::Avx512Vnni => avx2::run(p, a, b, y, n),
         Level::Avx => avx::run(p, a, b, y, n),
         _ => sse41::run(p, a, b, y, n),
     }

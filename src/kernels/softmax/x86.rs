@@ -39,7 +39,7 @@ static EXP2_NEG_U32: [u32; 1024] = {
 pub fn softmax_u8(scores: &mut [i32], rq: Requant, p: &mut [u8]) {
     let n = scores.len().min(p.len());
     let lvl = level();
-    let lanes = if lvl == Level::Avx2 { 8 } else { 4 };
+    let lanes = if lvl >= Level::Avx2 { 8 } else { 4 };
     if lvl == Level::Portable || !rq.is_fused() || n < lanes {
         return portable::softmax_u8(scores, rq, p);
     }
@@ -47,7 +47,7 @@ pub fn softmax_u8(scores: &mut [i32], rq: Requant, p: &mut [u8]) {
     match lvl {
         // SAFETY: `level()` never exceeds what CPUID reported, so AVX2 is present; `s` and `q`
         // are valid for `n` elements, and `rq` is fused (shift in 33..=62).
-        Level::Avx2 => unsafe { avx2::softmax(s, q, n, rq) },
+        Level::Avx2 | Level::Avx512Vnni => unsafe { avx2::softmax(s, q, n, rq) },
         // SAFETY: as above, AVX is present.
         Level::Avx => unsafe { avx::softmax(s, q, n, rq) },
         // SAFETY: as above, SSSE3 and SSE4.1 are present.
