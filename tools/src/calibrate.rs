@@ -20,6 +20,8 @@ use crate::quantize::{site_qmax, FeatureScales};
 pub struct Ranges {
     pub max: HashMap<Site, f32>,
     pub samples: HashMap<Site, Vec<f32>>,
+    /// Each linear's input Gram matrix, for `--weights gptq` ([`crate::gptq`]); empty otherwise.
+    pub grams: crate::gptq::Grams,
 }
 
 impl Observer for Ranges {
@@ -79,8 +81,15 @@ pub fn text_ids(tok: &Tokenizer<'_>, text: &str, max_len: usize, eos: bool) -> R
 /// Run the f32 model over every input and record every site's range; for feature input also
 /// each feature's `[min, max]`.
 pub fn calibrate(fm: &FloatModel<'_>, tok: Option<&Tokenizer<'_>>, data: &CalibData) -> Result<(Ranges, Option<FeatureScales>)> {
-    let c = fm.config;
     let mut ranges = Ranges::default();
+    let features = calibrate_with(fm, tok, data, &mut ranges)?;
+    Ok((ranges, features))
+}
+
+/// The f32 model over every calibration input with observer `obs`; for feature input each
+/// feature's `[min, max]` too.
+pub fn calibrate_with<O: Observer>(fm: &FloatModel<'_>, tok: Option<&Tokenizer<'_>>, data: &CalibData, obs: &mut O) -> Result<Option<FeatureScales>> {
+    let c = fm.config;
     let mut fl = Float::new(fm)?;
     let pb = progress_bar(data.len(), "calibrate");
     let mut features = None;
@@ -91,10 +100,10 @@ pub fn calibrate(fm: &FloatModel<'_>, tok: Option<&Tokenizer<'_>>, data: &CalibD
                 let mut tgt_ids = pieces(tok, t)?;
                 tgt_ids.truncate(c.max_len - 1);
                 let mut st = fl.state()?;
-                fm.encode(&ids, &mut st, &mut ranges)?;
+                fm.encode(&ids, &mut st, obs)?;
                 let mut last = c.bos;
                 for (pos, &next) in tgt_ids.iter().chain(std::iter::once(&c.eos)).enumerate().take(c.max_len - 1) {
-                    fm.decode_step(last, pos, &mut st, &mut ranges)?;
+                    fm.decode_step(last, pos, &mut st, obs)?;
                     last = next;
                 }
                 pb.inc(1);
@@ -107,11 +116,11 @@ pub fn calibrate(fm: &FloatModel<'_>, tok: Option<&Tokenizer<'_>>, data: &CalibD
                     // teacher-forced: every position but the last (eos) is fed
                     let ids = text_ids(tok, t, c.max_len, true)?;
                     for (pos, &id) in ids.iter().enumerate().take(ids.len() - 1) {
-                        fm.decode_step(id, pos, &mut st, &mut ranges)?;
+                        fm.decode_step(id, pos, &mut st, obs)?;
                     }
                 } else {
                     let ids = text_ids(tok, t, c.max_len, false)?;
-                    fm.classify(FSource::Tokens(&ids), &mut st, &mut ranges)?;
+                    fm.classify(FSource::Tokens(&ids), &mut st, obs)?;
                 }
                 pb.inc(1);
             }
@@ -127,7 +136,7 @@ pub fn calibrate(fm: &FloatModel<'_>, tok: Option<&Tokenizer<'_>>, data: &CalibD
                     }
                 }
                 let mut st = fl.state()?;
-                fm.classify(FSource::Features(w), &mut st, &mut ranges)?;
+                fm.classify(FSource::Features(w), &mut st, obs)?;
                 pb.inc(1);
             }
             features = Some(FeatureScales::from_ranges(&lo, &hi));
@@ -135,5 +144,5 @@ pub fn calibrate(fm: &FloatModel<'_>, tok: Option<&Tokenizer<'_>>, data: &CalibD
         _ => anyhow::bail!("calibration data of the wrong kind for this model (a tokenizer is needed for text)"),
     }
     pb.finish();
-    Ok((ranges, features))
+    Ok(features)
 }

@@ -85,7 +85,7 @@ pub fn clipped_sites(r: &Ranges) -> Vec<Site> {
 
 /// `r` with every `i8` site clipped at its [`mse_clip`] point.
 pub fn mse_ranges(r: &Ranges) -> Ranges {
-    let mut out = Ranges { max: r.max.clone(), samples: HashMap::new() };
+    let mut out = Ranges { max: r.max.clone(), samples: HashMap::new(), grams: r.grams.clone() };
     for site in clipped_sites(r) {
         if let (Some(&m), Some(s)) = (r.max.get(&site), r.samples.get(&site)) {
             out.max.insert(site, mse_clip(s, m, site_qmax(site)));

@@ -18,6 +18,7 @@ use crate::eval::{agreement, clf_quality, layer_errors, lm_quality, Quality, REP
 use crate::export::Export;
 use crate::host::{detok, read_labels, read_lines, read_windows, source_ids, AlignedBuf, Float, SentencePairs};
 use crate::budget::{self, Source, SweepPoint};
+use crate::gptq;
 use crate::quantize::{quantize_with, Precision, Quantized, WeightRule};
 use crate::report::{self, ReportInput, Sizes};
 use crate::vectors::{self, Inputs};
@@ -137,7 +138,12 @@ pub fn run(o: &ConvertOpts) -> Result<Summary> {
         }
         _ => read_inputs(&c, &beside(&o.calib, calib_name), o.calib_count)?,
     };
-    let (full, features) = calibrate(&fm, tok.as_ref(), &calib)?;
+    let (mut full, features) = calibrate(&fm, tok.as_ref(), &calib)?;
+    if o.weights == WeightRule::Gptq {
+        let t = Instant::now();
+        full.grams = gptq::grams(&fm, tok.as_ref(), &calib)?;
+        println!("GPTQ: input Grams of {} weight matrices in {:.1} s", full.grams.len(), t.elapsed().as_secs_f64());
+    }
 
     // clip
     let t_clip = Instant::now();

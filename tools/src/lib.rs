@@ -19,6 +19,7 @@ pub mod convert;
 pub mod eval;
 pub mod export;
 pub mod generate;
+pub mod gptq;
 pub mod host;
 pub mod implied;
 pub mod import;

@@ -77,8 +77,9 @@ enum Cmd {
         /// Calibration inputs the clip search measures the loss on.
         #[arg(long, default_value_t = 100)]
         tune_count: usize,
-        /// How weight rows are scaled: `max` (max |w| is ±127) or `mse` (clipped where the
-        /// row's quantization error is least).
+        /// How weight rows are scaled: `max` (max |w| is ±127), `mse` (clipped where the
+        /// row's quantization error is least) or `gptq` (`max`'s scales, each value rounded so
+        /// the linear's output on the calibration inputs stays closest, GPTQ).
         #[arg(long, default_value = "max")]
         weights: WeightRule,
         /// Fit the blob into this many bytes: the weight matrices whose int4 costs the least

@@ -22,6 +22,7 @@ use picoformer::quant::Requant;
 use picoformer::reference::{activation, rope_angle, sinusoid, FAttention, FFeedForward, FLinear, FNorm, FloatModel};
 
 use crate::calibrate::Ranges;
+use crate::gptq::{self, Grams};
 use crate::spm::VocabTables;
 
 /// The integer type a site is stored in.
@@ -209,6 +210,9 @@ pub fn quantize_with(fm: &FloatModel<'_>, ranges: &Ranges, weights: WeightRule, 
     scales.fit_logits(fm, weights, p.int4.contains(&Precision::output_tag(&c)))?;
     let mut b = Builder::new(fm, &scales, weights);
     b.int4 = p.int4.clone();
+    if weights == WeightRule::Gptq {
+        b.grams = Some(&ranges.grams);
+    }
     let tensors = b.build(vocab, features)?;
     Ok(Quantized { scales, tensors })
 }
@@ -255,6 +259,9 @@ pub enum WeightRule {
     /// The row is clipped where its quantization error is least ([`mse_row_clip`]). Measured
     /// on de-en: no better than `Max` on held-out sentences, so not the default.
     Mse,
+    /// `Max`'s scales, the values rounded by GPTQ against each linear's calibration inputs
+    /// ([`crate::gptq`]).
+    Gptq,
 }
 
 impl std::str::FromStr for WeightRule {
@@ -263,7 +270,8 @@ impl std::str::FromStr for WeightRule {
         match s {
             "max" => Ok(WeightRule::Max),
             "mse" => Ok(WeightRule::Mse),
-            _ => Err(format!("{s:?}: expected max or mse")),
+            "gptq" => Ok(WeightRule::Gptq),
+            _ => Err(format!("{s:?}: expected max, mse or gptq")),
         }
     }
 }
@@ -346,6 +354,8 @@ pub struct Builder<'m> {
     pub weights: WeightRule,
     /// Weight tags stored int4 ([`Precision`]).
     pub int4: HashSet<Tag>,
+    /// `--weights gptq`: each weight tag's input Gram matrix, to round against.
+    pub grams: Option<&'m Grams>,
     tensors: HashMap<Tag, Tensor>,
 }
 
@@ -373,7 +383,7 @@ impl At {
 
 impl<'m> Builder<'m> {
     pub fn new(fm: &'m FloatModel<'m>, scales: &'m Scales, weights: WeightRule) -> Self {
-        Builder { fm, scales, weights, int4: HashSet::new(), tensors: HashMap::new() }
+        Builder { fm, scales, weights, int4: HashSet::new(), grams: None, tensors: HashMap::new() }
     }
 
     fn put(&mut self, tag: Tag, dtype: DType, dims: [usize; 2], data: Vec<u8>) {
@@ -392,6 +402,17 @@ impl<'m> Builder<'m> {
             INT4_MAX
         } else {
             INT8_MAX
+        }
+    }
+
+    /// The weight matrix `tag`, `(n, k)` row-major, quantized by the rule (GPTQ-rounded when
+    /// its inputs' Gram is known).
+    fn rows(&self, tag: Tag, w: &[f32], k: usize) -> Rows {
+        let qmax = self.qmax(tag);
+        let rows = quantize_rows_to(w, k, qmax, self.weights);
+        match self.grams.and_then(|g| g.get(&tag)) {
+            Some(g) => gptq::refine(rows, w, k, qmax, g),
+            None => rows,
         }
     }
 
@@ -418,7 +439,7 @@ impl<'m> Builder<'m> {
 
     /// A linear from input scale `sx` to output scale `sy`, per-row weight scales.
     fn linear(&mut self, tag: impl Fn(Part) -> Tag, l: &FLinear<'_>, sx: f64, sy: f64) {
-        let w = quantize_rows_to(l.w, l.k, self.qmax(tag(Part::Weight)), self.weights);
+        let w = self.rows(tag(Part::Weight), l.w, l.k);
         self.linear_q(&tag, &w, l.b, l.k, sx, sy, true);
     }
 
@@ -563,7 +584,7 @@ impl<'m> Builder<'m> {
     fn embedding(&mut self, side: Side, table: &[f32], s_emb: f64) -> Rows {
         let d = self.fm.config.d_model;
         let emb_mult = if self.fm.scale_embedding { (d as f64).sqrt() } else { 1.0 };
-        let rows = quantize_rows_to(table, d, self.qmax(Tag::Embedding(side)), self.weights);
+        let rows = self.rows(Tag::Embedding(side), table, d);
         let rq: Vec<Requant> = rows.scales.iter().map(|&s| Requant::from_real(s * emb_mult / s_emb)).collect();
         self.put_weights(Tag::Embedding(side), rows.scales.len(), d, &rows.q);
         self.put(Tag::EmbeddingRq(side), DType::Requant, [rq.len(), 1], le(&rq));

@@ -100,6 +100,7 @@ pub fn markdown(r: &ReportInput<'_>, svg_name: &str, flash_name: &str) -> String
     let clip = match r.weights {
         WeightRule::Max => "",
         WeightRule::Mse => ", clipped where the row's squared error is least (`--weights mse`)",
+        WeightRule::Gptq => ", GPTQ-rounded against each linear's calibration inputs (`--weights gptq`)",
     };
     let _ = writeln!(s, "- Weights int8, symmetric, one scale per output channel{clip}; biases int32 in the accumulator's scale.");
     let _ = writeln!(s, "- Residual stream, LayerNorm outputs, attention contexts and FFN activations: int16, one scale per site.");

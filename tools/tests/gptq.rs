@@ -1,0 +1,83 @@
+//! `convert --weights gptq` on shapes other than de-en (whose figures are in
+//! `models/de-en/README.md`): every weight matrix gets its inputs' Gram, the blob keeps its size
+//! and every tensor but the weight values, and the logits on calibration inputs are closer to
+//! float than with round-to-nearest.
+
+use std::path::Path;
+
+use picoformer::blob::{InputKind, Tag};
+use picoformer::observe::Site;
+use picoformer::tokenizer::Tokenizer;
+use picoformer::Model;
+use picoformer_tools::budget::weight_matrices;
+use picoformer_tools::calibrate::{calibrate, CalibData};
+use picoformer_tools::eval::layer_errors;
+use picoformer_tools::export::Export;
+use picoformer_tools::gptq::grams;
+use picoformer_tools::host::{read_lines, read_windows, AlignedBuf};
+use picoformer_tools::quantize::{quantize, Precision, WeightRule};
+use picoformer_tools::vectors::Inputs;
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn check(name: &str) {
+    let dir = root().join("models/variants").join(name);
+    let ex = Export::load(&dir).unwrap();
+    let fm = ex.float_model();
+    let c = ex.blob_config;
+    let vocab = ex.spm.as_ref().map(|s| s.tables().unwrap());
+    let tok = ex.spm.as_ref().map(|s| Tokenizer::new(s.vocab(vocab.as_ref().unwrap())).unwrap());
+    let calib = match c.input {
+        InputKind::Features => CalibData::Windows(read_windows(&root().join("models/japanese-vowels/train.csv"), c.n_features).unwrap().into_iter().take(20).collect()),
+        InputKind::Tokens => CalibData::Texts(read_lines(&root().join("models/de-en/calib.en")).unwrap().into_iter().take(20).collect()),
+    };
+    let (mut ranges, features) = calibrate(&fm, tok.as_ref(), &calib).unwrap();
+    ranges.grams = grams(&fm, tok.as_ref(), &calib).unwrap();
+    for (tag, n, k) in weight_matrices(&c).unwrap() {
+        // round-to-nearest: the feature projection (its weights folded with the input scales)
+        // and an embedding table that is not also the output projection
+        if matches!(tag, Tag::InputProj(_) | Tag::Embedding(_)) && tag != Precision::output_tag(&c) {
+            continue;
+        }
+        let g = ranges.grams.get(&tag).unwrap_or_else(|| panic!("{name}: no Gram for {tag}"));
+        assert_eq!(g.k, k, "{name}: {tag} ({n}, {k})");
+        assert!((0..k).all(|j| g.h[j * k + j] > 0.0), "{name}: {tag}: an input column never seen");
+    }
+
+    let (texts, windows);
+    let inputs = match &calib {
+        CalibData::Windows(w) => {
+            windows = w[..4].to_vec();
+            Inputs::Windows(&windows)
+        }
+        _ => {
+            texts = calib.texts()[..4].to_vec();
+            Inputs::Texts(&texts)
+        }
+    };
+    let sqnr = |rule| {
+        let q = quantize(&fm, &ranges, rule, vocab.as_ref(), features.as_ref()).unwrap();
+        let bytes = q.blob(&c).unwrap();
+        let buf = AlignedBuf::from_bytes(&bytes);
+        let model = Model::parse(buf.bytes()).unwrap();
+        let e = layer_errors(&model, &fm, &q.scales, inputs).unwrap();
+        (bytes.len(), q.tensors.iter().map(|t| (t.spec.tag, t.data.len())).collect::<Vec<_>>(), e.iter().find(|e| e.site == Site::Logits).unwrap().sqnr_db)
+    };
+    let (max_len, max_tensors, max_db) = sqnr(WeightRule::Max);
+    let (gptq_len, gptq_tensors, gptq_db) = sqnr(WeightRule::Gptq);
+    println!("{name}: logits SQNR {max_db:.2} dB round-to-nearest, {gptq_db:.2} dB GPTQ");
+    assert_eq!((gptq_len, gptq_tensors), (max_len, max_tensors), "{name}: same tensors and sizes");
+    assert!(gptq_db > max_db, "{name}: GPTQ {gptq_db:.2} dB, round-to-nearest {max_db:.2} dB");
+}
+
+#[test]
+fn language_model_gqa_rope_swiglu() {
+    check("dec_gqa_rope_rmsnorm_swiglu");
+}
+
+#[test]
+fn feature_classifier() {
+    check("enc_features_mean_rope_gqa_cls");
+}
