@@ -80,6 +80,29 @@ impl<'a> Arena<'a> {
     }
 }
 
+/// Report to `f` the buffers `session` carves, then those `encoding` and `decoding` carve in
+/// turn over the session's `"work"` buffer (the same bytes, from its offset): a translator's
+/// map, one session or many lanes.
+pub(crate) fn map_work_phases(
+    f: &mut dyn FnMut(Region),
+    session: impl FnOnce(&mut Arena<'_>),
+    encoding: impl FnOnce(&mut Arena<'_>),
+    decoding: impl FnOnce(&mut Arena<'_>),
+) {
+    let mut work = 0;
+    {
+        let mut s = |r: Region| {
+            if r.name == "work" {
+                work = r.offset;
+            }
+            f(r)
+        };
+        session(&mut Arena::traced(0, Phase::Session, &mut s));
+    }
+    encoding(&mut Arena::traced(work, Phase::Encoding, f));
+    decoding(&mut Arena::traced(work, Phase::Decoding, f));
+}
+
 /// One buffer of a session's arena, as [`crate::Translator::arena_map`] and its kin report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Region {

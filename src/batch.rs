@@ -20,7 +20,7 @@
 //! encoding a source into a free lane leaves the other lanes' caches as they were.
 //! ```
 
-use crate::arena::{Arena, Phase, Region};
+use crate::arena::{map_work_phases, Arena, Region};
 use crate::blob::{ModelKind, Stack};
 use crate::forward::{cross_keys, embed_source, embed_target, output, run_stack, Keys, RowAt, Scratch, Source};
 use crate::kernels::argmax::argmax;
@@ -91,16 +91,12 @@ impl<'m, 'a> Batch<'m, 'a> {
     /// work area's while encoding and while decoding (the same bytes, in turn).
     pub fn arena_map(model: &'m Model<'m>, lanes: usize, f: &mut dyn FnMut(Region)) {
         let lanes = lanes.clamp(1, MAX_LANES);
-        let mut work = 0;
-        let mut session = |r: Region| {
-            if r.name == "work" {
-                work = r.offset;
-            }
-            f(r)
-        };
-        let _ = carve(model, lanes, &mut Arena::traced(0, Phase::Session, &mut session));
-        let _ = encoder(model, &mut Arena::traced(work, Phase::Encoding, f));
-        let _ = step_buffers(model, lanes, &mut Arena::traced(work, Phase::Decoding, f));
+        map_work_phases(
+            f,
+            |a| drop(carve(model, lanes, a)),
+            |a| drop(encoder(model, a)),
+            |a| drop(step_buffers(model, lanes, a)),
+        );
     }
 
     /// A batch of `lanes` sentences (`1..=MAX_LANES`) whose buffers live in `arena` (8-byte

@@ -16,7 +16,7 @@
 //! scores, slot maps and candidates live on the stack (at most `MAX_BEAM`).
 //! ```
 
-use crate::arena::{Arena, Phase, Region};
+use crate::arena::{map_work_phases, Arena, Region};
 use crate::beam::{self, argmax, Histories, Start, MAX_BEAM};
 use crate::blob::{ModelKind, Stack};
 use crate::decoder::{BeamStep, Decoder};
@@ -82,16 +82,12 @@ impl<'m, 'a> Translator<'m, 'a> {
     /// the work area's while encoding and while decoding (the same bytes, in turn).
     pub fn arena_map(model: &'m Model<'m>, beam_cap: usize, f: &mut dyn FnMut(Region)) {
         let beam_cap = beam_cap.clamp(1, MAX_BEAM);
-        let mut work = 0;
-        let mut session = |r: Region| {
-            if r.name == "work" {
-                work = r.offset;
-            }
-            f(r)
-        };
-        let _ = carve(model, beam_cap, &mut Arena::traced(0, Phase::Session, &mut session));
-        let _ = encoder(model, &mut Arena::traced(work, Phase::Encoding, f));
-        let _ = decoder(model, beam_cap, &mut Arena::traced(work, Phase::Decoding, f));
+        map_work_phases(
+            f,
+            |a| drop(carve(model, beam_cap, a)),
+            |a| drop(encoder(model, a)),
+            |a| drop(decoder(model, beam_cap, a)),
+        );
     }
 
     /// A session whose buffers live in `arena` (8-byte aligned, at least
