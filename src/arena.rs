@@ -5,7 +5,8 @@
 //! definition of the layout, so the count is exact. Every buffer starts on an 8-byte boundary;
 //! the arena itself must too.
 
-use crate::Error;
+use crate::blob::ModelKind;
+use crate::{Error, Model};
 
 /// A bump allocator over `&'a mut [u8]`, or a counter when dry (which may also report each
 /// buffer it counts, for a map of the arena).
@@ -31,6 +32,21 @@ impl<'a> Arena<'a> {
     /// An arena that only counts.
     pub(crate) fn dry() -> Arena<'static> {
         Arena { rest: &mut [], used: 0, dry: true, trace: None, phase: Phase::Session, zero: false }
+    }
+
+    /// The arena of a new session of `kind` over `mem`: the model's config valid (a parsed model
+    /// always is; `Model::default()` is not), of that kind, and `mem` at least `needed()` bytes
+    /// (counted only for a valid config) and 8-byte aligned.
+    pub(crate) fn session(model: &Model<'_>, kind: ModelKind, mem: &'a mut [u8], needed: impl FnOnce() -> usize) -> Result<Arena<'a>, Error> {
+        model.config.validate()?;
+        if model.config.kind != kind {
+            return Err(Error::WrongModelKind);
+        }
+        let needed = needed();
+        if mem.len() < needed {
+            return Err(Error::ArenaTooSmall { needed, got: mem.len() });
+        }
+        Arena::new(mem)
     }
 
     pub(crate) fn new(mem: &'a mut [u8]) -> Result<Arena<'a>, Error> {

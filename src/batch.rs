@@ -105,15 +105,8 @@ impl<'m, 'a> Batch<'m, 'a> {
         if lanes == 0 || lanes > MAX_LANES {
             return Err(Error::BadBatchSize { requested: lanes, capacity: MAX_LANES });
         }
-        model.config.validate()?;
-        if model.config.kind != ModelKind::EncoderDecoder {
-            return Err(Error::WrongModelKind);
-        }
-        let needed = Self::arena_bytes(model, lanes);
-        if arena.len() < needed {
-            return Err(Error::ArenaTooSmall { needed, got: arena.len() });
-        }
-        let (cross, cache, st, rows, owner, work) = carve(model, lanes, &mut Arena::new(arena)?)?;
+        let mut a = Arena::session(model, ModelKind::EncoderDecoder, arena, || Self::arena_bytes(model, lanes))?;
+        let (cross, cache, st, rows, owner, work) = carve(model, lanes, &mut a)?;
         Ok(Batch { model, cross, cache, lanes: st, rows, owner, work })
     }
 

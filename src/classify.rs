@@ -55,15 +55,8 @@ impl<'m, 'a> Classifier<'m, 'a> {
     /// A session whose buffers live in `arena` (8-byte aligned, at least
     /// [`Classifier::arena_bytes`] bytes).
     pub fn new(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
-        model.config.validate()?;
-        if model.config.kind != ModelKind::EncoderOnly {
-            return Err(Error::WrongModelKind);
-        }
-        let needed = Self::arena_bytes(model);
-        if arena.len() < needed {
-            return Err(Error::ArenaTooSmall { needed, got: arena.len() });
-        }
-        let b = carve(model, &mut Arena::new(arena)?)?;
+        let mut a = Arena::session(model, ModelKind::EncoderOnly, arena, || Self::arena_bytes(model))?;
+        let b = carve(model, &mut a)?;
         Ok(Classifier { model, s: b.s, pooled: b.pooled, outputs: b.outputs })
     }
 

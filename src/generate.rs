@@ -62,15 +62,8 @@ impl<'m, 'a> Generator<'m, 'a> {
         if beam_cap == 0 || beam_cap > MAX_BEAM {
             return Err(Error::BadBeamWidth { requested: beam_cap, capacity: MAX_BEAM });
         }
-        model.config.validate()?;
-        if model.config.kind != ModelKind::DecoderOnly {
-            return Err(Error::WrongModelKind);
-        }
-        let needed = Self::arena_bytes(model, beam_cap);
-        if arena.len() < needed {
-            return Err(Error::ArenaTooSmall { needed, got: arena.len() });
-        }
-        let (dec, hist) = carve(model, beam_cap, &mut Arena::new(arena)?)?;
+        let mut a = Arena::session(model, ModelKind::DecoderOnly, arena, || Self::arena_bytes(model, beam_cap))?;
+        let (dec, hist) = carve(model, beam_cap, &mut a)?;
         Ok(Generator { dec, hist, len: 0, pending: None, ready: false, finished: true })
     }
 

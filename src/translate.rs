@@ -96,16 +96,8 @@ impl<'m, 'a> Translator<'m, 'a> {
         if beam_cap == 0 || beam_cap > MAX_BEAM {
             return Err(Error::BadBeamWidth { requested: beam_cap, capacity: MAX_BEAM });
         }
-        // a parsed model always passes; the empty `Model::default()` does not
-        model.config.validate()?;
-        if model.config.kind != ModelKind::EncoderDecoder {
-            return Err(Error::WrongModelKind);
-        }
-        let needed = Self::arena_bytes(model, beam_cap);
-        if arena.len() < needed {
-            return Err(Error::ArenaTooSmall { needed, got: arena.len() });
-        }
-        let (cross, hist, work) = carve(model, beam_cap, &mut Arena::new(arena)?)?;
+        let mut a = Arena::session(model, ModelKind::EncoderDecoder, arena, || Self::arena_bytes(model, beam_cap))?;
+        let (cross, hist, work) = carve(model, beam_cap, &mut a)?;
         Ok(Translator { model, cross, hist, work, slots: beam_cap, pos: 0, last: model.config.bos, finished: true })
     }
 
