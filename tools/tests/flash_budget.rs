@@ -4,7 +4,9 @@
 //! byte-identical without need, refuses a budget nothing fits, and the int4 model still tracks
 //! float.
 
-use std::path::Path;
+mod common;
+
+use common::{calib_for, root};
 
 use picoformer::blob::{self, DType, InputKind, ModelKind};
 use picoformer::observe::Site;
@@ -14,13 +16,9 @@ use picoformer_tools::budget::{sensitivity, weight_matrices, Source};
 use picoformer_tools::calibrate::{calibrate, CalibData};
 use picoformer_tools::eval::layer_errors;
 use picoformer_tools::export::Export;
-use picoformer_tools::host::{read_lines, read_windows, AlignedBuf};
+use picoformer_tools::host::AlignedBuf;
 use picoformer_tools::quantize::{quantize, quantize_with, Precision, WeightRule};
 use picoformer_tools::vectors::Inputs;
-
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
 
 fn check(name: &str) {
     let dir = root().join("models/variants").join(name);
@@ -29,10 +27,7 @@ fn check(name: &str) {
     let c = ex.blob_config;
     let vocab = ex.spm.as_ref().map(|s| s.tables().unwrap());
     let tok = ex.spm.as_ref().map(|s| Tokenizer::new(s.vocab(vocab.as_ref().unwrap())).unwrap());
-    let calib = match c.input {
-        InputKind::Features => CalibData::Windows(read_windows(&root().join("models/japanese-vowels/train.csv"), c.n_features).unwrap().into_iter().take(20).collect()),
-        InputKind::Tokens => CalibData::Texts(read_lines(&root().join("models/de-en/calib.en")).unwrap().into_iter().take(20).collect()),
-    };
+    let calib = calib_for(&c);
     let (ranges, features) = calibrate(&fm, tok.as_ref(), &calib).unwrap();
     let (texts, windows);
     let inputs = match &calib {

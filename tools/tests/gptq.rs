@@ -3,9 +3,11 @@
 //! and every tensor but the weight values, and the logits on calibration inputs are closer to
 //! float than with round-to-nearest.
 
-use std::path::Path;
+mod common;
 
-use picoformer::blob::{InputKind, Tag};
+use common::{calib_for, root};
+
+use picoformer::blob::Tag;
 use picoformer::observe::Site;
 use picoformer::tokenizer::Tokenizer;
 use picoformer::Model;
@@ -14,13 +16,9 @@ use picoformer_tools::calibrate::{calibrate, CalibData};
 use picoformer_tools::eval::layer_errors;
 use picoformer_tools::export::Export;
 use picoformer_tools::gptq::grams;
-use picoformer_tools::host::{read_lines, read_windows, AlignedBuf};
+use picoformer_tools::host::AlignedBuf;
 use picoformer_tools::quantize::{quantize, Precision, WeightRule};
 use picoformer_tools::vectors::Inputs;
-
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
 
 fn check(name: &str) {
     let dir = root().join("models/variants").join(name);
@@ -29,10 +27,7 @@ fn check(name: &str) {
     let c = ex.blob_config;
     let vocab = ex.spm.as_ref().map(|s| s.tables().unwrap());
     let tok = ex.spm.as_ref().map(|s| Tokenizer::new(s.vocab(vocab.as_ref().unwrap())).unwrap());
-    let calib = match c.input {
-        InputKind::Features => CalibData::Windows(read_windows(&root().join("models/japanese-vowels/train.csv"), c.n_features).unwrap().into_iter().take(20).collect()),
-        InputKind::Tokens => CalibData::Texts(read_lines(&root().join("models/de-en/calib.en")).unwrap().into_iter().take(20).collect()),
-    };
+    let calib = calib_for(&c);
     let (mut ranges, features) = calibrate(&fm, tok.as_ref(), &calib).unwrap();
     ranges.grams = grams(&fm, tok.as_ref(), &calib).unwrap();
     for (tag, n, k) in weight_matrices(&c).unwrap() {
