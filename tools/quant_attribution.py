@@ -5,11 +5,15 @@ the held-out multi30k val set (not used for calibration).
     /work/venv/bin/python tools/quant_attribution.py [VARIANT ...]
 
 A variant joins parts with `+`: `w` int8 weights per row (max |w|), `g` GPTQ-rounded int8
-weights but the embedding table, `ge` GPTQ including the tied table, `q`, `k`, `v` int8 at
-their calibrated max |x| (calib.de/calib.en, teacher-forced), `p` probabilities in 1/256
-capped at 255, `a16` every int16 site; `all` = w+q+k+v+p+a16, `gall` = g+q+k+v+p+a16. The
-simulation keeps float LayerNorm, softmax and requantization, so `all` sits a little above the
-integer runtime (`picoformer eval`). Needs torch (never in CI)."""
+weights but the embedding table, `ge` GPTQ including the tied table, `go` GPTQ in act order
+(largest Gram diagonal first), `gc` GPTQ with each row's scale clipped where its Gram-weighted
+rounding loss is least; `q`, `k`, `v` int8 at their calibrated max |x| (calib.de/calib.en,
+teacher-forced), `qenc` Q int8 in the encoder only, `kc` K per channel with Q per channel at the
+inverse scale (so every product q_d·k_d keeps one scale: no kernel change), `vc` V per channel;
+`p` probabilities in 1/256 capped at 255, `pm` in 1/255 of the row's largest, `p16` in Q15;
+`a16` every int16 site; `all` = w+q+k+v+p+a16, `gall` = g+q+k+v+p+a16. The simulation keeps
+float LayerNorm, softmax and requantization, so `all` sits a little above the integer runtime
+(`picoformer eval`). Results: models/de-en/README.md. Needs torch (never in CI)."""
 import gzip, math, json, os, sys
 import torch, torch.nn.functional as F
 import sentencepiece as spm
@@ -49,10 +53,28 @@ class Q:
         if self.rec is not None:
             m = float(x.abs().max()) if x.numel() else 0.0
             self.rec[site] = max(self.rec.get(site, 0.0), m)
+            if site.split(".")[-1] in ("q", "k", "v") and x.numel():
+                c = x.abs().reshape(-1, x.shape[-1]).amax(0)
+                self.rec[site + "#ch"] = torch.maximum(self.rec.get(site + "#ch", torch.zeros_like(c)), c)
             return x
         kind = site.split(".")[-1]
         grp = kind if kind in ("q", "k", "v") else "a16"
-        if grp in self.on or site in self.on:
+        if grp == "q" and "qenc" in self.on and site.startswith("enc"):
+            grp = "q"; hit = True
+        else:
+            hit = grp in self.on or site in self.on
+        if hit and grp in "qkv" and ("kc" in self.on and grp in "qk" or "vc" in self.on and grp == "v"):
+            base = site[:-2]
+            mk = self.ranges[base + ".k#ch"].clamp_min(1e-6)
+            if grp == "k":
+                s = mk / 127
+            elif grp == "q":
+                c = float((self.ranges[base + ".q#ch"] * mk).max()) / 127 ** 2
+                s = c * 127 / mk
+            else:
+                s = self.ranges[site + "#ch"].clamp_min(1e-6) / 127
+            return (x / s).round().clamp(-127, 127) * s
+        if hit:
             qmax = 127 if grp in "qkv" else 32767
             s = max(self.ranges[site], 1e-6) / qmax
             return (x / s).round().clamp(-qmax, qmax) * s
@@ -82,7 +104,12 @@ def mha(x, kv, p, fq, site, mask):
     sc = q @ k.transpose(-1, -2) / math.sqrt(DH)
     sc = sc.masked_fill(mask, float("-inf"))
     pr = sc.softmax(-1)
-    if fq.probs:
+    if fq.probs == "pm":
+        m = pr.amax(-1, keepdim=True)
+        pr = torch.round(pr / m * 255) / 255 * m
+    elif fq.probs == "p16":
+        pr = torch.clamp(torch.round(pr * 32768), max=32767) / 32768
+    elif fq.probs:
         pr = torch.clamp(torch.round(pr * 256), max=255) / 256
     ctx = (pr @ v).transpose(1, 2).reshape(B, T, D)
     ctx = fq(site + ".ctx", ctx)
@@ -169,7 +196,7 @@ def lines(p):
     f = gzip.open(p, "rt") if p.endswith(".gz") else open(p)
     return [l.rstrip("\n") for l in f]
 
-def gptq(w, H, qmax=127, damp=0.01, act_order=False):
+def gptq(w, H, qmax=127, damp=0.01, act_order=False, clip=False):
     w = w.double().clone(); n, k = w.shape
     s = w.abs().amax(1, keepdim=True).clamp_min(1e-12) / qmax
     H = H.clone()
@@ -178,8 +205,21 @@ def gptq(w, H, qmax=127, damp=0.01, act_order=False):
     perm = torch.argsort(torch.diag(H), descending=True) if act_order else torch.arange(k)
     w = w[:, perm]; H = H[perm][:, perm]
     H += damp * torch.mean(torch.diag(H)) * torch.eye(k, dtype=H.dtype)
+    if clip:
+        amax = w.abs().amax(1, keepdim=True).clamp_min(1e-12)
+        best = None
+        for r in [1.0, 0.97, 0.94, 0.91, 0.88, 0.85, 0.8, 0.75]:
+            sr = amax * r / qmax
+            E = w - (w / sr).round().clamp(-qmax, qmax) * sr
+            L = ((E @ H) * E).sum(1, keepdim=True)
+            if best is None:
+                best, s = L, sr
+            else:
+                m = L < best
+                best = torch.where(m, L, best); s = torch.where(m, sr, s)
     Hi = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
     Q = torch.zeros_like(w)
+    if clip: s = s.double()
     for j in range(k):
         q = (w[:, j:j+1] / s).round().clamp(-qmax, qmax) * s
         Q[:, j:j+1] = q
@@ -220,12 +260,12 @@ def main():
         if "gall" in parts: parts = {"g", "q", "k", "v", "p", "a16"}
         global W
         W = {k: v.clone() for k, v in W0.items()}
-        if "g" in parts or "ge" in parts or "go" in parts:
-            W.update(gptq_weights(Hs, emb="ge" in parts, act_order="go" in parts))
+        if parts & {"g", "ge", "go", "gc"}:
+            W.update(gptq_weights(Hs, emb="ge" in parts, act_order="go" in parts, clip="gc" in parts))
         if "w" in parts:
             for k in W:
                 if W[k].dim() == 2: W[k] = qrows(W[k])
-        fq = Q(on=parts - {"w", "p"}, ranges=ranges, probs="p" in parts)
+        fq = Q(on=parts - {"w", "p", "pm", "p16", "ge", "g", "go", "gc"}, ranges=ranges, probs=("pm" if "pm" in parts else "p16" if "p16" in parts else "p" in parts))
         row = [var]
         for k, (s, refs) in data.items():
             g = greedy(s, fq)
