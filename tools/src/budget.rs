@@ -227,3 +227,110 @@ pub fn sweep_table(points: &[SweepPoint]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use picoformer::blob::{Part, Side};
+
+    /// A synthetic measurement: `(tag, int8 bytes, int4 bytes, loss)`; blob padding is 8 bytes.
+    fn sens(t: &[(Tag, usize, usize, f64)]) -> Sensitivity {
+        let tensors = t.iter().map(|&(tag, int8_bytes, int4_bytes, loss)| Tensor { tag, int8_bytes, int4_bytes, sqnr_db: 30.0, loss }).collect();
+        Sensitivity { base_blob: 10_000, base_sqnr_db: 40.0, tensors, inputs: 4 }
+    }
+
+    const A: Tag = Tag::Embedding(Side::Source);
+    const B: Tag = Tag::Embedding(Side::Target);
+    const C: Tag = Tag::Output(Part::Weight);
+
+    #[test]
+    fn noise_is_relative_power() {
+        assert!((noise(10.0) - 0.1).abs() < 1e-15);
+        assert!((noise(30.0) - 0.001).abs() < 1e-15);
+        assert_eq!(noise(0.0), 1.0);
+    }
+
+    #[test]
+    fn saved_bytes_count_each_tensors_padding() {
+        let s = sens(&[(A, 1001, 501, 0.0)]);
+        // 1001 pads to 1008, 501 to 504
+        assert_eq!(s.tensors[0].saved(), 504);
+    }
+
+    #[test]
+    fn the_plan_takes_the_least_loss_per_byte_and_gives_back_what_still_fits() {
+        // A saves 4000 at loss 4 (1e-3 per byte), B 1000 at 2 (2e-3), C 2000 at 1 (5e-4)
+        let s = sens(&[(A, 8000, 4000, 4.0), (B, 2000, 1000, 2.0), (C, 4000, 2000, 1.0)]);
+        // the int8 blob fits: nothing int4
+        let (p, size) = s.plan(10_000).unwrap();
+        assert!(p.int4.is_empty());
+        assert_eq!(size, 10_000);
+        // 1,500 to save: C alone (the cheapest per byte) saves 2,000
+        let (p, size) = s.plan(8_500).unwrap();
+        assert_eq!(p.int4, HashSet::from([C]));
+        assert_eq!(size, 8_000);
+        // 2,001 to save: C, then A (4,000 more) overshoots, so C goes back: A alone fits
+        let (p, size) = s.plan(7_999).unwrap();
+        assert_eq!(p.int4, HashSet::from([A]));
+        assert_eq!(size, 6_000);
+        // exactly C + A
+        let (p, size) = s.plan(4_000).unwrap();
+        assert_eq!(p.int4, HashSet::from([A, C]));
+        assert_eq!(size, 4_000);
+        // everything, and one byte less does not fit
+        let (p, size) = s.plan(3_000).unwrap();
+        assert_eq!((p.int4.len(), size), (3, 3_000));
+        let e = s.plan(2_999).unwrap_err().to_string();
+        assert!(e.contains("2999") && e.contains("3000 bytes"), "{e}");
+    }
+
+    #[test]
+    fn the_give_back_returns_the_costliest_first() {
+        // taken by loss per byte: C (1e-4), B (5e-4), then A (1e-3) overshoots by 2,500; of
+        // the two that could go back, the costlier (B) does, and then C no longer fits
+        let s = sens(&[(A, 8000, 4000, 4.0), (B, 2000, 1000, 0.5), (C, 2000, 1000, 0.1)]);
+        let (p, size) = s.plan(5_500).unwrap();
+        assert_eq!(p.int4, HashSet::from([A, C]));
+        assert_eq!(size, 5_000);
+    }
+
+    #[test]
+    fn the_table_names_each_tensors_precision_bytes_and_loss() {
+        let s = sens(&[(A, 8000, 4000, 4.0), (C, 4000, 2000, 1.5e-3)]);
+        let t = s.table(&Precision { int4: HashSet::from([C]) });
+        let rows: Vec<&str> = t.lines().collect();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[2], format!("| `{A}` | int8 | 8000 | 30.00 | 4.00e0 |"));
+        assert_eq!(rows[3], format!("| `{C}` | int4 | 2000 | 30.00 | 1.50e-3 |"));
+    }
+
+    fn point(blob: usize, identical: f64) -> SweepPoint {
+        SweepPoint { budget: blob, blob, int4_tensors: 0, identical, bleu: Some(35.0), logit_sqnr_db: 30.0 }
+    }
+
+    #[test]
+    fn the_sweep_plot_puts_each_point_where_it_belongs() {
+        // x: 5% margins on each side of [1000, 2000] over the 550 px between the margins;
+        // y: 90..100% (one grid line per 2%) over 280 px
+        let s = sweep_svg(&[point(1000, 0.9), point(2000, 0.95)]);
+        assert!(s.contains(r#"<circle cx="95.0" cy="310.0""#), "{s}");
+        assert!(s.contains(r#"<circle cx="595.0" cy="170.0""#), "{s}");
+        assert!(s.contains(r#"points="95.0,310.0 595.0,170.0""#));
+        assert_eq!(s.matches(r##"stroke="#ddd""##).count(), 6);
+        assert!(s.contains(">90.0% · BLEU 35.00<") && s.contains(">1 kB<") && s.contains(">2 kB<"));
+        // a 30-point range takes 2% steps (16 lines), more takes 10% ones
+        assert_eq!(sweep_svg(&[point(1000, 0.75), point(2000, 0.8)]).matches(r##"stroke="#ddd""##).count(), 16);
+        assert_eq!(sweep_svg(&[point(1000, 0.65), point(2000, 0.8)]).matches(r##"stroke="#ddd""##).count(), 5);
+        // one point: a 2-byte-wide axis around it, the point in the middle
+        let s = sweep_svg(&[SweepPoint { bleu: None, ..point(1000, 0.9) }]);
+        assert!(s.contains(r#"<circle cx="345.0" cy="310.0""#) && s.contains(">90.0%<"), "{s}");
+    }
+
+    #[test]
+    fn the_sweep_table_has_a_row_per_point() {
+        let t = sweep_table(&[SweepPoint { bleu: None, ..point(1000, 0.9) }, point(2000, 0.955)]);
+        let rows: Vec<&str> = t.lines().collect();
+        assert_eq!(rows[2], "| 1000 | 1000 | 0 | 90.0% | — | 30.00 |");
+        assert_eq!(rows[3], "| 2000 | 2000 | 0 | 95.5% | 35.00 | 30.00 |");
+    }
+}

@@ -134,6 +134,24 @@ struct Reference {
     argmax: usize,
 }
 
+impl Reference {
+    fn new(v: &[f32], regression: bool) -> Reference {
+        let it = v.iter().map(|&x| x as f64);
+        Reference { argmax: argmax(it.clone()), values: if regression { it.collect() } else { log_softmax(it) } }
+    }
+
+    /// An int8 output `q` (dequantized) against this one: KL(float ‖ int8) of the softmax, or
+    /// (regression) the squared error relative to the float outputs' sum of squares.
+    fn loss(&self, q: &[f64], regression: bool) -> f64 {
+        if regression {
+            let ms = self.values.iter().map(|x| x * x).sum::<f64>().max(1e-30);
+            q.iter().zip(&self.values).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / ms
+        } else {
+            log_softmax(q.iter().copied()).iter().zip(&self.values).map(|(lq, lp)| lp.exp() * (lp - lq)).sum()
+        }
+    }
+}
+
 /// Collects the float model's logits.
 #[derive(Default)]
 struct Logits(Vec<Vec<f32>>);
@@ -223,13 +241,7 @@ impl<'a> Tuner<'a> {
             }
         }
         let regression = c.kind == ModelKind::EncoderOnly && c.head == HeadKind::Regression;
-        let reference = raw
-            .iter()
-            .map(|v| {
-                let it = v.iter().map(|&x| x as f64);
-                Reference { argmax: argmax(it.clone()), values: if regression { it.collect() } else { log_softmax(it) } }
-            })
-            .collect();
+        let reference = raw.iter().map(|v| Reference::new(v, regression)).collect();
         Ok(Tuner { fm, vocab, features, weights, cases, reference, regression })
     }
 
@@ -291,16 +303,9 @@ impl<'a> Tuner<'a> {
         }
         let mut loss = Loss { outputs: outs.len(), ..Loss::default() };
         for (q, r) in outs.iter().zip(&self.reference) {
-            let it = q.iter().map(|&x| x as f64 * sl);
-            if argmax(it.clone()) != r.argmax {
-                loss.flips += 1;
-            }
-            loss.kl += if self.regression {
-                let ms = r.values.iter().map(|x| x * x).sum::<f64>().max(1e-30);
-                it.zip(&r.values).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / ms
-            } else {
-                log_softmax(it).iter().zip(&r.values).map(|(lq, lp)| lp.exp() * (lp - lq)).sum::<f64>()
-            };
+            let q: Vec<f64> = q.iter().map(|&x| x as f64 * sl).collect();
+            loss.flips += (argmax(q.iter().copied()) != r.argmax) as usize;
+            loss.kl += r.loss(&q, self.regression);
         }
         Ok(loss)
     }
@@ -381,6 +386,26 @@ mod tests {
             assert!(err(&abs, c as f32, 127.0) <= err(&abs, max as f32, 127.0) + 1e-12);
         }
         assert_eq!(mse_row_clip(&[0.5, -0.5, 0.5], 0.5), 0.5);
+    }
+
+    #[test]
+    fn the_loss_is_kl_or_relative_squared_error_and_the_score_adds_flips() {
+        let ls = log_softmax([0.0, 2f64.ln()].into_iter());
+        assert!((ls[0] - (1.0f64 / 3.0).ln()).abs() < 1e-12 && (ls[1] - (2.0f64 / 3.0).ln()).abs() < 1e-12);
+        // float softmax (1/3, 2/3), int8 (1/2, 1/2): KL = 1/3 ln(2/3) + 2/3 ln(4/3)
+        let r = Reference::new(&[0.0, 2f32.ln()], false);
+        assert_eq!(r.argmax, 1);
+        let kl = (1.0f64 / 3.0) * (2.0f64 / 3.0).ln() + (2.0f64 / 3.0) * (4.0f64 / 3.0).ln();
+        assert!((r.loss(&[5.0, 5.0], false) - kl).abs() < 1e-6, "{}", r.loss(&[5.0, 5.0], false));
+        assert!(r.loss(&[1.0, 1.0 + 2f64.ln()], false).abs() < 1e-6);
+        // regression: Σ (q − f)² / Σ f²
+        let r = Reference::new(&[3.0, -4.0], true);
+        assert_eq!(r.argmax, 0);
+        assert!((r.loss(&[3.0, -2.0], true) - 4.0 / 25.0).abs() < 1e-12);
+        assert!((r.loss(&[1.0, -4.0], true) - 4.0 / 25.0).abs() < 1e-12);
+        assert_eq!(argmax([1.0, 3.0, 3.0, 2.0].into_iter()), 1);
+        assert_eq!(Loss { kl: 0.5, flips: 3, outputs: 10 }.score(), 0.35);
+        assert_eq!(Loss::default().score(), 0.0);
     }
 
     #[test]

@@ -280,4 +280,62 @@ mod tests {
         assert!(gptq.iter().all(|&v| (-7..=7).contains(&v)));
         assert!(eg < 0.5 * en, "gptq {eg} vs nearest {en}");
     }
+
+    /// The same rounding by the original OBS updates (GPTQ's eq. 2-3, the inverse Hessian
+    /// updated column by column with no Cholesky factor): the same integers, a dead column
+    /// (always 0) set to 0 and taking no error. Fewer inputs than columns: without its damping
+    /// the Gram is singular.
+    #[test]
+    fn matches_the_textbook_update_with_a_dead_column() {
+        let (n, k, rows) = (6, 12, 8);
+        let dead_col = 0;
+        let mut seed = 11;
+        let x: Vec<f32> = (0..rows)
+            .flat_map(|_| {
+                let common = lcg(&mut seed);
+                (0..k).map(|j| if j == dead_col { 0.0 } else { (common + 0.2 * lcg(&mut seed)) as f32 }).collect::<Vec<_>>()
+            })
+            .collect();
+        let w: Vec<f32> = (0..n * k).map(|_| lcg(&mut seed) as f32).collect();
+        let mut g = Gram { k, h: vec![0.0; k * k] };
+        g.add(&x);
+        let qmax = 127.0;
+        let scales: Vec<f64> = w.chunks_exact(k).map(|r| r.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / qmax).collect();
+
+        let mut h = g.h.clone();
+        let mean = (0..k).map(|j| h[j * k + j]).sum::<f64>() / k as f64;
+        for j in 0..k {
+            h[j * k + j] += if j == dead_col { 1.0 } else { DAMP * mean };
+        }
+        let u = cholesky_upper(&h, k).unwrap();
+        let hinv0 = inverse_from_cholesky(&u, k);
+        let mut want = Vec::new();
+        for (row, &s) in w.chunks_exact(k).zip(&scales) {
+            let mut r: Vec<f64> = row.iter().map(|&v| v as f64).collect();
+            r[dead_col] = 0.0;
+            let mut hi = hinv0.clone();
+            for j in 0..k {
+                let v = (r[j] / s).round().clamp(-qmax, qmax);
+                want.push(v as i8);
+                let e = (r[j] - v * s) / hi[j * k + j];
+                for t in j + 1..k {
+                    r[t] -= e * hi[j * k + t];
+                }
+                let hjj = hi[j * k + j];
+                let (col, rowj): (Vec<f64>, Vec<f64>) = ((0..k).map(|a| hi[a * k + j]).collect(), (0..k).map(|b| hi[j * k + b]).collect());
+                for a in 0..k {
+                    for b in 0..k {
+                        hi[a * k + b] -= col[a] * rowj[b] / hjj;
+                    }
+                }
+            }
+        }
+        let got = round_rows(&w, k, qmax, &scales, &g);
+        assert_eq!(got, want);
+        assert!((0..n).all(|o| got[o * k + dead_col] == 0));
+        // and not round-to-nearest (which a Gram of the wrong size falls back to)
+        let nearest: Vec<i8> = w.chunks_exact(k).zip(&scales).flat_map(|(r, &s)| r.iter().map(move |&v| (v as f64 / s).round() as i8)).collect();
+        assert_ne!(got, nearest);
+        assert_eq!(round_rows(&w, k, qmax, &scales, &Gram { k: k - 1, h: vec![1.0; (k - 1) * (k - 1)] }), nearest);
+    }
 }

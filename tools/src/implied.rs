@@ -135,3 +135,56 @@ pub fn check(c: &ShapeFields, st: &SafeTensors<'_>, cfg_path: &Path, st_path: &P
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What one tensor says: (field, value) in the order said.
+    fn says(name: &str, shape: &[usize]) -> Vec<(&'static str, usize)> {
+        let mut im = Implied::default();
+        read(&mut im, name, shape);
+        let mut v: Vec<(&'static str, usize)> = im.fields.iter().flat_map(|(f, es)| es.iter().map(move |e| (*f, e.value))).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn each_tensor_name_says_its_fields() {
+        let enc = "transformer.encoder.layers.3.";
+        assert_eq!(says(&format!("{enc}self_attn.in_proj_weight"), &[96, 32]), [("d_model", 32), ("d_model", 32), ("num_encoder_layers", 4)]);
+        // a first dimension that is not 3 × d says nothing of d_model by itself
+        assert_eq!(says(&format!("{enc}self_attn.in_proj_weight"), &[95, 32]), [("d_model", 32), ("num_encoder_layers", 4)]);
+        assert_eq!(says(&format!("{enc}self_attn.in_proj_bias"), &[96]), [("d_model", 32), ("num_encoder_layers", 4)]);
+        assert_eq!(says(&format!("{enc}self_attn.in_proj_bias"), &[95]), [("num_encoder_layers", 4)]);
+        let dec = "transformer.decoder.layers.0.";
+        assert_eq!(says(&format!("{dec}multihead_attn.out_proj.weight"), &[32, 33]), [("d_model", 32), ("d_model", 33), ("num_decoder_layers", 1)]);
+        assert_eq!(says(&format!("{dec}multihead_attn.out_proj.bias"), &[32]), [("d_model", 32), ("num_decoder_layers", 1)]);
+        assert_eq!(says(&format!("{dec}linear1.weight"), &[64, 32]), [("d_model", 32), ("dim_feedforward", 64), ("num_decoder_layers", 1)]);
+        assert_eq!(says(&format!("{dec}linear1.bias"), &[64]), [("dim_feedforward", 64), ("num_decoder_layers", 1)]);
+        assert_eq!(says(&format!("{dec}linear2.weight"), &[32, 64]), [("d_model", 32), ("dim_feedforward", 64), ("num_decoder_layers", 1)]);
+        assert_eq!(says(&format!("{dec}linear2.bias"), &[32]), [("d_model", 32), ("num_decoder_layers", 1)]);
+        assert_eq!(says(&format!("{dec}norm3.weight"), &[32]), [("d_model", 32), ("num_decoder_layers", 1)]);
+        assert_eq!(says("transformer.encoder.norm.bias", &[32]), [("d_model", 32)]);
+        for t in ["embedding.weight", "src_embedding.weight", "tgt_embedding.weight", "generator.weight"] {
+            assert_eq!(says(t, &[800, 32]), [("d_model", 32), ("vocab_size", 800)], "{t}");
+        }
+        assert_eq!(says("generator.bias", &[800]), [("vocab_size", 800)]);
+        // other names and shapes say nothing
+        assert!(says("generator.weight", &[800]).is_empty());
+        assert!(says("something.else", &[800, 32]).is_empty());
+    }
+
+    #[test]
+    fn agreement_and_the_largest_layer() {
+        let mut im = Implied::default();
+        im.say("d_model", 32, "a", &[32]);
+        im.say("d_model", 32, "b", &[32]);
+        im.say("num_encoder_layers", 2, "c", &[]);
+        im.say("num_encoder_layers", 5, "d", &[]);
+        im.say("num_encoder_layers", 3, "e", &[]);
+        assert_eq!(im.unanimous("d_model").map(|e| (e.value, e.tensor)), Some((32, "a")));
+        assert_eq!(im.most("num_encoder_layers").map(|e| (e.value, e.tensor)), Some((5, "d")));
+        assert!(im.unanimous("num_encoder_layers").is_none() && im.unanimous("vocab_size").is_none());
+    }
+}

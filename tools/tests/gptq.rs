@@ -7,7 +7,7 @@ mod common;
 
 use common::{calib_for, root};
 
-use picoformer::blob::Tag;
+use picoformer::blob::{ActKind, Proj, Tag};
 use picoformer::observe::Site;
 use picoformer::tokenizer::Tokenizer;
 use picoformer::Model;
@@ -38,7 +38,11 @@ fn check(name: &str) {
         }
         let g = ranges.grams.get(&tag).unwrap_or_else(|| panic!("{name}: no Gram for {tag}"));
         assert_eq!(g.k, k, "{name}: {tag} ({n}, {k})");
-        assert!((0..k).all(|j| g.h[j * k + j] > 0.0), "{name}: {tag}: an input column never seen");
+        // a ReLU unit may never fire on 20 inputs (a random model has a few); every other input
+        // column is seen
+        let seen = (0..k).filter(|&j| g.h[j * k + j] > 0.0).count();
+        let after_relu = c.act == ActKind::Relu && matches!(tag, Tag::Linear { proj: Proj::Down, .. });
+        assert!(seen == k || after_relu && seen >= k * 3 / 4, "{name}: {tag}: {} of {k} input columns never seen", k - seen);
     }
 
     let (texts, windows);
@@ -75,4 +79,11 @@ fn language_model_gqa_rope_swiglu() {
 #[test]
 fn feature_classifier() {
     check("enc_features_mean_rope_gqa_cls");
+}
+
+/// Sinusoidal positions: Q and K take their Grams from the norm output (self-attention) and the
+/// encoder output (cross-attention), not from the rotated sites.
+#[test]
+fn translator_without_rope() {
+    check("postnorm_relu_tied");
 }

@@ -8,13 +8,14 @@
 
 use std::path::Path;
 
-use picoformer::blob::{InputKind, ModelKind};
+use picoformer::blob::{InputKind, ModelKind, NormPart, Part, Tag};
+use picoformer::quant::Requant;
 use picoformer::observe::Site;
 use picoformer::tokenizer::Tokenizer;
 use picoformer::Model;
 use picoformer_tools::calibrate::{calibrate, CalibData};
 use picoformer_tools::check::check_reference;
-use picoformer_tools::clip::{clipped_sites, mse_ranges, ScaleRule, Tuner};
+use picoformer_tools::clip::{clipped_sites, mse_ranges, ScaleRule, Tuner, FRACTIONS};
 use picoformer_tools::eval::layer_errors;
 use picoformer_tools::export::Export;
 use picoformer_tools::host::{read_lines, read_windows, AlignedBuf, SentencePairs};
@@ -66,10 +67,46 @@ fn check_with(name: &str, min_sqnr: f64, min_cosine: f64, rule: ScaleRule) {
         assert!(after.score() <= start.score(), "{name}: the search made it worse: {start:?} -> {after:?}");
         // the loss it reports is the loss of the ranges it returns
         assert_eq!(tuner.loss(&searched).unwrap().score(), after.score());
+        assert!(start.kl > 0.0 && after.kl > 0.0, "{name}: {start:?} {after:?}");
+        // every site ends at its start point or at one of the fractions of its max, and the
+        // search moves at least one on each of these models
+        let mut moved = 0;
+        for site in &sites {
+            let (m, c) = (full.max[site], searched.max[site]);
+            if c != ranges.max[site] {
+                moved += 1;
+                assert!(FRACTIONS.iter().any(|f| c == m * f), "{name}: {site} searched to {c} of {m}");
+            }
+        }
+        assert!(moved > 0, "{name}: the search kept every start point");
+        // ranges clipped far below the values lose much more
+        let mut tight = full.clone();
+        for site in &sites {
+            tight.max.insert(*site, full.max[site] * 0.05);
+        }
+        let worse = tuner.loss(&tight).unwrap();
+        assert!(worse.kl > 2.0 * start.kl && worse.outputs == start.outputs, "{name}: {worse:?} against {start:?}");
         println!("{name}: search {start:?} -> {after:?}");
         ranges = searched;
     }
     let quantized = quantize(&fm, &ranges, WeightRule::default(), vocab.as_ref(), features.as_ref()).unwrap();
+    // the logit scale keeps every output channel's multiplier below 1/4 (the fused requant);
+    // on these models that floor, 1/4.01, is what sets it
+    let rq = quantized.tensors.iter().find(|t| t.spec.tag == Tag::Output(Part::Requant)).expect("output requantizers");
+    let rq: Vec<Requant> = rq.data.chunks_exact(8).map(|b| Requant { mult: i32::from_le_bytes(b[..4].try_into().unwrap()), shift: i32::from_le_bytes(b[4..].try_into().unwrap()) }).collect();
+    assert_eq!(rq.len(), c.outputs(), "{name}");
+    let largest = rq.iter().map(|r| r.mult as f64 / 2f64.powi(r.shift)).fold(0f64, f64::max);
+    assert!((largest - 1.0 / 4.01).abs() < 1e-6, "{name}: largest output multiplier {largest}");
+    // every norm's gains take the shift that puts the largest in (2^29, 2^30]
+    let mut norms = 0;
+    for t in &quantized.tensors {
+        if matches!(t.spec.tag, Tag::Norm { part: NormPart::Gain, .. } | Tag::FinalNorm(_, NormPart::Gain) | Tag::EmbedNorm(NormPart::Gain)) {
+            let g = t.data.chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap()).unsigned_abs()).max().unwrap();
+            assert!(g > 1 << 29 && g <= 1 << 30, "{name}: {}: largest gain {g}", t.spec.tag);
+            norms += 1;
+        }
+    }
+    assert!(norms >= 2, "{name}: {norms} norms");
     let blob = AlignedBuf::from_bytes(&quantized.blob(&c).unwrap());
     let model = Model::parse(blob.bytes()).unwrap();
     assert_eq!(*model.config(), c);
