@@ -69,12 +69,16 @@ fn a_feature_classifier() {
     let d = scratch("clf", &[]);
     let jv = root().join("models/japanese-vowels");
     let o = ConvertOpts { calib: Some(jv.join("train.csv")), test: Some(jv.join("test.csv")), labels: Some(jv.join("test.labels")), ..opts("enc_features_mean_rope_gqa_cls", d.join("clf.pico")) };
-    let (s, _) = convert(&o);
+    // a sweep at a budget the int8 blob meets: the same blob, the same agreement
+    let o = ConvertOpts { budget_sweep: vec![10_000_000], ..o };
+    let (s, md) = convert(&o);
     assert!(s.config_line.contains("encoder layers") && s.config_line.contains("features per frame") && s.config_line.contains("pooling"), "{}", s.config_line);
     assert_eq!(s.calibration, "20 feature windows");
     let Some(Quality::Classification(q, labelled)) = &s.quality else { panic!("no classifier quality") };
     assert_eq!((q.windows, *labelled), (370, 370));
     assert!(q.agree > 300, "{} of 370 agree", q.agree);
+    let row = format!("| 10000000 | {} | 0 | {:.1}% | — |", s.sizes.blob, 100.0 * q.agree as f64 / 370.0);
+    assert!(md.contains(&row), "{row} not in\n{md}");
     std::fs::remove_dir_all(d).unwrap();
 }
 
@@ -98,6 +102,11 @@ fn the_committed_models_keep_their_default_files() {
         let dir = root().join("models").join(m);
         let ex = Export::load(&dir.join("export")).unwrap();
         assert_eq!(ex.blob_config.kind, kind, "{m}");
+        // the special ids the blob records are the tokenizer's
+        let c = ex.blob_config;
+        if let Some(s) = ex.spm.as_ref() {
+            assert_eq!([c.pad, c.unk, c.bos, c.eos], [s.pad, s.unk, s.bos, s.eos], "{m}");
+        }
         let (calib, test, extra) = Defaults::names(&ex.blob_config);
         for f in [calib, test, extra] {
             assert!(dir.join(f).is_file(), "{m}: no {f}");
