@@ -52,6 +52,9 @@ fn check_with(name: &str, min_sqnr: f64, min_cosine: f64, rule: ScaleRule) {
     let mut ranges = if rule == ScaleRule::Max { full.clone() } else { mse_ranges(&full) };
     let sites = clipped_sites(&full);
     assert!(!sites.is_empty(), "{name}: no int8 sites");
+    // the int8 sites are the attention's Q, K and V, every one of them
+    assert!(sites.iter().all(|s| [".q", ".k", ".v"].iter().any(|p| s.to_string().ends_with(p))), "{name}: {sites:?}");
+    assert_eq!(sites.len(), full.max.keys().filter(|s| [".q", ".k", ".v"].iter().any(|p| s.to_string().ends_with(p))).count(), "{name}");
     for (site, &m) in &full.max {
         let c = ranges.max[site];
         if sites.contains(site) && rule != ScaleRule::Max {
