@@ -29,6 +29,8 @@ fn convert(o: &ConvertOpts) -> (Summary, String) {
     let md = std::fs::read_to_string(&s.report.markdown).unwrap();
     assert!(o.out.exists() && s.report.svg.exists() && s.report.flash.exists());
     assert_eq!(std::fs::metadata(&o.out).unwrap().len() as usize, s.sizes.blob);
+    // weights and quantization parameters, the vocabulary, and the header and table around them
+    assert!(s.sizes.weights + s.sizes.vocab < s.sizes.blob && s.sizes.weights > s.sizes.blob / 2, "{:?}", (s.sizes.weights, s.sizes.vocab, s.sizes.blob));
     (s, md)
 }
 
