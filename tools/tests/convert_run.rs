@@ -88,11 +88,38 @@ fn a_feature_classifier() {
 fn a_translator_calibrated_on_its_own_translations() {
     let d = scratch("mt", &[("models/de-en/calib.de", 20), ("models/de-en/test2016.de", 6), ("models/de-en/test2016.en", 6)]);
     let o = ConvertOpts { calib: Some(d.join("calib.de")), test_src: Some(d.join("test2016.de")), test_ref: Some(d.join("test2016.en")), ..opts("postnorm_relu_tied", d.join("mt.pico")) };
-    let (s, _) = convert(&o);
+    let o = ConvertOpts { budget_sweep: vec![10_000_000], ..o };
+    let (s, md) = convert(&o);
     assert!(s.config_line.contains("encoder + ") && s.config_line.contains("tied embeddings"), "{}", s.config_line);
     assert_eq!(s.calibration, "20 sentence pairs (teacher-forced)");
     let Some(Quality::Translation(a)) = &s.quality else { panic!("no translation quality") };
     assert_eq!(a.sentences, 6);
+    let row = format!("| 10000000 | {} | 0 | {:.1}% | {:.2} |", s.sizes.blob, 100.0 * a.identical as f64 / 6.0, a.bleu_int8.score);
+    assert!(md.contains(&row), "{row} not in\n{md}");
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+/// A translator's calibration: the references beside the export unless told otherwise, the
+/// same as naming both files; the sources alone take the float model's translations instead.
+#[test]
+fn a_translator_calibrates_on_the_pairs_beside_its_export() {
+    let d = scratch("mt-defaults", &[("models/de-en/calib.de", 20), ("models/de-en/calib.en", 20)]);
+    let export = d.join("export");
+    std::fs::create_dir_all(&export).unwrap();
+    for f in ["config.json", "model.safetensors", "reference.safetensors", "tokenizer.model"] {
+        std::fs::copy(root().join("models/variants/postnorm_relu_tied").join(f), export.join(f)).unwrap();
+    }
+    let blob = |o: ConvertOpts| {
+        let out = o.out.clone();
+        run(&o).unwrap_or_else(|e| panic!("{e:#}"));
+        std::fs::read(out).unwrap()
+    };
+    let base = || ConvertOpts { export: export.clone(), calib_count: 20, vectors: 1, layer_sentences: 1, ..Default::default() };
+    let defaults = blob(ConvertOpts { out: d.join("a.pico"), ..base() });
+    let named = blob(ConvertOpts { out: d.join("b.pico"), calib_src: Some(d.join("calib.de")), calib_tgt: Some(d.join("calib.en")), ..base() });
+    let own = blob(ConvertOpts { out: d.join("c.pico"), calib: Some(d.join("calib.de")), ..base() });
+    assert!(defaults == named, "the default calibration is not the named pairs'");
+    assert!(own != defaults, "the float model's own translations calibrated the same as the references");
     std::fs::remove_dir_all(d).unwrap();
 }
 

@@ -10,10 +10,10 @@ use std::path::Path;
 
 use picoformer::blob::{InputKind, ModelKind, NormPart, Part, Tag};
 use picoformer::quant::Requant;
-use picoformer::observe::Site;
+use picoformer::observe::{Data, Observer, Site};
 use picoformer::tokenizer::Tokenizer;
 use picoformer::Model;
-use picoformer_tools::calibrate::{calibrate, CalibData};
+use picoformer_tools::calibrate::{calibrate, calibrate_with, text_ids, CalibData};
 use picoformer_tools::check::check_reference;
 use picoformer_tools::clip::{clipped_sites, mse_ranges, ScaleRule, Tuner, FRACTIONS};
 use picoformer_tools::eval::layer_errors;
@@ -51,6 +51,8 @@ fn check_with(name: &str, min_sqnr: f64, min_cosine: f64, rule: ScaleRule) {
     let (full, features) = calibrate(&fm, tok.as_ref(), &calib).unwrap();
     let mut ranges = if rule == ScaleRule::Max { full.clone() } else { mse_ranges(&full) };
     let sites = clipped_sites(&full);
+    // calibration keeps the values of exactly the int8 sites, for their clip
+    assert!(full.samples.keys().all(|s| sites.contains(s)) && sites.iter().all(|s| full.samples.get(s).is_some_and(|v| !v.is_empty())), "{name}");
     assert!(!sites.is_empty(), "{name}: no int8 sites");
     // the int8 sites are the attention's Q, K and V, every one of them
     assert!(sites.iter().all(|s| [".q", ".k", ".v"].iter().any(|p| s.to_string().ends_with(p))), "{name}: {sites:?}");
@@ -62,6 +64,9 @@ fn check_with(name: &str, min_sqnr: f64, min_cosine: f64, rule: ScaleRule) {
         } else {
             assert_eq!(c, m, "{name}: {site} was clipped");
         }
+    }
+    if rule != ScaleRule::Max {
+        assert!(sites.iter().any(|s| ranges.max[s] < full.max[s]), "{name}: the MSE clip moved no site");
     }
     if rule == ScaleRule::Search {
         let tuner = Tuner::new(&fm, tok.as_ref(), vocab.as_ref(), features.as_ref(), WeightRule::Max, &calib, 10).unwrap();
@@ -88,7 +93,7 @@ fn check_with(name: &str, min_sqnr: f64, min_cosine: f64, rule: ScaleRule) {
             tight.max.insert(*site, full.max[site] * 0.05);
         }
         let worse = tuner.loss(&tight).unwrap();
-        assert!(worse.kl > 2.0 * start.kl && worse.outputs == start.outputs, "{name}: {worse:?} against {start:?}");
+        assert!(worse.kl > 2.0 * start.kl && worse.flips > start.flips && worse.outputs == start.outputs, "{name}: {worse:?} against {start:?}");
         println!("{name}: search {start:?} -> {after:?}");
         ranges = searched;
     }
@@ -206,5 +211,44 @@ fn clipping_costs_a_model_with_peaked_attention() {
 fn the_clip_search_never_loses_on_its_tuning_inputs() {
     for name in ["postnorm_relu_tied", "dec_gqa_rope_rmsnorm_swiglu", "enc_tokens_first_rmsnorm_relu_regression", "enc_features_mean_rope_gqa_cls"] {
         check_with(name, 5.0, 0.8, ScaleRule::Search);
+    }
+}
+
+/// Counts the decoder steps of a calibration pass (one logits row each).
+#[derive(Default)]
+struct Steps(usize);
+
+impl Observer for Steps {
+    fn observe(&mut self, site: Site, _: Data<'_>) {
+        self.0 += (site == Site::Logits) as usize;
+    }
+}
+
+/// Calibration feeds a translator's target (cut to `max_len - 1` tokens) after bos, and a
+/// language model's text but its last id: one step per position, none past `max_len`.
+#[test]
+fn calibration_steps_stop_at_max_len() {
+    let long = "a dog runs ".repeat(100);
+    for (name, short) in [("postnorm_relu_tied", "a dog runs."), ("dec_gqa_rope_rmsnorm_swiglu", "a dog runs.")] {
+        let ex = Export::load(&root().join("models/variants").join(name)).unwrap();
+        let fm = ex.float_model();
+        let c = ex.blob_config;
+        let vocab = ex.spm.as_ref().unwrap().tables().unwrap();
+        let tok = Tokenizer::new(ex.spm.as_ref().unwrap().vocab(&vocab)).unwrap();
+        let steps = |t: &str| {
+            let data = match c.kind {
+                ModelKind::EncoderDecoder => CalibData::Pairs(SentencePairs { src: vec!["ein Hund".into()], tgt: vec![t.into()] }),
+                _ => CalibData::Texts(vec![t.into()]),
+            };
+            let mut s = Steps::default();
+            calibrate_with(&fm, Some(&tok), &data, &mut s).unwrap();
+            s.0
+        };
+        // bos and the pieces: a translator's last step has eos as its target, a language
+        // model's eos is not fed
+        let n = text_ids(&tok, short, c.max_len, false).unwrap().len();
+        assert!(n > 3 && n + 1 < c.max_len, "{name}: {n}");
+        assert_eq!(steps(short), n, "{name}");
+        assert_eq!(steps(&long), c.max_len - 1, "{name}");
     }
 }
