@@ -284,6 +284,12 @@ mod tests {
         assert_eq!(t, [(1, 9), (3, 9), (5, 8)]);
         let t: Vec<_> = top_k(&v, 10).collect();
         assert_eq!(t.len(), 6);
+        // the widest beam: the 16 largest of 40, best first, ties by index
+        let v: Vec<i32> = (0..40).map(|i| i * 17 % 40 / 2).collect();
+        let mut want: Vec<(usize, i32)> = v.iter().copied().enumerate().collect();
+        want.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        assert_eq!(top_k(&v, MAX_BEAM).collect::<Vec<_>>(), want[..MAX_BEAM]);
+        assert_eq!(top_k(&v, 40).count(), MAX_BEAM);
     }
 
     #[test]

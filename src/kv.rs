@@ -111,3 +111,48 @@ impl<'a> CrossMemory<'a> {
         self.source(0, layer, self.len)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fork_copies_the_prefix_of_every_layer_and_nothing_else() {
+        let (slots, layers, max_len, width) = (3, 2, 5, 4);
+        let mut mem = [0u64; 64];
+        let mut a = Arena::reuse(bytemuck::cast_slice_mut(&mut mem));
+        let mut c = KvCache::carve(&mut a, slots, layers, max_len, width).unwrap();
+        for l in 0..layers {
+            let (k, v) = c.layer(0, l).unwrap();
+            for (i, (k, v)) in k.iter_mut().zip(v.iter_mut()).enumerate() {
+                (*k, *v) = (1 + i as i8 + 20 * l as i8, -1 - i as i8);
+            }
+        }
+        c.copy_prefix(0, 2, 3).unwrap();
+        for l in 0..layers {
+            let (k, v) = c.layer(2, l).unwrap();
+            for i in 0..max_len * width {
+                let copied = i < 3 * width;
+                assert_eq!(k[i], if copied { 1 + i as i8 + 20 * l as i8 } else { 0 }, "layer {l} k[{i}]");
+                assert_eq!(v[i], if copied { -1 - i as i8 } else { 0 }, "layer {l} v[{i}]");
+            }
+            assert!(c.layer(1, l).unwrap().0.iter().all(|&x| x == 0));
+        }
+        // positions beyond max_len copy the whole slot; slots and layers out of range are errors
+        c.copy_prefix(0, 1, 99).unwrap();
+        assert_eq!(c.layer(1, 1).unwrap().1[max_len * width - 1], -(max_len as i8 * width as i8));
+        assert_eq!(c.copy_prefix(0, 3, 1), Err(Error::DecoderState));
+        assert!(c.layer(0, 2).is_err() && c.layer(3, 0).is_err());
+    }
+
+    #[test]
+    fn cross_memory_refuses_a_source_layer_or_length_out_of_range() {
+        let mut mem = [0u64; 16];
+        let mut a = Arena::reuse(bytemuck::cast_slice_mut(&mut mem));
+        let mut m = CrossMemory::carve(&mut a, 2, 2, 4, 2).unwrap();
+        assert_eq!(m.layer_mut(1, 1, 4).map(|(k, v)| (k.len(), v.len())), Ok((8, 8)));
+        for (src, layer, rows) in [(2, 0, 1), (0, 2, 1), (0, 0, 5), (2, 2, 1), (0, 2, 5), (2, 0, 5)] {
+            assert!(m.layer_mut(src, layer, rows).is_err(), "{src} {layer} {rows}");
+        }
+    }
+}

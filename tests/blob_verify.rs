@@ -346,3 +346,26 @@ fn random_weights_never_panic() {
         }
     }
 }
+
+/// The largest lengths, FFN widths and output counts are accepted, one more is not.
+#[test]
+fn config_bounds_are_inclusive() {
+    let mut c = tiny_config(0);
+    c.validate().unwrap();
+    c.max_len = blob::MAX_LEN;
+    assert_eq!(c.validate(), Ok(()));
+    c.max_len = blob::MAX_LEN + 1;
+    assert_eq!(c.validate(), Err(Error::BadConfig { field: "max_len" }));
+    let mut c = tiny_config(0);
+    c.d_ff = blob::MAX_D_FF;
+    assert_eq!(c.validate(), Ok(()));
+    c.d_ff = blob::MAX_D_FF + 1;
+    assert_eq!(c.validate(), Err(Error::BadConfig { field: "dim_feedforward" }));
+    let mut c = tiny_classifier();
+    c.n_outputs = blob::MAX_OUTPUTS;
+    assert_eq!(c.validate(), Ok(()));
+    for n in [blob::MAX_OUTPUTS + 1, blob::MAX_OUTPUTS + 2, 0] {
+        c.n_outputs = n;
+        assert_eq!(c.validate(), Err(Error::BadConfig { field: "n_outputs" }), "{n}");
+    }
+}

@@ -170,7 +170,7 @@ fn arena_fits_a_128_kib_part() {
             at += r.bytes;
         }
     }
-    assert_eq!(map.iter().filter(|r| r.phase == Phase::Decoding).next().map(|r| r.name), Some("logits"));
+    assert_eq!(map.iter().find(|r| r.phase == Phase::Decoding).map(|r| r.name), Some("logits"));
     let mut short = AlignedBuf::zeroed(bytes[0] - 1);
     assert!(matches!(Translator::new(&m, short.bytes_mut(), 1), Err(picoformer::Error::ArenaTooSmall { needed: 94_912, .. })));
 }
