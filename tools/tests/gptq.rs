@@ -7,12 +7,12 @@ mod common;
 
 use common::{calib_for, root};
 
-use picoformer::blob::{ActKind, Proj, Tag};
-use picoformer::observe::Site;
+use picoformer::blob::{ActKind, Part, Proj, Stack, Sub, Tag};
+use picoformer::observe::{Block, Data, Observer, Point, Site};
 use picoformer::tokenizer::Tokenizer;
 use picoformer::Model;
 use picoformer_tools::budget::weight_matrices;
-use picoformer_tools::calibrate::{calibrate, CalibData};
+use picoformer_tools::calibrate::{calibrate, calibrate_with, CalibData};
 use picoformer_tools::eval::layer_errors;
 use picoformer_tools::export::Export;
 use picoformer_tools::gptq::grams;
@@ -86,4 +86,52 @@ fn feature_classifier() {
 #[test]
 fn translator_without_rope() {
     check("postnorm_relu_tied");
+}
+
+/// The Gram of every observation of `want` over a calibration pass.
+struct SiteGram {
+    want: Site,
+    k: usize,
+    h: Vec<f64>,
+}
+
+impl Observer for SiteGram {
+    fn observe(&mut self, site: Site, data: Data<'_>) {
+        if let (true, Data::F32(v)) = (site == self.want, data) {
+            for row in v.chunks_exact(self.k) {
+                for (i, &a) in row.iter().enumerate() {
+                    for (j, &b) in row.iter().enumerate() {
+                        self.h[i * self.k + j] += a as f64 * b as f64;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A linear's Gram is that of the site it reads, once: the query and key projections of a
+/// pre-norm, rotary self-attention read the norm's output (its rotation comes after), the output
+/// projection the final norm's.
+#[test]
+fn each_gram_is_its_input_sites() {
+    let ex = Export::load(&root().join("models/variants/dec_gqa_rope_rmsnorm_swiglu")).unwrap();
+    let fm = ex.float_model();
+    let c = ex.blob_config;
+    let vocab = ex.spm.as_ref().unwrap().tables().unwrap();
+    let tok = Tokenizer::new(ex.spm.as_ref().unwrap().vocab(&vocab)).unwrap();
+    let calib = calib_for(&c);
+    let grams = grams(&fm, Some(&tok), &calib).unwrap();
+    let q = Tag::Linear { stack: Stack::Decoder, layer: 1, sub: Sub::SelfAttn, proj: Proj::Q, part: Part::Weight };
+    let norm = Site::Dec { layer: 1, block: Block::SelfAttn, point: Point::Norm };
+    let k = Tag::Linear { stack: Stack::Decoder, layer: 1, sub: Sub::SelfAttn, proj: Proj::K, part: Part::Weight };
+    for (tag, site) in [(q, norm), (k, norm), (Precision::output_tag(&c), Site::DecNorm)] {
+        let d = c.d_model;
+        let mut want = SiteGram { want: site, k: d, h: vec![0.0; d * d] };
+        calibrate_with(&fm, Some(&tok), &calib, &mut want).unwrap();
+        let got = &grams[&tag];
+        let scale = want.h.iter().fold(0f64, |m, x| m.max(x.abs()));
+        assert!(scale > 0.0);
+        let diff = got.h.iter().zip(&want.h).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(diff <= 1e-9 * scale, "{tag}: Gram off by {diff} of {scale}");
+    }
 }
