@@ -81,6 +81,14 @@ mod tests {
     use super::*;
     use crate::quant::Requant;
 
+    #[test]
+    fn head_shapes_need_every_count_and_kv_dividing_q() {
+        assert!(Heads { q: 4, kv: 2, dim: 8 }.valid() && Heads { q: 4, kv: 4, dim: 1 }.valid());
+        for h in [Heads { q: 4, kv: 3, dim: 8 }, Heads { q: 4, kv: 2, dim: 0 }, Heads { q: 0, kv: 2, dim: 8 }, Heads { q: 4, kv: 0, dim: 8 }, Heads { q: 2, kv: 4, dim: 8 }] {
+            assert!(!h.valid(), "{h:?}");
+        }
+    }
+
     fn params() -> AttentionParams {
         // one score unit = one Q6 step; ctx = p·v / 256 exactly (in units of v)
         AttentionParams { softmax: Requant::from_real(1.0), ctx: Requant::from_real(1.0 / 256.0) }
