@@ -89,6 +89,31 @@ mod tests {
         }
     }
 
+    /// Keys are counted by the shortest of `k`, `v`, `scores` and `probs`: a longer `v` (or
+    /// `k`) adds none.
+    #[test]
+    fn the_key_count_is_the_shortest_buffers() {
+        // two heads of 4: 8 values per key
+        let h = Heads::multi(2, 8);
+        let q = [1i8; 8];
+        // keys close together (comparable probabilities), values far apart
+        let k: Vec<i8> = (0..24).map(|i| (i * 7 % 5) as i8 - 2).collect();
+        let v: Vec<i8> = (0..24).map(|i| (i * 37 % 29) as i8 * 4 - 56).collect();
+        let mask = Mask { key_len: 3, causal: false, q_pos0: 0 };
+        type Kernel = fn(&AttentionParams, Heads, &[i8], &[i8], &[i8], Mask, &mut [i32], &mut [u8], &mut [i16]);
+        let run = |f: Kernel, k: &[i8], v: &[i8]| {
+            let (mut s, mut p, mut o) = ([0i32; 3], [0u8; 3], [0i16; 8]);
+            f(&params(), h, &q, k, v, mask, &mut s, &mut p, &mut o);
+            o
+        };
+        for f in [attention_ref as Kernel, attention] {
+            let two = run(f, &k[..16], &v[..16]);
+            assert_ne!(two, run(f, &k, &v));
+            assert_eq!(run(f, &k[..16], &v), two);
+            assert_eq!(run(f, &k, &v[..16]), two);
+        }
+    }
+
     fn params() -> AttentionParams {
         // one score unit = one Q6 step; ctx = p·v / 256 exactly (in units of v)
         AttentionParams { softmax: Requant::from_real(1.0), ctx: Requant::from_real(1.0 / 256.0) }
