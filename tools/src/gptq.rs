@@ -233,6 +233,22 @@ mod tests {
         ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
     }
 
+    /// `rows` inputs of width `k` sharing one random component (noise `noise` each, column
+    /// `dead` always 0), `n` random weight rows, their Gram and max |w| / `qmax` scales.
+    fn case(n: usize, k: usize, rows: usize, mut seed: u64, noise: f64, dead: Option<usize>, qmax: f64) -> (Vec<f32>, Vec<f32>, Gram, Vec<f64>) {
+        let x: Vec<f32> = (0..rows)
+            .flat_map(|_| {
+                let common = lcg(&mut seed);
+                (0..k).map(|j| if Some(j) == dead { 0.0 } else { (common + noise * lcg(&mut seed)) as f32 }).collect::<Vec<_>>()
+            })
+            .collect();
+        let w: Vec<f32> = (0..n * k).map(|_| lcg(&mut seed) as f32).collect();
+        let mut g = Gram { k, h: vec![0.0; k * k] };
+        g.add(&x);
+        let scales = w.chunks_exact(k).map(|r| r.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / qmax).collect();
+        (x, w, g, scales)
+    }
+
     #[test]
     fn cholesky_inverse_inverts() {
         let a = [4.0, 2.0, 0.6, 2.0, 5.0, 1.0, 0.6, 1.0, 3.0];
@@ -252,18 +268,8 @@ mod tests {
     #[test]
     fn gptq_beats_nearest_on_correlated_inputs() {
         let (n, k, rows) = (8, 16, 200);
-        let mut seed = 7;
-        let x: Vec<f32> = (0..rows)
-            .flat_map(|_| {
-                let common = lcg(&mut seed);
-                (0..k).map(|_| (common + 0.3 * lcg(&mut seed)) as f32).collect::<Vec<_>>()
-            })
-            .collect();
-        let w: Vec<f32> = (0..n * k).map(|_| lcg(&mut seed) as f32).collect();
-        let mut g = Gram { k, h: vec![0.0; k * k] };
-        g.add(&x);
         let qmax = 7.0;
-        let scales: Vec<f64> = w.chunks_exact(k).map(|r| r.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / qmax).collect();
+        let (x, w, g, scales) = case(n, k, rows, 7, 0.3, None, qmax);
         let nearest: Vec<i8> = w.chunks_exact(k).zip(&scales).flat_map(|(r, &s)| r.iter().map(move |&v| (v as f64 / s).round() as i8)).collect();
         let gptq = round_rows(&w, k, qmax, &scales, &g);
         let err = |q: &[i8]| -> f64 {
@@ -289,18 +295,8 @@ mod tests {
     fn matches_the_textbook_update_with_a_dead_column() {
         let (n, k, rows) = (6, 12, 8);
         let dead_col = 0;
-        let mut seed = 11;
-        let x: Vec<f32> = (0..rows)
-            .flat_map(|_| {
-                let common = lcg(&mut seed);
-                (0..k).map(|j| if j == dead_col { 0.0 } else { (common + 0.2 * lcg(&mut seed)) as f32 }).collect::<Vec<_>>()
-            })
-            .collect();
-        let w: Vec<f32> = (0..n * k).map(|_| lcg(&mut seed) as f32).collect();
-        let mut g = Gram { k, h: vec![0.0; k * k] };
-        g.add(&x);
         let qmax = 127.0;
-        let scales: Vec<f64> = w.chunks_exact(k).map(|r| r.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / qmax).collect();
+        let (_, w, g, scales) = case(n, k, rows, 11, 0.2, Some(dead_col), qmax);
 
         let mut h = g.h.clone();
         let mean = (0..k).map(|j| h[j * k + j]).sum::<f64>() / k as f64;

@@ -103,7 +103,7 @@ fn check_with(name: &str, min_sqnr: f64, min_cosine: f64, rule: ScaleRule) {
     let rq = quantized.tensors.iter().find(|t| t.spec.tag == Tag::Output(Part::Requant)).expect("output requantizers");
     let rq: Vec<Requant> = rq.data.chunks_exact(8).map(|b| Requant { mult: i32::from_le_bytes(b[..4].try_into().unwrap()), shift: i32::from_le_bytes(b[4..].try_into().unwrap()) }).collect();
     assert_eq!(rq.len(), c.outputs(), "{name}");
-    let largest = rq.iter().map(|r| r.mult as f64 / 2f64.powi(r.shift)).fold(0f64, f64::max);
+    let largest = rq.iter().map(|r| r.to_real()).fold(0f64, f64::max);
     assert!((largest - 1.0 / 4.01).abs() < 1e-6, "{name}: largest output multiplier {largest}");
     // every norm's gains take the shift that puts the largest in (2^29, 2^30]
     let mut norms = 0;
