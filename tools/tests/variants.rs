@@ -98,6 +98,14 @@ fn check_with(name: &str, min_sqnr: f64, min_cosine: f64, rule: ScaleRule) {
         ranges = searched;
     }
     let quantized = quantize(&fm, &ranges, WeightRule::default(), vocab.as_ref(), features.as_ref()).unwrap();
+    // a stack's final norm keeps its own calibrated scale (without one, the stream's is used)
+    if c.final_norm() {
+        for site in [Site::EncNorm, Site::DecNorm] {
+            if let Some(&m) = ranges.max.get(&site) {
+                assert_eq!(quantized.scales.get(site).unwrap(), (m.max(1e-6) / 32767.0) as f64, "{name}: {site}");
+            }
+        }
+    }
     // the logit scale keeps every output channel's multiplier below 1/4 (the fused requant);
     // on these models that floor, 1/4.01, is what sets it
     let rq = quantized.tensors.iter().find(|t| t.spec.tag == Tag::Output(Part::Requant)).expect("output requantizers");
