@@ -292,6 +292,108 @@ mod tests {
         assert_eq!(top_k(&v, 40).count(), MAX_BEAM);
     }
 
+    /// Logits that depend on the whole prefix fed so far (a hash of it), with eos (3) more
+    /// likely the longer the prefix: any KV-slot mix-up changes what a beam sees.
+    fn prefix_logits(prefix: &[u16], seed: u64, out: &mut [i32]) {
+        let mut h = seed;
+        for &t in prefix {
+            h = (h ^ t as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        for (tok, o) in out.iter_mut().enumerate() {
+            let x = (h ^ tok as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+            *o = (x % 4000) as i32 - 2000 + if tok == 3 { 400 * prefix.len() as i32 } else { 0 };
+        }
+    }
+
+    /// A decoder with `slots` KV slots, each the list of tokens fed to it by position.
+    struct Slotted {
+        hist: Vec<Vec<u16>>,
+        logits: Vec<i32>,
+        seed: u64,
+    }
+
+    impl Step for Slotted {
+        fn step(&mut self, slot: usize, token: TokenId, pos: usize) -> Result<&[i32], Error> {
+            let h = &mut self.hist[slot];
+            h.truncate(pos);
+            assert_eq!(h.len(), pos, "slot {slot} has no cache before position {pos}");
+            h.push(token);
+            prefix_logits(h, self.seed, &mut self.logits);
+            Ok(&self.logits)
+        }
+        fn copy_slot(&mut self, from: usize, to: usize, positions: usize) -> Result<(), Error> {
+            self.hist[to] = self.hist[from][..positions].to_vec();
+            Ok(())
+        }
+    }
+
+    /// The same search written plainly over whole prefixes, with no slots to manage.
+    fn reference_search(prompt: &[u16], width: usize, max_steps: usize, seed: u64, lsm: Requant) -> Vec<u16> {
+        let (eos, mut logits) = (3u16, vec![0i32; 10]);
+        let mut live: Vec<(i64, Vec<u16>)> = vec![(0, vec![])];
+        let mut done: Vec<(i64, Vec<u16>)> = vec![];
+        for i in 0..max_steps {
+            let mut cands = vec![];
+            for (b, (score, hyp)) in live.iter().enumerate() {
+                prefix_logits(&[prompt, hyp].concat(), seed, &mut logits);
+                let m = *logits.iter().max().unwrap();
+                let lse = log_sum_exp_q10(&logits, lsm);
+                for (tok, logit) in top_k(&logits, width) {
+                    cands.push((score.saturating_add(-(exponent(m, logit, lsm) as i64) - lse), b, tok as u16));
+                }
+            }
+            cands.sort_by(|a, b| b.0.cmp(&a.0)); // stable: ties in arrival order
+            cands.truncate(2 * width);
+            let mut next = vec![];
+            for &(score, parent, tok) in &cands {
+                if next.len() >= width || done.len() >= width {
+                    break;
+                }
+                let hyp = [&live[parent].1[..], &[tok]].concat();
+                if tok == eos || i + 1 >= max_steps {
+                    done.push((score / (i as i64 + 1), hyp));
+                } else {
+                    next.push((score, hyp));
+                }
+            }
+            if next.is_empty() || done.len() >= width {
+                break;
+            }
+            live = next;
+        }
+        let best = done.iter().map(|d| d.0).max().unwrap();
+        done.into_iter().find(|d| d.0 == best).unwrap().1
+    }
+
+    /// Beam search over a slotted decoder finds what the plain search over whole prefixes finds:
+    /// children keep or copy their parent's cache correctly, for every width and a prompt in
+    /// slot 0 (kills a search that reads every beam from one slot).
+    #[test]
+    fn search_matches_a_plain_search_over_whole_prefixes() {
+        let lsm = Requant::from_real(3.0);
+        let prompt = [7u16, 5, 2];
+        let (stride, mut differ) = (9usize, 0);
+        for seed in 0..40u64 {
+            for width in 1..=5 {
+                let slots = width + (seed as usize % 2);
+                let mut dec = Slotted { hist: vec![vec![]; slots], logits: vec![0; 10], seed };
+                dec.hist[0] = prompt[..2].to_vec();
+                let (mut a, mut b, mut c) = (vec![0; slots * stride], vec![0; slots * stride], vec![0; slots * stride]);
+                let mut h = Histories { tokens: &mut a, next: &mut b, done: &mut c, stride };
+                let start = Start { token: 2, pos: 2, max_steps: stride, eos: 3, log_softmax: lsm };
+                let mut out = vec![0; stride];
+                let n = search(&mut dec, &mut h, slots, width, start, &mut out).unwrap();
+                let want = reference_search(&prompt, width, stride, seed, lsm);
+                assert_eq!(out[..n], want[..], "seed {seed} width {width}");
+                if width > 1 && want != reference_search(&prompt, 1, stride, seed, lsm) {
+                    differ += 1;
+                }
+            }
+        }
+        // the wider beams do find other hypotheses than greedy's, so the comparison has teeth
+        assert!(differ >= 30, "{differ} of 160");
+    }
+
     #[test]
     fn candidates_stay_sorted_best_first_and_capped() {
         let mut c = Candidates::new(3);
