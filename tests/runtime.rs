@@ -188,9 +188,18 @@ fn generator_beam_of_zero_new_tokens_is_empty() {
     }
     // the prompt's ids are checked even when no step runs
     assert_eq!(g.beam_search(&[2, 10, 40_000], 2, 0, &mut out), Err(Error::TokenOutOfRange { id: 40_000, vocab: m.config().vocab as u32 }));
-    // one new token still works, and the stream after a refused width is untouched
+    // one new token still works
     assert_eq!(g.beam_search(&[2, 10], 2, 1, &mut out).map(|n| n <= 1), Ok(true));
-    assert_eq!(g.beam_search(&[2, 10], 6, 1, &mut out), Err(Error::BadBeamWidth { requested: 6, capacity: 5 }));
+    // a refused width touches nothing: the stream goes on where it stood
+    g.prompt(&[2, 10, 12]).unwrap();
+    let first = g.next_token().unwrap();
+    for width in [0, 6] {
+        assert_eq!(g.beam_search(&[2, 10], width, 1, &mut out), Err(Error::BadBeamWidth { requested: width, capacity: 5 }));
+    }
+    let second = g.next_token().unwrap();
+    g.prompt(&[2, 10, 12]).unwrap();
+    assert_eq!([g.next_token().unwrap(), g.next_token().unwrap()], [first, second]);
+    assert!(second.is_some(), "{first:?} {second:?}");
 }
 
 #[test]
