@@ -71,3 +71,31 @@ impl Step for BeamStep<'_, '_, '_, '_> {
         self.dec.cache.copy_prefix(from, to, positions)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::align::AlignedBuf;
+    use crate::blob::synthetic::{random_blob, tiny_lm};
+
+    /// `feed` refuses what its callers never send (no tokens, positions past `max_len`, a slot
+    /// it does not have) with `DecoderState`, and takes the largest valid feed.
+    #[test]
+    fn feed_refuses_empty_long_and_out_of_slot_feeds() {
+        let blob = AlignedBuf::from_bytes(&random_blob(&tiny_lm(), 5, false).unwrap());
+        let m = Model::parse(blob.bytes()).unwrap();
+        let mut mem = AlignedBuf::zeroed(1 << 16);
+        let mut a = Arena::new(mem.bytes_mut()).unwrap();
+        let mut d = Decoder::carve(&m, 2, m.config.max_len, true, &mut a).unwrap();
+        let full = [4u16; 12];
+        assert_eq!(m.config.max_len, full.len());
+        let mut feed = |slot, tokens: &[TokenId], pos0| d.feed(slot, tokens, pos0, None, &mut NoObserver);
+        assert_eq!(feed(0, &[], 0), Err(Error::DecoderState));
+        assert_eq!(feed(0, &[4], 12), Err(Error::DecoderState));
+        assert_eq!(feed(0, &full, 1), Err(Error::DecoderState));
+        assert_eq!(feed(0, &[4], usize::MAX), Err(Error::DecoderState));
+        assert_eq!(feed(2, &[4], 0), Err(Error::DecoderState));
+        assert_eq!(feed(1, &full, 0), Ok(()));
+        assert_eq!(feed(0, &[4], 11), Ok(()));
+    }
+}

@@ -1,13 +1,15 @@
 //! Random valid blobs of any config (feature `alloc`): the runtime's tests, the fuzzers and the
 //! benchmarks build models of every kind and shape with it, without a converter. The weights
 //! are random; every record is in its valid range; the tokenizer is a made-up unigram
-//! vocabulary of `vocab` pieces (`<pad> <unk> <s> </s>`, then `▁a`, `▁b`, …).
+//! vocabulary of `vocab` pieces (`<pad> <unk> <s> </s>`, then `▁a`, `▁b`, …). The tiny
+//! configs of each kind ([`tiny_config`], [`tiny_lm`], [`tiny_classifier`]) are the tests'.
 
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{expected_tensors, write, blob_len, Config, DType, NormParams, RopeParams, FeatureQuant, Part, Tag, TensorData, TensorSpec, TokPart, TokenizerKind, TokenizerSizes};
+use super::{expected_tensors, write, blob_len, ActKind, Config, DType, HeadKind, InputKind, ModelKind, NormKind, NormParams, Pooling, PosKind, RopeParams, FeatureQuant, Part, Tag, TensorData, TensorSpec, TokPart, TokenizerKind, TokenizerSizes};
+use super::{FLAG_ADD_DUMMY_PREFIX, FLAG_FINAL_NORM, FLAG_NORM_FIRST, FLAG_REMOVE_EXTRA_WS};
 use crate::kernels::activation::TABLE_LEN;
 use crate::kernels::attention::AttentionParams;
 use crate::kernels::layout::Layout;
@@ -28,6 +30,77 @@ impl Rng {
     }
     fn range(&mut self, lo: i64, hi: i64) -> i64 {
         lo + (self.next() % (hi - lo + 1) as u64) as i64
+    }
+}
+
+/// A tiny encoder-decoder: d 8, 2 heads, 1 + 2 layers, FFN 16, vocabulary 16, max_len 8.
+pub fn tiny_config(flags: u32) -> Config {
+    Config {
+        kind: ModelKind::EncoderDecoder,
+        tokenizer: TokenizerKind::Unigram,
+        positions: PosKind::Sinusoidal,
+        d_model: 8,
+        nhead: 2,
+        n_kv_heads: 2,
+        n_enc: 1,
+        n_dec: 2,
+        d_ff: 16,
+        vocab: 16,
+        max_len: 8,
+        pad: 0,
+        unk: 1,
+        bos: 2,
+        eos: 3,
+        flags: flags | FLAG_ADD_DUMMY_PREFIX | FLAG_REMOVE_EXTRA_WS | FLAG_FINAL_NORM,
+        ..Config::default()
+    }
+}
+
+/// [`tiny_config`] with the GELU table.
+pub fn with_act(mut c: Config, act: ActKind) -> Config {
+    c.act = act;
+    c
+}
+
+/// A tiny decoder-only language model with Llama blocks: RMSNorm, RoPE, SwiGLU, 4 query heads
+/// over 2 key/value heads.
+pub fn tiny_lm() -> Config {
+    Config {
+        kind: ModelKind::DecoderOnly,
+        norm: NormKind::RmsNorm,
+        act: ActKind::SwiGlu,
+        positions: PosKind::Rope,
+        nhead: 4,
+        n_kv_heads: 2,
+        n_enc: 0,
+        n_dec: 2,
+        max_len: 12,
+        flags: FLAG_NORM_FIRST | FLAG_FINAL_NORM | FLAG_ADD_DUMMY_PREFIX,
+        ..tiny_config(0)
+    }
+}
+
+/// A tiny encoder-only classifier over frames of 3 features, mean-pooled, 5 classes.
+pub fn tiny_classifier() -> Config {
+    Config {
+        kind: ModelKind::EncoderOnly,
+        input: InputKind::Features,
+        tokenizer: TokenizerKind::None,
+        positions: PosKind::Learned,
+        pooling: Pooling::Mean,
+        head: HeadKind::Classification,
+        act: ActKind::Gelu,
+        n_enc: 2,
+        n_dec: 0,
+        vocab: 0,
+        n_features: 3,
+        n_outputs: 5,
+        pad: 0,
+        unk: 0,
+        bos: 0,
+        eos: 0,
+        flags: FLAG_NORM_FIRST | FLAG_FINAL_NORM,
+        ..tiny_config(0)
     }
 }
 
