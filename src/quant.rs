@@ -218,8 +218,6 @@ pub enum OutKind {
 /// these three.
 pub trait Activation: Copy + Default + bytemuck::Pod + sealed::Sealed {
     const KIND: OutKind;
-    /// Saturate a 64-bit value into this type.
-    fn saturate(x: i64) -> Self;
     /// Saturate a 32-bit value into this type (`SSAT` on Arm).
     fn saturate32(x: i32) -> Self;
     /// `rq(acc)`, saturated: the output stage of every kernel.
@@ -234,10 +232,6 @@ pub trait Activation: Copy + Default + bytemuck::Pod + sealed::Sealed {
 impl Activation for i8 {
     const KIND: OutKind = OutKind::I8;
     #[inline(always)]
-    fn saturate(x: i64) -> Self {
-        sat_i8(x)
-    }
-    #[inline(always)]
     fn saturate32(x: i32) -> Self {
         x.clamp(i8::MIN as i32, i8::MAX as i32) as i8
     }
@@ -249,10 +243,6 @@ impl Activation for i8 {
 
 impl Activation for i16 {
     const KIND: OutKind = OutKind::I16;
-    #[inline(always)]
-    fn saturate(x: i64) -> Self {
-        sat_i16(x)
-    }
     #[inline(always)]
     fn saturate32(x: i32) -> Self {
         x.clamp(i16::MIN as i32, i16::MAX as i32) as i16
@@ -363,10 +353,6 @@ mod tests {
 
 impl Activation for i32 {
     const KIND: OutKind = OutKind::I32;
-    #[inline(always)]
-    fn saturate(x: i64) -> Self {
-        sat_i32(x)
-    }
     #[inline(always)]
     fn saturate32(x: i32) -> Self {
         x
