@@ -5,6 +5,7 @@
 
 use picoformer::blob::{self, Config};
 
+#[allow(unused_imports)] // each test binary uses some
 pub use picoformer::blob::synthetic::{tiny_classifier, tiny_config, tiny_lm, with_act};
 
 pub use picoformer::align::AlignedBuf;
