@@ -158,6 +158,11 @@ mod tests {
             let mut plain = vec![0i16; d];
             layer_norm_ref(&ln, &x, &mut plain);
             assert_eq!(fast, plain, "trial {trial}");
+            // the row loop with a core's statistics hook (Σx, Σx²), as the DSP cores take it
+            let stats: portable::Stats = |x| Some((x.iter().map(|&v| v as i32).sum(), x.iter().map(|&v| (v as i64 * v as i64) as u64).sum()));
+            let mut hooked = vec![0i16; d];
+            portable::layer_norm_with(&ln, &x, &mut hooked, stats, |_, _, _, _, _| false);
+            assert_eq!(hooked, plain, "trial {trial}");
             // the 64-bit definition, written out
             let n = d as i64;
             let sum: i64 = x.iter().map(|&v| v as i64).sum();
