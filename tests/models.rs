@@ -103,6 +103,9 @@ fn replays_bit_for_bit(name: &str, kind: ModelKind) {
         let mut buf = Buffers { arena: arena.bytes_mut(), scratch: &mut scratch, ids: &mut ids, features: &mut features };
         let r = replay(&m, &case, &mut buf, &mut Ticks(0), &mut sites, &mut text).unwrap();
         assert!(r.input_ok, "{name} case {i}: input ids");
+        // what the firmware prints: input ids (or frames) and output ids
+        let inputs = if case.features_len() > 0 { case.features_len() / c.n_features } else { case.src().count() };
+        assert_eq!((r.inputs, r.outputs), (inputs, case.out_len()), "{name} case {i}: counts");
         // one tick per metered stage: every greedy step, the final one that ends it included
         let k = r.cost;
         let tokens = u64::from(case.features_len() == 0);
