@@ -711,6 +711,10 @@ impl<'m> Builder<'m> {
                 None => bail!("internal: tensor {t} was not built"),
             }
         }
+        // and nothing the format does not expect
+        if let Some(t) = self.tensors.keys().min_by_key(|t| t.code()) {
+            bail!("internal: tensor {t} was built but the format has no place for it");
+        }
         Ok(out)
     }
 
