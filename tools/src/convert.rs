@@ -496,3 +496,20 @@ impl Written {
 fn parse_written(blob: &AlignedBuf) -> Result<Model<'_>> {
     Model::parse(blob.bytes()).map_err(|e| anyhow!("the blob just written does not parse: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test vectors' windows come from all over the test set, first one first.
+    #[test]
+    fn spread_takes_evenly_spaced_windows() {
+        let w: Vec<Window> = (0..10).map(|i| vec![i as f32]).collect();
+        let picked = |n| spread(&w, n).iter().map(|x| x[0] as usize).collect::<Vec<_>>();
+        assert_eq!(picked(4), [0, 2, 5, 7]);
+        assert_eq!(picked(3), [0, 3, 6]);
+        assert_eq!(picked(10), (0..10).collect::<Vec<_>>());
+        assert_eq!(picked(25), (0..10).collect::<Vec<_>>());
+        assert_eq!(picked(0), Vec::<usize>::new());
+    }
+}
