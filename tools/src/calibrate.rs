@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use picoformer::blob::ModelKind;
 use picoformer::observe::{Data, Observer, Site};
 use picoformer::reference::{FSource, FloatModel};
@@ -90,6 +90,9 @@ pub fn calibrate(fm: &FloatModel<'_>, tok: Option<&Tokenizer<'_>>, data: &CalibD
 /// feature's `[min, max]` too.
 pub fn calibrate_with<O: Observer>(fm: &FloatModel<'_>, tok: Option<&Tokenizer<'_>>, data: &CalibData, obs: &mut O) -> Result<Option<FeatureScales>> {
     let c = fm.config;
+    if data.is_empty() {
+        bail!("no calibration inputs: every activation's range comes from them");
+    }
     let mut fl = Float::new(fm)?;
     let pb = progress_bar(data.len(), "calibrate");
     let mut features = None;
@@ -97,8 +100,7 @@ pub fn calibrate_with<O: Observer>(fm: &FloatModel<'_>, tok: Option<&Tokenizer<'
         (CalibData::Pairs(pairs), Some(tok)) => {
             for (s, t) in pairs.src.iter().zip(&pairs.tgt) {
                 let ids = source_ids(tok, s, c.max_len)?;
-                let mut tgt_ids = pieces(tok, t)?;
-                tgt_ids.truncate(c.max_len - 1);
+                let tgt_ids = pieces(tok, t)?;
                 let mut st = fl.state()?;
                 fm.encode(&ids, &mut st, obs)?;
                 let mut last = c.bos;
@@ -141,7 +143,7 @@ pub fn calibrate_with<O: Observer>(fm: &FloatModel<'_>, tok: Option<&Tokenizer<'
             }
             features = Some(FeatureScales::from_ranges(&lo, &hi));
         }
-        _ => anyhow::bail!("calibration data of the wrong kind for this model (a tokenizer is needed for text)"),
+        _ => bail!("calibration data of the wrong kind for this model (a tokenizer is needed for text)"),
     }
     pb.finish();
     Ok(features)

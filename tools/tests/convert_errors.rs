@@ -3,7 +3,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use picoformer::tokenizer::Tokenizer;
+use picoformer_tools::calibrate::{calibrate, CalibData};
 use picoformer_tools::check::check_reference;
+use picoformer_tools::host::SentencePairs;
 use picoformer_tools::export::Export;
 use safetensors::tensor::TensorView;
 use safetensors::SafeTensors;
@@ -140,4 +143,17 @@ fn missing_field() {
     edit_config(&d, "\"norm_first\": true,", "");
     let e = error_of(&d);
     assert!(e.contains("config.json") && e.contains("norm_first"), "{e}");
+}
+
+/// No calibration inputs: a clear error, not a blob of made-up scales.
+#[test]
+fn empty_calibration_data() {
+    let ex = Export::load(&copy("calib")).unwrap();
+    let vocab = ex.spm.as_ref().unwrap().tables().unwrap();
+    let tok = Tokenizer::new(ex.spm.as_ref().unwrap().vocab(&vocab)).unwrap();
+    let empty = CalibData::Pairs(SentencePairs { src: vec![], tgt: vec![] });
+    let e = format!("{:#}", calibrate(&ex.float_model(), Some(&tok), &empty).err().unwrap());
+    assert!(e.contains("no calibration inputs"), "{e}");
+    let one = CalibData::Pairs(SentencePairs { src: vec!["Ein Hund.".into()], tgt: vec!["A dog.".into()] });
+    assert!(calibrate(&ex.float_model(), Some(&tok), &one).is_ok());
 }
