@@ -342,7 +342,7 @@ mod tests {
                     cands.push((score.saturating_add(-(exponent(m, logit, lsm) as i64) - lse), b, tok as u16));
                 }
             }
-            cands.sort_by(|a, b| b.0.cmp(&a.0)); // stable: ties in arrival order
+            cands.sort_by_key(|c| core::cmp::Reverse(c.0)); // stable: ties in arrival order
             cands.truncate(2 * width);
             let mut next = vec![];
             for &(score, parent, tok) in &cands {

@@ -281,7 +281,7 @@ fn classifier_frames_and_errors() {
     assert_ne!(k.classify_features(&frames[..6]).unwrap(), &a[..]);
     assert_eq!(k.classify_features(&frames[..7]).err(), Some(Error::BadFeatureCount { len: 7, per_frame: 3 }));
     assert_eq!(k.classify_features(&[]).err(), Some(Error::EmptyInput));
-    assert_eq!(k.classify_features(&vec![0; 3 * 9]).err(), Some(Error::InputTooLong { len: 9, max: 8 }));
+    assert_eq!(k.classify_features(&[0; 3 * 9]).err(), Some(Error::InputTooLong { len: 9, max: 8 }));
     assert_eq!(k.classify_tokens(&[1, 2]).err(), Some(Error::WrongInput));
     let mut short = AlignedBuf::zeroed(need - 1);
     assert_eq!(Classifier::new(&m, short.bytes_mut()).err(), Some(Error::ArenaTooSmall { needed: need, got: need - 1 }));
